@@ -1,0 +1,61 @@
+"""``cases()``: the decorator that turns a test function into an eval suite."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence, TypeVar
+
+import pytest
+
+from .cases import CaseSource, CaseSpec, PromptTemplate
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def cases(
+    source: CaseSource,
+    *,
+    prompt: PromptTemplate = None,
+    chat: bool = False,
+    system: str | None = None,
+    choices: str | None = None,
+    id: str | Callable[[Mapping[str, Any]], str] = "id",
+    min_pass_rate: float | None = None,
+    max_new_tokens: int | None = None,
+    stop: str | Sequence[str] | None = None,
+    num_fewshot: int = 0,
+    fewshot_source: CaseSource | None = None,
+    fewshot_seed: int = 1234,
+    target: str | Callable[[Mapping[str, Any]], str] | None = None,
+    target_delimiter: str = " ",
+    fewshot_delimiter: str = "\n\n",
+) -> Callable[[F], F]:
+    """Parametrize a test with eval cases: one test item per case, its id from the case's ``id``.
+
+    ``source`` is a .jsonl/.json/.csv/.tsv/.yaml file (relative to the test file) or a list of
+    dicts. ``prompt`` is a format string over case fields (``"{question}"``) or a function of
+    the case; with ``chat=True`` the tokenizer's chat template is applied. ``choices`` names the
+    field holding the answer options of a multiple-choice case (use the ``ranked`` fixture).
+    ``min_pass_rate`` gates the suite; ``max_new_tokens``/``stop`` override generation for it.
+    """
+    spec = CaseSpec(
+        source=source,
+        prompt=prompt,
+        chat=chat,
+        system=system,
+        choices=choices,
+        id=id,
+        min_pass_rate=min_pass_rate,
+        max_new_tokens=max_new_tokens,
+        stop=((stop,) if isinstance(stop, str) else tuple(stop)) if stop is not None else None,
+        num_fewshot=num_fewshot,
+        fewshot_source=fewshot_source,
+        fewshot_seed=fewshot_seed,
+        target=target,
+        target_delimiter=target_delimiter,
+        fewshot_delimiter=fewshot_delimiter,
+    )
+
+    def decorate(func: F) -> F:
+        return pytest.mark.llmeval(spec)(func)
+
+    return decorate

