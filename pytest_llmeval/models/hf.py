@@ -194,6 +194,11 @@ class HFBackend:
     def load(cls, settings: LLMSettings, rootdir: Path | None = None) -> "HFBackend":
         """Load ``settings.model``, put it in eval mode and pin the seeds."""
         started = time.perf_counter()
+        if not settings.model:
+            raise ModelLoadError(
+                "no model is configured: set llmeval_model in your pytest ini (or pass --llmeval-model PATH, "
+                "or override the llm_settings fixture)"
+            )
         try:
             device = _resolve_device(settings.device)
             dtype = _resolve_dtype(settings.dtype, device)
