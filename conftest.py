@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "tests"))
+
+# pytester points HOME at a temporary directory; keep the converted-model cache where it is, so
+# the SmolLM2 conversion (about 25 s) is paid once per machine, not once per test.
+from pytest_llmeval.fingerprint import cache_dir  # noqa: E402
+
+os.environ.setdefault("LLMEVAL_CACHE_DIR", str(cache_dir()))
 
 
 @pytest.fixture(scope="session")

@@ -79,6 +79,23 @@ def _option(config: pytest.Config, name: str) -> Any:
     return value
 
 
+def _option_path(config: pytest.Config, name: str) -> Path | None:
+    """A path option: relative to the invocation directory when given on the command line,
+    to the ini file's directory when set there (as pytest does for its own options)."""
+    cli = config.getoption(_dest(name), default=None)
+    value = cli if cli is not None else config.getini(_dest(name))
+    if value in (None, ""):
+        return None
+    path = Path(str(value)).expanduser()
+    if path.is_absolute():
+        return path
+    if cli is not None:
+        base = config.invocation_params.dir
+    else:
+        base = config.inipath.parent if config.inipath is not None else config.rootpath
+    return base / path
+
+
 # ----------------------------------------------------------------------------- state
 
 
@@ -301,11 +318,7 @@ def _run_options(config: pytest.Config) -> RunOptions:
             raise pytest.UsageError(f"llmeval_{name.replace('-', '_')}: {exc}") from None
 
     def path(name: str) -> Path | None:
-        value = _option(config, name)
-        if value is None:
-            return None
-        p = Path(str(value)).expanduser()
-        return p if p.is_absolute() else config.rootpath / p
+        return _option_path(config, name)
 
     limit = num("limit", int)
     if limit is not None and limit < 1:
@@ -492,9 +505,7 @@ def _write_history(state: LLMEvalState) -> None:
         from . import history
     except ImportError:
         return
-    path = Path(str(value)) if value else Path(".llmeval") / "history.sqlite"
-    if not path.is_absolute():
-        path = state.config.rootpath / path
+    path = _option_path(state.config, "history") or state.config.rootpath / ".llmeval" / "history.sqlite"
     try:
         history.record_run(path, state.records)
     except Exception as exc:  # history is a convenience: never fail a run over it

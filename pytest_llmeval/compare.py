@@ -1,0 +1,272 @@
+"""``python -m pytest_llmeval compare A B``: is run B better than run A?
+
+A and B are ``results.json`` files written by ``--llmeval-output``. Each suite both share is
+compared on the case ids both ran (exact paired McNemar test); the overall verdict is
+
+- KEEP: some suite significantly better, none significantly worse (exit 0);
+- UNCHANGED: no significant change (exit 0);
+- DISCARD: some suite significantly worse, none better (exit 1);
+- MIXED: some better, some worse (exit 2);
+
+and exit 3 for a usage error or an incomparable pair (must-match fingerprint fields differ;
+``--force`` compares anyway).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from .baseline import fingerprint_diff
+from .report import listing, pct, points, pvalue
+from .stats import Paired, paired_comparison, wilson_interval
+
+EXIT = {"KEEP": 0, "UNCHANGED": 0, "DISCARD": 1, "MIXED": 2}
+EXIT_USAGE = 3
+
+
+class ResultsError(Exception):
+    """A results file that cannot be compared; the message names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class RunSuite:
+    """One suite of a results file: its case outcomes and fingerprint."""
+
+    name: str
+    outcomes: Mapping[str, str]
+    fingerprint: Mapping[str, Any] = field(default_factory=dict)
+    limited: bool = False
+
+    @property
+    def n(self) -> int:
+        return len(self.outcomes)
+
+    @property
+    def passed(self) -> int:
+        return sum(1 for o in self.outcomes.values() if o == "pass")
+
+
+@dataclass(frozen=True)
+class SuiteDelta:
+    suite: str
+    before: RunSuite
+    after: RunSuite
+    paired: Paired
+    direction: int  # -1 significantly worse, +1 significantly better, 0 no significant change
+    differing: tuple[str, ...] = ()
+    details: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunComparison:
+    verdict: str
+    deltas: tuple[SuiteDelta, ...]
+    only_before: tuple[str, ...] = ()
+    only_after: tuple[str, ...] = ()
+    incomparable: tuple[SuiteDelta, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def better(self) -> list[str]:
+        return [d.suite for d in self.deltas if d.direction > 0]
+
+    @property
+    def worse(self) -> list[str]:
+        return [d.suite for d in self.deltas if d.direction < 0]
+
+
+def load_results(path: Path) -> dict[str, RunSuite]:
+    """The suites of a results.json file, checked."""
+    path = Path(path)
+    hint = "pass a results.json written by pytest --llmeval-output DIR"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: no such file; {hint}") from None
+    except IsADirectoryError:
+        if (path / "results.json").is_file():
+            return load_results(path / "results.json")
+        raise ResultsError(f"{path}: is a folder without results.json; {hint}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResultsError(f"{path}: cannot be read ({exc}); {hint}") from None
+    except json.JSONDecodeError as exc:
+        raise ResultsError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); {hint}") from None
+    suites = data.get("suites") if isinstance(data, dict) else None
+    if not isinstance(suites, dict):
+        raise ResultsError(f'{path}: no "suites" object, so not a pytest-llmeval results file; {hint}')
+    out: dict[str, RunSuite] = {}
+    for name, raw in suites.items():
+        cases = raw.get("cases") if isinstance(raw, dict) else None
+        if not isinstance(cases, dict) or any(v not in ("pass", "fail", "error", 0, 1) for v in cases.values()):
+            raise ResultsError(f"{path}: suite {name!r} has no per-case outcomes; re-run with a current pytest-llmeval, {hint}")
+        outcomes = {str(k): ("pass" if v in ("pass", 1) else "fail" if v in ("fail", 0) else "error") for k, v in cases.items()}
+        fp = raw.get("fingerprint")
+        out[name] = RunSuite(name, outcomes, fp if isinstance(fp, dict) else {}, bool(raw.get("limited")))
+    return out
+
+
+def compare_runs(
+    before: Mapping[str, RunSuite],
+    after: Mapping[str, RunSuite],
+    *,
+    tolerance: float = 0.02,
+    alpha: float = 0.05,
+    force: bool = False,
+) -> RunComparison:
+    deltas: list[SuiteDelta] = []
+    incomparable: list[SuiteDelta] = []
+    warnings: list[str] = []
+    for name in sorted(set(before) & set(after)):
+        a, b = before[name], after[name]
+        differing, details, _ = fingerprint_diff(a.fingerprint, b.fingerprint)
+        paired = paired_comparison(
+            {k: v == "pass" for k, v in a.outcomes.items()},
+            {k: v == "pass" for k, v in b.outcomes.items()},
+        )
+        delta = SuiteDelta(name, a, b, paired, paired.direction(tolerance, alpha), tuple(differing), tuple(details))
+        if differing and not force:
+            incomparable.append(delta)
+            continue
+        if paired.shared == 0:
+            warnings.append(f"{name}: no case ids in common, nothing to compare")
+            continue
+        deltas.append(delta)
+        if a.limited or b.limited:
+            which = " and ".join(x for x, s in (("A", a), ("B", b)) if s.limited)
+            warnings.append(f"{name}: {which} came from an --llmeval-limit run; compared on {paired.shared} shared cases only")
+    better = any(d.direction > 0 for d in deltas)
+    worse = any(d.direction < 0 for d in deltas)
+    verdict = "MIXED" if better and worse else "DISCARD" if worse else "KEEP" if better else "UNCHANGED"
+    return RunComparison(
+        verdict=verdict,
+        deltas=tuple(deltas),
+        only_before=tuple(sorted(set(before) - set(after))),
+        only_after=tuple(sorted(set(after) - set(before))),
+        incomparable=tuple(incomparable),
+        warnings=tuple(warnings),
+    )
+
+
+def render(result: RunComparison, a_label: str, b_label: str) -> list[str]:
+    lines = [f"A = {a_label}", f"B = {b_label}", ""]
+    rows = [["suite", "A", "B", "delta", "p", "shared", ""]]
+    for d in result.deltas:
+        rows.append(
+            [
+                d.suite,
+                _rate(d.before),
+                _rate(d.after),
+                points(d.paired.delta),
+                pvalue(d.paired.p_value),
+                str(d.paired.shared),
+                {1: "better", -1: "WORSE", 0: ""}[d.direction],
+            ]
+        )
+    if result.deltas:
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            lines.append("  ".join(c.rjust(w) if 0 < i < 6 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+        for d in result.deltas:
+            if d.paired.newly_failing or d.paired.newly_passing:
+                lines.append(f"{d.suite}:")
+                if d.paired.newly_failing:
+                    lines.append(f"  newly failing in B ({len(d.paired.newly_failing)}): {listing(d.paired.newly_failing)}")
+                if d.paired.newly_passing:
+                    lines.append(f"  newly passing in B ({len(d.paired.newly_passing)}): {listing(d.paired.newly_passing)}")
+    for d in result.incomparable:
+        lines.append(f"{d.suite}: INCOMPARABLE: {', '.join(d.differing)} differ ({'; '.join(d.details)})")
+    if result.only_before:
+        lines.append(f"only in A ({len(result.only_before)}): {listing(result.only_before)}")
+    if result.only_after:
+        lines.append(f"only in B ({len(result.only_after)}): {listing(result.only_after)}")
+    for w in result.warnings:
+        lines.append(f"warning: {w}")
+    lines.append("")
+    if result.incomparable:
+        lines.append(
+            f"INCOMPARABLE: {len(result.incomparable)} suite(s) ran with different prompts, generation settings, "
+            "few-shot counts or datasets; compare runs of the same eval, or pass --force to compare anyway"
+        )
+    elif not result.deltas:
+        lines.append("nothing to compare: the files share no suite with common cases; compare results of the same evals")
+    else:
+        why = {
+            "KEEP": f"better: {', '.join(result.better)}; nothing significantly worse",
+            "DISCARD": f"significantly worse: {', '.join(result.worse)}",
+            "MIXED": f"better: {', '.join(result.better)}; worse: {', '.join(result.worse)}",
+            "UNCHANGED": "no significant difference",
+        }[result.verdict]
+        lines.append(f"{result.verdict}: {why}")
+    return lines
+
+
+def _rate(s: RunSuite) -> str:
+    low, high = wilson_interval(s.passed, s.n)
+    return f"{pct(s.passed / s.n if s.n else 0.0)} [{low * 100:.1f}, {high * 100:.1f}] n={s.n}"
+
+
+def exit_code(result: RunComparison, fail_on: str = "mixed") -> int:
+    if result.incomparable or not result.deltas:
+        return EXIT_USAGE
+    code = EXIT[result.verdict]
+    if fail_on == "never" or (fail_on == "discard" and result.verdict == "MIXED"):
+        return 0
+    return code
+
+
+# ---------------------------------------------------------------- command line
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "compare",
+        help="compare two results.json files: KEEP, DISCARD, MIXED or UNCHANGED",
+        description=(__doc__ or "").split("\n\n")[0],
+    )
+    p.add_argument("a", metavar="A", help="results.json of the reference run (or its --llmeval-output folder)")
+    p.add_argument("b", metavar="B", help="results.json of the candidate run")
+    p.add_argument("--tolerance", type=_fraction, default=0.02, help="smallest change in pass rate that counts (default 0.02)")
+    p.add_argument("--alpha", type=_fraction, default=0.05, help="significance level of the paired McNemar test (default 0.05)")
+    p.add_argument("--force", action="store_true", help="compare suites whose prompt, generation, few-shot count or dataset differ")
+    p.add_argument(
+        "--fail-on",
+        choices=("mixed", "discard", "never"),
+        default="mixed",
+        help="mixed (default): MIXED exits 2 and DISCARD 1; discard: only DISCARD fails; never: always exit 0",
+    )
+    p.set_defaults(func=run)
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text}")
+    return value
+
+
+def run(args: argparse.Namespace, out: Any = None) -> int:
+    out = out or sys.stdout
+    try:
+        before = load_results(Path(args.a))
+        after = load_results(Path(args.b))
+    except ResultsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    result = compare_runs(before, after, tolerance=args.tolerance, alpha=args.alpha, force=args.force)
+    for line in render(result, args.a, args.b):
+        print(line, file=out)
+    return exit_code(result, args.fail_on)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .__main__ import main as cli
+
+    return cli(["compare", *(argv if argv is not None else sys.argv[1:])])

@@ -1,0 +1,173 @@
+"""Rendering of the gate report: terminal lines, Markdown, JUnit properties, samples."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_llmeval.baseline import SuiteEntry, Verdict, compare_suite
+from pytest_llmeval.records import CaseRecord
+from pytest_llmeval.report import GateReport, Message, listing, pct, points, pvalue, sample_json
+from pytest_llmeval.stats import SuiteResult, aggregate_suites
+
+
+def make_suite(name: str, n: int, failing: range | set[int], **kw) -> SuiteResult:
+    records = [
+        CaseRecord(suite=name, case_id=f"c{i:03d}", outcome="fail" if i in failing else "pass", **kw)  # type: ignore[arg-type]
+        for i in range(n)
+    ]
+    (s,) = aggregate_suites(records)
+    return s
+
+
+def text_of(report: GateReport) -> list[str]:
+    return [t for t, _ in report.lines()]
+
+
+def test_formatting_helpers():
+    assert pct(0.815) == "81.5%"
+    assert pct(None) == "-"
+    assert pct(0.8, 0) == "80%"
+    assert points(-0.15) == "-15.0 pts"
+    assert points(0.02) == "+2.0 pts"
+    assert pvalue(0.0001) == "p<0.001"
+    assert pvalue(0.004) == "p=0.004"
+    assert pvalue(0.63) == "p=0.63"
+    assert listing([str(i) for i in range(3)]) == "0, 1, 2"
+    assert listing([str(i) for i in range(25)]) == "0, 1, 2, 3, 4, 5, 6, 7, 8, 9 ... and 15 more"
+
+
+def test_empty_report_prints_nothing():
+    assert list(GateReport().lines()) == []
+    assert not GateReport().gate_failed
+
+
+def test_table_shows_counts_rate_interval_and_min():
+    s = make_suite("evals/test_math.py::test_add", 200, range(37), min_pass_rate=0.8)
+    report = GateReport(suites=(s,))
+    lines = text_of(report)
+    assert lines[0] == "llmeval: 163 passed, 37 missed in 1 suite"
+    header = lines[1].split()
+    assert header[:6] == ["suite", "n", "pass", "miss", "err", "rate"]
+    row = lines[2].split()
+    assert row[:6] == ["evals/test_math.py::test_add", "200", "163", "37", "0", "81.5%"]
+    low, high = s.interval()
+    assert f"[{low * 100:.1f}," in lines[2] and f"{high * 100:.1f}]" in lines[2]
+    assert "80%" in lines[2]
+    assert lines[-1].startswith("llmeval gate passed")
+
+
+def test_failed_gate_lists_each_failure_in_red():
+    s = make_suite("f.py::t", 10, range(5))
+    report = GateReport(suites=(s,), failures=("f.py::t: pass rate 50.0% is under min_pass_rate 80.0%",))
+    lines = list(report.lines())
+    assert report.gate_failed
+    assert lines[-2] == ("llmeval gate FAILED (1):", {"red": True, "bold": True})
+    assert lines[-1] == ("  - f.py::t: pass rate 50.0% is under min_pass_rate 80.0%", {"red": True})
+
+
+def test_rows_of_failing_suites_are_red():
+    bad = make_suite("f.py::bad", 10, range(5), min_pass_rate=0.9)
+    good = make_suite("f.py::good", 10, range(1))
+    rows = dict((t.split()[0], m) for t, m in list(GateReport(suites=(bad, good)).lines())[2:4])
+    assert rows == {"f.py::bad": {"red": True}, "f.py::good": {}}
+    strict_rows = dict((t.split()[0], m) for t, m in list(GateReport(suites=(good,), strict=True).lines())[2:3])
+    assert strict_rows == {"f.py::good": {"red": True}}
+
+
+def test_regression_detail_names_cases_and_truncates():
+    base = make_suite("f.py::t", 200, range(20))
+    now = make_suite("f.py::t", 200, range(50))
+    c = compare_suite(now, SuiteEntry.from_result(base), tolerance=0.02, alpha=0.05)
+    assert c.verdict is Verdict.REGRESSED
+    report = GateReport(suites=(now,), comparisons={now.name: c})
+    lines = text_of(report)
+    assert "REGRESSED -15.0 pts (p<0.001)" in lines[2]
+    detail = next(line for line in lines if line.startswith("f.py::t: REGRESSED"))
+    assert "90.0% -> 75.0% on 200 shared cases" in detail
+    failing = next(line for line in lines if "newly failing" in line)
+    assert failing.startswith("  newly failing (30): c020, c021,")
+    assert failing.endswith("... and 20 more")
+
+
+def test_recorded_suites_are_marked_and_not_red():
+    base = make_suite("f.py::t", 200, range(20))
+    now = make_suite("f.py::t", 200, range(50))
+    c = compare_suite(now, SuiteEntry.from_result(base), tolerance=0.02, alpha=0.05)
+    report = GateReport(suites=(now,), comparisons={now.name: c}, recorded=frozenset({now.name}))
+    row_text, row_markup = list(report.lines())[2]
+    assert row_text.endswith(", recorded") and row_markup == {}
+
+
+def test_incomparable_detail_lists_fields():
+    base = make_suite("f.py::t", 5, set(), fingerprint={"prompt": "sha256:a"})
+    now = make_suite("f.py::t", 5, set(), fingerprint={"prompt": "sha256:b"})
+    c = compare_suite(now, SuiteEntry.from_result(base), tolerance=0.02, alpha=0.05)
+    lines = text_of(GateReport(suites=(now,), comparisons={now.name: c}))
+    assert "INCOMPARABLE (prompt)" in lines[2]
+    assert "f.py::t: INCOMPARABLE: prompt differs from the baseline" in lines
+    assert "  prompt: sha256:a -> sha256:b" in lines
+
+
+def test_messages_end_with_a_hint_line():
+    report = GateReport(messages=(Message("error", "baseline b.json is empty", "re-record it with:", "pytest --llmeval-update-baseline"),))
+    lines = list(report.lines())
+    assert lines[0] == ("baseline b.json is empty", {"red": True, "bold": True})
+    assert lines[1] == ("  re-record it with: pytest --llmeval-update-baseline", {})
+
+
+def test_metrics_and_marker_groups_are_shown():
+    records = [
+        CaseRecord("f.py::t", "a", "pass", scores={"f1": 1.0}, markers=("math",)),
+        CaseRecord("f.py::t", "b", "fail", scores={"f1": 0.5}, markers=("math",)),
+    ]
+    from pytest_llmeval.stats import aggregate_markers
+
+    report = GateReport(suites=tuple(aggregate_suites(records)), groups=tuple(aggregate_markers(records)))
+    lines = text_of(report)
+    assert any(line.split()[:2] == ["marker", "n"] for line in lines)
+    assert any(line.split()[:4] == ["math", "2", "1", "1"] for line in lines)
+    assert "  f.py::t: f1=0.750" in lines
+
+
+def test_markdown_summary():
+    s = make_suite("f.py::t", 10, range(2))
+    md = GateReport(suites=(s,), failures=("f.py::t: boom",)).markdown()
+    assert "gate failed" in md
+    assert "| `f.py::t` | 10 | 8 | 2 | 0 | 80.0% |" in md
+    assert "- f.py::t: boom" in md
+    assert "gate passed" in GateReport(suites=(s,)).markdown()
+
+
+def test_junit_properties():
+    s = make_suite("f.py::t", 10, range(2), min_pass_rate=0.5)
+    props = dict(GateReport(suites=(s,)).junit_properties())
+    assert props["llmeval.gate"] == "passed"
+    assert props["llmeval.f.py::t.n"] == "10"
+    assert props["llmeval.f.py::t.passed"] == "8"
+    assert props["llmeval.f.py::t.pass_rate"] == "0.8000"
+    assert float(props["llmeval.f.py::t.ci_low"]) == pytest.approx(s.interval()[0], abs=1e-4)
+    assert props["llmeval.f.py::t.min_pass_rate"] == "0.5000"
+    assert all(isinstance(v, str) for v in props.values())
+
+
+def test_results_json_carries_per_case_outcomes_and_verdicts():
+    base = make_suite("f.py::t", 20, range(2))
+    now = make_suite("f.py::t", 20, range(4))
+    c = compare_suite(now, SuiteEntry.from_result(base), tolerance=0.02, alpha=0.05)
+    data = GateReport(suites=(now,), comparisons={now.name: c}).to_json()
+    suite = data["suites"]["f.py::t"]
+    assert suite["cases"]["c000"] == "fail" and suite["cases"]["c019"] == "pass"
+    assert suite["verdict"]["verdict"] == "UNCHANGED"
+    assert suite["verdict"]["newly_failing"] == ["c002", "c003"]
+    assert suite["ci"] == list(now.interval())
+    assert data["summary"] == {"passed": 16, "failed": 4, "errors": 0, "suites": 1}
+
+
+def test_sample_json_completion_and_choices():
+    gen = sample_json(CaseRecord("f.py::t", "a", "fail", reason="wrong", prompt="2+2?", completion="5", tokens_in=3, tokens_out=1, latency_s=0.1))
+    assert gen["completion"] == "5" and "choices" not in gen and gen["reason"] == "wrong"
+    assert (gen["id"], gen["suite"], gen["outcome"], gen["prompt"]) == ("a", "f.py::t", "fail", "2+2?")
+    assert (gen["tokens_in"], gen["tokens_out"], gen["latency_s"]) == (3, 1, 0.1)
+    mc = sample_json(CaseRecord("f.py::t", "b", "pass", choices=("x", "y"), loglikelihoods=(-1.0, -2.0)))
+    assert mc["choices"] == ["x", "y"] and mc["loglikelihoods"] == [-1.0, -2.0] and "completion" not in mc
+    assert mc["reason"] is None
