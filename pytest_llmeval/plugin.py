@@ -529,7 +529,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     report = state.final_report
     if report is None:
         return
+    from .report import missed_lines
+
     terminalreporter.section("llmeval", sep="=")
+    verbose = config.getoption("verbose", default=0) > 0
+    for text, markup in missed_lines(state.records, per_suite=None if verbose else 3):
+        terminalreporter.write_line(text, **markup)
     for text, markup in report.lines():
         terminalreporter.write_line(text, **markup)
 

@@ -412,3 +412,23 @@ def _render(rows: list[list[str]], marks: list[Markup], right: tuple[int, ...]) 
     for row, markup in zip(rows, marks):
         cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
         yield "  ".join(cells).rstrip(), markup
+
+
+def missed_lines(records: Sequence[CaseRecord], per_suite: int | None = 3) -> Iterator[tuple[str, Markup]]:
+    """The wrong answers of the run, with their one-line reasons (``per_suite`` each; None: all)."""
+    by_suite: dict[str, list[CaseRecord]] = {}
+    for record in records:
+        if record.outcome == "fail":
+            by_suite.setdefault(record.suite, []).append(record)
+    if not by_suite:
+        return
+    limit = "" if per_suite is None else f" (first {per_suite} per suite; -v lists all)"
+    yield f"missed cases{limit}:", {"bold": True}
+    for suite in sorted(by_suite):
+        misses = by_suite[suite]
+        shown = misses if per_suite is None else misses[:per_suite]
+        for record in shown:
+            reason = " ".join(record.reason.split())
+            yield f"  {suite}[{record.case_id}]: {reason[:160]}", {"yellow": True}
+        if len(shown) < len(misses):
+            yield f"  ... and {len(misses) - len(shown)} more in {suite}", {}

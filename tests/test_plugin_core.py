@@ -190,7 +190,9 @@ def test_misses_do_not_fail_the_session_but_errors_do(pytester: pytest.Pytester)
     )
     result = pytester.runpytest()
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["*1 passed, 2 missed*"])
+    result.stdout.fnmatch_lines(
+        ["missed cases*", "*test_answers[[]b]: text differs from the expected text*", "*1 passed, 2 missed*"]
+    )
     strict = pytester.runpytest("--llmeval-strict")
     assert strict.ret == pytest.ExitCode.TESTS_FAILED
 
