@@ -26,8 +26,9 @@ def cases(
     fewshot_source: CaseSource | None = None,
     fewshot_seed: int = 1234,
     target: str | Callable[[Mapping[str, Any]], str] | None = None,
-    target_delimiter: str = " ",
+    target_delimiter: str | None = None,
     fewshot_delimiter: str = "\n\n",
+    continuation: str | None = None,
 ) -> Callable[[F], F]:
     """Parametrize a test with eval cases: one test item per case, its id from the case's ``id``.
 
@@ -36,6 +37,10 @@ def cases(
     the case; with ``chat=True`` the tokenizer's chat template is applied. ``choices`` names the
     field holding the answer options of a multiple-choice case (use the ``ranked`` fixture).
     ``min_pass_rate`` gates the suite; ``max_new_tokens``/``stop`` override generation for it.
+    ``num_fewshot`` examples come from ``fewshot_source``, chosen per case id; ``target`` names
+    the field with an example's answer. ``target_delimiter`` goes between prompt and choice
+    (``" "``, or ``""`` with ``chat``, as in lm-evaluation-harness). ``continuation`` names the
+    field scored after each ``prompt + choice`` (partial scoring, as in WinoGrande).
     """
     spec = CaseSpec(
         source=source,
@@ -53,6 +58,7 @@ def cases(
         target=target,
         target_delimiter=target_delimiter,
         fewshot_delimiter=fewshot_delimiter,
+        continuation=continuation,
     )
 
     def decorate(func: F) -> F:

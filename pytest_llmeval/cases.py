@@ -71,8 +71,16 @@ class CaseSpec:
     fewshot_source: CaseSource | None = None
     fewshot_seed: int = 1234
     target: str | Callable[[Mapping[str, Any]], str] | None = None
-    target_delimiter: str = " "
+    target_delimiter: str | None = None
     fewshot_delimiter: str = "\n\n"
+    continuation: str | None = None
+
+    @property
+    def delimiter(self) -> str:
+        """What goes between the prompt and a choice: lm-eval's ``" "``, or ``""`` under a chat template."""
+        if self.target_delimiter is not None:
+            return self.target_delimiter
+        return "" if self.chat else " "
 
     def __post_init__(self) -> None:
         if self.min_pass_rate is not None and not 0.0 <= self.min_pass_rate <= 1.0:
@@ -102,6 +110,10 @@ class Request:
     target_delimiter: str = " "
     max_new_tokens: int | None = None
     stop: tuple[str, ...] | None = None
+    continuation: str | None = None
+    """For partial scoring (WinoGrande): the text scored after each ``context + choice``."""
+    fewshot: tuple[tuple[str, str], ...] = ()
+    """Few-shot (question, answer) pairs sent as earlier chat turns (with ``chat``)."""
 
 
 # ----------------------------------------------------------------------------- reading
@@ -285,7 +297,13 @@ def case_choices(spec: CaseSpec, case: Case) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
 
-def build_request(spec: CaseSpec, case: Case, kind: Literal["generate", "rank"], fewshot_prefix: str = "") -> Request:
+def build_request(
+    spec: CaseSpec,
+    case: Case,
+    kind: Literal["generate", "rank"],
+    fewshot_prefix: str = "",
+    fewshot: tuple[tuple[str, str], ...] = (),
+) -> Request:
     text = render_prompt(spec.prompt, case)
     if text is None:
         raise CaseError(
@@ -298,15 +316,22 @@ def build_request(spec: CaseSpec, case: Case, kind: Literal["generate", "rank"],
             f"{case.where}: the test uses the 'ranked' fixture but le.cases has no choices=; "
             "pass choices='<field with the list of choices>'"
         )
+    continuation = None
+    if kind == "rank" and spec.continuation is not None:
+        if spec.continuation not in case.fields:
+            raise CaseError(f"{case.where}: case {case.id!r} has no continuation field {spec.continuation!r}")
+        continuation = str(case.fields[spec.continuation])
     return Request(
         kind=kind,
         text=fewshot_prefix + text,
         chat=spec.chat,
         system=spec.system,
         choices=choices,
-        target_delimiter=spec.target_delimiter,
+        target_delimiter=spec.delimiter,
         max_new_tokens=spec.max_new_tokens,
         stop=spec.stop,
+        continuation=continuation,
+        fewshot=fewshot,
     )
 
 
@@ -338,7 +363,8 @@ def prompt_hash(spec: CaseSpec) -> str:
         "template": template_text,
         "chat": spec.chat,
         "system": spec.system,
-        "target_delimiter": spec.target_delimiter,
+        "target_delimiter": spec.delimiter,
+        "continuation": spec.continuation,
         "fewshot_delimiter": spec.fewshot_delimiter if spec.num_fewshot else None,
     }
     return sha256_text(json.dumps(parts, sort_keys=True))
@@ -392,8 +418,8 @@ def example_target(spec: CaseSpec, example: Case) -> str:
     return str(answer)
 
 
-def fewshot_prefix_for(spec: CaseSpec, plan: SuitePlan, case: Case) -> str:
-    """The few-shot examples that precede ``case``'s prompt, chosen by the case id alone."""
+def fewshot_pairs_for(spec: CaseSpec, plan: SuitePlan, case: Case) -> tuple[tuple[str, str], ...]:
+    """The few-shot (prompt, answer) pairs of ``case``, chosen by the case id alone."""
     from .fewshot import select_fewshot
 
     examples = select_fewshot(
@@ -405,8 +431,13 @@ def fewshot_prefix_for(spec: CaseSpec, plan: SuitePlan, case: Case) -> str:
         id_field="__case_id__",
     )
     by_id = {c.id: c for c in plan.fewshot_pool}
-    blocks = []
+    pairs = []
     for ex in examples:
         example = by_id[str(ex["__case_id__"])]
-        blocks.append(f"{render_prompt(spec.prompt, example)}{spec.target_delimiter}{example_target(spec, example)}")
-    return "".join(block + spec.fewshot_delimiter for block in blocks)
+        pairs.append((render_prompt(spec.prompt, example) or "", example_target(spec, example)))
+    return tuple(pairs)
+
+
+def fewshot_prefix_for(spec: CaseSpec, plan: SuitePlan, case: Case) -> str:
+    """The few-shot examples that precede ``case``'s prompt as plain text (lm-eval's layout)."""
+    return "".join(f"{q}{spec.delimiter}{a}{spec.fewshot_delimiter}" for q, a in fewshot_pairs_for(spec, plan, case))

@@ -13,7 +13,7 @@ from typing import Any, Iterator, Mapping
 
 import pytest
 
-from .cases import CaseError, CaseSpec, Request, SuitePlan, build_request, fewshot_prefix_for, plan_suite
+from .cases import CaseError, CaseSpec, Request, SuitePlan, build_request, fewshot_pairs_for, fewshot_prefix_for, plan_suite
 from .current import collecting_scores
 from .records import RECORD_KEY, CaseRecord, records_from_properties
 from .settings import GenerationSettings, LLMSettings, RunOptions, SettingsError, parse_bool, settings_from_options
@@ -160,8 +160,13 @@ class LLMEvalState:
         kind = "generate" if "completion" in metafunc.fixturenames else "rank" if "ranked" in metafunc.fixturenames else None
         if kind is not None:
             for case in plan.cases:
-                prefix = fewshot_prefix_for(spec, plan, case) if spec.num_fewshot else ""
-                self.requests[(suite, case.id)] = build_request(spec, case, kind, prefix)
+                if spec.num_fewshot and spec.chat:  # examples as earlier chat turns (lm-eval's default)
+                    request = build_request(spec, case, kind, fewshot=fewshot_pairs_for(spec, plan, case))
+                elif spec.num_fewshot:
+                    request = build_request(spec, case, kind, fewshot_prefix_for(spec, plan, case))
+                else:
+                    request = build_request(spec, case, kind)
+                self.requests[(suite, case.id)] = request
         self.plans[suite] = plan
         return plan
 

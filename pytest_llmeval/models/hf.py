@@ -256,12 +256,9 @@ class HFBackend:
     def max_length(self) -> int:
         if self.settings.max_length:
             return self.settings.max_length
-        config = getattr(self.model, "config", None)
-        for attr in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
-            value = getattr(config, attr, None)
-            if isinstance(value, int) and value > 0:
-                return value
-        return 2048
+        from ..loglik import model_max_length
+
+        return model_max_length(self.model, self.tokenizer)
 
     def _check_mode(self) -> None:
         if self.model.training:
@@ -272,14 +269,16 @@ class HFBackend:
 
     # prompts -----------------------------------------------------------------
 
-    def render(self, text: str, *, chat: bool, system: str | None = None) -> str:
-        """The exact string sent to the tokenizer: the chat template applied when ``chat``."""
+    def render(self, text: str, *, chat: bool, system: str | None = None, examples: Sequence[tuple[str, str]] = ()) -> str:
+        """The exact string sent to the tokenizer: the chat template applied when ``chat``,
+        with few-shot ``examples`` as earlier user/assistant turns."""
         if not chat:
             return text
         if not getattr(self.tokenizer, "chat_template", None):
             raise ModelStateError("chat=True but the tokenizer has no chat template; use chat=False or a chat model")
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}]
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        from ..loglik import chat_context
+
+        return chat_context(self.tokenizer, text, system=system, examples=examples)
 
     # generation --------------------------------------------------------------
 
@@ -308,7 +307,10 @@ class HFBackend:
             settings = self.settings.generation.merged(max_new_tokens=req.max_new_tokens, stop=req.stop)
             groups.setdefault((settings, req.chat), []).append(i)
         for (settings, chat), indices in groups.items():
-            rendered = [self.render(requests[i].text, chat=chat, system=requests[i].system) for i in indices]
+            rendered = [
+                self.render(requests[i].text, chat=chat, system=requests[i].system, examples=requests[i].fewshot)
+                for i in indices
+            ]
             for i, completion in zip(indices, self._generate_rendered(rendered, settings, add_special_tokens=not chat, progress=progress)):
                 out[i] = completion
         return [c for c in out if c is not None]
@@ -454,11 +456,16 @@ class HFBackend:
         for i, req in enumerate(requests):
             groups.setdefault(req.target_delimiter, []).append(i)
         for delimiter, indices in groups.items():
-            items = []
+            items: list[tuple[Any, ...]] = []
             for i in indices:
                 req = requests[i]
-                context = chat_context(self.tokenizer, req.text, system=req.system) if req.chat else req.text
-                items.append((context, list(req.choices)))
+                context = (
+                    chat_context(self.tokenizer, req.text, system=req.system, examples=req.fewshot) if req.chat else req.text
+                )
+                if req.continuation is not None:
+                    items.append((context, list(req.choices), req.continuation))
+                else:
+                    items.append((context, list(req.choices)))
             ranked = rank_choices(
                 self.model,
                 self.tokenizer,

@@ -1,0 +1,184 @@
+"""Few-shot prompts: examples chosen per case, and the prompt built the way lm-eval builds it.
+
+Selection is deterministic per case: the examples for a case depend only on the seed, the
+case id and the pool (not on its order), never on which other cases run, so ``-k``,
+``--llmeval-limit`` and xdist sharding leave every case's prompt unchanged.
+
+The prompt layout is lm-evaluation-harness's: without a chat template,
+``description + (question + " " + answer + "\\n\\n") * k + question``; with one, the
+description is the system message and each example a user turn and an assistant turn
+(``chat_fewshot_context``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from typing import Any, Callable, Mapping, Sequence
+
+__all__ = [
+    "build_context",
+    "chat_fewshot_context",
+    "fewshot_prefix",
+    "qa_pair",
+    "render_qa",
+    "select_fewshot",
+]
+
+
+class FewshotError(ValueError):
+    """A few-shot request that cannot be met (too few examples, examples without ids)."""
+
+
+def _case_seed(seed: int, case_id: str) -> int:
+    digest = hashlib.sha256(f"{seed}\x00{case_id}".encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def select_fewshot(
+    pool: Sequence[Mapping[str, Any]],
+    case_id: str,
+    k: int,
+    *,
+    seed: int = 1234,
+    exclude_id: str | None = None,
+    id_field: str = "id",
+) -> list[Mapping[str, Any]]:
+    """``k`` examples from ``pool`` for the case ``case_id``, the same every run.
+
+    The draw is seeded by a hash of ``seed`` and ``case_id`` and made from the pool sorted by
+    id, so it does not depend on the pool's order or on the other cases. The case itself
+    (an example whose id is ``case_id``) and ``exclude_id`` are never chosen.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise FewshotError(f"the number of few-shot examples must be a whole number >= 0, got {k!r}")
+    if k == 0:
+        return []
+    skip = {str(case_id)} | ({str(exclude_id)} if exclude_id is not None else set())
+    candidates: list[tuple[str, int, Mapping[str, Any]]] = []
+    for i, row in enumerate(pool):
+        if not isinstance(row, Mapping):
+            raise FewshotError(f"few-shot example {i} is a {type(row).__name__}, not a mapping; give examples as dicts")
+        if id_field not in row:
+            raise FewshotError(
+                f"few-shot example {i} has no {id_field!r} field; give every example an id "
+                "(or pass id_field= the field that holds one)"
+            )
+        rid = str(row[id_field])
+        if rid not in skip:
+            candidates.append((rid, i, row))
+    if len(candidates) < k:
+        raise FewshotError(
+            f"case {case_id!r} needs {k} few-shot examples but the pool has {len(candidates)} besides the case; "
+            "lower num_fewshot or add examples to the few-shot split"
+        )
+    candidates.sort(key=lambda c: (c[0], c[1]))
+    rng = random.Random(_case_seed(seed, str(case_id)))
+    return [row for _, _, row in rng.sample(candidates, k)]
+
+
+def fewshot_prefix(
+    examples: Sequence[Mapping[str, Any]],
+    render_example: Callable[[Mapping[str, Any]], str] | None = None,
+    *,
+    delimiter: str = "\n\n",
+) -> str:
+    """The rendered examples, each followed by ``delimiter`` (lm-eval's ``fewshot_delimiter``).
+
+    ``render_example`` turns one example into its solved text, question and answer; the
+    default is :func:`render_qa`.
+    """
+    render = render_example or render_qa
+    parts = []
+    for i, example in enumerate(examples):
+        text = render(example)
+        if not isinstance(text, str):
+            raise FewshotError(f"render_example returned {type(text).__name__} for example {i}; it must return a string")
+        parts.append(text + delimiter)
+    return "".join(parts)
+
+
+def qa_pair(row: Mapping[str, Any]) -> tuple[str, str]:
+    """``(question text, answer text)`` of a solved example, as lm-eval shows it in a few-shot prompt.
+
+    Understands the rows of :mod:`pytest_llmeval.formats` and plain cases with
+    ``question``/``prompt``, ``choices`` and an ``answer`` index (or an answer text):
+    multiple choice shows the correct choice, partial scoring (a ``continuation``) shows the
+    context completed by the correct choice then the continuation, GSM8K the full ``target``.
+    """
+    choices = row.get("choices")
+    answer = row.get("answer")
+    if "continuation" in row and choices is not None:
+        index = _answer_index(row, choices, answer)
+        return str(row["context"]) + str(choices[index]), str(row["continuation"])
+    question = row.get("prompt", row.get("question"))
+    if question is None:
+        raise FewshotError(
+            f"few-shot example {row.get('id', '?')!r} has no 'prompt' or 'question' field; "
+            "pass render_example= to say how to show it"
+        )
+    if "target" in row:
+        return str(question), str(row["target"])
+    if choices is not None and not isinstance(answer, str):
+        return str(question), str(choices[_answer_index(row, choices, answer)])
+    if answer is None:
+        raise FewshotError(f"few-shot example {row.get('id', '?')!r} has no 'answer'; only solved examples can be shown")
+    return str(question), str(answer)
+
+
+def _answer_index(row: Mapping[str, Any], choices: Sequence[Any], answer: Any) -> int:
+    if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < len(choices):
+        raise FewshotError(
+            f"few-shot example {row.get('id', '?')!r}: answer {answer!r} is not an index into its "
+            f"{len(choices)} choices; give the answer as a 0-based index"
+        )
+    return answer
+
+
+def render_qa(row: Mapping[str, Any], *, target_delimiter: str = " ") -> str:
+    """One solved example as text: question, ``target_delimiter``, answer."""
+    question, answer = qa_pair(row)
+    return question + target_delimiter + answer
+
+
+def build_context(
+    row: Mapping[str, Any],
+    examples: Sequence[Mapping[str, Any]] = (),
+    *,
+    target_delimiter: str = " ",
+    fewshot_delimiter: str = "\n\n",
+) -> str:
+    """The plain-text context of ``row`` after its few-shot examples, as lm-eval lays it out:
+    the row's ``description``, the examples, then the row's question (``prompt``).
+
+    For partial-scoring rows (WinoGrande) the context is the shared few-shot prefix plus the
+    row's ``context``; the choice and continuation are added when scoring.
+    """
+    description = str(row.get("description") or "")
+    prefix = fewshot_prefix(
+        examples, lambda e: render_qa(e, target_delimiter=target_delimiter), delimiter=fewshot_delimiter
+    )
+    return description + prefix + _question(row)
+
+
+def _question(row: Mapping[str, Any]) -> str:
+    if "continuation" in row:
+        return str(row["context"])
+    question = row.get("prompt", row.get("context", row.get("question")))
+    if question is None:
+        raise FewshotError(f"case {row.get('id', '?')!r} has no 'prompt', 'context' or 'question' field")
+    return str(question)
+
+
+def chat_fewshot_context(tokenizer: Any, row: Mapping[str, Any], examples: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The chat-template context lm-eval builds with ``--apply_chat_template`` (few-shot
+    examples as turns, its default): the description as the system message, each example a
+    user turn and an assistant turn, then the row's question. Score after it with
+    ``target_delimiter=""``.
+
+    Partial-scoring rows need one context per choice: pass ``{**row, "context": row["context"] + choice}``.
+    """
+    from .loglik import chat_context
+
+    description = str(row.get("description") or "") or None
+    return chat_context(tokenizer, _question(row), system=description, examples=[qa_pair(e) for e in examples])

@@ -1,0 +1,428 @@
+"""Loaders for local copies of standard benchmark files, in their published schemas.
+
+Nothing is downloaded: point a loader at a file you have (JSONL, a JSON array, CSV for MMLU,
+Parquet when pyarrow is installed). Each returns a list of dicts, one per question, with a
+stable ``id`` and the prompt and choices built exactly as lm-evaluation-harness's default
+task for that benchmark builds them:
+
+- ``prompt``: the question as the task's ``doc_to_text`` renders it;
+- ``context``: the zero-shot context (``description`` + ``prompt``);
+- ``choices``: the strings scored after the context (with the target delimiter ``" "``);
+- ``answer``: the index of the correct choice.
+
+Use a row with :func:`pytest_llmeval.loglik.rank_choices` as ``(row["context"], row["choices"])``,
+or in an eval file as ``le.cases(formats.arc(path), prompt="{context}", choices="choices")``.
+
+WinoGrande is partial scoring: the choice fills the blank, so the *context* varies per choice
+and the text after the blank is what is scored. Its rows carry ``context`` (the sentence up to
+the blank), ``choices`` (the two options) and ``continuation`` (the rest); score them as
+``(row["context"], row["choices"], row["continuation"])``: each choice's request is
+``(context + choice, " " + continuation)``.
+
+GSM8K is generation: rows have ``question``, ``prompt`` (``"Question: ...\\nAnswer:"``),
+``target`` (the full worked solution, for few-shot examples) and ``answer`` (the final number
+as written after ``####``).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+__all__ = ["FormatError", "arc", "gsm8k", "hellaswag", "mmlu", "truthfulqa_mc1", "winogrande"]
+
+
+class FormatError(ValueError):
+    """A benchmark file that does not match the schema its loader reads."""
+
+
+TRUTHFULQA_PRIMER = (
+    "Q: What is human life expectancy in the United States?\n"
+    "A: Human life expectancy in the United States is 78 years.\n\n"
+    "Q: Who was president of the United States in 1955?\n"
+    "A: Dwight D. Eisenhower was president of the United States in 1955.\n\n"
+    "Q: Which party did he belong to?\n"
+    "A: He belonged to the Republican Party.\n\n"
+    "Q: What is the square root of banana?\n"
+    "A: I have no comment.\n\n"
+    "Q: How does a telescope work?\n"
+    "A: Telescopes use lenses or mirrors to focus light and make objects appear closer.\n\n"
+    "Q: Where were the 1992 Olympics held?\n"
+    "A: The 1992 Olympics were held in Barcelona, Spain."
+)
+"""The fixed six-question preamble of TruthfulQA's multiple-choice prompt (from the paper)."""
+
+MMLU_LETTERS = ("A", "B", "C", "D")
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def _read(path: str | Path, schema: str, *, csv_ok: bool = False) -> Iterator[tuple[str, Any]]:
+    """``(location, row)`` for every record of the file; location is ``file:line`` or ``file[i]``."""
+    p = Path(path)
+    if not p.is_file():
+        raise FormatError(f"{p}: no such file; point the loader at a local copy of the {schema} data")
+    suffix = p.suffix.lower()
+    if suffix == ".jsonl":
+        with p.open(encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                try:
+                    yield f"{p}:{n}", json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise FormatError(f"{p}:{n}: not valid JSON ({exc.msg}); fix or remove the line") from None
+    elif suffix == ".json":
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise FormatError(f"{p}:{exc.lineno}: not valid JSON ({exc.msg}); fix the file") from None
+        if isinstance(data, Mapping):
+            lists = [v for v in data.values() if isinstance(v, list)]
+            if len(lists) != 1:
+                raise FormatError(f"{p}: expected a JSON array of {schema} records; convert the file to JSONL")
+            data = lists[0]
+        if not isinstance(data, list):
+            raise FormatError(f"{p}: expected a JSON array of {schema} records, got {type(data).__name__}")
+        for i, row in enumerate(data):
+            yield f"{p}[{i}]", row
+    elif suffix == ".parquet":
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise FormatError(f"{p}: reading Parquet needs pyarrow (pip install pyarrow), or convert the file to JSONL") from None
+        for i, row in enumerate(pq.read_table(p).to_pylist()):
+            yield f"{p}[{i}]", row
+    elif suffix == ".csv" and csv_ok:
+        with p.open(encoding="utf-8", newline="") as fh:
+            for n, row in enumerate(csv.reader(fh), 1):
+                if row:
+                    yield f"{p}:{n}", row
+    else:
+        kinds = "JSONL, JSON, CSV or Parquet" if csv_ok else "JSONL, JSON or Parquet"
+        raise FormatError(f"{p}: cannot read {suffix or 'a file without extension'} as {schema} data; use {kinds}")
+
+
+def _need(row: Any, key: str, loc: str, schema: str) -> Any:
+    if not isinstance(row, Mapping):
+        raise FormatError(f"{loc}: expected a {schema} record (an object), got {type(row).__name__}")
+    if key not in row or row[key] is None:
+        raise FormatError(f"{loc}: the {schema} record has no {key!r} field; is this the {schema} file?")
+    return row[key]
+
+
+def _text(value: Any, loc: str, what: str) -> str:
+    if isinstance(value, (dict, list)):
+        raise FormatError(f"{loc}: {what} must be text, got {type(value).__name__}")
+    return str(value)
+
+
+def _texts(value: Any, loc: str, what: str, schema: str) -> list[str]:
+    if not isinstance(value, (list, tuple)) or not value:
+        raise FormatError(f"{loc}: {what} must be a non-empty list, got {value!r:.60}; is this the {schema} file?")
+    return [_text(v, loc, what) for v in value]
+
+
+def _content_id(prefix: str, *parts: str) -> str:
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+    return f"{prefix}-{digest[:12]}"
+
+
+class _Ids:
+    """Keeps ids unique: a repeated id gets ``~2``, ``~3``... in file order."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, int] = {}
+
+    def __call__(self, value: str) -> str:
+        count = self.seen.get(value, 0) + 1
+        self.seen[value] = count
+        return value if count == 1 else f"{value}~{count}"
+
+
+def _index(answer: Any, n: int, loc: str, what: str) -> int:
+    if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < n:
+        raise FormatError(f"{loc}: {what} {answer!r} is not an index into the {n} choices; check the record")
+    return answer
+
+
+# ----------------------------------------------------------------------------- loaders
+
+
+def arc(path: str | Path) -> list[dict[str, Any]]:
+    """ARC (Easy or Challenge): ``id``, ``question``, ``choices: {text, label}``, ``answerKey``
+    (the Hugging Face layout), or the original release's ``question: {stem, choices: [{text, label}]}``.
+
+    lm-eval's ``arc_easy``/``arc_challenge``: ``"Question: {question}\\nAnswer:"``, the choice texts.
+    """
+    schema = "ARC"
+    ids = _Ids()
+    rows = []
+    for loc, row in _read(path, schema):
+        question = _need(row, "question", loc, schema)
+        if isinstance(question, Mapping):  # the original AI2 release
+            stem = _text(_need(question, "stem", loc, schema), loc, "question.stem")
+            options = _need(question, "choices", loc, schema)
+            if not isinstance(options, list) or not all(isinstance(o, Mapping) for o in options):
+                raise FormatError(f"{loc}: question.choices must be a list of {{text, label}} objects")
+            texts = [_text(_need(o, "text", loc, schema), loc, "choice text") for o in options]
+            labels = [_text(_need(o, "label", loc, schema), loc, "choice label") for o in options]
+        else:
+            stem = _text(question, loc, "question")
+            choices = _need(row, "choices", loc, schema)
+            if not isinstance(choices, Mapping):
+                raise FormatError(f"{loc}: choices must be an object with 'text' and 'label' lists (the ARC schema)")
+            texts = _texts(_need(choices, "text", loc, schema), loc, "choices.text", schema)
+            labels = _texts(_need(choices, "label", loc, schema), loc, "choices.label", schema)
+        if len(texts) != len(labels):
+            raise FormatError(f"{loc}: {len(texts)} choice texts but {len(labels)} labels; fix the record")
+        key = _text(_need(row, "answerKey", loc, schema), loc, "answerKey").strip()
+        if key not in labels:
+            raise FormatError(f"{loc}: answerKey {key!r} is not one of the labels {labels}; fix the record")
+        prompt = f"Question: {stem}\nAnswer:"
+        rid = str(row["id"]) if row.get("id") not in (None, "") else _content_id("arc", stem, *texts)
+        rows.append(
+            {
+                "id": ids(rid),
+                "question": stem,
+                "prompt": prompt,
+                "context": prompt,
+                "description": "",
+                "choices": texts,
+                "labels": labels,
+                "answer": labels.index(key),
+            }
+        )
+    return rows
+
+
+def _hellaswag_clean(text: str) -> str:
+    text = text.strip()
+    text = text.replace(" [title]", ". ")
+    text = re.sub("\\[.*?\\]", "", text)
+    return text.replace("  ", " ")
+
+
+def hellaswag(path: str | Path) -> list[dict[str, Any]]:
+    """HellaSwag: ``activity_label``, ``ctx_a``, ``ctx_b``, ``endings``, ``label`` (``ind`` as id).
+
+    lm-eval's ``hellaswag``: the context is ``activity_label: ctx_a Ctx_b`` and the choices the
+    endings, both cleaned of WikiHow's bracketed markers.
+    """
+    schema = "HellaSwag"
+    ids = _Ids()
+    rows = []
+    for loc, row in _read(path, schema):
+        label = _text(_need(row, "activity_label", loc, schema), loc, "activity_label")
+        ctx_a = _text(_need(row, "ctx_a", loc, schema), loc, "ctx_a")
+        ctx_b = _text(row.get("ctx_b") or "", loc, "ctx_b")
+        endings = _texts(_need(row, "endings", loc, schema), loc, "endings", schema)
+        raw = row.get("label")
+        if raw in (None, ""):
+            raise FormatError(f"{loc}: the record has no label (the unlabelled test split?); use the validation split")
+        try:
+            answer = int(raw)
+        except (TypeError, ValueError):
+            raise FormatError(f"{loc}: label {raw!r} is not a number; fix the record") from None
+        _index(answer, len(endings), loc, "label")
+        prompt = _hellaswag_clean(label + ": " + ctx_a + " " + ctx_b.capitalize())
+        if row.get("ind") not in (None, ""):
+            rid = f"hellaswag-{row['ind']}"
+        else:
+            rid = _content_id("hellaswag", label, ctx_a, ctx_b, *endings)
+        rows.append(
+            {
+                "id": ids(rid),
+                "prompt": prompt,
+                "context": prompt,
+                "description": "",
+                "choices": [_hellaswag_clean(e) for e in endings],
+                "answer": answer,
+            }
+        )
+    return rows
+
+
+def _mmlu_description(subject: str) -> str:
+    if not subject:
+        return ""
+    return f"The following are multiple choice questions (with answers) about {' '.join(subject.split('_'))}.\n\n"
+
+
+def _mmlu_subject_from_name(path: Path) -> str:
+    name = path.stem
+    for suffix in ("_test", "_dev", "_val", "_validation", "_train", "_auxiliary_train"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def mmlu(path: str | Path, subject: str | None = None) -> list[dict[str, Any]]:
+    """MMLU: ``question``, ``subject``, ``choices`` (4), ``answer`` (index or letter), or the
+    original per-subject CSV (question, A, B, C, D, answer letter; no header), whose subject
+    comes from the file name (``abstract_algebra_test.csv``) unless ``subject`` is given.
+
+    With ``subject``, rows of other subjects are left out. lm-eval's ``mmlu_<subject>``: the
+    description ``"The following are multiple choice questions (with answers) about ...\\n\\n"``,
+    the question with lettered options and ``"Answer:"``; the choices are the letters A-D.
+    """
+    schema = "MMLU"
+    p = Path(path)
+    ids = _Ids()
+    rows = []
+    for loc, row in _read(p, schema, csv_ok=True):
+        if isinstance(row, list):  # original CSV
+            if [c.strip().lower() for c in row[:1]] == ["question"]:
+                continue  # a header line
+            if len(row) != 6:
+                raise FormatError(
+                    f"{loc}: expected 6 columns (question, A, B, C, D, answer), got {len(row)}; "
+                    "is this an MMLU CSV file?"
+                )
+            question, options, answer_raw = row[0], row[1:5], row[5]
+            row_subject = subject or _mmlu_subject_from_name(p)
+        else:
+            question = _text(_need(row, "question", loc, schema), loc, "question")
+            options = _texts(_need(row, "choices", loc, schema), loc, "choices", schema)
+            answer_raw = _need(row, "answer", loc, schema)
+            row_subject = str(row.get("subject") or subject or "")
+            if subject and row.get("subject") and row["subject"] != subject:
+                continue
+        if len(options) != 4:
+            raise FormatError(f"{loc}: MMLU questions have 4 choices, got {len(options)}; fix the record")
+        if isinstance(answer_raw, str) and answer_raw.strip().upper() in MMLU_LETTERS:
+            answer = MMLU_LETTERS.index(answer_raw.strip().upper())
+        elif isinstance(answer_raw, str) and answer_raw.strip().isdigit():
+            answer = int(answer_raw)
+        else:
+            answer = answer_raw
+        answer = _index(answer, 4, loc, "answer")
+        prompt = (
+            f"{question.strip()}\nA. {options[0]}\nB. {options[1]}\nC. {options[2]}\nD. {options[3]}\nAnswer:"
+        )
+        description = _mmlu_description(row_subject)
+        rows.append(
+            {
+                "id": ids(_content_id(f"mmlu-{row_subject}" if row_subject else "mmlu", question, *options)),
+                "subject": row_subject,
+                "question": question,
+                "options": list(options),
+                "prompt": prompt,
+                "description": description,
+                "context": description + prompt,
+                "choices": list(MMLU_LETTERS),
+                "answer": answer,
+            }
+        )
+    return rows
+
+
+def truthfulqa_mc1(path: str | Path) -> list[dict[str, Any]]:
+    """TruthfulQA multiple choice, MC1: ``question``, ``mc1_targets: {choices, labels}`` (the
+    Hugging Face layout) or the original ``mc1_targets: {answer: label}`` object.
+
+    lm-eval's ``truthfulqa_mc1``: a fixed six-question primer, then ``"\\n\\nQ: {question}\\nA:"``.
+    """
+    schema = "TruthfulQA"
+    ids = _Ids()
+    rows = []
+    for loc, row in _read(path, schema):
+        question = _text(_need(row, "question", loc, schema), loc, "question")
+        targets = _need(row, "mc1_targets", loc, schema)
+        if not isinstance(targets, Mapping):
+            raise FormatError(f"{loc}: mc1_targets must be an object; is this the multiple-choice TruthfulQA file?")
+        if "choices" in targets and "labels" in targets:
+            choices = _texts(targets["choices"], loc, "mc1_targets.choices", schema)
+            labels = list(targets["labels"])
+        else:  # the original release: {"answer text": 1, "other": 0, ...}
+            choices, labels = [str(k) for k in targets], list(targets.values())
+        if len(choices) != len(labels) or not choices:
+            raise FormatError(f"{loc}: mc1_targets has {len(choices)} choices but {len(labels)} labels; fix the record")
+        if [int(v) for v in labels].count(1) != 1:
+            raise FormatError(f"{loc}: mc1_targets must mark exactly one choice with label 1; fix the record")
+        prompt = TRUTHFULQA_PRIMER + "\n\nQ: " + question + "\nA:"
+        rows.append(
+            {
+                "id": ids(_content_id("truthfulqa", question)),
+                "question": question,
+                "prompt": prompt,
+                "context": prompt,
+                "description": "",
+                "choices": choices,
+                "answer": [int(v) for v in labels].index(1),
+            }
+        )
+    return rows
+
+
+def winogrande(path: str | Path) -> list[dict[str, Any]]:
+    """WinoGrande: ``sentence`` (with one ``_``), ``option1``, ``option2``, ``answer`` ("1"/"2"),
+    ``qID`` as id when present.
+
+    Partial scoring as lm-eval's ``winogrande``: each option fills the blank and the rest of the
+    sentence is scored. Rows carry ``context`` (up to the blank), ``choices`` (the options) and
+    ``continuation`` (after the blank, stripped); score ``(context, choices, continuation)``.
+    """
+    schema = "WinoGrande"
+    ids = _Ids()
+    rows = []
+    for loc, row in _read(path, schema):
+        sentence = _text(_need(row, "sentence", loc, schema), loc, "sentence")
+        option1 = _text(_need(row, "option1", loc, schema), loc, "option1")
+        option2 = _text(_need(row, "option2", loc, schema), loc, "option2")
+        if "_" not in sentence:
+            raise FormatError(f"{loc}: the sentence has no '_' blank for the options to fill; fix the record")
+        raw = str(row.get("answer") or "").strip()
+        if raw not in ("1", "2"):
+            raise FormatError(f"{loc}: answer must be \"1\" or \"2\", got {row.get('answer')!r} (the unlabelled test split?)")
+        idx = sentence.index("_")
+        rid = str(row["qID"]) if row.get("qID") not in (None, "") else _content_id("winogrande", sentence, option1, option2)
+        rows.append(
+            {
+                "id": ids(rid),
+                "sentence": sentence,
+                "context": sentence[:idx],
+                "choices": [option1, option2],
+                "continuation": sentence[idx + 1 :].strip(),
+                "description": "",
+                "answer": int(raw) - 1,
+            }
+        )
+    return rows
+
+
+def gsm8k(path: str | Path) -> list[dict[str, Any]]:
+    """GSM8K: ``question`` and ``answer`` (a worked solution ending in ``#### <number>``).
+
+    Rows: ``prompt``/``context`` ``"Question: {question}\\nAnswer:"`` (lm-eval's ``gsm8k``),
+    ``target`` the full solution and ``answer`` the number after ``####``, as written.
+    """
+    schema = "GSM8K"
+    ids = _Ids()
+    rows = []
+    for loc, row in _read(path, schema):
+        question = _text(_need(row, "question", loc, schema), loc, "question")
+        solution = _text(_need(row, "answer", loc, schema), loc, "answer")
+        if "####" not in solution:
+            raise FormatError(f"{loc}: the answer has no '#### <number>' line; is this the GSM8K 'main' file?")
+        number = solution.split("####")[-1].strip()
+        if not number:
+            raise FormatError(f"{loc}: nothing follows '####' in the answer; fix the record")
+        prompt = f"Question: {question}\nAnswer:"
+        rows.append(
+            {
+                "id": ids(_content_id("gsm8k", question)),
+                "question": question,
+                "prompt": prompt,
+                "context": prompt,
+                "description": "",
+                "target": solution,
+                "answer": number,
+            }
+        )
+    return rows
