@@ -1,0 +1,43 @@
+"""Scorers: assertion functions (``le.assert_*``) that raise ``EvalFailure`` when the model misses.
+
+Each returns a float score on success (1.0, or the graded value such as a similarity);
+``assert_json`` returns the parsed value instead. A bad argument from the test author
+(a wrong type, a negative limit, an invalid regex or schema) raises ``TypeError`` or
+``ValueError``: that is a broken test, not a model miss.
+"""
+
+from __future__ import annotations
+
+from .choice import assert_choice
+from .normalize import normalize
+from .numbers import NumberMention, assert_number, extract_number, find_numbers
+from .similarity import assert_similar, similarity
+from .structured import assert_json
+from .text import (
+    assert_contains,
+    assert_exact,
+    assert_max_chars,
+    assert_max_words,
+    assert_not_contains,
+    assert_one_of,
+    assert_regex,
+)
+
+__all__ = [
+    "NumberMention",
+    "assert_choice",
+    "assert_contains",
+    "assert_exact",
+    "assert_json",
+    "assert_max_chars",
+    "assert_max_words",
+    "assert_not_contains",
+    "assert_number",
+    "assert_one_of",
+    "assert_regex",
+    "assert_similar",
+    "extract_number",
+    "find_numbers",
+    "normalize",
+    "similarity",
+]
