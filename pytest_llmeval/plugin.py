@@ -13,7 +13,7 @@ from typing import Any, Iterator, Mapping
 
 import pytest
 
-from .cases import CaseError, CaseSpec, Request, SuitePlan, build_request, fewshot_pairs_for, fewshot_prefix_for, plan_suite
+from .cases import CaseError, CaseSpec, Request, SuitePlan, build_request, fewshot_pairs_for, fewshot_prefix_for, plan_suite, render_prompt
 from .current import collecting_scores
 from .records import RECORD_KEY, CaseRecord, records_from_properties
 from .settings import GenerationSettings, LLMSettings, RunOptions, SettingsError, parse_bool, settings_from_options
@@ -119,6 +119,7 @@ class LLMEvalState:
         self.requests: dict[tuple[str, str], Request] = {}
         self.backend: Any = None
         self.live_backend: Any = None
+        self.contamination: Any = None
         self.load_error: BaseException | None = None
         self.records: list[CaseRecord] = []
         self.misses = 0
@@ -169,6 +170,27 @@ class LLMEvalState:
                 self.requests[(suite, case.id)] = request
         self.plans[suite] = plan
         return plan
+
+    def overlaps(self, spec: CaseSpec, plan: SuitePlan) -> dict[str, str]:
+        """Case id -> why it looks trained on, when ``--llmeval-train-data`` is given."""
+        path = _option_path(self.config, "train-data")
+        if path is None:
+            return {}
+        if self.contamination is None:
+            from .contamination import ContaminationIndex
+
+            try:
+                self.contamination = ContaminationIndex.from_paths([path])
+            except (OSError, ValueError) as exc:
+                raise CaseError(f"--llmeval-train-data {path}: {exc}") from None
+        found = {}
+        for case in plan.cases:
+            prompt = render_prompt(spec.prompt, case) or ""
+            answer = case.fields.get("answer", case.fields.get("answers"))
+            finding = self.contamination.check(prompt, answer)
+            if finding is not None:
+                found[case.id] = finding.describe()
+        return found
 
     def schedule(self, items: list[pytest.Item]) -> None:
         from .batching import Entry
@@ -361,8 +383,16 @@ def _run_options(config: pytest.Config) -> RunOptions:
 # ----------------------------------------------------------------------------- hooks
 
 
+class LLMEvalOverlapWarning(UserWarning):
+    """Eval cases that appear in the training data (``--llmeval-train-data``)."""
+
+
+OVERLAP_MARKER = "llmeval_train_overlap"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}(spec): an eval suite made by pytest_llmeval.cases()")
+    config.addinivalue_line("markers", f"{OVERLAP_MARKER}: an eval case found in the --llmeval-train-data")
     try:
         config.stash[STATE] = LLMEvalState(config)
     except SettingsError as exc:
@@ -381,11 +411,28 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     spec = marker.args[0] if marker.args else marker.kwargs.get("spec")
     if not isinstance(spec, CaseSpec):
         pytest.fail("@pytest.mark.llmeval is set by pytest_llmeval.cases(); use that decorator", pytrace=False)
+    state = _state(metafunc.config)
     try:
-        plan = _state(metafunc.config).plan(metafunc, spec)
+        plan = state.plan(metafunc, spec)
+        overlaps = state.overlaps(spec, plan)
     except CaseError as exc:
         pytest.fail(f"llmeval: {exc}", pytrace=False)
-    metafunc.parametrize("case", list(plan.cases), ids=[c.id for c in plan.cases])
+    if overlaps:
+        listing = "; ".join(f"{cid}: {why}" for cid, why in list(overlaps.items())[:5])
+        more = f" (and {len(overlaps) - 5} more)" if len(overlaps) > 5 else ""
+        warnings.warn(
+            LLMEvalOverlapWarning(
+                f"{len(overlaps)} of {len(plan.cases)} cases of {metafunc.definition.nodeid} appear in the training data, "
+                f"so they do not measure held-out skill: {listing}{more}. Remove them from the eval or the training set; "
+                f"they are marked {OVERLAP_MARKER} (deselect with -m 'not {OVERLAP_MARKER}')"
+            ),
+            stacklevel=1,
+        )
+    params = [
+        pytest.param(c, id=c.id, marks=[getattr(pytest.mark, OVERLAP_MARKER)] if c.id in overlaps else [])
+        for c in plan.cases
+    ]
+    metafunc.parametrize("case", params)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
