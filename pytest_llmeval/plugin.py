@@ -15,6 +15,7 @@ import pytest
 
 from .cases import CaseError, CaseSpec, Request, SuitePlan, build_request, fewshot_pairs_for, fewshot_prefix_for, plan_suite, render_prompt
 from .current import collecting_scores
+from .outputs import Completion, Ranked
 from .records import RECORD_KEY, CaseRecord, records_from_properties
 from .settings import GenerationSettings, LLMSettings, RunOptions, SettingsError, parse_bool, settings_from_options
 
@@ -176,9 +177,9 @@ class LLMEvalState:
         path = _option_path(self.config, "train-data")
         if path is None:
             return {}
-        if self.contamination is None:
-            from .contamination import ContaminationIndex
+        from .contamination import ContaminationIndex, case_answer
 
+        if self.contamination is None:
             try:
                 self.contamination = ContaminationIndex.from_paths([path])
             except (OSError, ValueError) as exc:
@@ -186,7 +187,7 @@ class LLMEvalState:
         found = {}
         for case in plan.cases:
             prompt = render_prompt(spec.prompt, case) or ""
-            answer = case.fields.get("answer", case.fields.get("answers"))
+            answer = case_answer(case.fields, target=spec.target if isinstance(spec.target, str) else None, choices=spec.choices)
             finding = self.contamination.check(prompt, answer)
             if finding is not None:
                 found[case.id] = finding.describe()
@@ -237,10 +238,10 @@ class LLMEvalState:
             markers=tuple(sorted({m.name for m in item.iter_markers()} - {MARKER, "parametrize", "usefixtures"})),
             min_pass_rate=spec.min_pass_rate if spec else None,
             fingerprint=fingerprint,
-            prompt=getattr(result, "prompt", None) if result is not None and hasattr(result, "tokens_out") else (getattr(result, "context", None) if result is not None else None),
-            completion=str(result) if result is not None and hasattr(result, "tokens_out") else None,
-            choices=tuple(result.choices) if result is not None and hasattr(result, "choices") else None,
-            loglikelihoods=tuple(result.loglikelihoods) if result is not None and hasattr(result, "loglikelihoods") else None,
+            prompt=result.prompt if isinstance(result, Completion) else result.context if isinstance(result, Ranked) else None,
+            completion=result.text if isinstance(result, Completion) else None,
+            choices=result.choices if isinstance(result, Ranked) else None,
+            loglikelihoods=result.loglikelihoods if isinstance(result, Ranked) else None,
             latency_s=getattr(result, "latency_s", None),
             tokens_in=getattr(result, "tokens_in", None),
             tokens_out=getattr(result, "tokens_out", None),
@@ -633,7 +634,7 @@ def case(request: pytest.FixtureRequest) -> Any:
     pytest.fail("the 'case' fixture comes from @pytest_llmeval.cases(...): decorate the test with it", pytrace=False)
 
 
-def _scheduled(request: pytest.FixtureRequest, llm: Any, kind: str) -> Any:
+def _scheduled(request: pytest.FixtureRequest, llm: Any) -> Any:
     state = _state(request.config)
     key = request.node.nodeid
     planned = state.scheduler.request_of(key)
@@ -649,10 +650,10 @@ def _scheduled(request: pytest.FixtureRequest, llm: Any, kind: str) -> Any:
 @pytest.fixture
 def completion(request: pytest.FixtureRequest, llm: Any, case: Any) -> Any:
     """The generated text of this case (a ``str`` with tokens, latency and finish reason)."""
-    return _scheduled(request, llm, "generate")
+    return _scheduled(request, llm)
 
 
 @pytest.fixture
 def ranked(request: pytest.FixtureRequest, llm: Any, case: Any) -> Any:
     """Per-choice loglikelihoods of this multiple-choice case."""
-    return _scheduled(request, llm, "rank")
+    return _scheduled(request, llm)

@@ -1,0 +1,391 @@
+"""Held-out check: find eval cases whose prompt or answer appears in the training data.
+
+Two checks, both on normalised text (Unicode NFKC, case-folded, split into words and single
+punctuation marks, so ``"12+34=46"`` and ``"12 + 34 = 46"`` are the same):
+
+- **exact**: the case's prompt, or its prompt followed by its answer, equals a whole training
+  text (a plain-text line, a JSONL record's ``text``, its ``prompt`` field, or its
+  ``prompt`` + ``completion``);
+- **ngram**: the case shares a run of ``n`` tokens (13 by default) with a training text.
+
+The n-grams of the training data are kept as sorted 64-bit hashes in one numpy array, so an
+index over 100k lines takes a few seconds to build and a few MB to hold; a lookup is a binary
+search. Pure logic: nothing here imports pytest.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence
+
+__all__ = [
+    "ContaminationIndex",
+    "case_answer",
+    "Finding",
+    "TrainingText",
+    "load_training_texts",
+    "normalize",
+    "tokens",
+]
+
+PROMPT_FIELDS = ("prompt", "question", "instruction", "input", "query")
+ANSWER_FIELDS = ("completion", "response", "answer", "output", "target", "chosen")
+TEXT_FIELDS = ("text", "content")
+TEXT_SUFFIXES = (".jsonl", ".json", ".txt", ".md", ".text")
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+_MASK64 = (1 << 64) - 1
+
+
+def tokens(text: str) -> list[str]:
+    """The normalised tokens of ``text``: words and single punctuation marks, case-folded."""
+    return _TOKEN.findall(unicodedata.normalize("NFKC", text).casefold())
+
+
+def normalize(text: str) -> str:
+    """``text`` as the checks compare it: its tokens joined by single spaces."""
+    return " ".join(tokens(text))
+
+
+@dataclass(frozen=True)
+class TrainingText:
+    """One text of the training data and where it came from (``file``/``line``, 1-based)."""
+
+    text: str
+    file: str = ""
+    line: int = 0
+    exact_only: bool = False
+    """A part of a record also indexed whole (its prompt): matched exactly, not by n-grams."""
+
+    @property
+    def source(self) -> str:
+        if self.file and self.line:
+            return f"{self.file}:{self.line}"
+        return self.file or "training data"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Why a case counts as seen in training.
+
+    ``kind`` is ``"exact"`` or ``"ngram"``; ``field`` says what matched (``"prompt"``,
+    ``"prompt+answer"`` or ``"answer"``); ``overlap`` is the matching normalised text (the
+    whole text, or the first shared n-gram); ``fraction`` the share of the case's n-grams found
+    in training (1.0 for an exact match); ``source`` the training text's ``file:line``.
+    """
+
+    kind: Literal["exact", "ngram"]
+    field: str
+    overlap: str
+    fraction: float
+    source: str
+
+    def message(self, suite: str, case_id: str) -> str:
+        """The warning a run shows for a flagged case, ending with what to do."""
+        return (
+            f"case {case_id} of {suite} was seen in training: {self.describe()}; "
+            "drop the case from the eval set or hold it out of the training data"
+        )
+
+    def describe(self) -> str:
+        if self.kind == "exact":
+            what = f"its {self.field} appears verbatim in the training data"
+        else:
+            words = len(self.overlap.split())
+            what = (
+                f"its {self.field} shares a {words}-token run with the training data "
+                f"({self.fraction:.0%} of its {words}-grams): {self.overlap!r}"
+            )
+        return f"{what} (first seen at {self.source})"
+
+
+ANSWER_KEYS = ("answer", "answers", "target", "expected", "output", "label")
+
+
+def case_answer(fields: Mapping[str, Any], *, target: str | None = None, choices: str | None = None) -> Any:
+    """The answer of an eval case, for :meth:`ContaminationIndex.check`: the ``target`` field
+    when one is named, else the first of ``answer``, ``answers``, ``target``, ``expected``,
+    ``output``, ``label``; for a multiple-choice case (``choices`` names the options field)
+    an index answer becomes the text of that option. ``None`` when the case has none."""
+    value = fields.get(target) if target else next((fields[k] for k in ANSWER_KEYS if fields.get(k) is not None), None)
+    if choices and isinstance(value, int) and not isinstance(value, bool):
+        options = fields.get(choices)
+        if isinstance(options, (list, tuple)) and 0 <= value < len(options):
+            return options[value]
+    return value
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_training_texts(path: str | Path) -> list[TrainingText]:
+    """Read training data: a JSONL/JSON file of records, a plain-text file (one text per
+    non-empty line), or a directory of such files (``.jsonl .json .txt .md .text``, sorted).
+
+    A JSONL record may be a string, or an object with ``text``/``content``, or a prompt field
+    (``prompt``, ``question``, ``instruction``, ``input``, ``query``) and an answer field
+    (``completion``, ``response``, ``answer``, ``output``, ``target``, ``chosen``), or
+    ``messages`` (a chat: a list of ``{"role", "content"}``). Raises ``ValueError`` naming the
+    file and line of a record it cannot read, and ``FileNotFoundError`` for a missing path.
+    """
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in TEXT_SUFFIXES)
+        if not files:
+            raise ValueError(
+                f"{p}: no training data files in this directory; "
+                f"put the data in files ending in {', '.join(TEXT_SUFFIXES)}"
+            )
+        out: list[TrainingText] = []
+        for f in files:
+            out.extend(load_training_texts(f))
+        return out
+    if not p.exists():
+        raise FileNotFoundError(
+            f"training data {p} does not exist; pass an existing JSONL or text file to --llmeval-train-data"
+        )
+    suffix = p.suffix.lower()
+    try:
+        raw = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start}); re-encode the file as UTF-8") from None
+    if suffix == ".jsonl":
+        return list(_read_jsonl(p, raw))
+    if suffix == ".json":
+        return list(_read_json(p, raw))
+    return [
+        TrainingText(line, str(p), i)
+        for i, line in enumerate(raw.splitlines(), start=1)
+        if line.strip()
+    ]
+
+
+def _read_jsonl(path: Path, raw: str) -> Iterator[TrainingText]:
+    for lineno, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}); "
+                "fix the line, or give the data as a .txt file with one text per line"
+            ) from None
+        for text, exact_only in _record_texts(record, f"{path}:{lineno}"):
+            yield TrainingText(text, str(path), lineno, exact_only)
+
+
+def _read_json(path: Path, raw: str) -> Iterator[TrainingText]:
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{path}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno}); fix the file"
+        ) from None
+    if isinstance(data, dict) and isinstance(data.get("data"), list):
+        data = data["data"]
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a JSON list of records; use a list, or one record per line in a .jsonl file")
+    for i, record in enumerate(data, start=1):
+        for text, exact_only in _record_texts(record, f"{path} record {i}"):
+            yield TrainingText(text, str(path), i, exact_only)
+
+
+def _record_texts(record: Any, where: str) -> list[tuple[str, bool]]:
+    """The texts one record contributes, each with ``exact_only``: its whole text is indexed
+    for n-grams, its parts (the prompt alone, each chat message) only for exact matches."""
+    if isinstance(record, str):
+        return [(record, False)] if record.strip() else []
+    if not isinstance(record, dict):
+        raise ValueError(
+            f"{where}: expected a JSON object or string, got {type(record).__name__}; "
+            'write each record as {"text": "..."} or {"prompt": "...", "completion": "..."}'
+        )
+    texts: list[tuple[str, bool]] = []
+    for name in TEXT_FIELDS:
+        value = record.get(name)
+        if isinstance(value, str) and value.strip():
+            texts.append((value, False))
+    prompt = _first_str(record, PROMPT_FIELDS)
+    answer = _first_str(record, ANSWER_FIELDS)
+    if prompt is not None and answer is not None:
+        texts.append((f"{prompt} {answer}", False))
+        texts.append((prompt, True))
+    elif prompt is not None or answer is not None:
+        texts.append((prompt if prompt is not None else answer, False))  # type: ignore[arg-type]
+    messages = record.get("messages")
+    if isinstance(messages, list):
+        contents = [m.get("content") for m in messages if isinstance(m, dict)]
+        contents = [c for c in contents if isinstance(c, str) and c.strip()]
+        if len(contents) > 1:
+            texts.append((" ".join(contents), False))
+            texts.extend((c, True) for c in contents)
+        else:
+            texts.extend((c, False) for c in contents)
+    if not texts:
+        fields = ", ".join(TEXT_FIELDS + PROMPT_FIELDS + ANSWER_FIELDS + ("messages",))
+        raise ValueError(
+            f"{where}: no text field in this record (keys: {', '.join(map(str, record)) or 'none'}); "
+            f"name the text one of: {fields}"
+        )
+    return texts
+
+
+def _first_str(record: dict[str, Any], names: Sequence[str]) -> str | None:
+    for name in names:
+        value = record.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
+
+
+# --------------------------------------------------------------------------- index
+
+
+class ContaminationIndex:
+    """An index of training texts that answers: was this case (or a long run of it) trained on?
+
+    ``texts`` are strings or :class:`TrainingText`; ``n`` is the n-gram length in normalised
+    tokens (words and punctuation marks). Texts shorter than ``n`` tokens only match exactly.
+    """
+
+    def __init__(self, texts: Iterable[str | TrainingText], n: int = 13) -> None:
+        import numpy as np
+
+        if n < 1:
+            raise ValueError(f"n-gram length must be at least 1, got {n}")
+        self.n = n
+        self._sources: list[str] = []
+        self._exact: dict[str, int] = {}
+        chunks: list[list[str]] = []
+        owners: list[int] = []
+        for index, item in enumerate(texts):
+            if isinstance(item, TrainingText):
+                text, source, exact_only = item.text, item.source, item.exact_only
+            else:
+                text, source, exact_only = str(item), f"training text #{index + 1}", False
+            self._sources.append(source)
+            toks = tokens(text)
+            if not toks:
+                continue
+            self._exact.setdefault(" ".join(toks), index)
+            if not exact_only and len(toks) >= n:
+                chunks.append(toks)
+                owners.append(index)
+        lengths = np.fromiter((len(c) for c in chunks), dtype=np.int64, count=len(chunks))
+        flat = np.fromiter(
+            (hash(t) for c in chunks for t in c), dtype=np.int64, count=int(lengths.sum())
+        )
+        owner = np.repeat(np.asarray(owners, dtype=np.int64), lengths)
+        hashes, where = _ngram_hashes(flat, owner, n)
+        order = np.argsort(hashes, kind="stable")
+        hashes, where = hashes[order], where[order]
+        keep = np.ones(len(hashes), dtype=bool)
+        keep[1:] = hashes[1:] != hashes[:-1]
+        self._hashes = hashes[keep]
+        self._owners = where[keep]
+
+    @classmethod
+    def from_paths(cls, paths: Iterable[str | Path], n: int = 13) -> "ContaminationIndex":
+        texts: list[TrainingText] = []
+        for p in paths:
+            texts.extend(load_training_texts(p))
+        return cls(texts, n=n)
+
+    def __len__(self) -> int:
+        return len(self._sources)
+
+    @property
+    def ngram_count(self) -> int:
+        return int(self._hashes.shape[0])
+
+    def check(self, prompt: str, answer: Any = None) -> Finding | None:
+        """The first reason to think the case was trained on, or ``None`` if it looks held out.
+
+        ``answer`` may be a string, a number, or a list of acceptable answers (each is tried).
+        """
+        answers = _answers(answer)
+        prompt_toks = tokens(prompt or "")
+        candidates: list[tuple[str, list[str]]] = []
+        for a in answers:
+            candidates.append(("prompt+answer", prompt_toks + tokens(a)))
+        candidates.append(("prompt", prompt_toks))
+        for name, toks in candidates:
+            if toks:
+                hit = self._exact.get(" ".join(toks))
+                if hit is not None:
+                    return Finding("exact", name, " ".join(toks), 1.0, self._sources[hit])
+        for name, toks in candidates:
+            found = self._ngram_hit(toks)
+            if found is not None:
+                gram, fraction, owner = found
+                return Finding("ngram", name, gram, fraction, self._sources[owner])
+        for a in answers:
+            found = self._ngram_hit(tokens(a))
+            if found is not None:
+                gram, fraction, owner = found
+                return Finding("ngram", "answer", gram, fraction, self._sources[owner])
+        return None
+
+    def _ngram_hit(self, toks: list[str]) -> tuple[str, float, int] | None:
+        import numpy as np
+
+        n = self.n
+        if len(toks) < n or self.ngram_count == 0:
+            return None
+        flat = np.fromiter((hash(t) for t in toks), dtype=np.int64, count=len(toks))
+        hashes, _ = _ngram_hashes(flat, np.zeros(len(toks), dtype=np.int64), n)
+        pos = np.minimum(np.searchsorted(self._hashes, hashes), len(self._hashes) - 1)
+        found = self._hashes[pos] == hashes
+        if not found.any():
+            return None
+        first = int(np.argmax(found))
+        fraction = float(found.sum()) / len(found)
+        return " ".join(toks[first : first + n]), fraction, int(self._owners[pos[first]])
+
+
+def _answers(answer: Any) -> list[str]:
+    if answer is None:
+        return []
+    if isinstance(answer, (list, tuple)):
+        return [str(a) for a in answer if a is not None and str(a).strip()]
+    text = str(answer)
+    return [text] if text.strip() else []
+
+
+def _mix(x):
+    """splitmix64's finaliser: spreads a token's string hash over all 64 bits."""
+    import numpy as np
+
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _ngram_hashes(token_hashes, owner, n: int):
+    """Polynomial hashes (mod 2**64) of every window of ``n`` tokens that stays inside one text.
+
+    ``token_hashes`` are Python's ``hash()`` of each token (stable within one process, which
+    is all an in-memory index needs); ``owner`` gives each token's text index.
+    """
+    import numpy as np
+
+    count = len(token_hashes) - n + 1
+    if count <= 0:
+        return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
+    base = np.uint64(0x100000001B3)
+    with np.errstate(over="ignore"):
+        values = _mix(token_hashes.view(np.uint64))
+        h = np.zeros(count, dtype=np.uint64)
+        for j in range(n):
+            h = h * base + values[j : j + count]
+    inside = owner[:count] == owner[n - 1 :]
+    return h[inside], owner[:count][inside]

@@ -1,0 +1,215 @@
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import sqlite3
+import subprocess
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytest_llmeval import history
+from pytest_llmeval.history import HistoryError, case_outcomes, list_runs, record_run, suite_names, suite_trend
+from pytest_llmeval.records import CaseRecord
+from pytest_llmeval.stats import wilson_interval
+
+SUITE = "evals/test_math.py::test_addition"
+OTHER = "evals/test_caps.py::test_capitals"
+T0 = datetime(2025, 1, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def _records(suite: str, outcomes: list[str], model: str = "sha256:aa") -> list[CaseRecord]:
+    return [
+        CaseRecord(suite=suite, case_id=f"c{i:03d}", outcome=o, fingerprint={"model": model}, scores={"len": float(i)})  # type: ignore[arg-type]
+        for i, o in enumerate(outcomes)
+    ]
+
+
+def test_record_and_read_back(tmp_path: Path) -> None:
+    db = tmp_path / "h" / "history.sqlite"
+    recs = _records(SUITE, ["pass", "fail", "pass", "error"]) + _records(OTHER, ["pass"])
+    run = record_run(db, recs, git_commit="abc123", label="ckpt-100", step=100, when=T0)
+    assert run.startswith("20250101T120000Z-")
+    points = suite_trend(db, SUITE)
+    assert len(points) == 1
+    p = points[0]
+    assert (p.n, p.passed, p.failed, p.errors) == (4, 2, 1, 1)
+    assert p.pass_rate == 0.5
+    assert (p.ci_low, p.ci_high) == pytest.approx(wilson_interval(2, 4))
+    assert (p.git_commit, p.label, p.step, p.run_id) == ("abc123", "ckpt-100", 100, run)
+    assert p.metrics == {"len": 1.5}
+    assert p.fingerprint == {"model": "sha256:aa"}
+    assert case_outcomes(db, run, SUITE) == {SUITE: {"c000": "pass", "c001": "fail", "c002": "pass", "c003": "error"}}
+    assert suite_names(db) == sorted([SUITE, OTHER])
+    [summary] = list_runs(db)
+    assert (summary.suites, summary.cases, summary.model) == (2, 5, "sha256:aa")
+
+
+def test_trend_is_in_run_order_and_suite_matches_by_part(tmp_path: Path) -> None:
+    db = tmp_path / "history.sqlite"
+    rates = [["fail"] * 4, ["pass", "fail", "fail", "fail"], ["pass", "pass", "pass", "fail"]]
+    ids = [record_run(db, _records(SUITE, o), git_commit="c", when=T0 + timedelta(minutes=i)) for i, o in enumerate(rates)]
+    points = suite_trend(db, "test_addition")
+    assert [p.run_id for p in points] == ids
+    assert [p.pass_rate for p in points] == [0.0, 0.25, 0.75]
+    assert [p.run_id for p in suite_trend(db, "test_addition", limit=2)] == ids[1:]
+
+
+def test_case_counted_once_worst_outcome(tmp_path: Path) -> None:
+    db = tmp_path / "history.sqlite"
+    recs = [
+        CaseRecord(suite=SUITE, case_id="a", outcome="pass"),
+        CaseRecord(suite=SUITE, case_id="a", outcome="error", reason="teardown broke"),
+    ]
+    run = record_run(db, recs, git_commit="c")
+    [p] = suite_trend(db, SUITE)
+    assert (p.n, p.errors) == (1, 1)
+    assert case_outcomes(db, run) == {SUITE: {"a": "error"}}
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(["pass", "fail", "error"]), min_size=1, max_size=12), min_size=1, max_size=5))
+def test_figures_match_the_records(tmp_path_factory: pytest.TempPathFactory, runs: list[list[str]]) -> None:
+    db = tmp_path_factory.mktemp("h") / "history.sqlite"
+    for outcomes in runs:
+        record_run(db, _records(SUITE, outcomes), git_commit="c")
+    points = suite_trend(db, SUITE)
+    assert len(points) == len(runs)
+    for p, outcomes in zip(points, runs):
+        assert p.n == len(outcomes)
+        assert p.passed == outcomes.count("pass")
+        assert p.failed == outcomes.count("fail")
+        assert p.errors == outcomes.count("error")
+        assert p.pass_rate == pytest.approx(outcomes.count("pass") / len(outcomes))
+
+
+def test_duplicate_run_id_is_refused_and_nothing_half_written(tmp_path: Path) -> None:
+    db = tmp_path / "history.sqlite"
+    record_run(db, _records(SUITE, ["pass"]), run_id="r1", git_commit="c")
+    with pytest.raises(HistoryError, match="already in"):
+        record_run(db, _records(SUITE, ["fail", "fail"]), run_id="r1", git_commit="c")
+    assert [p.n for p in suite_trend(db, SUITE)] == [1]
+
+
+def test_git_commit_never_fails(tmp_path: Path) -> None:
+    assert history.git_commit(tmp_path) is None  # not a repository
+    assert history.git_commit(tmp_path / "missing") is None
+    subprocess.run(["git", "init", "-q", str(tmp_path / "repo")], check=True)
+    repo = tmp_path / "repo"
+    (repo / "f.txt").write_text("x")
+    env = ["-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run(["git", *env, "-C", str(repo), "add", "f.txt"], check=True)
+    subprocess.run(["git", *env, "-C", str(repo), "commit", "-qm", "init"], check=True)
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert history.git_commit(repo) == head
+    (repo / "f.txt").write_text("changed")
+    assert history.git_commit(repo) == head + "+dirty"
+
+
+def test_default_commit_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMEVAL_GIT_COMMIT", "feedbeef")
+    record_run(tmp_path / "h.sqlite", _records(SUITE, ["pass"]))
+    assert suite_trend(tmp_path / "h.sqlite")[0].git_commit == "feedbeef"
+
+
+def test_missing_and_foreign_files(tmp_path: Path) -> None:
+    with pytest.raises(HistoryError, match="no run history"):
+        suite_trend(tmp_path / "nope.sqlite")
+    foreign = tmp_path / "foreign.sqlite"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    with pytest.raises(HistoryError, match="not a pytest-llmeval history"):
+        suite_trend(foreign)
+    garbage = tmp_path / "garbage.sqlite"
+    garbage.write_bytes(b"not sqlite at all" * 100)
+    with pytest.raises(HistoryError, match="not a"):
+        record_run(garbage, _records(SUITE, ["pass"]), git_commit="c")
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "history.sqlite"
+    record_run(db, _records(SUITE, ["pass"]), git_commit="c")
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema'")
+    with pytest.raises(HistoryError, match="upgrade pytest-llmeval"):
+        record_run(db, _records(SUITE, ["pass"]), git_commit="c")
+    with pytest.raises(HistoryError, match="upgrade pytest-llmeval"):
+        suite_trend(db)
+
+
+def test_unknown_and_ambiguous_suite(tmp_path: Path) -> None:
+    db = tmp_path / "history.sqlite"
+    record_run(db, _records(SUITE, ["pass"]) + _records(OTHER, ["pass"]), git_commit="c")
+    with pytest.raises(HistoryError, match="no suite matching 'nothing'"):
+        suite_trend(db, "nothing")
+    with pytest.raises(HistoryError, match="matches 2 suites"):
+        suite_trend(db, "evals/")
+    with pytest.raises(HistoryError, match="no run 'zzz'"):
+        case_outcomes(db, "zzz")
+
+
+def _writer(db: str, worker: int) -> None:
+    for i in range(5):
+        record_run(db, _records(SUITE, ["pass"] * (worker + 1)), run_id=f"w{worker}-{i}", git_commit="c")
+
+
+def test_concurrent_writers(tmp_path: Path) -> None:
+    db = str(tmp_path / "history.sqlite")
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(db, w)) for w in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    runs = list_runs(db)
+    assert sorted(r.run_id for r in runs) == sorted(f"w{w}-{i}" for w in range(3) for i in range(5))
+    assert all(r.cases == int(r.run_id[1]) + 1 for r in runs)
+
+
+def _cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pytest_llmeval")
+    sub = parser.add_subparsers(dest="command")
+    history.register_cli(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_cli_trend_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "history.sqlite"
+    record_run(db, _records(SUITE, ["fail", "fail", "pass", "fail"], model="m1"), git_commit="abcdef0123", label="ckpt-a", step=100)
+    record_run(db, _records(SUITE, ["pass", "pass", "pass", "fail"], model="m2"), git_commit="abcdef0123", label="step-200", step=200)
+    assert _cli(["history", "test_addition", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert SUITE in out
+    assert "25.0%" in out and "75.0%" in out
+    assert "+50.0*" in out  # change since the previous run, model changed
+    assert "ckpt-a @100" in out and "abcdef012" in out
+    assert "step-200" in out and "@200" not in out  # a step label is not repeated
+    assert _cli(["history", "--db", str(db), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [d["pass_rate"] for d in data] == [0.25, 0.75]
+    assert _cli(["history", "test_addition", "--db", str(db), "--last", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "(last 1 of 2 runs)" in out and "25.0%" not in out and "+50.0*" in out
+    assert _cli(["history", "--db", str(db), "--json", "--last", "1"]) == 0
+    assert [d["pass_rate"] for d in json.loads(capsys.readouterr().out)] == [0.75]
+    assert _cli(["history", "--db", str(db), "--runs"]) == 0
+    assert "ckpt-a" in capsys.readouterr().out
+
+
+def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _cli(["history", "--db", str(tmp_path / "none.sqlite")]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("history: no run history at") and err.count("\n") == 1
+
+
+def test_module_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "history.sqlite"
+    record_run(db, _records(SUITE, ["pass"]), git_commit="c")
+    assert history.main(["--db", str(db)]) == 0
+    assert "1 suite(s), 1 run(s)" in capsys.readouterr().out
