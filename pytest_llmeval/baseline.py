@@ -12,13 +12,12 @@ It is written atomically (a temporary file in the same folder, then ``os.replace
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from .fingerprint import atomic_write_text
 from .stats import Paired, SuiteResult, paired_comparison
 
 SCHEMA = 1
@@ -186,23 +185,7 @@ def dumps_baseline(suites: Mapping[str, Any]) -> str:
     return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+write_atomic = atomic_write_text  # temp file in the same folder, fsync, os.replace
 
 
 def updated_suites(old: Baseline | None, results: Iterable[SuiteResult]) -> dict[str, Any]:

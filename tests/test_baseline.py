@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llmeval import baseline as bl
 from pytest_llmeval.baseline import (
     BaselineError,
     SuiteEntry,
@@ -100,7 +99,7 @@ def test_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     def broken_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(bl.os, "replace", broken_replace)
+    monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(OSError):
         write_baseline(path, None, [suite("f.py::t", {"a": "fail"})])
     assert path.read_text() == before

@@ -7,7 +7,6 @@ next to the test, so the dataset (and so the fingerprint) stays the same between
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
