@@ -80,21 +80,20 @@ def _option(config: pytest.Config, name: str) -> Any:
     return value
 
 
+def _option_base(config: pytest.Config, name: str) -> Path:
+    """What a relative path in option ``name`` is relative to: the invocation directory when
+    given on the command line, the ini file's directory when set there (as pytest does)."""
+    if config.getoption(_dest(name), default=None) is not None:
+        return config.invocation_params.dir
+    return config.inipath.parent if config.inipath is not None else config.rootpath
+
+
 def _option_path(config: pytest.Config, name: str) -> Path | None:
-    """A path option: relative to the invocation directory when given on the command line,
-    to the ini file's directory when set there (as pytest does for its own options)."""
-    cli = config.getoption(_dest(name), default=None)
-    value = cli if cli is not None else config.getini(_dest(name))
-    if value in (None, ""):
+    value = _option(config, name)
+    if value is None:
         return None
     path = Path(str(value)).expanduser()
-    if path.is_absolute():
-        return path
-    if cli is not None:
-        base = config.invocation_params.dir
-    else:
-        base = config.inipath.parent if config.inipath is not None else config.rootpath
-    return base / path
+    return path if path.is_absolute() else _option_base(config, name) / path
 
 
 # ----------------------------------------------------------------------------- state
@@ -147,7 +146,7 @@ class LLMEvalState:
 
         started = time.perf_counter()
         try:
-            self.backend = HFBackend.load(settings, rootdir=self.config.rootpath)
+            self.backend = HFBackend.load(settings, rootdir=_option_base(self.config, "model"))
         except ModelLoadError as exc:
             self.load_error = exc
             raise

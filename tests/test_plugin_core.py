@@ -300,3 +300,20 @@ def test_xdist_workers_run_and_report_every_case_once(pytester: pytest.Pytester,
     result.assert_outcomes(passed=6)
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert sorted(s["id"] if "id" in s else s["case_id"] for s in samples) == [f"q{i}" for i in range(6)]
+
+
+def test_relative_model_path_in_ini_is_relative_to_the_ini_file(
+    pytester: pytest.Pytester, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    shutil.copytree(tiny_model_dir, pytester.path / "models" / "tiny")
+    make_ini(pytester, model="models/tiny")
+    evals = pytester.mkdir("evals")
+    (evals / "test_rel.py").write_text(
+        "import pytest_llmeval as le\n\n"
+        "@le.cases([{'id': 'a', 'q': 'hi'}], prompt='{q}', max_new_tokens=2)\n"
+        "def test_gen(case, completion):\n    pass\n"
+    )
+    monkeypatch.chdir(evals)
+    pytester.runpytest().assert_outcomes(passed=1)
