@@ -416,7 +416,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         plan = state.plan(metafunc, spec)
         overlaps = state.overlaps(spec, plan)
     except CaseError as exc:
-        pytest.fail(f"llmeval: {exc}", pytrace=False)
+        problem = str(exc)
+    else:
+        problem = None
+    if problem is not None:  # raised outside the except block: no chained traceback in the report
+        pytest.fail(f"llmeval: {problem}", pytrace=False)
     if overlaps:
         listing = "; ".join(f"{cid}: {why}" for cid, why in list(overlaps.items())[:5])
         more = f" (and {len(overlaps) - 5} more)" if len(overlaps) > 5 else ""
@@ -624,7 +628,8 @@ def llm(pytestconfig: pytest.Config, llm_settings: Any) -> Any:
         settings = _coerce_settings(llm_settings)
         return _state(pytestconfig).get_backend(settings)
     except (ModelLoadError, SettingsError) as exc:
-        pytest.fail(f"llmeval: {exc}", pytrace=False)
+        problem = str(exc)
+    pytest.fail(f"llmeval: {problem}", pytrace=False)  # outside the except block: one clean line
 
 
 @pytest.fixture

@@ -81,6 +81,7 @@ def test_bad_data_is_a_clear_collection_error(pytester: pytest.Pytester, data: s
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["*ERROR collecting*", message])
     result.stdout.no_fnmatch_line("*Traceback*")
+    result.stdout.no_fnmatch_line("*During handling of the above exception*")
 
 
 def test_model_that_fails_to_load_errors_every_item_once(pytester: pytest.Pytester) -> None:
@@ -100,6 +101,8 @@ def test_model_that_fails_to_load_errors_every_item_once(pytester: pytest.Pytest
     result = pytester.runpytest("-p", "no:randomly")
     result.assert_outcomes(passed=1, errors=3)
     result.stdout.fnmatch_lines(["*llmeval: model '/nonexistent/model-dir' is not a local path*"])
+    result.stdout.no_fnmatch_line("*During handling of the above exception*")
+    result.stdout.no_fnmatch_line("*The above exception was the direct cause*")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
 
 
