@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, str(Path(__file__).parent / "tests"))
 
@@ -16,6 +17,16 @@ sys.path.insert(0, str(Path(__file__).parent / "tests"))
 from pytest_llmeval.fingerprint import cache_dir  # noqa: E402
 
 os.environ.setdefault("LLMEVAL_CACHE_DIR", str(cache_dir()))
+
+# This machine is shared: timings say nothing about correctness, so Hypothesis's deadline and its
+# slow-generation check are off. Under CI the examples are derandomized, so a run is repeatable.
+settings.register_profile(
+    "project",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=bool(os.environ.get("CI")),
+)
+settings.load_profile("project")
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Sequence
 
 from .cases import Request
 from .outputs import Completion, Ranked
@@ -121,5 +121,3 @@ class BatchScheduler:
         """Drop a result its item has used (keeps memory flat on long runs)."""
         self._results.pop(key, None)
 
-
-KindName = Literal["generate", "rank"]

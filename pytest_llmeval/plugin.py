@@ -5,6 +5,7 @@ Heavy modules (torch, transformers) are imported only when a model is actually n
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 import warnings
@@ -122,8 +123,8 @@ class LLMEvalState:
         self.contamination: Any = None
         self.load_error: BaseException | None = None
         self.records: list[CaseRecord] = []
-        self.misses = 0
         self.other_failures = 0
+        """Failed reports that are not wrong answers (errors, plain tests): they keep the exit status."""
         self.eval_session: Any = None
         self.final_report: Any = None
         if not self.is_worker:
@@ -259,20 +260,12 @@ class LLMEvalState:
         capman = self.config.pluginmanager.get_plugin("capturemanager")
         if reporter is None:
             return
-        ctx = capman.global_and_fixture_disabled() if capman is not None else _nullcontext()
+        ctx = capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext()
         with ctx:
             reporter.write_line(line)
 
     def _progress(self, kind: str, total: int) -> Any:
         return _TerminalProgress(self, "completions" if kind == "generate" else "rankings", total)
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 class _TerminalProgress:
@@ -522,11 +515,9 @@ class _Collector:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         state = self.state
         records = records_from_properties(report.user_properties)
-        if report.failed:
-            if records and records[0].outcome == "fail" and report.when == "call":
-                state.misses += 1
-            else:
-                state.other_failures += 1
+        is_miss = bool(records) and records[0].outcome == "fail" and report.when == "call"
+        if report.failed and not is_miss:
+            state.other_failures += 1
         for record in records:
             state.records.append(record)
             state.eval_session.add(record)
