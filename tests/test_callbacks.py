@@ -1,20 +1,16 @@
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from pytest_llmeval.callbacks import EvalEvery, LLMEvalCallback, check_floor
 from pytest_llmeval.inline import EvalResult, short_names
 from pytest_llmeval.stats import SuiteResult
+from tiny_example import EXAMPLE, example_module, one_thread
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "example_suites" / "arithmetic_tiny"
 
 SUITE = """
 import pytest_llmeval as le
@@ -29,31 +25,6 @@ def test_addition(case, completion):
 def test_anything(case, completion):
     pass
 """
-
-
-def example_module(name: str) -> ModuleType:
-    key = f"_arithmetic_tiny_{name}"
-    if key in sys.modules:
-        return sys.modules[key]
-    spec = importlib.util.spec_from_file_location(key, EXAMPLE / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[key] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """Train with one torch thread (fastest for these tiny models on a shared CPU), then restore."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 @pytest.fixture
