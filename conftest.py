@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent / "tests"))
 
 # pytester points HOME at a temporary directory; keep the converted-model cache where it is, so
 # the SmolLM2 conversion (about 25 s) is paid once per machine, not once per test.
-from pytest_llmeval.fingerprint import cache_dir  # noqa: E402
+from pytest_llmeval.files import cache_dir  # noqa: E402
 
 os.environ.setdefault("LLMEVAL_CACHE_DIR", str(cache_dir()))
 

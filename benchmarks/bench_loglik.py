@@ -148,9 +148,9 @@ def run_ours(model_dir: Path, data: dict, batch: int, threads: int) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pytest_llmeval import formats
-    from pytest_llmeval.fewshot import build_context
-    from pytest_llmeval.loglik import rank_choices
+    from pytest_llmeval.datasets import benchmarks as formats
+    from pytest_llmeval.datasets.fewshot import build_context
+    from pytest_llmeval.models.loglik import rank_choices
 
     torch.set_num_threads(threads)
     t = time.perf_counter()

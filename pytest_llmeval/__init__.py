@@ -11,36 +11,34 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._api import cases
-from .cases import Case, CaseError
-from .current import score
-from .failures import EvalFailure
-from .outputs import Completion, Ranked
-from .settings import GenerationSettings, LLMSettings
+from pytest_llmeval.plugin.decorator import cases
+from pytest_llmeval.datasets.suite import Case, CaseError
+from pytest_llmeval.scoring.recording import score
+from pytest_llmeval.scoring.failures import EvalFailure
+from pytest_llmeval.models.outputs import Completion, Ranked
+from pytest_llmeval.settings import GenerationSettings, LLMSettings
 
 __version__ = "0.1.0"
 
 _LAZY = {
     # scorers
-    "normalize": "scorers",
-    "extract_number": "scorers",
-    "assert_exact": "scorers",
-    "assert_contains": "scorers",
-    "assert_not_contains": "scorers",
-    "assert_regex": "scorers",
-    "assert_number": "scorers",
-    "assert_one_of": "scorers",
-    "assert_max_words": "scorers",
-    "assert_max_chars": "scorers",
-    "assert_json": "scorers",
-    "assert_choice": "scorers",
-    "assert_similar": "scorers",
-    # benchmark file loaders
-    "formats": None,
+    "normalize": "scoring",
+    "extract_number": "scoring",
+    "assert_exact": "scoring",
+    "assert_contains": "scoring",
+    "assert_not_contains": "scoring",
+    "assert_regex": "scoring",
+    "assert_number": "scoring",
+    "assert_one_of": "scoring",
+    "assert_max_words": "scoring",
+    "assert_max_chars": "scoring",
+    "assert_json": "scoring",
+    "assert_choice": "scoring",
+    "assert_similar": "scoring",
     # training-time evaluation
-    "evaluate": "inline",
-    "LLMEvalCallback": "callbacks",
-    "EvalEvery": "callbacks",
+    "evaluate": "training.inline",
+    "LLMEvalCallback": "training.callbacks",
+    "EvalEvery": "training.callbacks",
 }
 
 __all__ = [
@@ -53,29 +51,31 @@ __all__ = [
     "Ranked",
     "cases",
     "score",
+    "formats",
     *_LAZY,
 ]
 
+_LAZY_MODULES = {"formats": "datasets.benchmarks"}  # benchmark file loaders
+
 
 def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'pytest_llmeval' has no attribute {name!r}")
     import importlib
 
-    module_name = _LAZY[name]
-    if module_name is None:
-        value = importlib.import_module(f".{name}", __name__)
+    if name in _LAZY_MODULES:
+        value: Any = importlib.import_module(f".{_LAZY_MODULES[name]}", __name__)
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     else:
-        value = getattr(importlib.import_module(f".{module_name}", __name__), name)
+        raise AttributeError(f"module 'pytest_llmeval' has no attribute {name!r}")
     globals()[name] = value
     return value
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import formats
-    from .callbacks import EvalEvery, LLMEvalCallback
-    from .inline import evaluate
-    from .scorers import (
+    from pytest_llmeval.datasets import benchmarks as formats
+    from pytest_llmeval.training.callbacks import EvalEvery, LLMEvalCallback
+    from pytest_llmeval.training.inline import evaluate
+    from pytest_llmeval.scoring import (
         assert_choice,
         assert_contains,
         assert_exact,

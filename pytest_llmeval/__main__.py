@@ -16,7 +16,7 @@ from typing import Callable, NoReturn, Sequence
 
 EXIT_USAGE = 3
 
-SUBCOMMAND_MODULES: tuple[str, ...] = ("pytest_llmeval.compare", "pytest_llmeval.history")
+SUBCOMMAND_MODULES: tuple[str, ...] = ("pytest_llmeval.results.compare", "pytest_llmeval.results.history")
 """Modules that contribute a subcommand through ``register(subparsers)`` (or ``register_cli``);
 absent ones are skipped."""
 
@@ -41,7 +41,7 @@ def register_prune(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_prune(args: argparse.Namespace) -> int:
-    from .baseline import BaselineError, prune_suites
+    from pytest_llmeval.results.baseline import BaselineError, prune_suites
 
     try:
         removed, missing = prune_suites(Path(args.baseline), args.suites)

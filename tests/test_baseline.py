@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llmeval.baseline import (
+from pytest_llmeval.results.baseline import (
     BaselineError,
     SuiteEntry,
     Verdict,
@@ -20,7 +20,7 @@ from pytest_llmeval.baseline import (
     updated_suites,
     write_baseline,
 )
-from pytest_llmeval.stats import SuiteResult
+from pytest_llmeval.results.stats import SuiteResult
 
 FP = {
     "model": "sha256:m1",

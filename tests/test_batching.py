@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_llmeval.batching import BatchScheduler, Entry
-from pytest_llmeval.cases import Request
-from pytest_llmeval.outputs import Completion
+from pytest_llmeval.models.scheduler import BatchScheduler, Entry
+from pytest_llmeval.datasets.suite import Request
+from pytest_llmeval.models.outputs import Completion
 
 
 class FakeBackend:

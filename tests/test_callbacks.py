@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from pytest_llmeval.callbacks import EvalEvery, LLMEvalCallback, check_floor
-from pytest_llmeval.inline import EvalResult, short_names
-from pytest_llmeval.stats import SuiteResult
+from pytest_llmeval.training.callbacks import EvalEvery, LLMEvalCallback, check_floor
+from pytest_llmeval.training.inline import EvalResult, short_names
+from pytest_llmeval.results.stats import SuiteResult
 from tiny_example import EXAMPLE, example_module, one_thread
 
 
@@ -241,7 +241,7 @@ def test_callback_needs_a_tokenizer(tiny: tuple[Any, Any], evals: Path) -> None:
 def _compare(a: Path, b: Path) -> tuple[int, str]:
     import io
 
-    from pytest_llmeval import compare
+    from pytest_llmeval.results import compare
 
     parser = __import__("argparse").ArgumentParser()
     compare.register(parser.add_subparsers())
@@ -255,8 +255,8 @@ def test_example_quick_training_run(tmp_path: Path) -> None:
     results to compare, a run history by step, and training data that holds the eval set out."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pytest_llmeval.contamination import ContaminationIndex, load_training_texts
-    from pytest_llmeval.history import suite_trend
+    from pytest_llmeval.datasets.heldout import ContaminationIndex, load_training_texts
+    from pytest_llmeval.results.history import suite_trend
 
     train = example_module("train")
     out = tmp_path / "run"

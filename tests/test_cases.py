@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_llmeval.cases import (
+from pytest_llmeval.datasets.suite import (
     Case,
     CaseError,
     CaseSpec,

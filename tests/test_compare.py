@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from pytest_llmeval.__main__ import main
-from pytest_llmeval.compare import compare_runs, exit_code, load_results, ResultsError
-from pytest_llmeval.records import CaseRecord
-from pytest_llmeval.session import EvalSession
+from pytest_llmeval.results.compare import compare_runs, exit_code, load_results, ResultsError
+from pytest_llmeval.results.records import CaseRecord
+from pytest_llmeval.results.session import EvalSession
 from pytest_llmeval.settings import RunOptions
 
 FP = {"prompt": "sha256:p", "dataset": "sha256:d", "num_fewshot": 0, "generation": {"max_new_tokens": 8}, "model": "sha256:m1"}

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_llmeval.contamination import (
+from pytest_llmeval.datasets.heldout import (
     ContaminationIndex,
     case_answer,
     TrainingText,

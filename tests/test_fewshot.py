@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_llmeval.fewshot import (
+from pytest_llmeval.datasets.fewshot import (
     FewshotError,
     build_context,
     chat_fewshot_context,

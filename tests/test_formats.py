@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llmeval import formats
-from pytest_llmeval.formats import FormatError
+from pytest_llmeval.datasets import benchmarks as formats
+from pytest_llmeval.datasets.benchmarks import FormatError
 
 
 def jsonl(path: Path, rows) -> Path:

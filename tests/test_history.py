@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_llmeval import history
-from pytest_llmeval.history import HistoryError, case_outcomes, list_runs, record_run, suite_names, suite_trend
-from pytest_llmeval.records import CaseRecord
-from pytest_llmeval.stats import wilson_interval
+from pytest_llmeval.results import history
+from pytest_llmeval.results.history import HistoryError, case_outcomes, list_runs, record_run, suite_names, suite_trend
+from pytest_llmeval.results.records import CaseRecord
+from pytest_llmeval.results.stats import wilson_interval
 
 SUITE = "evals/test_math.py::test_addition"
 OTHER = "evals/test_caps.py::test_capitals"

@@ -141,7 +141,7 @@ def test_mode_and_rng_restored_when_the_run_raises(trained: tuple[Any, Any, Path
 
 def test_broken_eval_file_raises_clear_error_and_restores_mode(trained: tuple[Any, Any, Path], tmp_path: Path) -> None:
     import pytest_llmeval as le
-    from pytest_llmeval.inline import InlineEvalError
+    from pytest_llmeval.training.inline import InlineEvalError
 
     model, tokenizer, _ = trained
     model.train()
@@ -188,7 +188,7 @@ def test_eval_in_the_middle_of_training_changes_nothing(evals: Path) -> None:
 
 def test_options_limit_keyword_history_and_log_dict(trained: tuple[Any, Any, Path], evals: Path, tmp_path: Path) -> None:
     import pytest_llmeval as le
-    from pytest_llmeval.history import suite_trend
+    from pytest_llmeval.results.history import suite_trend
 
     model, tokenizer, _ = trained
     db = tmp_path / "h.sqlite"
@@ -211,7 +211,7 @@ def test_options_limit_keyword_history_and_log_dict(trained: tuple[Any, Any, Pat
 
 def test_history_default_path_is_under_the_rootdir(trained: tuple[Any, Any, Path], evals: Path) -> None:
     import pytest_llmeval as le
-    from pytest_llmeval.history import list_runs
+    from pytest_llmeval.results.history import list_runs
 
     model, tokenizer, _ = trained
     result = le.evaluate(model, tokenizer, evals, limit=2, rootdir=evals)
@@ -242,7 +242,7 @@ def test_a_llama_model_trains_after_an_inline_eval(tmp_path: Path) -> None:
 
 
 def test_short_names() -> None:
-    from pytest_llmeval.inline import short_names
+    from pytest_llmeval.training.inline import short_names
 
     assert short_names(["a/test_x.py::test_one", "a/test_x.py::test_two"]) == {
         "test_one": "a/test_x.py::test_one",

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_llmeval import loglik
-from pytest_llmeval.loglik import LoglikelihoodError, chat_context, encode_pair, loglikelihood, rank_choices
-from pytest_llmeval.outputs import Ranked
+from pytest_llmeval.models import loglik
+from pytest_llmeval.models.loglik import LoglikelihoodError, chat_context, encode_pair, loglikelihood, rank_choices
+from pytest_llmeval.models.outputs import Ranked
 
 ITEMS = [
     ("Question: What is the capital of France?\nAnswer:", ["Paris", "London", "Berlin is big", "Rome"]),

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from pytest_llmeval import formats
-from pytest_llmeval.fewshot import build_context, chat_fewshot_context
-from pytest_llmeval.loglik import rank_choices
+from pytest_llmeval.datasets import benchmarks as formats
+from pytest_llmeval.datasets.fewshot import build_context, chat_fewshot_context
+from pytest_llmeval.models.loglik import rank_choices
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = json.loads((ROOT / "reference" / "lmeval_reference.json").read_text(encoding="utf-8"))

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, strategies as st
 
-from pytest_llmeval.scorers import normalize
+from pytest_llmeval.scoring import normalize
 
 
 @pytest.mark.parametrize(

@@ -146,7 +146,7 @@ def test_completions_are_batched_and_match_single_generate(pytester: pytest.Pyte
 
 
 def test_greedy_output_does_not_depend_on_batch_size(tiny_model_dir: Path) -> None:
-    from pytest_llmeval.cases import Request
+    from pytest_llmeval.datasets.suite import Request
     from pytest_llmeval.models.hf import HFBackend
     from pytest_llmeval.settings import GenerationSettings, LLMSettings
 

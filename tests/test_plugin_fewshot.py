@@ -68,7 +68,7 @@ def test_continuation_scores_the_text_after_each_filled_in_choice(pytester: pyte
     pytester.makepyfile(
         """
         import pytest_llmeval as le
-        from pytest_llmeval.loglik import rank_choices
+        from pytest_llmeval.models.loglik import rank_choices
 
         @le.cases("wino.jsonl", prompt="{context}", choices="options", continuation="rest")
         def test_wino(case, ranked, llm):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_llmeval.baseline import SuiteEntry, Verdict, compare_suite
-from pytest_llmeval.records import CaseRecord
-from pytest_llmeval.report import GateReport, Message, listing, pct, points, pvalue, sample_json
-from pytest_llmeval.stats import SuiteResult, aggregate_suites
+from pytest_llmeval.results.baseline import SuiteEntry, Verdict, compare_suite
+from pytest_llmeval.results.records import CaseRecord
+from pytest_llmeval.results.report import GateReport, Message, listing, pct, points, pvalue, sample_json
+from pytest_llmeval.results.stats import SuiteResult, aggregate_suites
 
 
 def make_suite(name: str, n: int, failing: range | set[int], **kw) -> SuiteResult:
@@ -120,7 +120,7 @@ def test_metrics_and_marker_groups_are_shown():
         CaseRecord("f.py::t", "a", "pass", scores={"f1": 1.0}, markers=("math",)),
         CaseRecord("f.py::t", "b", "fail", scores={"f1": 0.5}, markers=("math",)),
     ]
-    from pytest_llmeval.stats import aggregate_markers
+    from pytest_llmeval.results.stats import aggregate_markers
 
     report = GateReport(suites=tuple(aggregate_suites(records)), groups=tuple(aggregate_markers(records)))
     lines = text_of(report)

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import pytest_llmeval as le
-from pytest_llmeval.outputs import Ranked
+from pytest_llmeval.models.outputs import Ranked
 
 
 def ranked(lls: list[float], choices: list[str] | None = None) -> Ranked:

@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, strategies as st
 
-from pytest_llmeval.failures import EvalFailure
-from pytest_llmeval.outputs import Completion
-from pytest_llmeval.scorers import assert_number, extract_number, find_numbers
+from pytest_llmeval.scoring.failures import EvalFailure
+from pytest_llmeval.models.outputs import Completion
+from pytest_llmeval.scoring import assert_number, extract_number, find_numbers
 
 _ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()

@@ -5,9 +5,9 @@ import re
 import pytest
 from hypothesis import given, strategies as st
 
-from pytest_llmeval.failures import EvalFailure
-from pytest_llmeval.outputs import Completion
-from pytest_llmeval.scorers import (
+from pytest_llmeval.scoring.failures import EvalFailure
+from pytest_llmeval.models.outputs import Completion
+from pytest_llmeval.scoring import (
     assert_contains,
     assert_exact,
     assert_max_chars,

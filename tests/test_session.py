@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llmeval.records import CaseRecord
-from pytest_llmeval.session import EvalSession
+from pytest_llmeval.results.records import CaseRecord
+from pytest_llmeval.results.session import EvalSession
 from pytest_llmeval.settings import RunOptions
 
 FP = {"prompt": "sha256:p", "dataset": "sha256:d", "num_fewshot": 0, "generation": {"do_sample": False, "max_new_tokens": 8}}

@@ -15,7 +15,7 @@ needs_model = pytest.mark.skipif(
 
 @needs_model
 def test_paraphrases_are_similar_and_unrelated_texts_are_not() -> None:
-    from pytest_llmeval.scorers import similarity
+    from pytest_llmeval.scoring import similarity
 
     close = similarity("The cat sat on the mat.", "A cat was sitting on the mat.")
     far = similarity("The cat sat on the mat.", "Quarterly revenue grew by four percent.")

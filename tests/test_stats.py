@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_llmeval.records import CaseRecord
-from pytest_llmeval.stats import (
+from pytest_llmeval.results.records import CaseRecord
+from pytest_llmeval.results.stats import (
     aggregate_markers,
     aggregate_suites,
     binom_cdf_half,

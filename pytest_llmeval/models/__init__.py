@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
-from ..cases import Request
-from ..outputs import Completion, Ranked
-from ..settings import LLMSettings
+from pytest_llmeval.datasets.suite import Request
+from pytest_llmeval.models.outputs import Completion, Ranked
+from pytest_llmeval.settings import LLMSettings
 
 Progress = Callable[[int], None]
 
@@ -31,6 +31,6 @@ class Backend(Protocol):
 
 def load_backend(settings: LLMSettings) -> Backend:
     """Load the backend that ``settings.model`` names (today: a local transformers model)."""
-    from .hf import HFBackend
+    from pytest_llmeval.models.hf import HFBackend
 
     return HFBackend.load(settings)

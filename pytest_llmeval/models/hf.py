@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from ..cases import Request
-from ..fingerprint import cache_dir, cached_file_hash, hash_files, sha256_text, weight_files
-from ..outputs import Completion, Ranked
-from ..settings import GenerationSettings, LLMSettings, SettingsError, resolve_model_path
-from . import ModelLoadError, Progress
+from pytest_llmeval.datasets.suite import Request
+from pytest_llmeval.files import cache_dir, cached_file_hash, hash_files, sha256_text, weight_files
+from pytest_llmeval.models.outputs import Completion, Ranked
+from pytest_llmeval.settings import GenerationSettings, LLMSettings, SettingsError, resolve_model_path
+from pytest_llmeval.models import ModelLoadError, Progress
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -256,7 +256,7 @@ class HFBackend:
     def max_length(self) -> int:
         if self.settings.max_length:
             return self.settings.max_length
-        from ..loglik import model_max_length
+        from pytest_llmeval.models.loglik import model_max_length
 
         return model_max_length(self.model, self.tokenizer)
 
@@ -276,7 +276,7 @@ class HFBackend:
             return text
         if not getattr(self.tokenizer, "chat_template", None):
             raise ModelStateError("chat=True but the tokenizer has no chat template; use chat=False or a chat model")
-        from ..loglik import chat_context
+        from pytest_llmeval.models.loglik import chat_context
 
         return chat_context(self.tokenizer, text, system=system, examples=examples)
 
@@ -432,7 +432,7 @@ class HFBackend:
 
     def loglikelihood(self, context: str, continuations: str | Sequence[str]) -> Ranked:
         """Total loglikelihood of each continuation after ``context`` (scored as given, no delimiter)."""
-        from ..loglik import rank_choices
+        from pytest_llmeval.models.loglik import rank_choices
 
         self._check_mode()
         conts = [continuations] if isinstance(continuations, str) else list(continuations)
@@ -448,7 +448,7 @@ class HFBackend:
 
     def run_rank(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Ranked]:
         """Per-choice loglikelihoods for many multiple-choice requests, in batches."""
-        from ..loglik import chat_context, rank_choices
+        from pytest_llmeval.models.loglik import chat_context, rank_choices
 
         self._check_mode()
         out: list[Ranked | None] = [None] * len(requests)

@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from .cases import Request
-from .outputs import Completion, Ranked
+from pytest_llmeval.datasets.suite import Request
+from pytest_llmeval.models.outputs import Completion, Ranked
 
 Result = Completion | Ranked
 ProgressFactory = Callable[[str, int], "ProgressSink"]

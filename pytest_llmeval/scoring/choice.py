@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..failures import EvalFailure
-from ..outputs import Ranked
+from pytest_llmeval.scoring.failures import EvalFailure
+from pytest_llmeval.models.outputs import Ranked
 
 __all__ = ["assert_choice"]
 

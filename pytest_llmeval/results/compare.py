@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .baseline import fingerprint_diff
-from .report import listing, pct, points, pvalue
-from .stats import Paired, paired_comparison, wilson_interval
+from pytest_llmeval.results.baseline import fingerprint_diff
+from pytest_llmeval.results.report import listing, pct, points, pvalue
+from pytest_llmeval.results.stats import Paired, paired_comparison, wilson_interval
 
 EXIT = {"KEEP": 0, "UNCHANGED": 0, "DISCARD": 1, "MIXED": 2}
 EXIT_USAGE = 3
@@ -267,6 +267,6 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .__main__ import main as cli
+    from pytest_llmeval.__main__ import main as cli
 
     return cli(["compare", *(argv if argv is not None else sys.argv[1:])])

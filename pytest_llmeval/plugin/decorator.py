@@ -6,7 +6,7 @@ from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 import pytest
 
-from .cases import CaseSource, CaseSpec, PromptTemplate
+from pytest_llmeval.datasets.suite import CaseSource, CaseSpec, PromptTemplate
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from .baseline import Comparison, Verdict
-from .records import CaseRecord
-from .stats import SuiteResult
+from pytest_llmeval.results.baseline import Comparison, Verdict
+from pytest_llmeval.results.records import CaseRecord
+from pytest_llmeval.results.stats import SuiteResult
 
 RESULTS_SCHEMA = 1
 MAX_LISTED = 10

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Callable, Iterable, Union
 
-from ..failures import EvalFailure
-from .normalize import collapse_whitespace, normalize as _normalize, strip_articles, strip_punctuation
+from pytest_llmeval.scoring.failures import EvalFailure
+from pytest_llmeval.scoring.normalize import collapse_whitespace, normalize as _normalize, strip_articles, strip_punctuation
 
 __all__ = [
     "assert_exact",

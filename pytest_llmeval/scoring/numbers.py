@@ -8,8 +8,8 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..failures import EvalFailure
-from .text import check_text
+from pytest_llmeval.scoring.failures import EvalFailure
+from pytest_llmeval.scoring.text import check_text
 
 __all__ = ["extract_number", "find_numbers", "assert_number"]
 

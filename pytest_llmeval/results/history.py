@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from .records import CaseRecord
+from pytest_llmeval.results.records import CaseRecord
 
 __all__ = [
     "DEFAULT_PATH",
@@ -223,7 +223,7 @@ def record_run(
     ``label`` names what was evaluated (a checkpoint, ``"ci"``), ``step`` a training step.
     Everything is written in one transaction: a reader never sees half a run.
     """
-    from .stats import aggregate_suites, merge_case_records
+    from pytest_llmeval.results.stats import aggregate_suites, merge_case_records
 
     path = Path(path)
     moment = (when or datetime.now(timezone.utc)).astimezone(timezone.utc)

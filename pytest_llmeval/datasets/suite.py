@@ -420,7 +420,7 @@ def example_target(spec: CaseSpec, example: Case) -> str:
 
 def fewshot_pairs_for(spec: CaseSpec, plan: SuitePlan, case: Case) -> tuple[tuple[str, str], ...]:
     """The few-shot (prompt, answer) pairs of ``case``, chosen by the case id alone."""
-    from .fewshot import select_fewshot
+    from pytest_llmeval.datasets.fewshot import select_fewshot
 
     examples = select_fewshot(
         [dict(c.fields) | {"__case_id__": c.id} for c in plan.fewshot_pool],

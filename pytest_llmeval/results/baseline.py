@@ -17,8 +17,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from .fingerprint import atomic_write_text
-from .stats import Paired, SuiteResult, paired_comparison
+from pytest_llmeval.files import atomic_write_text
+from pytest_llmeval.results.stats import Paired, SuiteResult, paired_comparison
 
 SCHEMA = 1
 

@@ -8,8 +8,8 @@ import threading
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..failures import EvalFailure
-from .text import check_text
+from pytest_llmeval.scoring.failures import EvalFailure
+from pytest_llmeval.scoring.text import check_text
 
 __all__ = ["assert_similar", "similarity", "embedding_model_dir"]
 

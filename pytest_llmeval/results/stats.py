@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 from typing import Any, Iterable, Mapping, Sequence
 
-from .records import CaseRecord
+from pytest_llmeval.results.records import CaseRecord
 
 # Markers that say how a test is run, not what it is about: not reported as groups.
 _PLUMBING_MARKERS = frozenset(

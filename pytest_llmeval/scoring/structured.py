@@ -6,8 +6,8 @@ import json
 import re
 from typing import Any, Mapping
 
-from ..failures import EvalFailure
-from .text import check_text
+from pytest_llmeval.scoring.failures import EvalFailure
+from pytest_llmeval.scoring.text import check_text
 
 __all__ = ["assert_json"]
 

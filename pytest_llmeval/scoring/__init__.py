@@ -8,12 +8,12 @@ Each returns a float score on success (1.0, or the graded value such as a simila
 
 from __future__ import annotations
 
-from .choice import assert_choice
-from .normalize import normalize
-from .numbers import NumberMention, assert_number, extract_number, find_numbers
-from .similarity import assert_similar, similarity
-from .structured import assert_json
-from .text import (
+from pytest_llmeval.scoring.choice import assert_choice
+from pytest_llmeval.scoring.normalize import normalize
+from pytest_llmeval.scoring.numbers import NumberMention, assert_number, extract_number, find_numbers
+from pytest_llmeval.scoring.similarity import assert_similar, similarity
+from pytest_llmeval.scoring.structured import assert_json
+from pytest_llmeval.scoring.text import (
     assert_contains,
     assert_exact,
     assert_max_chars,

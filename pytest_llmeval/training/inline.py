@@ -27,8 +27,8 @@ from typing import Any, Mapping, Sequence
 
 import pytest
 
-from .records import CaseRecord, records_from_properties
-from .stats import SuiteResult, aggregate_suites
+from pytest_llmeval.results.records import CaseRecord, records_from_properties
+from pytest_llmeval.results.stats import SuiteResult, aggregate_suites
 
 __all__ = ["EvalResult", "InlineEvalError", "evaluate", "short_names"]
 
@@ -177,8 +177,8 @@ class _InlinePlugin:
 
     @pytest.hookimpl(trylast=True)  # after the llmeval plugin has set up its state
     def pytest_configure(self, config: pytest.Config) -> None:
-        from .models.hf import HFBackend
-        from .plugin import STATE, use_backend
+        from pytest_llmeval.models.hf import HFBackend
+        from pytest_llmeval.plugin import STATE, use_backend
 
         self.rootdir = config.rootpath
         try:
@@ -203,7 +203,7 @@ class _InlinePlugin:
             self.non_eval_failures += 1
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        from .plugin import STATE
+        from pytest_llmeval.plugin import STATE
 
         state = session.config.stash.get(STATE, None)
         final = getattr(state, "final_report", None)
@@ -392,7 +392,7 @@ def _resolve(value: str | Path, rootdir: Path | None) -> Path:
 def _record_history(plugin: _InlinePlugin, history: str | Path | bool | None, label: str | None, step: int | None) -> str | None:
     import warnings
 
-    from . import history as hist
+    from pytest_llmeval.results import history as hist
 
     if history is None or history is True:
         setting = plugin.history_setting

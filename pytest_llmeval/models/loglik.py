@@ -29,7 +29,7 @@ import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from .outputs import Ranked
+from pytest_llmeval.models.outputs import Ranked
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch

@@ -19,11 +19,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .baseline import Baseline, BaselineError, Comparison, Verdict, compare_suite, dumps_baseline, load_baseline, updated_suites, write_atomic
-from .records import CaseRecord
-from .report import GateReport, Message, points, pvalue, sample_json
-from .settings import RunOptions
-from .stats import SuiteResult, aggregate_markers, aggregate_suites
+from pytest_llmeval.results.baseline import Baseline, BaselineError, Comparison, Verdict, compare_suite, dumps_baseline, load_baseline, updated_suites, write_atomic
+from pytest_llmeval.results.records import CaseRecord
+from pytest_llmeval.results.report import GateReport, Message, points, pvalue, sample_json
+from pytest_llmeval.settings import RunOptions
+from pytest_llmeval.results.stats import SuiteResult, aggregate_markers, aggregate_suites
 
 UPDATE_FLAG = "--llmeval-update-baseline"
 
@@ -459,7 +459,7 @@ def versions() -> dict[str, str]:
             out[dist] = "not installed"
     if out["pytest-llmeval"] == "not installed":
         try:
-            from . import __version__  # type: ignore[attr-defined]
+            from pytest_llmeval import __version__  # type: ignore[attr-defined]
 
             out["pytest-llmeval"] = str(__version__)
         except ImportError:

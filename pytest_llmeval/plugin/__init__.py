@@ -14,11 +14,11 @@ from typing import Any, Iterator, Mapping
 
 import pytest
 
-from .cases import CaseError, CaseSpec, Request, SuitePlan, build_request, fewshot_pairs_for, fewshot_prefix_for, plan_suite, render_prompt
-from .current import collecting_scores
-from .outputs import Completion, Ranked
-from .records import RECORD_KEY, CaseRecord, records_from_properties
-from .settings import GenerationSettings, LLMSettings, RunOptions, SettingsError, parse_bool, settings_from_options
+from pytest_llmeval.datasets.suite import CaseError, CaseSpec, Request, SuitePlan, build_request, fewshot_pairs_for, fewshot_prefix_for, plan_suite, render_prompt
+from pytest_llmeval.scoring.recording import collecting_scores
+from pytest_llmeval.models.outputs import Completion, Ranked
+from pytest_llmeval.results.records import RECORD_KEY, CaseRecord, records_from_properties
+from pytest_llmeval.settings import GenerationSettings, LLMSettings, RunOptions, SettingsError, parse_bool, settings_from_options
 
 MARKER = "llmeval"
 
@@ -104,7 +104,7 @@ class LLMEvalState:
     """Everything the plugin keeps for one session (in ``config.stash``)."""
 
     def __init__(self, config: pytest.Config) -> None:
-        from .batching import BatchScheduler
+        from pytest_llmeval.models.scheduler import BatchScheduler
 
         self.config = config
         self.is_worker = hasattr(config, "workerinput")
@@ -128,7 +128,7 @@ class LLMEvalState:
         self.eval_session: Any = None
         self.final_report: Any = None
         if not self.is_worker:
-            from .session import EvalSession
+            from pytest_llmeval.results.session import EvalSession
 
             self.eval_session = EvalSession(self.run)
 
@@ -142,8 +142,8 @@ class LLMEvalState:
             return self.backend
         if self.load_error is not None:
             raise self.load_error
-        from .models import ModelLoadError
-        from .models.hf import HFBackend
+        from pytest_llmeval.models import ModelLoadError
+        from pytest_llmeval.models.hf import HFBackend
 
         started = time.perf_counter()
         try:
@@ -177,7 +177,7 @@ class LLMEvalState:
         path = _option_path(self.config, "train-data")
         if path is None:
             return {}
-        from .contamination import ContaminationIndex, case_answer
+        from pytest_llmeval.datasets.heldout import ContaminationIndex, case_answer
 
         if self.contamination is None:
             try:
@@ -194,7 +194,7 @@ class LLMEvalState:
         return found
 
     def schedule(self, items: list[pytest.Item]) -> None:
-        from .batching import Entry
+        from pytest_llmeval.models.scheduler import Entry
 
         entries = []
         for item in items:
@@ -451,7 +451,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
             if left_training:
                 backend.model.eval()
         if left_training:
-            from .models.hf import ModelStateError
+            from pytest_llmeval.models.hf import ModelStateError
 
             raise ModelStateError(
                 "this test left the model in training mode; the plugin put it back in eval mode. "
@@ -549,7 +549,7 @@ def _write_history(state: LLMEvalState) -> None:
     if value is not None and str(value).lower() in {"off", "none", "false", "0"}:
         return
     try:
-        from . import history
+        from pytest_llmeval.results import history
     except ImportError:
         return
     path = _option_path(state.config, "history") or state.config.rootpath / ".llmeval" / "history.sqlite"
@@ -576,7 +576,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     report = state.final_report
     if report is None:
         return
-    from .report import missed_lines
+    from pytest_llmeval.results.report import missed_lines
 
     terminalreporter.section("llmeval", sep="=")
     verbose = config.getoption("verbose", default=0) > 0
@@ -613,7 +613,7 @@ def llm_settings(pytestconfig: pytest.Config) -> LLMSettings:
 @pytest.fixture(scope="session")
 def llm(pytestconfig: pytest.Config, llm_settings: Any) -> Any:
     """The session model: loaded once, in eval mode, run under ``torch.inference_mode()``."""
-    from .models import ModelLoadError
+    from pytest_llmeval.models import ModelLoadError
 
     try:
         settings = _coerce_settings(llm_settings)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, Union
 
-from .inline import EvalResult, evaluate
+from pytest_llmeval.training.inline import EvalResult, evaluate
 
 __all__ = ["EvalEvery", "FloorBreach", "LLMEvalCallback", "check_floor"]
 

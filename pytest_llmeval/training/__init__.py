@@ -1,0 +1,2 @@
+"""Evaluation during training: ``evaluate()`` on a live model and callbacks for training loops.
+"""
