@@ -35,6 +35,8 @@ _LAZY = {
     "assert_json": "scoring",
     "assert_choice": "scoring",
     "assert_similar": "scoring",
+    # models
+    "HFBackend": "models.hf",
     # training-time evaluation
     "evaluate": "training.inline",
     "LLMEvalCallback": "training.callbacks",
@@ -73,6 +75,7 @@ def __getattr__(name: str) -> Any:
 
 if TYPE_CHECKING:  # pragma: no cover
     from pytest_llmeval.datasets import benchmarks as formats
+    from pytest_llmeval.models.hf import HFBackend
     from pytest_llmeval.training.callbacks import EvalEvery, LLMEvalCallback
     from pytest_llmeval.training.inline import evaluate
     from pytest_llmeval.scoring import (

@@ -69,7 +69,7 @@ def test_bad_option_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_x():\n    pass\n")
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*llmeval: batch size must be a number or 'auto'*"])
+    result.stderr.fnmatch_lines(["*llmeval: llmeval_batch_size (in tox.ini): expected a number or 'auto', got 'lots'"])
 
 
 def test_stop_strings_end_completions(tiny_model_dir: Path) -> None:

@@ -1,7 +1,20 @@
-"""Model backends behind one small protocol; the plugin only talks to :class:`Backend`."""
+"""Models: the backend protocol, the backends, and how ``llmeval_model`` chooses one.
+
+Everything the plugin, the batch scheduler and ``evaluate()`` ask of a model goes through
+:class:`Backend`. A backend is chosen by the scheme of ``llmeval_model``:
+
+- a path, a cached hub id, ``hf:ID`` or ``pkg:PACKAGE/FILE``: a local transformers model
+  (:mod:`pytest_llmeval.models.hf`);
+- ``SCHEME:REST`` for any other scheme: the backend that an installed package registers under
+  the entry-point group ``pytest_llmeval.backends`` with the name ``SCHEME``. The entry point
+  names a callable ``factory(spec, settings)`` that returns a :class:`Backend`; ``spec`` is
+  ``REST``, the text after the scheme.
+"""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 from pytest_llmeval.datasets.suite import Request
@@ -9,28 +22,103 @@ from pytest_llmeval.models.outputs import Completion, Ranked
 from pytest_llmeval.settings import LLMSettings
 
 Progress = Callable[[int], None]
+ENTRY_POINT_GROUP = "pytest_llmeval.backends"
+GENERATE = "generate"
+RANK = "rank"
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(?!\\)(.*)$", re.S)
 
 
 class ModelLoadError(RuntimeError):
     """The model could not be loaded; the message says what was tried and how to fix it."""
 
 
+class ModelStateError(RuntimeError):
+    """The model is not in the state evaluation needs (e.g. left in training mode)."""
+
+
 @runtime_checkable
 class Backend(Protocol):
-    """What the ``llm`` fixture is: a loaded model that answers batches of requests."""
+    """What the ``llm`` fixture is: a model that answers batches of requests.
+
+    ``capabilities`` holds ``"generate"`` and, when the backend can score loglikelihoods,
+    ``"rank"``; the plugin errors a ``ranked`` suite with one clear line otherwise.
+    """
 
     settings: LLMSettings
+    capabilities: frozenset[str]
 
     @property
-    def fingerprint(self) -> Mapping[str, Any]: ...
+    def fingerprint(self) -> Mapping[str, Any]:
+        """What determines the outputs (weights, tokenizer, template, dtype...): no secrets."""
+        ...
+
+    def describe(self) -> str:
+        """One line for the terminal: what was loaded, and where it runs."""
+        ...
 
     def run_generate(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]: ...
 
     def run_rank(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Ranked]: ...
 
+    def check(self) -> str | None:
+        """Called after each eval test: a problem the test caused (after putting it right), or None."""
+        ...
 
-def load_backend(settings: LLMSettings) -> Backend:
-    """Load the backend that ``settings.model`` names (today: a local transformers model)."""
-    from pytest_llmeval.models.hf import HFBackend
 
-    return HFBackend.load(settings)
+BackendFactory = Callable[[str, LLMSettings], Backend]
+
+
+def split_scheme(model: str) -> tuple[str, str]:
+    """(scheme, rest) of a model spec; the scheme is ``hf`` for paths and hub ids."""
+    match = _SCHEME.match(model)
+    if match is None or len(match.group(1)) == 1 or Path(model).exists():  # C:\..., or a path with ':'
+        return "hf", model
+    scheme, rest = match.group(1).lower(), match.group(2)
+    return ("hf", model) if scheme == "pkg" else (scheme, rest)
+
+
+def installed_schemes() -> dict[str, Any]:
+    """The schemes that installed packages register (entry points, not loaded yet)."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def load_backend(settings: LLMSettings, base_dir: Path | None = None) -> Backend:
+    """Load the backend that ``settings.model`` names; :class:`ModelLoadError` says why not."""
+    if not settings.model:
+        raise ModelLoadError(
+            "no model is configured: set llmeval_model in your pytest ini (or pass --llmeval-model PATH, "
+            "or override the llm_settings fixture)"
+        )
+    scheme, spec = split_scheme(settings.model)
+    if scheme == "hf":
+        from pytest_llmeval.models.hf import HFBackend
+
+        return HFBackend.load(settings.replace(model=spec), rootdir=base_dir)
+    found = installed_schemes()
+    if scheme not in found:
+        known = ", ".join(["hf", "pkg", *sorted(found)])
+        raise ModelLoadError(
+            f"model {settings.model!r}: no backend is installed for the scheme {scheme!r} (known: {known}); "
+            f"install the package that provides it, or register one under the entry-point group {ENTRY_POINT_GROUP!r}"
+        )
+    try:
+        factory: BackendFactory = found[scheme].load()
+        backend = factory(spec, settings)
+    except ModelLoadError:
+        raise
+    except Exception as exc:
+        raise ModelLoadError(f"the {scheme!r} backend could not load {settings.model!r}: {type(exc).__name__}: {exc}") from exc
+    missing = [name for name in ("fingerprint", "run_generate", "describe") if not hasattr(backend, name)]
+    if missing:
+        raise ModelLoadError(
+            f"the {scheme!r} backend returned {type(backend).__name__}, which lacks {', '.join(missing)}; "
+            "a backend implements pytest_llmeval.models.Backend"
+        )
+    return backend
+
+
+def capabilities(backend: Any) -> frozenset[str]:
+    """What ``backend`` can do; a backend without the attribute is taken to generate only."""
+    return frozenset(getattr(backend, "capabilities", (GENERATE,)))

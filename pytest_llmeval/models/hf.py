@@ -19,17 +19,13 @@ from pytest_llmeval.datasets.suite import Request
 from pytest_llmeval.files import cache_dir, cached_file_hash, hash_files, sha256_text, weight_files
 from pytest_llmeval.models.outputs import Completion, Ranked
 from pytest_llmeval.settings import GenerationSettings, LLMSettings, SettingsError, resolve_model_path
-from pytest_llmeval.models import ModelLoadError, Progress
+from pytest_llmeval.models import GENERATE, RANK, ModelLoadError, ModelStateError, Progress
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
 CPU_AUTO_BATCH = 64
 CUDA_AUTO_BATCH = 64
-
-
-class ModelStateError(RuntimeError):
-    """The model is not in the state evaluation needs (e.g. left in training mode)."""
 
 
 def seed_everything(seed: int) -> None:
@@ -153,6 +149,7 @@ def _load_model(settings: LLMSettings, device: str, dtype: "torch.dtype", rootdi
         files = weight_files(path)
         if not files:
             raise ModelLoadError(f"{path} holds no weight files (*.safetensors, *.bin); point llmeval_model at a model directory")
+        _check_model_dir(path)
         weights = hash_files(files)
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
@@ -171,11 +168,30 @@ def _load_model(settings: LLMSettings, device: str, dtype: "torch.dtype", rootdi
     return _Loaded(model=model, tokenizer=tokenizer, weights=weights, source=spec)
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model", "vocab.txt")
+
+
+def _check_model_dir(path: Path) -> None:
+    """Name what a model directory lacks, instead of transformers' advice about other libraries."""
+    missing = []
+    if not (path / "config.json").is_file():
+        missing.append("config.json (the model's configuration)")
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        missing.append(f"a tokenizer ({', '.join(TOKENIZER_FILES[:3])}, ...)")
+    if missing:
+        raise ModelLoadError(
+            f"model directory {path} has weights but lacks {' and '.join(missing)}; "
+            "save the model with save_pretrained() and the tokenizer with tokenizer.save_pretrained() into it"
+        )
+
+
 # ----------------------------------------------------------------------------- the backend
 
 
 class HFBackend:
     """A transformers causal LM in eval mode, run under ``torch.inference_mode()``."""
+
+    capabilities = frozenset({GENERATE, RANK})
 
     def __init__(self, model: Any, tokenizer: Any, settings: LLMSettings, *, weights: str | None = None, source: str = "") -> None:
         self.model = model
@@ -194,11 +210,6 @@ class HFBackend:
     def load(cls, settings: LLMSettings, rootdir: Path | None = None) -> "HFBackend":
         """Load ``settings.model``, put it in eval mode and pin the seeds."""
         started = time.perf_counter()
-        if not settings.model:
-            raise ModelLoadError(
-                "no model is configured: set llmeval_model in your pytest ini (or pass --llmeval-model PATH, "
-                "or override the llm_settings fixture)"
-            )
         try:
             device = _resolve_device(settings.device)
             dtype = _resolve_dtype(settings.dtype, device)
@@ -259,6 +270,19 @@ class HFBackend:
         from pytest_llmeval.models.loglik import model_max_length
 
         return model_max_length(self.model, self.tokenizer)
+
+    def describe(self) -> str:
+        return f"{self.settings.model or self.source} on {self.device} ({self.dtype})"
+
+    def check(self) -> str | None:
+        """A test that left the model in training mode: put it back in eval mode and say so."""
+        if not self.model.training:
+            return None
+        self.model.eval()
+        return (
+            "this test left the model in training mode; the plugin put it back in eval mode. "
+            "Do not call model.train() in an eval (or restore model.eval() before returning)"
+        )
 
     def _check_mode(self) -> None:
         if self.model.training:

@@ -7,7 +7,7 @@
     result.log_dict()                                         # {"eval/test_addition/pass_rate": 0.64, ...}
 
 :func:`evaluate` runs ``pytest.main`` on the eval files with a small plugin object that hands
-the plugin a backend wrapping *this* model (``HFBackend.from_model`` + ``use_backend``), so
+the plugin a backend wrapping *this* model (the ``pytest_llmeval_make_backend`` hook), so
 collection, batching, scoring, gates and the ``--llmeval-output`` files are exactly those of a
 ``pytest`` run of the same files. The model is switched to ``eval()`` and the run happens under
 ``torch.inference_mode()``; each module's training flag and the random number generators are
@@ -175,22 +175,19 @@ class _InlinePlugin:
         self.collect_errors: list[str] = []
         self.suites: tuple[SuiteResult, ...] = ()
 
-    @pytest.hookimpl(trylast=True)  # after the llmeval plugin has set up its state
     def pytest_configure(self, config: pytest.Config) -> None:
-        from pytest_llmeval.models.hf import HFBackend
-        from pytest_llmeval.plugin import STATE, use_backend
-
         self.rootdir = config.rootpath
         try:
             self.history_setting = config.getini("llmeval_history") or None
         except ValueError:
             self.history_setting = None
-        state = config.stash.get(STATE, None)
-        if state is None:
-            return  # the plugin failed to configure; pytest reports why
-        # the same settings a pytest run of these files would use (ini keys, --llmeval-* options)
-        self.backend = HFBackend.from_model(self.model, self.tokenizer, state.settings.replace(model=None))
-        use_backend(config, self.backend)
+
+    def pytest_llmeval_make_backend(self, config: pytest.Config, settings: Any) -> Any:
+        """This model, as it is in memory, with the settings a pytest run of these files would use."""
+        import pytest_llmeval as le
+
+        self.backend = le.HFBackend.from_model(self.model, self.tokenizer, settings.replace(model=None))
+        return self.backend
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -202,14 +199,9 @@ class _InlinePlugin:
         if report.failed and not records:
             self.non_eval_failures += 1
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        from pytest_llmeval.plugin import STATE
-
-        state = session.config.stash.get(STATE, None)
-        final = getattr(state, "final_report", None)
-        if final is not None:
-            self.gate_failures = tuple(final.failures)
-            self.suites = tuple(final.suites)
+    def pytest_llmeval_report(self, config: pytest.Config, report: Any) -> None:
+        self.gate_failures = tuple(report.failures)
+        self.suites = tuple(report.suites)
 
 
 def evaluate(

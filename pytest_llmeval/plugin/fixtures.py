@@ -1,0 +1,83 @@
+"""The plugin's fixtures: ``llm_settings``, ``llm``, ``case``, ``completion``, ``ranked``."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import pytest
+
+from pytest_llmeval.plugin.state import get_state as _state
+from pytest_llmeval.settings import GenerationSettings, LLMSettings, SettingsError
+
+
+def coerce_settings(value: Any) -> LLMSettings:
+    if isinstance(value, LLMSettings):
+        return value
+    if isinstance(value, Mapping):
+        data = dict(value)
+        gen = data.pop("generation", None)
+        try:
+            if isinstance(gen, Mapping):
+                data["generation"] = GenerationSettings(**gen)
+            return LLMSettings(**data)
+        except TypeError as exc:
+            raise SettingsError(f"llm_settings: {exc}") from None
+    raise SettingsError(f"the llm_settings fixture must return LLMSettings or a dict, got {type(value).__name__}")
+
+
+@pytest.fixture(scope="session")
+def llm_settings(pytestconfig: pytest.Config) -> LLMSettings:
+    """The model settings from ini keys and ``--llmeval-*`` options; override it in conftest.py."""
+    return _state(pytestconfig).settings
+
+
+@pytest.fixture(scope="session")
+def llm(pytestconfig: pytest.Config, llm_settings: Any) -> Any:
+    """The session model: loaded once, in eval mode, run under ``torch.inference_mode()``."""
+    from pytest_llmeval.models import ModelLoadError
+
+    try:
+        settings = coerce_settings(llm_settings)
+        return _state(pytestconfig).get_backend(settings)
+    except (ModelLoadError, SettingsError) as exc:
+        problem = str(exc)
+    pytest.fail(f"llmeval: {problem}", pytrace=False)  # outside the except block: one clean line
+
+
+@pytest.fixture
+def case(request: pytest.FixtureRequest) -> Any:
+    """The current eval case; only in tests decorated with ``pytest_llmeval.cases``."""
+    pytest.fail("the 'case' fixture comes from @pytest_llmeval.cases(...): decorate the test with it", pytrace=False)
+
+
+def _scheduled(request: pytest.FixtureRequest, llm: Any) -> Any:
+    from pytest_llmeval.models import RANK, capabilities
+
+    state = _state(request.config)
+    key = request.node.nodeid
+    planned = state.scheduler.request_of(key)
+    if planned is None:
+        pytest.fail(
+            f"llmeval: {request.node.name} asks for '{request.fixturename}' but is not an eval case with a prompt; "
+            "decorate it with @pytest_llmeval.cases(source, prompt=...)",
+            pytrace=False,
+        )
+    if planned.kind == RANK and RANK not in capabilities(llm):
+        pytest.fail(
+            f"llmeval: the model backend ({type(llm).__name__}) cannot score loglikelihoods, so 'ranked' cases cannot run; "
+            "use a local model for multiple-choice suites, or score a 'completion' instead",
+            pytrace=False,
+        )
+    return state.scheduler.result(key, llm)
+
+
+@pytest.fixture
+def completion(request: pytest.FixtureRequest, llm: Any, case: Any) -> Any:
+    """The generated text of this case (a ``str`` with tokens, latency and finish reason)."""
+    return _scheduled(request, llm)
+
+
+@pytest.fixture
+def ranked(request: pytest.FixtureRequest, llm: Any, case: Any) -> Any:
+    """Per-choice loglikelihoods of this multiple-choice case."""
+    return _scheduled(request, llm)

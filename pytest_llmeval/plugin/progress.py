@@ -1,0 +1,42 @@
+"""The progress of a batched run, as the terminal (or a CI log) shows it.
+
+On a terminal one line is redrawn in place on stderr, then replaced by a summary line once the
+run ends; pytest's status letters resume on a fresh line. In a log (not a terminal: CI) the
+run prints its start and end lines only, never a line per batch.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Callable, TextIO
+
+Say = Callable[[str], None]
+
+
+class TerminalProgress:
+    """Progress of one batched run of ``total`` requests."""
+
+    def __init__(self, say: Say, what: str, total: int, batch: int | None, stream: TextIO | None = None) -> None:
+        self.say = say
+        self.what = what
+        self.total = total
+        self.done = 0
+        self.started = time.perf_counter()
+        self.stream = stream if stream is not None else sys.__stderr__
+        self.tty = self.stream is not None and self.stream.isatty()
+        size = f" in batches of up to {batch}" if batch else ""
+        self.say(f"llmeval: {total} {what}{size}")
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.tty and self.stream is not None:
+            elapsed = time.perf_counter() - self.started
+            self.stream.write(f"\r  {self.done}/{self.total} {self.what} {elapsed:.1f}s\x1b[K")
+            self.stream.flush()
+
+    def close(self, seconds: float) -> None:
+        if self.tty and self.stream is not None:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+        self.say(f"llmeval: {self.done}/{self.total} {self.what} in {seconds:.1f}s")

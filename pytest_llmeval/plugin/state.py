@@ -1,0 +1,287 @@
+"""What the plugin keeps for one session (in ``config.stash``): settings, plans, the backend."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import pytest
+
+from pytest_llmeval.datasets.suite import (
+    CaseError,
+    CaseSpec,
+    Request,
+    SuitePlan,
+    build_request,
+    fewshot_pairs_for,
+    fewshot_prefix_for,
+    plan_suite,
+    render_prompt,
+)
+from pytest_llmeval.models.outputs import Completion, Ranked
+from pytest_llmeval.plugin.options import Values, read_options, space_form_paths
+from pytest_llmeval.plugin.progress import TerminalProgress
+from pytest_llmeval.results.records import CaseRecord
+from pytest_llmeval.settings import LLMSettings, RunOptions, settings_from_options
+
+MARKER = "llmeval"
+CASE = pytest.StashKey[tuple[str, Any]]()
+
+
+def eval_item(item: pytest.Item) -> tuple[str, Any] | None:
+    """(suite, case) of an eval item, or None for a plain test."""
+    found = item.stash.get(CASE, None)
+    if found is not None:
+        return found
+    callspec = getattr(item, "callspec", None)
+    if callspec is None or item.get_closest_marker(MARKER) is None or "case" not in callspec.params:
+        return None
+    suite = item.nodeid.split("[", 1)[0]
+    found = (suite, callspec.params["case"])
+    item.stash[CASE] = found
+    return found
+
+
+class LLMEvalState:
+    """Everything the plugin keeps for one session."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        from pytest_llmeval.models.scheduler import BatchScheduler
+
+        self.config = config
+        self.is_worker = hasattr(config, "workerinput")
+        self.options: Values = read_options(config)
+        self.settings = settings_from_options(self.options.by_dest())
+        self.run = run_options(config, self.options)
+        window = self.options["window"]
+        self.scheduler = BatchScheduler(
+            window=window or (64 if self.is_worker else None),
+            same_suite=self.is_worker,
+            progress=None if self.is_worker else self._progress,
+        )
+        self.plans: dict[str, SuitePlan] = {}
+        self.requests: dict[tuple[str, str], Request] = {}
+        self.backend: Any = None
+        self.contamination: Any = None
+        self.load_error: BaseException | None = None
+        self.records: list[CaseRecord] = []
+        self.other_failures = 0
+        """Failed reports that are not wrong answers (errors, plain tests): they keep the exit status."""
+        self.eval_session: Any = None
+        self.final_report: Any = None
+        if not self.is_worker:
+            from pytest_llmeval.results.session import EvalSession
+
+            self.eval_session = EvalSession(self.run)
+
+    # model -------------------------------------------------------------------
+
+    def get_backend(self, settings: LLMSettings) -> Any:
+        """The session's backend: a plugin's (``pytest_llmeval_make_backend``) or ``llmeval_model``'s."""
+        if self.backend is not None:
+            return self.backend
+        if self.load_error is not None:
+            raise self.load_error
+        from pytest_llmeval.models import ModelLoadError, load_backend
+
+        started = time.perf_counter()
+        try:
+            backend = self.config.hook.pytest_llmeval_make_backend(config=self.config, settings=settings)
+            if backend is None:
+                backend = load_backend(settings, base_dir=self.options.base["model"])
+        except ModelLoadError as exc:
+            self.load_error = ModelLoadError(f"{exc}{self._where_settings_came_from(settings)}")
+            raise self.load_error from None
+        self.backend = backend
+        if settings.model:
+            self.say(f"llmeval: loaded {backend.describe()} in {time.perf_counter() - started:.1f}s")
+        return backend
+
+    def _where_settings_came_from(self, settings: LLMSettings) -> str:
+        if settings.model:
+            return ""
+        ini = self.config.inipath
+        return f" (pytest chose rootdir {self.config.rootpath} and ini file {ini or 'none'})"
+
+    # collection --------------------------------------------------------------
+
+    def plan(self, metafunc: pytest.Metafunc, spec: CaseSpec) -> SuitePlan:
+        suite = metafunc.definition.nodeid
+        plan = plan_suite(spec, base_dir=metafunc.definition.path.parent, limit=self.run.limit)
+        kind = "generate" if "completion" in metafunc.fixturenames else "rank" if "ranked" in metafunc.fixturenames else None
+        if kind is not None:
+            for case in plan.cases:
+                if spec.num_fewshot and spec.chat:  # examples as earlier chat turns (lm-eval's default)
+                    request = build_request(spec, case, kind, fewshot=fewshot_pairs_for(spec, plan, case))
+                elif spec.num_fewshot:
+                    request = build_request(spec, case, kind, fewshot_prefix_for(spec, plan, case))
+                else:
+                    request = build_request(spec, case, kind)
+                self.requests[(suite, case.id)] = request
+        self.plans[suite] = plan
+        return plan
+
+    def overlaps(self, spec: CaseSpec, plan: SuitePlan) -> dict[str, str]:
+        """Case id -> why it looks trained on, when ``--llmeval-train-data`` is given."""
+        path = self.options.path("train-data")
+        if path is None:
+            return {}
+        from pytest_llmeval.datasets.heldout import ContaminationIndex, case_answer
+
+        if self.contamination is None:
+            try:
+                self.contamination = ContaminationIndex.from_paths([path])
+            except (OSError, ValueError) as exc:
+                raise CaseError(f"--llmeval-train-data {path}: {exc}") from None
+        found = {}
+        for case in plan.cases:
+            prompt = render_prompt(spec.prompt, case) or ""
+            answer = case_answer(case.fields, target=spec.target if isinstance(spec.target, str) else None, choices=spec.choices)
+            finding = self.contamination.check(prompt, answer)
+            if finding is not None:
+                found[case.id] = finding.describe()
+        return found
+
+    def schedule(self, items: list[pytest.Item]) -> None:
+        from pytest_llmeval.models.scheduler import Entry
+
+        entries = []
+        for item in items:
+            found = eval_item(item)
+            if found is None:
+                continue
+            suite, case = found
+            request = self.requests.get((suite, case.id))
+            if request is not None:
+                entries.append(Entry(key=item.nodeid, suite=suite, request=request))
+        self.scheduler.plan(entries)
+
+    # results -----------------------------------------------------------------
+
+    def fingerprint_of(self, suite: str, request: Request | None) -> dict[str, Any]:
+        """What this suite's outcomes depend on: the backend's, the prompt's and the data's."""
+        fingerprint: dict[str, Any] = {}
+        backend = self.backend
+        if backend is not None and request is not None:
+            fingerprint.update(backend.fingerprint)
+        plan = self.plans.get(suite)
+        if plan is not None:
+            fingerprint["prompt"] = plan.prompt
+            fingerprint["dataset"] = plan.dataset
+            fingerprint["num_fewshot"] = plan.spec.num_fewshot
+        if request is not None:
+            if request.kind == "generate":
+                gen = backend.settings.generation if backend is not None else self.settings.generation
+                fingerprint["generation"] = gen.merged(max_new_tokens=request.max_new_tokens, stop=request.stop).to_json()
+            else:
+                fingerprint["generation"] = {"loglikelihood": True, "target_delimiter": request.target_delimiter}
+        return fingerprint
+
+    def record_for(self, item: pytest.Item, outcome: str, reason: str, scores: Mapping[str, float], duration: float) -> CaseRecord:
+        suite, case = eval_item(item)  # type: ignore[misc]
+        plan = self.plans.get(suite)
+        request = self.requests.get((suite, case.id))
+        result = self.scheduler.peek(item.nodeid)
+        record = CaseRecord(
+            suite=suite,
+            case_id=case.id,
+            outcome=outcome,  # type: ignore[arg-type]
+            reason=reason,
+            scores=dict(scores),
+            markers=tuple(sorted({m.name for m in item.iter_markers()} - {MARKER, "parametrize", "usefixtures"})),
+            min_pass_rate=plan.spec.min_pass_rate if plan else None,
+            fingerprint=self.fingerprint_of(suite, request),
+            prompt=result.prompt if isinstance(result, Completion) else result.context if isinstance(result, Ranked) else None,
+            completion=result.text if isinstance(result, Completion) else None,
+            choices=result.choices if isinstance(result, Ranked) else None,
+            loglikelihoods=result.loglikelihoods if isinstance(result, Ranked) else None,
+            latency_s=getattr(result, "latency_s", None),
+            tokens_in=getattr(result, "tokens_in", None),
+            tokens_out=getattr(result, "tokens_out", None),
+            limited=bool(plan.limited) if plan else False,
+            duration_s=duration,
+        )
+        self.scheduler.discard(item.nodeid)
+        return record
+
+    # output ------------------------------------------------------------------
+
+    def say(self, line: str) -> None:
+        """One line on the terminal, also while pytest captures output (never from a worker)."""
+        if self.is_worker:
+            return
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None:
+            return
+        ctx = capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext()
+        with ctx:
+            reporter.write_line(line)
+
+    def _progress(self, kind: str, total: int) -> TerminalProgress:
+        size = getattr(self.backend, "batch_size", None)
+        batch = size() if callable(size) else None
+        return TerminalProgress(self.say, "completions" if kind == "generate" else "rankings", total, batch)
+
+    def warn_space_form_paths(self) -> None:
+        """Warn about ``--llmeval-output DIR`` (space form) with an existing DIR: pytest took DIR
+        as a test path when it chose the rootdir and ini file."""
+        for flag, value in space_form_paths(tuple(map(str, self.config.invocation_params.args)), self.config.invocation_params.dir):
+            ini = self.config.inipath
+            self.config.issue_config_time_warning(
+                pytest.PytestConfigWarning(
+                    f"llmeval: pytest read the value of '{flag} {value}' as a test path when it chose the rootdir "
+                    f"({self.config.rootpath}) and ini file ({ini or 'none'}), so settings may come from the wrong "
+                    f"ini file; write '{flag}={value}' (with '=') or set {flag[2:].replace('-', '_')} in the ini file"
+                ),
+                stacklevel=2,
+            )
+
+
+STATE = pytest.StashKey[LLMEvalState]()
+
+
+def get_state(config: pytest.Config) -> LLMEvalState:
+    return config.stash[STATE]
+
+
+def run_options(config: pytest.Config, options: Values) -> RunOptions:
+    """The options that decide the verdict and the reports."""
+    limit = options["limit"]
+    narrowed: list[str] = []
+    if config.getoption("keyword", default=""):
+        narrowed.append("-k")
+    if config.getoption("markexpr", default=""):
+        narrowed.append("-m")
+    if limit is not None:
+        narrowed.append("--llmeval-limit")
+    if config.getoption("lf", default=False):
+        narrowed.append("--lf")
+    if any("[" in str(arg) for arg in config.args):
+        narrowed.append("a node id with a case id")
+    tolerance, alpha = options["tolerance"], options["alpha"]
+    return RunOptions(
+        rootdir=config.rootpath,
+        baseline=options.path("baseline"),
+        update_baseline=bool(options["update-baseline"]),
+        force=bool(options["force"]),
+        strict=bool(options["strict"]),
+        tolerance=0.02 if tolerance is None else tolerance,
+        alpha=0.05 if alpha is None else alpha,
+        min_pass_rate=options["min-pass-rate"],
+        output_dir=options.path("output"),
+        markdown=options.path("markdown"),
+        limit=limit,
+        narrowed_by=tuple(narrowed),
+        invocation=tuple(config.invocation_params.args),
+    )
+
+
+def history_path(config: pytest.Config, options: Values) -> Path | None:
+    """The run-history file, or None when it is turned off."""
+    value = options["history"]
+    if value is not None and str(value).lower() in {"off", "none", "false", "0"}:
+        return None
+    return options.path("history") or config.rootpath / ".llmeval" / "history.sqlite"

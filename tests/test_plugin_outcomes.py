@@ -1,0 +1,113 @@
+"""Each case's outcome is what the table says: misses are data, errors are errors in every phase."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+EVALS = """
+import pytest
+import pytest_llmeval as le
+
+@le.cases([{"id": f"c{i}", "x": i} for i in range(6)])
+def test_values(case):
+    assert case["x"] % 2 == 0, "odd"
+
+def test_plain_after():
+    pass
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeini("[pytest]\nllmeval_history = off\nllmeval_output = out\n")
+    pytester.makepyfile(test_evals=EVALS)
+    return pytester
+
+
+def outcomes(pytester: pytest.Pytester) -> dict[str, str]:
+    rows = [json.loads(line) for line in (pytester.path / "out" / "samples.jsonl").read_text().splitlines()]
+    return {row["id"]: row["outcome"] for row in rows}
+
+
+@pytest.mark.parametrize("flag", ["-x", "--maxfail=1", "--sw"])
+def test_misses_do_not_stop_the_run(project: pytest.Pytester, flag: str) -> None:
+    result = project.runpytest(flag)
+    assert result.ret == 0
+    counts = result.parseoutcomes()
+    assert counts["passed"] == 4 and counts["missed"] == 3  # 3 even cases + the plain test; 3 odd ones
+    assert len(outcomes(project)) == 6
+
+
+def test_an_error_still_stops_x(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nllmeval_history = off\n")
+    pytester.makepyfile(
+        """
+        import pytest_llmeval as le
+
+        @le.cases([{"id": f"c{i}"} for i in range(4)])
+        def test_values(case):
+            raise KeyError("broken scorer")
+        """
+    )
+    result = pytester.runpytest("-x")
+    assert result.ret == 1
+    result.assert_outcomes(errors=1)  # stopped after the first: an error is not data
+
+
+def test_strict_misses_are_failures_and_count_for_x(project: pytest.Pytester) -> None:
+    result = project.runpytest("-x", "--llmeval-strict")
+    assert result.ret == 1
+    result.assert_outcomes(passed=1, failed=1)
+
+
+def test_a_teardown_error_makes_the_case_an_error(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nllmeval_history = off\nllmeval_output = out\n")
+    pytester.makepyfile(
+        """
+        import pytest
+        import pytest_llmeval as le
+
+        @pytest.fixture
+        def resource():
+            yield
+            raise RuntimeError("teardown broke")
+
+        @le.cases([{"id": "a"}, {"id": "b"}])
+        def test_values(case, resource):
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    assert result.ret == 1
+    assert outcomes(pytester) == {"a": "error", "b": "error"}
+    result.stdout.no_fnmatch_line("*gate passed*")
+
+
+def test_leaving_training_mode_is_an_error_even_when_the_answer_is_wrong(pytester: pytest.Pytester, tiny_model_dir: Path) -> None:
+    pytester.makeini(f"[pytest]\nllmeval_model = {tiny_model_dir}\nllmeval_history = off\nllmeval_output = out\nllmeval_max_new_tokens = 2\n")
+    pytester.makepyfile(
+        """
+        import pytest_llmeval as le
+
+        @le.cases([{"id": "a", "q": "x"}, {"id": "b", "q": "y"}], prompt="{q}")
+        def test_gen(case, completion, llm):
+            if case.id == "a":
+                llm.model.train()
+                assert False, "wrong answer"
+        """
+    )
+    result = pytester.runpytest()
+    assert result.ret == 1
+    assert outcomes(pytester) == {"a": "error", "b": "pass"}
+    result.stdout.fnmatch_lines(["*left the model in training mode*"])
+
+
+def test_xdist_misses_do_not_stop_maxfail(project: pytest.Pytester) -> None:
+    result = project.runpytest("-n", "2", "--maxfail=1")
+    assert result.ret == 0
+    assert len(outcomes(project)) == 6
