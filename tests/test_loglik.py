@@ -14,8 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_llmeval.models import loglik
-from pytest_llmeval.models.loglik import LoglikelihoodError, chat_context, encode_pair, loglikelihood, rank_choices
+from pytest_llmeval.models import loglik, packing
+from pytest_llmeval.models.chat import ChatTemplateError, chat_context
+from pytest_llmeval.models.loglik import LoglikelihoodError, encode_pair, loglikelihood, rank_choices
 from pytest_llmeval.models.outputs import Ranked
 
 ITEMS = [
@@ -240,8 +241,8 @@ def test_models_without_mask_logits_to_keep_fall_back(tiny, wrapper, mode):
     reqs = requests_of(ITEMS)
     wrapped = wrapper(model).eval()
     assert_close(loglikelihood(wrapped, tok, reqs, batch_size=3), naive(model, tok, reqs))
-    assert loglik._KEEP_MODES[wrapped] == mode
-    assert loglik._can_pack(wrapped) is (wrapper is _IntKeepOnly)
+    assert packing._KEEP_MODES[wrapped] == mode
+    assert packing._can_pack(wrapped) is (wrapper is _IntKeepOnly)
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -362,5 +363,5 @@ def test_chat_context_without_template_is_a_clear_error():
     class Plain:
         chat_template = None
 
-    with pytest.raises(LoglikelihoodError, match="no chat template"):
+    with pytest.raises(ChatTemplateError, match="no chat template"):
         chat_context(Plain(), "hi")

@@ -112,7 +112,7 @@ def smol_dir(request: pytest.FixtureRequest):
 def _converted(request: pytest.FixtureRequest) -> Path:
     gguf = request.getfixturevalue("smollm2_gguf")
     try:
-        from pytest_llmeval.models.hf import ensure_converted
+        from pytest_llmeval.models.gguf import ensure_converted
     except ImportError:  # pragma: no cover - the converter lives in the HF backend
         ensure_converted = None
     if ensure_converted is not None:

@@ -57,7 +57,7 @@ def test_plugin_completions_equal_a_plain_transformers_loop(pytester: pytest.Pyt
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pytest_llmeval.models.hf import ensure_converted
+    from pytest_llmeval.models.gguf import ensure_converted
 
     directory = ensure_converted(smollm2_gguf)
     tok = AutoTokenizer.from_pretrained(directory)

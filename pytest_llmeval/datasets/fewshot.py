@@ -178,7 +178,7 @@ def chat_fewshot_context(tokenizer: Any, row: Mapping[str, Any], examples: Seque
 
     Partial-scoring rows need one context per choice: pass ``{**row, "context": row["context"] + choice}``.
     """
-    from pytest_llmeval.models.loglik import chat_context
+    from pytest_llmeval.models.chat import chat_context
 
     description = str(row.get("description") or "") or None
     return chat_context(tokenizer, _question(row), system=description, examples=[qa_pair(e) for e in examples])

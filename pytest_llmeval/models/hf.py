@@ -7,16 +7,15 @@ torch and transformers are imported inside functions so that importing the plugi
 from __future__ import annotations
 
 import hashlib
-import os
 import random
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from pytest_llmeval.datasets.suite import Request
-from pytest_llmeval.files import cache_dir, cached_file_hash, hash_files, sha256_text, weight_files
+from pytest_llmeval.files import cached_file_hash, hash_files, sha256_text, weight_files
+from pytest_llmeval.models.gguf import ensure_converted
 from pytest_llmeval.models.outputs import Completion, Ranked
 from pytest_llmeval.settings import GenerationSettings, LLMSettings, SettingsError, resolve_model_path
 from pytest_llmeval.models import GENERATE, RANK, ModelLoadError, ModelStateError, Progress
@@ -38,42 +37,6 @@ def seed_everything(seed: int) -> None:
 
 
 # ----------------------------------------------------------------------------- loading
-
-
-def ensure_converted(gguf_path: str | Path, cache: Path | None = None) -> Path:
-    """A transformers copy (safetensors, tokenizer, chat template) of a ``.gguf`` file.
-
-    Converting dequantizes every tensor (about 25 s for SmolLM2-135M here); the copy is kept
-    under the cache directory, keyed by the file's content hash, so later sessions load it in
-    well under a second. Concurrent sessions may both convert; the first complete copy wins.
-    """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    gguf_path = Path(gguf_path).resolve()
-    digest = cached_file_hash(gguf_path, cache)
-    root = (cache or cache_dir()) / "converted"
-    target = root / f"{gguf_path.stem}-{digest[:16]}"
-    if (target / ".complete").exists():
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    work = root / f".{target.name}.{os.getpid()}.tmp"
-    shutil.rmtree(work, ignore_errors=True)
-    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-    # The weights are dequantized on load; drop the marker that forbids saving them.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    model.save_pretrained(work)
-    tokenizer.save_pretrained(work)
-    (work / ".complete").write_text(f"{gguf_path.name} sha256:{digest}\n")
-    try:
-        os.replace(work, target)
-    except OSError:
-        shutil.rmtree(work, ignore_errors=True)  # another process finished first
-        if not (target / ".complete").exists():
-            raise
-    return target
 
 
 def _resolve_device(name: str) -> str:
@@ -300,7 +263,7 @@ class HFBackend:
             return text
         if not getattr(self.tokenizer, "chat_template", None):
             raise ModelStateError("chat=True but the tokenizer has no chat template; use chat=False or a chat model")
-        from pytest_llmeval.models.loglik import chat_context
+        from pytest_llmeval.models.chat import chat_context
 
         return chat_context(self.tokenizer, text, system=system, examples=examples)
 
@@ -472,7 +435,8 @@ class HFBackend:
 
     def run_rank(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Ranked]:
         """Per-choice loglikelihoods for many multiple-choice requests, in batches."""
-        from pytest_llmeval.models.loglik import chat_context, rank_choices
+        from pytest_llmeval.models.chat import chat_context
+        from pytest_llmeval.models.loglik import rank_choices
 
         self._check_mode()
         out: list[Ranked | None] = [None] * len(requests)

@@ -25,18 +25,13 @@ positions (``logits_to_keep``) and turned into log-probabilities in float32.
 from __future__ import annotations
 
 import time
-import weakref
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from pytest_llmeval.models.outputs import Ranked
-
-if TYPE_CHECKING:  # pragma: no cover
-    import torch
+from pytest_llmeval.models.packing import _Row, _can_pack, _pack_group, _run_batch, _Scored
 
 __all__ = [
     "LoglikelihoodError",
-    "chat_context",
     "encode_pair",
     "loglikelihood",
     "model_max_length",
@@ -45,8 +40,6 @@ __all__ = [
 
 DEFAULT_MAX_LENGTH = 2048
 _TOKENIZER_INFINITY = 1000000000000000019884624838656
-_ROW_TOKEN_CAP = 1024
-"""A packed row holds at most this many tokens (or one prefix plus one segment if longer)."""
 
 
 class LoglikelihoodError(ValueError):
@@ -175,36 +168,6 @@ def encode_pair(tokenizer: Any, context: str, continuation: str, *, add_bos: boo
     return _encode_requests(tokenizer, [(context, continuation)], add_bos)[0]
 
 
-# ----------------------------------------------------------------------------- packing
-
-
-@dataclass
-class _Scored:
-    """One request after truncation: the model input and the tokens it must predict."""
-
-    seq: list[int]
-    targets: list[int]
-
-    @property
-    def first(self) -> int:  # the input position predicting the first target
-        return len(self.seq) - len(self.targets)
-
-
-@dataclass
-class _Row:
-    """One sequence of a batch: a shared prefix, then one segment per request."""
-
-    tokens: list[int]
-    positions: list[int]
-    segments: list[int]  # 0: the shared prefix, k > 0: the k-th request's own segment
-    # per request: (request index, row indices of its scored positions, targets)
-    scored: list[tuple[int, list[int], list[int]]]
-    owner: int  # the group (item) the row belongs to
-
-    def __len__(self) -> int:
-        return len(self.tokens)
-
-
 def _truncate(ctx: list[int], cont: list[int], max_length: int, index: int) -> _Scored:
     if not cont:
         raise LoglikelihoodError(
@@ -218,180 +181,6 @@ def _truncate(ctx: list[int], cont: list[int], max_length: int, index: int) -> _
         )
     whole = (ctx + cont)[-(max_length + 1):][:-1]
     return _Scored(whole, list(cont))
-
-
-def _common_prefix(seqs: Sequence[Sequence[int]]) -> int:
-    first = seqs[0]
-    n = min(len(s) for s in seqs)
-    for s in seqs[1:]:
-        i = 0
-        while i < n and s[i] == first[i]:
-            i += 1
-        n = i
-        if n == 0:
-            break
-    return n
-
-
-def _pack_group(group: Sequence[int], scored: Sequence[_Scored], owner: int, share: bool) -> list[_Row]:
-    """Rows for requests that may share a prefix: one row (or a few, if long) per prefix."""
-    prefix = _common_prefix([scored[i].seq for i in group]) if share and len(group) > 1 else 0
-    # a shared prefix must leave every request's scored positions either inside it or after it
-    if prefix == 0:
-        return [_single_row(i, scored[i], owner) for i in group]
-    rows: list[_Row] = []
-    base = scored[group[0]].seq[:prefix]
-    row = _new_row(base, owner)
-    for i in group:
-        req = scored[i]
-        tail = req.seq[prefix:]
-        if len(row.scored) and len(row) + len(tail) > max(_ROW_TOKEN_CAP, prefix + len(tail)):
-            rows.append(row)
-            row = _new_row(base, owner)
-        segment = len(row.scored) + 1
-        start = len(row.tokens)
-        row.tokens.extend(tail)
-        row.positions.extend(range(prefix, prefix + len(tail)))
-        row.segments.extend([segment] * len(tail))
-        where = [p if p < prefix else start + (p - prefix) for p in range(req.first, len(req.seq))]
-        row.scored.append((i, where, req.targets))
-    rows.append(row)
-    return rows
-
-
-def _new_row(prefix: list[int], owner: int) -> _Row:
-    return _Row(list(prefix), list(range(len(prefix))), [0] * len(prefix), [], owner)
-
-
-def _single_row(i: int, req: _Scored, owner: int) -> _Row:
-    n = len(req.seq)
-    return _Row(list(req.seq), list(range(n)), [0] * n, [(i, list(range(req.first, n)), req.targets)], owner)
-
-
-# ----------------------------------------------------------------------------- the model
-
-
-_KEEP_MODES: "weakref.WeakKeyDictionary[Any, str]" = weakref.WeakKeyDictionary()
-
-
-def _can_pack(model: Any) -> bool:
-    """Whether the model takes a custom 4D additive mask and explicit position ids."""
-    import inspect
-
-    config = getattr(model, "config", None)
-    impl = getattr(config, "_attn_implementation", None)
-    if impl not in ("sdpa", "eager"):
-        return False
-    if getattr(config, "sliding_window", None) or getattr(config, "attention_chunk_size", None):
-        return False  # per-layer masks of their own; a custom mask would override them
-    try:
-        params = inspect.signature(model.forward).parameters
-    except (TypeError, ValueError):
-        return False
-    return "position_ids" in params and "attention_mask" in params
-
-
-def _model_device(model: Any) -> "torch.device":
-    import torch
-
-    device = getattr(model, "device", None)
-    if isinstance(device, torch.device):
-        return device
-    return next(model.parameters()).device
-
-
-def _model_dtype(model: Any) -> "torch.dtype":
-    import torch
-
-    dtype = getattr(model, "dtype", None)
-    if isinstance(dtype, torch.dtype) and dtype.is_floating_point:
-        return dtype
-    for p in model.parameters():
-        if p.dtype.is_floating_point:
-            return p.dtype
-    return torch.float32
-
-
-def _kept_logits(model: Any, kwargs: dict[str, Any], keep: "torch.Tensor") -> "torch.Tensor":
-    """Logits at the ``keep`` positions (a (batch, seq) bool mask), flattened row-major to (n, vocab).
-
-    Asks the model for those positions only (``logits_to_keep`` as a boolean mask); models
-    that cannot do that get the shortest tail of positions (an int), or all of them.
-    """
-    n = int(keep.sum())
-    mode = _KEEP_MODES.get(model)
-    if mode in (None, "mask"):
-        try:
-            logits = model(**kwargs, logits_to_keep=keep).logits
-            if logits.ndim == 3 and logits.shape[0] == 1 and keep.shape[0] != 1:
-                logits = logits[0]
-            if logits.ndim == 2 and logits.shape[0] == n:
-                _KEEP_MODES[model] = "mask"
-                return logits
-            if mode == "mask":
-                raise RuntimeError(f"logits_to_keep returned shape {tuple(logits.shape)}, expected ({n}, vocab)")
-        except (TypeError, ValueError, IndexError, RuntimeError):
-            if mode == "mask":
-                raise
-        mode = "tail"
-    seq_len = keep.shape[1]
-    cols = keep.any(dim=0).nonzero()
-    first = int(cols[0]) if len(cols) else seq_len - 1
-    if mode == "tail":
-        try:
-            logits = model(**kwargs, logits_to_keep=seq_len - first).logits
-            if logits.ndim == 3 and logits.shape[1] == seq_len - first:
-                _KEEP_MODES[model] = "tail"
-                return logits[keep[:, first:]]
-        except TypeError:
-            pass
-        _KEEP_MODES[model] = "full"
-    logits = model(**kwargs).logits
-    return logits[keep]
-
-
-def _run_batch(model: Any, rows: Sequence[_Row], packed: bool, pad_id: int) -> list[tuple[int, float, bool]]:
-    """Forward one batch of rows; ``(request index, total logprob, is_greedy)`` per request."""
-    import torch
-
-    device = _model_device(model)
-    width = max(len(r) for r in rows)
-    batch = len(rows)
-    ids = torch.full((batch, width), pad_id, dtype=torch.long)
-    keep = torch.zeros((batch, width), dtype=torch.bool)
-    for b, row in enumerate(rows):
-        ids[b, : len(row)] = torch.tensor(row.tokens, dtype=torch.long)
-        for _, where, _ in row.scored:
-            keep[b, where] = True
-    kwargs: dict[str, Any] = {"input_ids": ids.to(device), "use_cache": False}
-    if packed:
-        positions = torch.zeros((batch, width), dtype=torch.long)
-        # segment ids: 0 the shared prefix, k the k-th segment, a unique negative id per pad slot
-        segs = -torch.arange(1, width + 1, dtype=torch.long).repeat(batch, 1)
-        for b, row in enumerate(rows):
-            positions[b, : len(row)] = torch.tensor(row.positions, dtype=torch.long)
-            segs[b, : len(row)] = torch.tensor(row.segments, dtype=torch.long)
-        allowed = (segs[:, None, :] == 0) | (segs[:, None, :] == segs[:, :, None])
-        allowed &= torch.ones((width, width), dtype=torch.bool).tril()
-        dtype = _model_dtype(model)
-        mask = torch.zeros((batch, 1, width, width), dtype=dtype)
-        mask.masked_fill_(~allowed[:, None], torch.finfo(dtype).min)
-        kwargs["attention_mask"] = mask.to(device)
-        kwargs["position_ids"] = positions.to(device)
-    logits = _kept_logits(model, kwargs, keep.to(device))
-    logprobs = torch.log_softmax(logits.float(), dim=-1)
-    greedy = logprobs.argmax(dim=-1)
-    # flat index of every kept (row, position), in the row-major order of the logits
-    flat = torch.full((batch, width), -1, dtype=torch.long)
-    flat[keep] = torch.arange(int(keep.sum()), dtype=torch.long)
-    results = []
-    for b, row in enumerate(rows):
-        for index, where, targets in row.scored:
-            at = flat[b, where].to(logprobs.device)
-            tgt = torch.tensor(targets, dtype=torch.long, device=logprobs.device)
-            total = float(logprobs[at, tgt].double().sum())
-            results.append((index, total, bool((greedy[at] == tgt).all())))
-    return results
 
 
 def _score(
@@ -598,48 +387,3 @@ def _unpack_item(item: Any, n: int) -> tuple[str, tuple[str, ...], str | None]:
     if continuation is not None and not isinstance(continuation, str):
         raise LoglikelihoodError(f"item {n}: the continuation must be a string, got {type(continuation).__name__}")
     return context, tuple(choices), continuation
-
-
-def chat_context(
-    tokenizer: Any,
-    prompt: str,
-    *,
-    system: str | None = None,
-    examples: Sequence[tuple[str, str]] = (),
-) -> str:
-    """The context lm-eval builds with ``--apply_chat_template`` for a single-turn prompt.
-
-    The prompt is the user message (a system message first when given), rendered with the
-    generation prompt. Few-shot ``examples`` ``(question, answer)`` come before it as user and
-    assistant turns (lm-eval's default ``fewshot_as_multiturn``). If the template rejects a
-    system message it is dropped, as lm-eval does. Score choices after it with
-    ``target_delimiter=""``: lm-eval puts no space between the assistant header and a choice
-    under a chat template.
-    """
-    if not getattr(tokenizer, "chat_template", None):
-        raise LoglikelihoodError(
-            "the tokenizer has no chat template, so a chat context cannot be built; "
-            "use chat=False or a model whose tokenizer ships a chat template"
-        )
-    messages = [{"role": "system", "content": system}] if system else []
-    for question, answer in examples:
-        messages.append({"role": "user", "content": question})
-        messages.append({"role": "assistant", "content": answer})
-    messages.append({"role": "user", "content": prompt})
-    try:
-        import jinja2
-
-        template_error: type[BaseException] = jinja2.exceptions.TemplateError
-    except ImportError:  # pragma: no cover - transformers needs jinja2 for chat templates
-        template_error = ValueError
-    try:
-        text = tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True, continue_final_message=False
-        )
-    except template_error:
-        if not system:
-            raise
-        text = tokenizer.apply_chat_template(
-            messages[1:], tokenize=False, add_generation_prompt=True, continue_final_message=False
-        )
-    return text

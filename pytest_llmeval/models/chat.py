@@ -1,0 +1,54 @@
+"""Chat rendering: the exact text a chat model is given for a prompt, few-shot turns included."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+
+class ChatTemplateError(ValueError):
+    """The tokenizer has no chat template, so a chat prompt cannot be built."""
+
+
+def chat_context(
+    tokenizer: Any,
+    prompt: str,
+    *,
+    system: str | None = None,
+    examples: Sequence[tuple[str, str]] = (),
+) -> str:
+    """The context lm-eval builds with ``--apply_chat_template`` for a single-turn prompt.
+
+    The prompt is the user message (a system message first when given), rendered with the
+    generation prompt. Few-shot ``examples`` ``(question, answer)`` come before it as user and
+    assistant turns (lm-eval's default ``fewshot_as_multiturn``). If the template rejects a
+    system message it is dropped, as lm-eval does. Score choices after it with
+    ``target_delimiter=""``: lm-eval puts no space between the assistant header and a choice
+    under a chat template.
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        raise ChatTemplateError(
+            "the tokenizer has no chat template, so a chat context cannot be built; "
+            "use chat=False or a model whose tokenizer ships a chat template"
+        )
+    messages = [{"role": "system", "content": system}] if system else []
+    for question, answer in examples:
+        messages.append({"role": "user", "content": question})
+        messages.append({"role": "assistant", "content": answer})
+    messages.append({"role": "user", "content": prompt})
+    try:
+        import jinja2
+
+        template_error: type[BaseException] = jinja2.exceptions.TemplateError
+    except ImportError:  # pragma: no cover - transformers needs jinja2 for chat templates
+        template_error = ValueError
+    try:
+        text = tokenizer.apply_chat_template(
+            messages, tokenize=False, add_generation_prompt=True, continue_final_message=False
+        )
+    except template_error:
+        if not system:
+            raise
+        text = tokenizer.apply_chat_template(
+            messages[1:], tokenize=False, add_generation_prompt=True, continue_final_message=False
+        )
+    return text
