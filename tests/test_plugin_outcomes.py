@@ -111,3 +111,10 @@ def test_xdist_misses_do_not_stop_maxfail(project: pytest.Pytester) -> None:
     result = project.runpytest("-n", "2", "--maxfail=1")
     assert result.ret == 0
     assert len(outcomes(project)) == 6
+
+
+def test_lf_reruns_the_misses(project: pytest.Pytester) -> None:
+    project.runpytest()
+    result = project.runpytest("--lf")
+    assert result.parseoutcomes()["missed"] == 3 and "passed" not in result.parseoutcomes()
+    assert sorted(outcomes(project)) == ["c1", "c3", "c5"]

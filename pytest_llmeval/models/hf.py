@@ -315,7 +315,8 @@ class HFBackend:
         self._check_mode()
         tok = self.tokenizer
         limit = max(1, self.max_length() - settings.max_new_tokens)
-        encoded = [tok(p, add_special_tokens=add_special_tokens)["input_ids"][-limit:] for p in prompts]
+        full = [tok(p, add_special_tokens=add_special_tokens)["input_ids"] for p in prompts]
+        encoded = [ids[-limit:] for ids in full]
         # Longest first: memory trouble shows up on the first batch, and rows of a batch have similar lengths.
         order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
         results: list[Completion | None] = [None] * len(prompts)
@@ -340,6 +341,7 @@ class HFBackend:
                     tokens_out=n_out,
                     latency_s=seconds,
                     finish_reason=reason,
+                    truncated=len(full[i]) - len(encoded[i]),
                 )
             if progress is not None:
                 progress(len(idx))

@@ -14,6 +14,8 @@ class Completion(str):
     tokens_out: int
     latency_s: float
     finish_reason: str
+    truncated: int
+    """How many prompt tokens were cut from the left to fit the model's context (0: none)."""
 
     def __new__(
         cls,
@@ -24,6 +26,7 @@ class Completion(str):
         tokens_out: int = 0,
         latency_s: float = 0.0,
         finish_reason: str = "stop",
+        truncated: int = 0,
     ) -> "Completion":
         obj = super().__new__(cls, text)
         obj.prompt = prompt
@@ -31,6 +34,7 @@ class Completion(str):
         obj.tokens_out = tokens_out
         obj.latency_s = latency_s
         obj.finish_reason = finish_reason
+        obj.truncated = truncated
         return obj
 
     @property
@@ -40,11 +44,11 @@ class Completion(str):
     def __reduce__(self):  # keep the metadata through pickling (xdist, multiprocessing)
         return (
             _rebuild_completion,
-            (self.text, self.prompt, self.tokens_in, self.tokens_out, self.latency_s, self.finish_reason),
+            (self.text, self.prompt, self.tokens_in, self.tokens_out, self.latency_s, self.finish_reason, self.truncated),
         )
 
 
-def _rebuild_completion(text, prompt, tokens_in, tokens_out, latency_s, finish_reason) -> Completion:
+def _rebuild_completion(text, prompt, tokens_in, tokens_out, latency_s, finish_reason, truncated=0) -> Completion:
     return Completion(
         text,
         prompt=prompt,
@@ -52,6 +56,7 @@ def _rebuild_completion(text, prompt, tokens_in, tokens_out, latency_s, finish_r
         tokens_out=tokens_out,
         latency_s=latency_s,
         finish_reason=finish_reason,
+        truncated=truncated,
     )
 
 

@@ -169,6 +169,7 @@ class _Collector:
     def __init__(self, state: LLMEvalState) -> None:
         self.state = state
 
+    @pytest.hookimpl(trylast=True)  # after --lf's plugin has noted the report
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.outcome == "rerun":  # pytest-rerunfailures: only the final attempt counts
             return
@@ -179,6 +180,16 @@ class _Collector:
         for record in records:
             state.records.append(record)
             state.eval_session.add(record)
+            if record.outcome == "fail":
+                _remember_miss_for_lf(state.config, report.nodeid)
+
+
+def _remember_miss_for_lf(config: pytest.Config, nodeid: str) -> None:
+    """A miss passes as far as pytest is concerned; ``--lf`` still re-runs it, as users expect."""
+    lf = config.pluginmanager.get_plugin("lfplugin")
+    lastfailed = getattr(lf, "lastfailed", None)
+    if isinstance(lastfailed, dict):
+        lastfailed[nodeid] = True
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
