@@ -1,27 +1,22 @@
-"""A local transformers model: loading (with a cached GGUF conversion), batched generation,
-and loglikelihood ranking.
+"""The transformers backend: a local causal LM in eval mode, batched generation and
+loglikelihood ranking (loading lives in :mod:`.hf_loading`).
 
 torch and transformers are imported inside functions so that importing the plugin stays cheap.
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from pytest_llmeval.datasets.suite import Request
-from pytest_llmeval.files import cached_file_hash, hash_files, sha256_text, weight_files
-from pytest_llmeval.models.gguf import ensure_converted
-from pytest_llmeval.models.outputs import Completion, Ranked
-from pytest_llmeval.settings import GenerationSettings, LLMSettings, SettingsError, resolve_model_path
+from pytest_llmeval.files import sha256_text
 from pytest_llmeval.models import GENERATE, RANK, ModelLoadError, ModelStateError, Progress
-
-if TYPE_CHECKING:  # pragma: no cover
-    import torch
+from pytest_llmeval.models.hf_loading import load_model, resolve_device, resolve_dtype, tokenizer_fingerprint, weights_fingerprint
+from pytest_llmeval.models.outputs import Completion, Ranked
+from pytest_llmeval.settings import GenerationSettings, LLMSettings
 
 CPU_AUTO_BATCH = 64
 CUDA_AUTO_BATCH = 64
@@ -34,118 +29,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
-
-
-# ----------------------------------------------------------------------------- loading
-
-
-def _resolve_device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelLoadError(f"device {name!r} was asked for but CUDA is not available; use --llmeval-device cpu")
-    return name
-
-
-def _resolve_dtype(name: str, device: str) -> "torch.dtype":
-    import torch
-
-    if name == "auto":
-        if device.startswith("cuda"):
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
-    return getattr(torch, name)
-
-
-def _weights_fingerprint(model: Any) -> str:
-    """A content hash of a live model's parameters and buffers (for models not read from files)."""
-    import torch
-
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        t = tensor.detach().to("cpu").contiguous()
-        if t.dtype == torch.bfloat16:
-            t = t.view(torch.int16)
-        digest.update(t.numpy().tobytes())
-    return "sha256:" + digest.hexdigest()
-
-
-def _tokenizer_fingerprint(tokenizer: Any) -> str:
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        return sha256_text(backend.to_str())
-    vocab = sorted(tokenizer.get_vocab().items())
-    return sha256_text(repr(vocab))
-
-
-@dataclass
-class _Loaded:
-    model: Any
-    tokenizer: Any
-    weights: str | None
-    source: str
-
-
-def _load_model(settings: LLMSettings, device: str, dtype: "torch.dtype", rootdir: Path | None) -> _Loaded:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    if not settings.model:
-        raise ModelLoadError(
-            "no model is configured: set llmeval_model in your pytest ini (or pass --llmeval-model PATH, "
-            "or override the llm_settings fixture)"
-        )
-    try:
-        spec = resolve_model_path(settings.model, rootdir)
-    except SettingsError as exc:
-        raise ModelLoadError(str(exc)) from None
-    path = Path(spec)
-    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": settings.trust_remote_code}
-    if path.is_file() and path.suffix == ".gguf":
-        weights = "sha256:" + cached_file_hash(path)
-        directory = ensure_converted(path)
-        tokenizer = AutoTokenizer.from_pretrained(directory)
-        model = AutoModelForCausalLM.from_pretrained(directory, **kwargs)
-    elif path.is_dir():
-        files = weight_files(path)
-        if not files:
-            raise ModelLoadError(f"{path} holds no weight files (*.safetensors, *.bin); point llmeval_model at a model directory")
-        _check_model_dir(path)
-        weights = hash_files(files)
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-    elif path.exists():
-        raise ModelLoadError(f"{path} is neither a model directory nor a .gguf file")
-    else:
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(spec, local_files_only=True)
-            model = AutoModelForCausalLM.from_pretrained(spec, local_files_only=True, **kwargs)
-        except OSError:
-            raise ModelLoadError(
-                f"model {spec!r} is not a local path and is not in the local Hugging Face cache; "
-                "nothing is downloaded at run time: point llmeval_model at a local directory or .gguf file"
-            ) from None
-        weights = None
-    return _Loaded(model=model, tokenizer=tokenizer, weights=weights, source=spec)
-
-
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model", "vocab.txt")
-
-
-def _check_model_dir(path: Path) -> None:
-    """Name what a model directory lacks, instead of transformers' advice about other libraries."""
-    missing = []
-    if not (path / "config.json").is_file():
-        missing.append("config.json (the model's configuration)")
-    if not any((path / name).is_file() for name in TOKENIZER_FILES):
-        missing.append(f"a tokenizer ({', '.join(TOKENIZER_FILES[:3])}, ...)")
-    if missing:
-        raise ModelLoadError(
-            f"model directory {path} has weights but lacks {' and '.join(missing)}; "
-            "save the model with save_pretrained() and the tokenizer with tokenizer.save_pretrained() into it"
-        )
 
 
 # ----------------------------------------------------------------------------- the backend
@@ -174,9 +57,9 @@ class HFBackend:
         """Load ``settings.model``, put it in eval mode and pin the seeds."""
         started = time.perf_counter()
         try:
-            device = _resolve_device(settings.device)
-            dtype = _resolve_dtype(settings.dtype, device)
-            loaded = _load_model(settings, device, dtype, rootdir)
+            device = resolve_device(settings.device)
+            dtype = resolve_dtype(settings.dtype, device)
+            loaded = load_model(settings, device, dtype, rootdir)
             model = loaded.model.to(device)
         except ModelLoadError:
             raise
@@ -209,8 +92,8 @@ class HFBackend:
         if self._fingerprint is None:
             template = getattr(self.tokenizer, "chat_template", None)
             self._fingerprint = {
-                "model": self._weights or _weights_fingerprint(self.model),
-                "tokenizer": _tokenizer_fingerprint(self.tokenizer),
+                "model": self._weights or weights_fingerprint(self.model),
+                "tokenizer": tokenizer_fingerprint(self.tokenizer),
                 "chat_template": sha256_text(template) if isinstance(template, str) else None,
                 "dtype": self.dtype,
             }
