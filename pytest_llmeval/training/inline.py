@@ -240,8 +240,6 @@ def evaluate(
     Raises :class:`InlineEvalError` when the files cannot be run (collection error, usage
     error, no eval cases).
     """
-    import torch
-
     path_args = [str(paths)] if isinstance(paths, (str, Path)) else [str(p) for p in paths]
     if not path_args:
         raise ValueError("evaluate() needs at least one path: the eval files or a folder of them")
@@ -251,31 +249,7 @@ def evaluate(
         quiet=quiet, extra=args,
     )
     plugin = _InlinePlugin(model, tokenizer)
-    buffer = io.StringIO()
-    modules_before = set(sys.modules)
-    path_before = list(sys.path)
-    started = time.perf_counter()
-
-    # ---- the only place the model's mode changes: eval() for the run, then exactly as found ----
-    modes = [(module, module.training) for module in model.modules()]
-    rng = _rng_state()
-    model.eval()
-    try:
-        with torch.inference_mode():
-            if quiet:
-                with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
-                    exit_code = int(pytest.main(cmd, plugins=[plugin]))
-            else:
-                exit_code = int(pytest.main(cmd, plugins=[plugin]))
-    finally:
-        for module, training in modes:
-            module.training = training
-        _set_rng_state(rng)
-        _forget_eval_modules(path_args, modules_before, path_before)
-    # ----------------------------------------------------------------------------------------
-
-    seconds = time.perf_counter() - started
-    output = buffer.getvalue()
+    exit_code, output, seconds = _run_on_live_model(model, cmd, plugin, path_args, quiet=quiet)
     if exit_code == 2 and not plugin.collect_errors:
         raise KeyboardInterrupt("inline eval interrupted")  # Ctrl-C: pytest swallowed it, pass it on
     if exit_code in _EXIT_MEANING or not plugin.records:
@@ -307,6 +281,34 @@ def evaluate(
         names=names,
     )
 
+
+def _run_on_live_model(model: Any, cmd: list[str], plugin: _InlinePlugin, path_args: list[str], *, quiet: bool) -> tuple[int, str, float]:
+    """Run pytest on ``model`` in eval mode under ``inference_mode``; restore its modes and the RNGs.
+
+    This is the only place the model's mode changes: ``eval()`` for the run, then exactly as found.
+    """
+    import torch
+
+    buffer = io.StringIO()
+    modules_before = set(sys.modules)
+    path_before = list(sys.path)
+    started = time.perf_counter()
+    modes = [(module, module.training) for module in model.modules()]
+    rng = _rng_state()
+    model.eval()
+    try:
+        with torch.inference_mode():
+            if quiet:
+                with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+                    exit_code = int(pytest.main(cmd, plugins=[plugin]))
+            else:
+                exit_code = int(pytest.main(cmd, plugins=[plugin]))
+    finally:
+        for module, training in modes:
+            module.training = training
+        _set_rng_state(rng)
+        _forget_eval_modules(path_args, modules_before, path_before)
+    return exit_code, buffer.getvalue(), time.perf_counter() - started
 
 def _command(
     paths: list[str],
