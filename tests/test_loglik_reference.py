@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 
 from pytest_llmeval import formats
-from pytest_llmeval.fewshot import build_context, chat_fewshot_context
+from pytest_llmeval.fewshot import build_context
 from pytest_llmeval.loglik import rank_choices
+from pytest_llmeval.models.chat import chat_fewshot_context
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = json.loads((ROOT / "reference" / "lmeval_reference.json").read_text(encoding="utf-8"))
