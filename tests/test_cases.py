@@ -13,7 +13,9 @@ from pytest_llmeval.datasets.suite import (
     Case,
     CaseError,
     CaseSpec,
+    answer_texts,
     build_request,
+    check_spec,
     dataset_hash,
     load_cases,
     plan_suite,
@@ -126,6 +128,116 @@ def test_dataset_hash_ignores_order_and_sees_content(rows: list[dict]) -> None:
         assert dataset_hash(changed) != dataset_hash(cases)
 
 
-def test_fewshot_needs_a_source() -> None:
-    with pytest.raises(CaseError, match="fewshot_source"):
-        CaseSpec(source=[], num_fewshot=2)
+def test_fewshot_needs_a_source_when_the_suite_is_planned() -> None:
+    spec = CaseSpec(source=[{"id": "a"}], num_fewshot=2, function="test_x")  # the decorator never raises
+    with pytest.raises(CaseError, match="^le.cases of test_x: num_fewshot=2 needs fewshot_source="):
+        plan_suite(spec, None)
+
+
+# ----------------------------------------------------------------------------- prompt templates
+
+FIELDS = {"q": "x", "choices": ["p", "r"], "meta": {"lang": "en"}, "n": 3}
+
+
+@pytest.mark.parametrize(
+    "template, text",
+    [
+        ("Q: {q}", "Q: x"),
+        ("{choices[1]} or {choices[0]}", "r or p"),
+        ("{meta[lang]}", "en"),
+        ("{q!r} {n:03d}", "'x' 003"),
+        ("a literal {{brace}} and {q}", "a literal {brace} and x"),
+    ],
+)
+def test_templates_name_and_index_case_fields(template: str, text: str) -> None:
+    assert render_prompt(template, Case(id="c", fields=FIELDS)) == text
+
+
+@pytest.mark.parametrize(
+    "template, problem",
+    [
+        ("Q: {q", "is not a valid format string (expected '}' before end of string): write a literal brace twice, '{{' or '}}'"),
+        ("Q: q}", "is not a valid format string (Single '}' encountered in format string)"),
+        ("{}", "uses the positional field '{}'; name the case field instead"),
+        ("{0}", "uses the positional field '{0}'"),
+        ("{q.upper}", "reads an attribute in '{q.upper}'"),
+        ("{choices[0].real}", "reads an attribute in '{choices[0].real}'"),
+        ("{q!x}", "uses the conversion '!x'"),
+        ("{choices[0]x}", "has a malformed field '{choices[0]x}'"),
+    ],
+)
+def test_unusable_templates_name_the_template_and_the_fix(template: str, problem: str) -> None:
+    case = Case(id="c", fields=FIELDS, source="c.jsonl", line=2)
+    with pytest.raises(CaseError) as raised:
+        render_prompt(template, case)
+    assert str(raised.value).startswith(f"c.jsonl:2: the prompt {template!r} {problem}")
+    spec = CaseSpec(source=[{"id": "c", **FIELDS}], prompt=template, function="test_q")
+    with pytest.raises(CaseError) as raised:
+        check_spec(spec)
+    assert str(raised.value).startswith(f"le.cases of test_q: the prompt {template!r} {problem}")
+
+
+@pytest.mark.parametrize(
+    "template, reason",
+    [
+        ("{choices[5]}", "IndexError: list index out of range"),
+        ("{meta[nope]}", "KeyError: 'nope'"),
+        ("{q[lang]}", "TypeError: string indices must be integers"),
+        ("{q:d}", "ValueError: Unknown format code 'd' for object of type 'str'"),
+    ],
+)
+def test_a_template_that_does_not_fit_a_case_names_the_case(template: str, reason: str) -> None:
+    with pytest.raises(CaseError) as raised:
+        render_prompt(template, Case(id="c", fields=FIELDS, source="c.jsonl", line=2))
+    assert str(raised.value).startswith(f"c.jsonl:2: cannot fill the prompt {template!r} for case 'c' ({reason}")
+
+
+def test_a_long_template_is_shortened_in_messages() -> None:
+    template = "Question: " + "word " * 40 + "{"
+    with pytest.raises(CaseError) as raised:
+        check_spec(CaseSpec(source=[], prompt=template))
+    assert repr(template) not in str(raised.value) and "...'" in str(raised.value)
+
+
+@given(st.text(alphabet="{}[]!:.0aq x", max_size=14))
+def test_property_any_template_renders_or_is_a_case_error(template: str) -> None:
+    """No template text, however malformed, escapes as anything but a CaseError."""
+    case = Case(id="c", fields={"a": "A", "q": ["x"]})
+    try:
+        text = render_prompt(template, case)
+    except CaseError:
+        return
+    assert isinstance(text, str)
+
+
+# ----------------------------------------------------------------------------- answer texts
+
+
+@pytest.mark.parametrize(
+    "fields, kwargs, texts",
+    [
+        ({"answer": 4}, {}, ("4",)),
+        ({"answer": "12", "target": "3*4=12\n#### 12"}, {}, ("3*4=12\n#### 12",)),  # GSM8K shows the solution
+        ({"expected": "Paris"}, {}, ("Paris",)),
+        ({"gold": "B", "answer": "A"}, {"target": "gold"}, ("B",)),
+        ({"x": 1}, {"target": lambda c: c["x"] + 1}, ("2",)),
+        ({"opts": ["red", "blue"], "answer": 1}, {"choices": "opts"}, ("blue",)),
+        ({"opts": ["red", "blue"], "answer": "1"}, {"choices": "opts"}, ("blue",)),  # a CSV cell is text
+        ({"opts": ["red", "blue"], "answer": "B"}, {"choices": "opts"}, ("blue",)),
+        ({"opts": ["red", "blue"], "answer": "blue"}, {"choices": "opts"}, ("blue",)),
+        ({"opts": ["red", "blue"], "answer": True}, {"choices": "opts"}, ("True",)),
+        ({"answers": ["Paris", "paris, France"]}, {}, ("Paris", "paris, France")),
+        ({"question": "no answer"}, {}, ()),
+    ],
+)
+def test_answer_texts(fields: dict, kwargs: dict, texts: tuple) -> None:
+    assert answer_texts(fields, **kwargs) == texts
+
+
+def test_answer_index_out_of_range_is_refused_only_when_strict() -> None:
+    case = Case(id="c", fields={"opts": ["red", "blue"], "answer": 7}, source="c.jsonl", line=4)
+    with pytest.raises(CaseError, match=r"^c\.jsonl:4: case 'c': answer 7 is not an index into its 2 choices"):
+        answer_texts(case, choices="opts")
+    assert answer_texts(case, choices="opts", strict=False) == ("7",)
+    with pytest.raises(CaseError, match=r"^c\.jsonl:4: case 'c' has no field 'gold' \(named by target=\)"):
+        answer_texts(case, target="gold")

@@ -236,11 +236,12 @@ def test_from_paths_and_training_text_source() -> None:
 
 
 def test_case_answer_and_message() -> None:
-    assert case_answer({"question": "q", "answer": 4}) == 4
+    assert case_answer({"question": "q", "answer": 4}) == "4"
     assert case_answer({"q": "x", "expected": "Paris"}) == "Paris"
     assert case_answer({"q": "x", "gold": "B"}, target="gold") == "B"
     assert case_answer({"choices": ["red", "blue"], "answer": 1}, choices="choices") == "blue"
-    assert case_answer({"choices": ["red", "blue"], "answer": 7}, choices="choices") == 7
+    assert case_answer({"choices": ["red", "blue"], "answer": 7}, choices="choices") == "7"
+    assert case_answer({"q": "x", "answers": ["Paris", "paris, France"]}) == ["Paris", "paris, France"]
     assert case_answer({"question": "no answer here"}) is None
     finding = ContaminationIndex(["1+1=2"]).check("1+1=", case_answer({"answer": 2}))
     assert finding is not None

@@ -8,15 +8,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pytest_llmeval.datasets.suite import CaseError, CaseSpec, answer_texts, fewshot_pairs_for, fewshot_prefix_for, plan_suite
+from pytest_llmeval.datasets.heldout import case_answer
 from pytest_llmeval.datasets.fewshot import (
     FewshotError,
+    Turns,
     build_context,
-    chat_fewshot_context,
     fewshot_prefix,
+    fewshot_turns,
+    plain_prefix,
     qa_pair,
     render_qa,
     select_fewshot,
 )
+from pytest_llmeval.models.chat import chat_fewshot_context
 
 POOL = [{"id": f"ex-{i:02d}", "question": f"Q{i}?", "choices": ["yes", "no"], "answer": i % 2} for i in range(20)]
 
@@ -91,7 +96,7 @@ def test_qa_pairs_of_each_row_shape():
     gsm = {"id": "g", "prompt": "Question: 1+1?\nAnswer:", "target": "1+1=2\n#### 2", "answer": "2"}
     assert qa_pair(gsm) == ("Question: 1+1?\nAnswer:", "1+1=2\n#### 2")
     assert render_qa(mc) == "Which?\nAnswer: B"
-    with pytest.raises(FewshotError, match="not an index"):
+    with pytest.raises(CaseError, match="not an index"):
         qa_pair({**mc, "answer": 5})
     with pytest.raises(FewshotError, match="no 'prompt' or 'question'"):
         qa_pair({"id": "x", "answer": "y"})
@@ -115,3 +120,76 @@ def test_chat_fewshot_context_uses_turns(tiny_model_dir: Path):
         "<|im_start|>user\nQ1<|im_end|>\n<|im_start|>assistant\nB<|im_end|>\n"
         "<|im_start|>user\nQ3<|im_end|>\n<|im_start|>assistant\n"
     )
+
+
+def test_fewshot_errors_are_case_errors():
+    assert issubclass(FewshotError, CaseError)  # so the plugin reports them as one collection error line
+    with pytest.raises(CaseError, match="needs 3 few-shot examples"):
+        select_fewshot(POOL[:3], "ex-00", 3)
+
+
+def test_turns_are_handed_over_before_rendering():
+    row = {"id": "t", "description": "About maps.\n\n", "prompt": "Q3\nAnswer:", "choices": ["A", "B"], "answer": 0}
+    examples = [{"id": "e1", "prompt": "Q1\nAnswer:", "choices": ["A", "B"], "answer": 1}]
+    turns = fewshot_turns(row, examples)
+    assert turns == Turns(question="Q3\nAnswer:", examples=(("Q1\nAnswer:", "B"),), system="About maps.\n\n")
+    assert turns.plain() == build_context(row, examples)
+    assert turns.plain(target_delimiter="|", fewshot_delimiter="#") == "About maps.\n\nQ1\nAnswer:|B#Q3\nAnswer:"
+    assert fewshot_turns({"id": "u", "prompt": "Q"}).system is None
+    assert plain_prefix([("q1", "a1"), ("q2", "a2")]) == "q1 a1\n\nq2 a2\n\n"
+
+
+SHAPES = {
+    "multiple choice": (
+        {"id": "m", "question": "Which?", "choices": ["red", "blue"], "answer": 1},
+        {"prompt": "{question}", "choices": "choices"},
+    ),
+    "letter answer (CSV)": (
+        {"id": "l", "question": "Which?", "choices": ["red", "blue"], "answer": "B"},
+        {"prompt": "{question}", "choices": "choices"},
+    ),
+    "GSM8K": (
+        {"id": "g", "question": "1+1?", "target": "1+1=2\n#### 2", "answer": "2"},
+        {"prompt": "{question}"},
+    ),
+    "WinoGrande": (
+        {"id": "w", "context": "The cup fell because ", "choices": ["it", "he"], "continuation": "was heavy.", "answer": 0},
+        {"prompt": "{context}", "choices": "choices", "continuation": "continuation"},
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_one_path_for_an_examples_answer(shape: str):
+    """A row shows the same solved example through le.cases, through fewshot.qa_pair, and the
+    held-out check looks for the same answer text."""
+    row, options = SHAPES[shape]
+    case = {**row, "id": "case"}
+    spec = CaseSpec(source=[case], num_fewshot=1, fewshot_source=[row], **options)
+    plan = plan_suite(spec, None)
+    (pair,) = fewshot_pairs_for(spec, plan, plan.cases[0])
+    assert pair == qa_pair(row)
+    expected_answer = pair[1] if "continuation" not in row else row["choices"][row["answer"]]
+    assert case_answer(row, choices=options.get("choices")) == expected_answer
+    assert answer_texts(row, choices=options.get("choices"))[0] == expected_answer
+
+
+def test_plugin_prefix_uses_the_plain_layout():
+    pool = [{"id": f"e{i}", "q": f"Q{i}", "answer": f"A{i}"} for i in range(3)]
+    spec = CaseSpec(source=[{"id": "c", "q": "Q"}], prompt="{q}", num_fewshot=2, fewshot_source=pool, fewshot_delimiter="##")
+    plan = plan_suite(spec, None)
+    pairs = fewshot_pairs_for(spec, plan, plan.cases[0])
+    assert fewshot_prefix_for(spec, plan, plan.cases[0]) == "".join(f"{q} {a}##" for q, a in pairs)
+
+
+def test_a_case_in_its_own_pool_is_never_its_example():
+    pool = [{"id": f"c{i}", "q": f"Q{i}", "answer": "a"} for i in range(3)]
+    spec = CaseSpec(source=pool, prompt="{q}", num_fewshot=2, fewshot_source=pool)
+    plan = plan_suite(spec, None)  # 2 examples besides each case: enough
+    for case in plan.cases:
+        assert f"Q{case.id[1:]}" not in [q for q, _ in fewshot_pairs_for(spec, plan, case)]
+    with pytest.raises(CaseError, match=r"^le\.cases: num_fewshot=4 but the fewshot_source list has only 3 examples;"):
+        plan_suite(CaseSpec(source=pool, prompt="{q}", num_fewshot=4, fewshot_source=pool), None)
+    with pytest.raises(CaseError, match=r"^le\.cases: num_fewshot=3 but .* only 2 examples besides case 'c0', which is in it too"):
+        plan_suite(CaseSpec(source=pool[:1], prompt="{q}", num_fewshot=3, fewshot_source=pool), None)
+    plan_suite(CaseSpec(source=[{"id": "new", "q": "Q"}], prompt="{q}", num_fewshot=3, fewshot_source=pool), None)

@@ -9,6 +9,7 @@ import pytest
 
 from pytest_llmeval.datasets import benchmarks as formats
 from pytest_llmeval.datasets.benchmarks import FormatError
+from pytest_llmeval.datasets.suite import CaseError
 
 
 def jsonl(path: Path, rows) -> Path:
@@ -172,3 +173,60 @@ def test_missing_file_and_unknown_extension(tmp_path):
     (tmp_path / "arc.csv").write_text("x")
     with pytest.raises(FormatError, match="use JSONL, JSON or Parquet"):
         formats.arc(tmp_path / "arc.csv")
+
+
+def test_format_errors_are_case_errors():
+    assert issubclass(FormatError, CaseError) and issubclass(FormatError, ValueError)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_a_byte_order_mark_is_not_part_of_the_data(tmp_path, suffix):
+    plain = tmp_path / f"plain{suffix}"
+    text = "".join(json.dumps(r) + "\n" for r in ARC_ROWS) if suffix == ".jsonl" else json.dumps(ARC_ROWS)
+    plain.write_text(text, encoding="utf-8")
+    marked = tmp_path / f"bom{suffix}"
+    marked.write_text("\ufeff" + text.replace("\n", "\r\n"), encoding="utf-8")
+    assert formats.arc(marked) == formats.arc(plain)
+
+
+def test_mmlu_csv_keeps_line_breaks_in_a_question_and_reads_a_bom(tmp_path):
+    path = tmp_path / "college_physics_dev.csv"
+    path.write_text('\ufeff"Line one\nline two?",a,b,c,d,C\r\nNext?,a,b,c,d,A\r\n', encoding="utf-8")
+    got = formats.mmlu(path)
+    assert got[0]["question"] == "Line one\nline two?" and got[0]["answer"] == 2
+    assert got[0]["prompt"].startswith("Line one\nline two?\nA. a\n")
+    assert got[1]["question"] == "Next?"
+
+
+def test_mmlu_csv_error_names_the_line_the_record_ends_on(tmp_path):
+    path = tmp_path / "x_test.csv"
+    path.write_text('"Two\nlines",a,b,c,d,A\r\nshort,row\r\n', encoding="utf-8")
+    with pytest.raises(FormatError, match=r"x_test\.csv:3: expected 6 columns"):
+        formats.mmlu(path)
+
+
+def test_a_file_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "arc.jsonl"
+    path.write_bytes(json.dumps(ARC_ROWS[0]).replace("gas", "g\xe4s").encode("latin-1") + b"\n")
+    with pytest.raises(FormatError, match=r"arc\.jsonl: not UTF-8 text .*; save the file as UTF-8"):
+        formats.arc(path)
+
+
+def test_a_broken_parquet_file_is_named(tmp_path):
+    pytest.importorskip("pyarrow")
+    path = tmp_path / "arc.parquet"
+    path.write_bytes(b"not parquet at all")
+    with pytest.raises(FormatError, match=r"arc\.parquet: not a readable Parquet file"):
+        formats.arc(path)
+
+
+@pytest.mark.parametrize("labels", [["x", 0], [1, None], [1.0, 0], "10"])
+def test_truthfulqa_labels_that_are_not_zero_or_one(tmp_path, labels):
+    row = {"question": "q", "mc1_targets": {"choices": ["a", "b"], "labels": labels}}
+    with pytest.raises(FormatError, match=r"data\.jsonl:1: mc1_targets"):
+        formats.truthfulqa_mc1(jsonl(tmp_path / "data.jsonl", [row]))
+
+
+def test_truthfulqa_labels_written_as_text(tmp_path):
+    row = {"question": "q", "mc1_targets": {"choices": ["a", "b"], "labels": ["0", "1"]}}
+    assert formats.truthfulqa_mc1(jsonl(tmp_path / "data.jsonl", [row]))[0]["answer"] == 1

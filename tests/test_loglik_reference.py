@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from pytest_llmeval.datasets import benchmarks as formats
-from pytest_llmeval.datasets.fewshot import build_context, chat_fewshot_context
+from pytest_llmeval.datasets.fewshot import build_context
+from pytest_llmeval.models.chat import chat_fewshot_context
 from pytest_llmeval.models.loglik import rank_choices
 
 ROOT = Path(__file__).resolve().parent.parent

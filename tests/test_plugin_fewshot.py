@@ -78,3 +78,26 @@ def test_continuation_scores_the_text_after_each_filled_in_choice(pytester: pyte
         """
     )
     pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_partial_scoring_examples_show_the_filled_in_blank_then_the_rest(pytester: pytest.Pytester, tiny_model_dir: Path) -> None:
+    pytester.makeini(f"[pytest]\nllmeval_model = {tiny_model_dir}\nllmeval_history = off\n")
+    rows = [
+        {"id": f"w{i}", "context": f"Sentence {i} is about the ", "options": ["cat", "dog"], "rest": f"and ends {i}.", "answer": i % 2}
+        for i in range(3)
+    ]
+    pytester.makefile(".jsonl", wino="".join(json.dumps(r) + "\n" for r in rows))
+    pytester.makepyfile(
+        """
+        import pytest_llmeval as le
+
+        @le.cases("wino.jsonl", prompt="{context}", choices="options", continuation="rest",
+                  num_fewshot=2, fewshot_source="wino.jsonl")
+        def test_wino(case, ranked):
+            pass
+        """
+    )
+    got = prompts(pytester)
+    # lm-eval's layout: the example's context completed by its correct option, " ", the rest of its sentence
+    expected = {i: f"Sentence {i} is about the {['cat', 'dog'][i % 2]} and ends {i}.\n\n" for i in range(3)}
+    assert got["w0"] in {expected[1] + expected[2] + "Sentence 0 is about the ", expected[2] + expected[1] + "Sentence 0 is about the "}

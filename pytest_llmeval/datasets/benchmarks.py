@@ -10,7 +10,7 @@ task for that benchmark builds them:
 - ``choices``: the strings scored after the context (with the target delimiter ``" "``);
 - ``answer``: the index of the correct choice.
 
-Use a row with :func:`pytest_llmeval.loglik.rank_choices` as ``(row["context"], row["choices"])``,
+Use a row with :func:`pytest_llmeval.models.loglik.rank_choices` as ``(row["context"], row["choices"])``,
 or in an eval file as ``le.cases(formats.arc(path), prompt="{context}", choices="choices")``.
 
 WinoGrande is partial scoring: the choice fills the blank, so the *context* varies per choice
@@ -28,16 +28,20 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import re
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from pytest_llmeval.datasets.casefiles import CaseError, read_text, text_lines
+
 __all__ = ["FormatError", "arc", "gsm8k", "hellaswag", "mmlu", "truthfulqa_mc1", "winogrande"]
 
 
-class FormatError(ValueError):
-    """A benchmark file that does not match the schema its loader reads."""
+class FormatError(CaseError):
+    """A benchmark file that does not match the schema its loader reads (bad case data, so a
+    ``CaseError`` and a ``ValueError``)."""
 
 
 TRUTHFULQA_PRIMER = (
@@ -63,49 +67,75 @@ MMLU_LETTERS = ("A", "B", "C", "D")
 
 
 def _read(path: str | Path, schema: str, *, csv_ok: bool = False) -> Iterator[tuple[str, Any]]:
-    """``(location, row)`` for every record of the file; location is ``file:line`` or ``file[i]``."""
+    """``(location, row)`` for every record of the file; location is ``file:line`` or ``file[i]``.
+
+    Text files are read as UTF-8 with or without a byte-order mark, CSV with its line breaks
+    inside quoted cells kept."""
     p = Path(path)
     if not p.is_file():
         raise FormatError(f"{p}: no such file; point the loader at a local copy of the {schema} data")
     suffix = p.suffix.lower()
     if suffix == ".jsonl":
-        with p.open(encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    yield f"{p}:{n}", json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise FormatError(f"{p}:{n}: not valid JSON ({exc.msg}); fix or remove the line") from None
+        yield from _jsonl_records(p, read_text(p, str(p), FormatError))
     elif suffix == ".json":
-        try:
-            data = json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise FormatError(f"{p}:{exc.lineno}: not valid JSON ({exc.msg}); fix the file") from None
-        if isinstance(data, Mapping):
-            lists = [v for v in data.values() if isinstance(v, list)]
-            if len(lists) != 1:
-                raise FormatError(f"{p}: expected a JSON array of {schema} records; convert the file to JSONL")
-            data = lists[0]
-        if not isinstance(data, list):
-            raise FormatError(f"{p}: expected a JSON array of {schema} records, got {type(data).__name__}")
-        for i, row in enumerate(data):
-            yield f"{p}[{i}]", row
+        yield from _json_records(p, read_text(p, str(p), FormatError), schema)
     elif suffix == ".parquet":
-        try:
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise FormatError(f"{p}: reading Parquet needs pyarrow (pip install pyarrow), or convert the file to JSONL") from None
-        for i, row in enumerate(pq.read_table(p).to_pylist()):
-            yield f"{p}[{i}]", row
+        yield from _parquet_records(p)
     elif suffix == ".csv" and csv_ok:
-        with p.open(encoding="utf-8", newline="") as fh:
-            for n, row in enumerate(csv.reader(fh), 1):
+        reader = csv.reader(io.StringIO(read_text(p, str(p), FormatError), newline=""))
+        try:
+            for row in reader:
                 if row:
-                    yield f"{p}:{n}", row
+                    yield f"{p}:{reader.line_num}", row
+        except csv.Error as exc:
+            raise FormatError(f"{p}:{reader.line_num}: malformed CSV ({exc}); fix the quoting on that line") from None
     else:
         kinds = "JSONL, JSON, CSV or Parquet" if csv_ok else "JSONL, JSON or Parquet"
         raise FormatError(f"{p}: cannot read {suffix or 'a file without extension'} as {schema} data; use {kinds}")
+
+
+def _jsonl_records(p: Path, text: str) -> Iterator[tuple[str, Any]]:
+    for n, line in text_lines(text):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise FormatError(f"{p}:{n}: not valid JSON ({exc.msg}); fix or remove the line") from None
+        except RecursionError:
+            raise FormatError(f"{p}:{n}: the JSON on this line is nested too deeply; is this the right file?") from None
+        yield f"{p}:{n}", record
+
+
+def _json_records(p: Path, text: str, schema: str) -> Iterator[tuple[str, Any]]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"{p}:{exc.lineno}: not valid JSON ({exc.msg}); fix the file") from None
+    except RecursionError:
+        raise FormatError(f"{p}: the JSON is nested too deeply; is this the right file?") from None
+    if isinstance(data, Mapping):
+        lists = [v for v in data.values() if isinstance(v, list)]
+        if len(lists) != 1:
+            raise FormatError(f"{p}: expected a JSON array of {schema} records; convert the file to JSONL")
+        data = lists[0]
+    if not isinstance(data, list):
+        raise FormatError(f"{p}: expected a JSON array of {schema} records, got {type(data).__name__}")
+    for i, row in enumerate(data):
+        yield f"{p}[{i}]", row
+
+
+def _parquet_records(p: Path) -> Iterator[tuple[str, Any]]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise FormatError(f"{p}: reading Parquet needs pyarrow (pip install pyarrow), or convert the file to JSONL") from None
+    try:
+        table = pq.read_table(p)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError, ArrowIOError an OSError
+        raise FormatError(f"{p}: not a readable Parquet file ({exc}); check the download") from None
+    for i, row in enumerate(table.to_pylist()):
+        yield f"{p}[{i}]", row
 
 
 def _need(row: Any, key: str, loc: str, schema: str) -> Any:
@@ -297,7 +327,7 @@ def mmlu(path: str | Path, subject: str | None = None) -> list[dict[str, Any]]:
             raise FormatError(f"{loc}: MMLU questions have 4 choices, got {len(options)}; fix the record")
         if isinstance(answer_raw, str) and answer_raw.strip().upper() in MMLU_LETTERS:
             answer = MMLU_LETTERS.index(answer_raw.strip().upper())
-        elif isinstance(answer_raw, str) and answer_raw.strip().isdigit():
+        elif isinstance(answer_raw, str) and answer_raw.strip().isdecimal():
             answer = int(answer_raw)
         else:
             answer = answer_raw
@@ -338,13 +368,14 @@ def truthfulqa_mc1(path: str | Path) -> list[dict[str, Any]]:
             raise FormatError(f"{loc}: mc1_targets must be an object; is this the multiple-choice TruthfulQA file?")
         if "choices" in targets and "labels" in targets:
             choices = _texts(targets["choices"], loc, "mc1_targets.choices", schema)
-            labels = list(targets["labels"])
+            labels = targets["labels"]
         else:  # the original release: {"answer text": 1, "other": 0, ...}
             choices, labels = [str(k) for k in targets], list(targets.values())
-        if len(choices) != len(labels) or not choices:
-            raise FormatError(f"{loc}: mc1_targets has {len(choices)} choices but {len(labels)} labels; fix the record")
-        if [int(v) for v in labels].count(1) != 1:
-            raise FormatError(f"{loc}: mc1_targets must mark exactly one choice with label 1; fix the record")
+        if not isinstance(labels, list) or len(choices) != len(labels) or not choices:
+            raise FormatError(f"{loc}: mc1_targets has {len(choices)} choices but labels {labels!r:.60}; fix the record")
+        flags = [str(v).strip() for v in labels]
+        if any(f not in ("0", "1") for f in flags) or flags.count("1") != 1:
+            raise FormatError(f"{loc}: mc1_targets must mark exactly one choice with label 1 and the others 0; fix the record")
         prompt = TRUTHFULQA_PRIMER + "\n\nQ: " + question + "\nA:"
         rows.append(
             {
@@ -354,7 +385,7 @@ def truthfulqa_mc1(path: str | Path) -> list[dict[str, Any]]:
                 "context": prompt,
                 "description": "",
                 "choices": choices,
-                "answer": [int(v) for v in labels].index(1),
+                "answer": flags.index("1"),
             }
         )
     return rows

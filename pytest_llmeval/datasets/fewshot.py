@@ -4,30 +4,41 @@ Selection is deterministic per case: the examples for a case depend only on the 
 case id and the pool (not on its order), never on which other cases run, so ``-k``,
 ``--llmeval-limit`` and xdist sharding leave every case's prompt unchanged.
 
-The prompt layout is lm-evaluation-harness's: without a chat template,
-``description + (question + " " + answer + "\\n\\n") * k + question``; with one, the
-description is the system message and each example a user turn and an assistant turn
-(``chat_fewshot_context``).
+A few-shot prompt is handed over as :class:`Turns`: the description, the solved examples as
+(user, assistant) pairs and the final question, before any rendering. Without a chat
+template they are laid out as lm-evaluation-harness does,
+``description + (question + " " + answer + "\\n\\n") * k + question`` (:meth:`Turns.plain`);
+with one, the models side renders the description as the system message and each example as
+a user turn and an assistant turn (``pytest_llmeval.models.chat.chat_fewshot_context``).
+An example's answer text comes from :func:`pytest_llmeval.datasets.casetext.answer_texts`, as everywhere.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
+from pytest_llmeval.datasets.casefiles import CaseError
+from pytest_llmeval.datasets.casetext import solved_example
+
 __all__ = [
+    "FewshotError",
+    "Turns",
     "build_context",
-    "chat_fewshot_context",
     "fewshot_prefix",
+    "fewshot_turns",
+    "plain_prefix",
     "qa_pair",
     "render_qa",
     "select_fewshot",
 ]
 
 
-class FewshotError(ValueError):
-    """A few-shot request that cannot be met (too few examples, examples without ids)."""
+class FewshotError(CaseError):
+    """A few-shot request that cannot be met (too few examples, examples without ids); bad case
+    data like any other, so the plugin reports it as one collection error line."""
 
 
 def _case_seed(seed: int, case_id: str) -> int:
@@ -101,44 +112,57 @@ def fewshot_prefix(
 def qa_pair(row: Mapping[str, Any]) -> tuple[str, str]:
     """``(question text, answer text)`` of a solved example, as lm-eval shows it in a few-shot prompt.
 
-    Understands the rows of :mod:`pytest_llmeval.formats` and plain cases with
-    ``question``/``prompt``, ``choices`` and an ``answer`` index (or an answer text):
-    multiple choice shows the correct choice, partial scoring (a ``continuation``) shows the
-    context completed by the correct choice then the continuation, GSM8K the full ``target``.
+    Understands the rows of :mod:`pytest_llmeval.datasets.benchmarks` and plain cases with
+    ``question``/``prompt``, ``choices`` and an answer (an index, a letter or a text; see
+    :func:`pytest_llmeval.datasets.casetext.answer_texts`): multiple choice shows the correct choice,
+    partial scoring (a ``continuation``) shows the context completed by the correct choice
+    then the continuation, GSM8K the full ``target``.
     """
-    choices = row.get("choices")
-    answer = row.get("answer")
+    choices = "choices" if "choices" in row else None
     if "continuation" in row and choices is not None:
-        index = _answer_index(row, choices, answer)
-        return str(row["context"]) + str(choices[index]), str(row["continuation"])
+        return solved_example(row, _question(row), choices=choices, continuation="continuation")
     question = row.get("prompt", row.get("question"))
     if question is None:
         raise FewshotError(
             f"few-shot example {row.get('id', '?')!r} has no 'prompt' or 'question' field; "
             "pass render_example= to say how to show it"
         )
-    if "target" in row:
-        return str(question), str(row["target"])
-    if choices is not None and not isinstance(answer, str):
-        return str(question), str(choices[_answer_index(row, choices, answer)])
-    if answer is None:
-        raise FewshotError(f"few-shot example {row.get('id', '?')!r} has no 'answer'; only solved examples can be shown")
-    return str(question), str(answer)
-
-
-def _answer_index(row: Mapping[str, Any], choices: Sequence[Any], answer: Any) -> int:
-    if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < len(choices):
-        raise FewshotError(
-            f"few-shot example {row.get('id', '?')!r}: answer {answer!r} is not an index into its "
-            f"{len(choices)} choices; give the answer as a 0-based index"
-        )
-    return answer
+    return solved_example(row, str(question), choices=choices)
 
 
 def render_qa(row: Mapping[str, Any], *, target_delimiter: str = " ") -> str:
     """One solved example as text: question, ``target_delimiter``, answer."""
     question, answer = qa_pair(row)
     return question + target_delimiter + answer
+
+
+def plain_prefix(pairs: Sequence[tuple[str, str]], *, target_delimiter: str = " ", fewshot_delimiter: str = "\n\n") -> str:
+    """Solved examples as plain text, lm-eval's layout: ``question + target_delimiter + answer +
+    fewshot_delimiter`` for each."""
+    return "".join(f"{question}{target_delimiter}{answer}{fewshot_delimiter}" for question, answer in pairs)
+
+
+@dataclass(frozen=True)
+class Turns:
+    """A few-shot prompt before rendering: the system message (the task's description), the
+    solved examples as (user, assistant) pairs, then the question."""
+
+    question: str
+    examples: tuple[tuple[str, str], ...] = ()
+    system: str | None = None
+
+    def plain(self, *, target_delimiter: str = " ", fewshot_delimiter: str = "\n\n") -> str:
+        """The prompt without a chat template: description, examples, question (lm-eval's layout)."""
+        prefix = plain_prefix(self.examples, target_delimiter=target_delimiter, fewshot_delimiter=fewshot_delimiter)
+        return (self.system or "") + prefix + self.question
+
+
+def fewshot_turns(row: Mapping[str, Any], examples: Sequence[Mapping[str, Any]] = ()) -> Turns:
+    """The row's question after its solved ``examples``, with its ``description`` as the system
+    message. For partial-scoring rows (WinoGrande) the question is the row's ``context``: pass
+    ``{**row, "context": row["context"] + choice}`` for the context of one choice."""
+    description = str(row.get("description") or "") or None
+    return Turns(question=_question(row), examples=tuple(qa_pair(e) for e in examples), system=description)
 
 
 def build_context(
@@ -154,31 +178,15 @@ def build_context(
     For partial-scoring rows (WinoGrande) the context is the shared few-shot prefix plus the
     row's ``context``; the choice and continuation are added when scoring.
     """
-    description = str(row.get("description") or "")
-    prefix = fewshot_prefix(
-        examples, lambda e: render_qa(e, target_delimiter=target_delimiter), delimiter=fewshot_delimiter
-    )
-    return description + prefix + _question(row)
+    return fewshot_turns(row, examples).plain(target_delimiter=target_delimiter, fewshot_delimiter=fewshot_delimiter)
 
 
 def _question(row: Mapping[str, Any]) -> str:
     if "continuation" in row:
+        if row.get("context") is None:
+            raise FewshotError(f"case {row.get('id', '?')!r} has a 'continuation' but no 'context' field before the blank")
         return str(row["context"])
     question = row.get("prompt", row.get("context", row.get("question")))
     if question is None:
         raise FewshotError(f"case {row.get('id', '?')!r} has no 'prompt', 'context' or 'question' field")
     return str(question)
-
-
-def chat_fewshot_context(tokenizer: Any, row: Mapping[str, Any], examples: Sequence[Mapping[str, Any]] = ()) -> str:
-    """The chat-template context lm-eval builds with ``--apply_chat_template`` (few-shot
-    examples as turns, its default): the description as the system message, each example a
-    user turn and an assistant turn, then the row's question. Score after it with
-    ``target_delimiter=""``.
-
-    Partial-scoring rows need one context per choice: pass ``{**row, "context": row["context"] + choice}``.
-    """
-    from pytest_llmeval.models.chat import chat_context
-
-    description = str(row.get("description") or "") or None
-    return chat_context(tokenizer, _question(row), system=description, examples=[qa_pair(e) for e in examples])

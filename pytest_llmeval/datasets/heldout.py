@@ -20,7 +20,9 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence
+
+from pytest_llmeval.datasets.casetext import answer_texts
 
 __all__ = [
     "ContaminationIndex",
@@ -103,20 +105,16 @@ class Finding:
         return f"{what} (first seen at {self.source})"
 
 
-ANSWER_KEYS = ("answer", "answers", "target", "expected", "output", "label")
-
-
-def case_answer(fields: Mapping[str, Any], *, target: str | None = None, choices: str | None = None) -> Any:
-    """The answer of an eval case, for :meth:`ContaminationIndex.check`: the ``target`` field
-    when one is named, else the first of ``answer``, ``answers``, ``target``, ``expected``,
-    ``output``, ``label``; for a multiple-choice case (``choices`` names the options field)
-    an index answer becomes the text of that option. ``None`` when the case has none."""
-    value = fields.get(target) if target else next((fields[k] for k in ANSWER_KEYS if fields.get(k) is not None), None)
-    if choices and isinstance(value, int) and not isinstance(value, bool):
-        options = fields.get(choices)
-        if isinstance(options, (list, tuple)) and 0 <= value < len(options):
-            return options[value]
-    return value
+def case_answer(fields: Mapping[str, Any], *, target: str | Callable[[Mapping[str, Any]], Any] | None = None, choices: str | None = None) -> Any:
+    """The answer texts of an eval case, for :meth:`ContaminationIndex.check`: one text, a list
+    when the case lists several, ``None`` when it has none. What counts as the answer is
+    :func:`pytest_llmeval.datasets.casetext.answer_texts` (the ``target`` field when one is named, an
+    index into ``choices`` as that option's text); an answer that cannot be read is kept as
+    written, since it only serves to find the case in the training data."""
+    texts = answer_texts(fields, target=target, choices=choices, strict=False)
+    if not texts:
+        return None
+    return texts[0] if len(texts) == 1 else list(texts)
 
 
 # --------------------------------------------------------------------------- loading

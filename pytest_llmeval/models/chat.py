@@ -1,8 +1,16 @@
-"""Chat rendering: the exact text a chat model is given for a prompt, few-shot turns included."""
+"""Chat rendering: the exact text a chat model is given for a prompt, few-shot turns included.
+
+The datasets code hands over few-shot examples as plain turns
+(:func:`pytest_llmeval.datasets.fewshot.fewshot_turns`); only a tokenizer can lay them out as chat text.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
+
+from pytest_llmeval.datasets.fewshot import Turns, fewshot_turns
+
+__all__ = ["ChatTemplateError", "chat_context", "chat_fewshot_context", "render_turns"]
 
 
 class ChatTemplateError(ValueError):
@@ -52,3 +60,20 @@ def chat_context(
             messages[1:], tokenize=False, add_generation_prompt=True, continue_final_message=False
         )
     return text
+
+
+def render_turns(tokenizer: Any, turns: Turns) -> str:
+    """``turns`` through the tokenizer's chat template, as lm-eval's ``--apply_chat_template``
+    does (examples as earlier user and assistant turns, its default), ready for the answer."""
+    return chat_context(tokenizer, turns.question, system=turns.system, examples=turns.examples)
+
+
+def chat_fewshot_context(tokenizer: Any, row: Mapping[str, Any], examples: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The chat-template context lm-eval builds with ``--apply_chat_template`` (few-shot
+    examples as turns, its default): the description as the system message, each example a
+    user turn and an assistant turn, then the row's question. Score after it with
+    ``target_delimiter=""``.
+
+    Partial-scoring rows need one context per choice: pass ``{**row, "context": row["context"] + choice}``.
+    """
+    return render_turns(tokenizer, fewshot_turns(row, examples))

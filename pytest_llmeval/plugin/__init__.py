@@ -52,6 +52,24 @@ def pytest_configure(config: pytest.Config) -> None:
     state.warn_space_form_paths()
 
 
+class _EvalModule(pytest.Module):
+    """A test module whose import raised bad case data (e.g. a benchmark loader given a broken
+    file at module level) reports it as one collection-error line."""
+
+    def collect(self) -> Any:
+        try:
+            return super().collect()
+        except CaseError as exc:
+            problem = str(exc)
+        raise self.CollectError(f"llmeval: {problem}")
+
+
+def pytest_pycollect_makemodule(module_path: Any, parent: Any) -> Any:
+    if module_path.name == "__init__.py":
+        return None
+    return _EvalModule.from_parent(parent, path=module_path)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker(MARKER)
     if marker is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 import pytest
@@ -41,6 +42,9 @@ def cases(
     the field with an example's answer. ``target_delimiter`` goes between prompt and choice
     (``" "``, or ``""`` with ``chat``, as in lm-evaluation-harness). ``continuation`` names the
     field scored after each ``prompt + choice`` (partial scoring, as in WinoGrande).
+
+    Nothing is checked or read here, when the test module is imported: the suite's arguments
+    and data are checked when pytest collects it, and a problem is one collection error line.
     """
     spec = CaseSpec(
         source=source,
@@ -51,7 +55,7 @@ def cases(
         id=id,
         min_pass_rate=min_pass_rate,
         max_new_tokens=max_new_tokens,
-        stop=((stop,) if isinstance(stop, str) else tuple(stop)) if stop is not None else None,
+        stop=_stop_tuple(stop),
         num_fewshot=num_fewshot,
         fewshot_source=fewshot_source,
         fewshot_seed=fewshot_seed,
@@ -62,6 +66,16 @@ def cases(
     )
 
     def decorate(func: F) -> F:
-        return pytest.mark.llmeval(spec)(func)
+        named = dataclasses.replace(spec, function=getattr(func, "__name__", ""))
+        return pytest.mark.llmeval(named)(func)
 
     return decorate
+
+
+def _stop_tuple(stop: Any) -> Any:
+    """``stop`` as a tuple of strings; a value that is not one is kept for the collection check to name."""
+    if isinstance(stop, str):
+        return (stop,)
+    if isinstance(stop, (list, tuple)):
+        return tuple(stop)
+    return stop

@@ -14,11 +14,9 @@ from pytest_llmeval.datasets.suite import (
     CaseSpec,
     Request,
     SuitePlan,
-    build_request,
-    fewshot_pairs_for,
-    fewshot_prefix_for,
     plan_suite,
     render_prompt,
+    request_for,
 )
 from pytest_llmeval.models.outputs import Completion, Ranked
 from pytest_llmeval.plugin.options import Values, read_options, space_form_paths
@@ -113,13 +111,7 @@ class LLMEvalState:
         kind = "generate" if "completion" in metafunc.fixturenames else "rank" if "ranked" in metafunc.fixturenames else None
         if kind is not None:
             for case in plan.cases:
-                if spec.num_fewshot and spec.chat:  # examples as earlier chat turns (lm-eval's default)
-                    request = build_request(spec, case, kind, fewshot=fewshot_pairs_for(spec, plan, case))
-                elif spec.num_fewshot:
-                    request = build_request(spec, case, kind, fewshot_prefix_for(spec, plan, case))
-                else:
-                    request = build_request(spec, case, kind)
-                self.requests[(suite, case.id)] = request
+                self.requests[(suite, case.id)] = request_for(spec, plan, case, kind)
         self.plans[suite] = plan
         return plan
 
@@ -138,7 +130,7 @@ class LLMEvalState:
         found = {}
         for case in plan.cases:
             prompt = render_prompt(spec.prompt, case) or ""
-            answer = case_answer(case.fields, target=spec.target if isinstance(spec.target, str) else None, choices=spec.choices)
+            answer = case_answer(case.fields, target=spec.target, choices=spec.choices)
             finding = self.contamination.check(prompt, answer)
             if finding is not None:
                 found[case.id] = finding.describe()
