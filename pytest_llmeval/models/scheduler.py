@@ -2,8 +2,12 @@
 
 pytest runs one item at a time but a model is fastest on a batch. After collection the plugin
 tells the scheduler every selected item's request, in run order; when an item first needs its
-output, the scheduler computes that item's and those of the items after it (a window) in
-one batched backend call, and keeps the results until their items ask.
+output, the scheduler computes that item's and those of the items after it (a window), and
+keeps the results until their items ask.
+
+A window is computed in chunks (the backend's batch size), longest prompts first, and each
+chunk's results are kept as soon as it is done. A run stopped part-way (pytest-timeout, Ctrl-C)
+loses at most the chunk in progress: the next item that needs an output continues from there.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from pytest_llmeval.models.outputs import Completion, Ranked
 
 Result = Completion | Ranked
 ProgressFactory = Callable[[str, int], "ProgressSink"]
+DEFAULT_CHUNK = 32
+"""Requests per backend call for a backend without ``batch_size()``."""
 
 
 class ProgressSink:
@@ -25,8 +31,8 @@ class ProgressSink:
     def update(self, n: int) -> None:  # pragma: no cover - trivial
         pass
 
-    def close(self, seconds: float) -> None:  # pragma: no cover - trivial
-        pass
+    def close(self, seconds: float, stopped: bool = False) -> None:  # pragma: no cover - trivial
+        """The run ended; ``stopped``: interrupted (a timeout, Ctrl-C) before computing everything."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,30 @@ class Entry:
     key: str
     suite: str
     request: Request
+
+
+def chunk_size(backend: Any) -> int:
+    """How many requests one backend call gets: the backend's batch size, else a default."""
+    size = getattr(backend, "batch_size", None)
+    value = size() if callable(size) else None
+    return value if isinstance(value, int) and value > 0 else DEFAULT_CHUNK
+
+
+def _group(request: Request) -> tuple[Any, ...]:
+    """Requests a backend can put in one batch share this (chat template, generation settings)."""
+    return (request.chat, request.max_new_tokens or 0, request.stop or (), request.target_delimiter)
+
+
+def _length(request: Request) -> int:
+    """A rough prompt length (characters): the backend tokenizes, the scheduler only orders."""
+    return len(request.text) + len(request.system or "") + sum(len(q) + len(a) for q, a in request.fewshot)
+
+
+def chunks(window: Sequence[Entry], size: int) -> list[list[Entry]]:
+    """``window`` in backend calls of up to ``size``: alike requests together, longest first
+    (memory trouble shows on the first chunk; rows of a chunk pad little). Stable for ties."""
+    ordered = sorted(window, key=lambda e: (_group(e.request), -_length(e.request)))
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 
 class BatchScheduler:
@@ -53,7 +83,7 @@ class BatchScheduler:
         self._results: dict[str, Result] = {}
         self._failed: dict[str, BaseException] = {}
         self.runs: list[tuple[str, int, float]] = []
-        """(kind, number of requests, seconds) of every batched run, for reports and tests."""
+        """(kind, number of requests computed, seconds) of every batched run, for reports and tests."""
 
     def plan(self, entries: Sequence[Entry]) -> None:
         """Set the items that will run, in run order (replaces an earlier plan)."""
@@ -78,30 +108,48 @@ class BatchScheduler:
             raise self._failed[key]
         if key not in self._position:
             raise KeyError(f"{key} was not planned; the scheduler knows only the selected eval items")
-        window = self._window_for(key)
-        kind = self._entries[self._position[key]].request.kind
-        requests = [e.request for e in window]
-        sink = self.progress(kind, len(requests)) if self.progress else ProgressSink()
+        self._compute(self._window_for(key), backend)
+        return self._results[key]
+
+    def _compute(self, window: list[Entry], backend: Any) -> None:
+        kind = window[0].request.kind
+        sink = self.progress(kind, len(window)) if self.progress else ProgressSink()
         started = time.perf_counter()
+        done, stopped = 0, False
         try:
-            if kind == "generate":
-                outputs: Sequence[Result] = backend.run_generate(requests, progress=sink.update)
-            else:
-                outputs = backend.run_rank(requests, progress=sink.update)
+            for chunk in chunks(window, chunk_size(backend)):
+                self._store(chunk, self._call(backend, kind, chunk, sink))
+                done += len(chunk)
         except Exception as exc:
-            # Every item of the window errors with the same cause; none is retried in a loop.
+            # The rest of the window errors with the same cause; none is retried in a loop.
             for e in window:
-                self._failed[e.key] = exc
+                if e.key not in self._results:
+                    self._failed[e.key] = exc
+            raise
+        except BaseException:
+            # A pytest-timeout (its Failed is a BaseException) or Ctrl-C: nothing is marked,
+            # the next item that needs an output computes the rest.
+            stopped = True
             raise
         finally:
             seconds = time.perf_counter() - started
-            sink.close(seconds)
-        if len(outputs) != len(window):
-            raise RuntimeError(f"the backend returned {len(outputs)} results for {len(window)} requests")
-        self.runs.append((kind, len(window), seconds))
-        for e, out in zip(window, outputs):
+            self.runs.append((kind, done, seconds))
+            sink.close(seconds, stopped)
+
+    @staticmethod
+    def _call(backend: Any, kind: str, chunk: list[Entry], sink: ProgressSink) -> Sequence[Result]:
+        requests = [e.request for e in chunk]
+        if kind == "generate":
+            outputs: Sequence[Result] = backend.run_generate(requests, progress=sink.update)
+        else:
+            outputs = backend.run_rank(requests, progress=sink.update)
+        if len(outputs) != len(requests):
+            raise RuntimeError(f"the backend returned {len(outputs)} results for {len(requests)} requests")
+        return outputs
+
+    def _store(self, chunk: list[Entry], outputs: Sequence[Result]) -> None:
+        for e, out in zip(chunk, outputs):
             self._results[e.key] = out
-        return self._results[key]
 
     def _window_for(self, key: str) -> list[Entry]:
         start = self._position[key]
@@ -117,7 +165,13 @@ class BatchScheduler:
             chosen.append(e)
         return chosen
 
+    def retry(self, key: str) -> None:
+        """Forget the failure of ``key`` and of the items that failed with it (a rerun of the item,
+        e.g. by pytest-rerunfailures), so that the next :meth:`result` computes them again."""
+        cause = self._failed.get(key)
+        if cause is not None:
+            self._failed = {k: exc for k, exc in self._failed.items() if exc is not cause}
+
     def discard(self, key: str) -> None:
         """Drop a result its item has used (keeps memory flat on long runs)."""
         self._results.pop(key, None)
-

@@ -105,8 +105,37 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("case", params)
 
 
+class LLMEvalIgnoredOptionsWarning(pytest.PytestWarning):
+    """``--llmeval-*`` model options that an overridden ``llm_settings`` fixture ignores."""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> Iterator[Any]:
+    value = yield
+    if fixturedef.argname == "llm_settings":
+        ignored = get_state(request.config).ignored_cli_settings(value)
+        if ignored:
+            warnings.warn(
+                LLMEvalIgnoredOptionsWarning(
+                    "llmeval: an llm_settings fixture overrides the plugin's and decides the model settings, so "
+                    f"{', '.join(ignored)} given on the command line {'has' if len(ignored) == 1 else 'have'} no effect; "
+                    "change the fixture, or let it start from the options: def llm_settings(llm_settings): "
+                    "return llm_settings.replace(...)"
+                ),
+                stacklevel=1,
+            )
+    return value
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     get_state(session.config).schedule(session.items)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if getattr(item, "execution_count", 1) > 1 and eval_item(item) is not None:
+        # A rerun (pytest-rerunfailures) of an item whose batch failed computes the batch again.
+        get_state(item.config).scheduler.retry(item.nodeid)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -134,13 +163,30 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     state = get_state(item.config)
     outcome = item_outcome(report, call)
     if outcome is not None:
-        record = state.record_for(item, outcome, _reason(call), item.stash.get(SCORES, {}), call.duration)
+        reason = _reason(call)
+        record = state.record_for(item, outcome, reason, item.stash.get(SCORES, {}), call.duration)
         report.user_properties.append((RECORD_KEY, record.to_json()))
+        _label_case(item, report, outcome, reason)
         if outcome == "fail" and not state.run.strict:
             # A wrong answer is data: it passes as far as pytest is concerned (no -x/--maxfail/--sw stop,
             # no rerun), and shows as MISSED with its reason; the record keeps the truth.
             report.outcome = "passed"
     return report
+
+
+CASE_LABELS = {"pass": "pass", "fail": "missed", "error": "error", "skip": "skipped", "xfail": "xfailed"}
+CASE_PROPERTIES = ("llmeval_outcome", "llmeval_reason")
+
+
+def _label_case(item: pytest.Item, report: pytest.TestReport, outcome: str, reason: str) -> None:
+    """Scalar properties of the case for report writers (JUnit XML writes them per testcase):
+    ``llmeval_outcome`` (pass, missed, error...) and, for a miss, ``llmeval_reason``. Set on the
+    item, so that the later phases' reports (the teardown one, which JUnit XML reads) carry them."""
+    labels = [("llmeval_outcome", CASE_LABELS.get(outcome, outcome))]
+    if outcome == "fail" and reason:
+        labels.append(("llmeval_reason", reason))
+    for props in (item.user_properties, report.user_properties):
+        props[:] = [p for p in props if p[0] not in CASE_PROPERTIES] + labels
 
 
 def item_outcome(report: pytest.TestReport, call: pytest.CallInfo[None]) -> str | None:
@@ -181,14 +227,38 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
     return None
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_table_html(report: pytest.TestReport, data: list[str]) -> None:
+    """pytest-html shows a miss as Passed (it is not a test failure); its details say it missed."""
+    labels = dict(p for p in report.user_properties if p[0] in CASE_PROPERTIES)
+    if report.when == "call" and labels.get("llmeval_outcome") == "missed":
+        from html import escape
+
+        why = f": {labels['llmeval_reason']}" if labels.get("llmeval_reason") else ""
+        data.insert(0, f"llmeval: MISSED{escape(str(why))} (a wrong answer: counted in the llmeval table, not a test failure)")
+
+
 class _Collector:
     """Receives reports on the process that reports (serial run or xdist controller)."""
 
     def __init__(self, state: LLMEvalState) -> None:
         self.state = state
+        self.junit = state.config.pluginmanager.has_plugin("junitxml") and bool(state.config.getoption("xmlpath", None))
 
-    @pytest.hookimpl(trylast=True)  # after --lf's plugin has noted the report
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Iterator[None]:
+        # JUnit XML writes the teardown report's user_properties as testcase properties: the
+        # record (a teardown error's) would be written whole; the scalar labels say enough.
+        kept = report.user_properties
+        if report.when == "teardown" and self.junit:
+            report.user_properties = [p for p in kept if p[0] != RECORD_KEY]
+        try:
+            return (yield)
+        finally:
+            report.user_properties = kept
+            self.collect(report)  # after the other plugins, --lf's included, have seen the report
+
+    def collect(self, report: pytest.TestReport) -> None:
         if report.outcome == "rerun":  # pytest-rerunfailures: only the final attempt counts
             return
         state = self.state
@@ -223,6 +293,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     report = state.eval_session.finish()
     state.final_report = report
+    state.stopped = session.shouldfail or session.shouldstop
     session.config.hook.pytest_llmeval_report(config=session.config, report=report)
     _write_history(state)
     _add_junit_properties(session.config, report)
@@ -265,7 +336,38 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     verbose = config.getoption("verbose", default=0) > 0
     for text, markup in missed_lines(state.records, per_suite=None if verbose else 3):
         terminalreporter.write_line(text, **markup)
+    other = _other_problems(terminalreporter, exitstatus, state) if report.suites and not report.gate_failed else ""
     for text, markup in report.lines():
-        terminalreporter.write_line(text, **markup)
+        terminalreporter.write_line(text, **({"yellow": True, "bold": True} if other and markup.get("green") else markup))
+    if other:  # the gate line must not read as "all is well" when the run fails
+        terminalreporter.write_line(f"llmeval: the gate passed, but the run failed for other reasons: {other}", red=True, bold=True)
+
+
+def _other_problems(reporter: Any, exitstatus: int, state: LLMEvalState) -> str:
+    """Why the run fails although the gate passed (plain tests, errors, an early stop), or ''."""
+    if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        return ""
+    stats = getattr(reporter, "stats", {})
+
+    def outside(key: str) -> list[Any]:
+        return [r for r in stats.get(key, ()) if isinstance(r, pytest.TestReport) and not records_from_properties(r.user_properties)]
+
+    strict_misses = [r for r in stats.get("failed", ()) if any(x.outcome == "fail" for x in records_from_properties(r.user_properties))]
+    collection = [r for r in stats.get("error", ()) if isinstance(r, pytest.CollectReport)]
+    parts = [
+        _count(len(outside("failed")), "failed test"),
+        _count(len(outside("error")), "error") + " outside the eval cases" if outside("error") else "",
+        _count(len(collection), "collection error"),
+        _count(len(strict_misses), "missed case") + " (--llmeval-strict)" if strict_misses else "",
+    ]
+    if state.stopped:
+        parts.append(f"pytest stopped early ({state.stopped}), so later tests did not run")
+    elif exitstatus == pytest.ExitCode.INTERRUPTED:
+        parts.append("the run was interrupted, so later tests did not run")
+    return "; ".join(p for p in parts if p) or f"exit status {int(exitstatus)}"
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'s' if n != 1 else ''}" if n else ""
 
 

@@ -2,7 +2,8 @@
 
 On a terminal one line is redrawn in place on stderr, then replaced by a summary line once the
 run ends; pytest's status letters resume on a fresh line. In a log (not a terminal: CI) the
-run prints its start and end lines only, never a line per batch.
+run prints its start and end lines only, never a line per batch. A run computed in several
+backend calls (chunks) still shows as one run; one stopped part-way (a timeout) says so.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ class TerminalProgress:
             self.stream.write(f"\r  {self.done}/{self.total} {self.what} {elapsed:.1f}s\x1b[K")
             self.stream.flush()
 
-    def close(self, seconds: float) -> None:
+    def close(self, seconds: float, stopped: bool = False) -> None:
         if self.tty and self.stream is not None:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
-        self.say(f"llmeval: {self.done}/{self.total} {self.what} in {seconds:.1f}s")
+        rest = "; stopped before the end, the next item that needs an output computes the rest" if stopped else ""
+        self.say(f"llmeval: {self.done}/{self.total} {self.what} in {seconds:.1f}s{rest}")

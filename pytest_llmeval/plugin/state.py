@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import pytest
 
@@ -69,6 +69,8 @@ class LLMEvalState:
         """Failed reports that are not wrong answers (errors, plain tests): they keep the exit status."""
         self.eval_session: Any = None
         self.final_report: Any = None
+        self.stopped: str | bool = False
+        """Why pytest stopped the session early (-x, --maxfail, a collection error), if it did."""
         if not self.is_worker:
             from pytest_llmeval.results.session import EvalSession
 
@@ -195,8 +197,23 @@ class LLMEvalState:
             limited=bool(plan.limited) if plan else False,
             duration_s=duration,
         )
-        self.scheduler.discard(item.nodeid)
+        if outcome != "error":  # an errored item may be rerun (pytest-rerunfailures): keep its output
+            self.scheduler.discard(item.nodeid)
         return record
+
+    def ignored_cli_settings(self, fixture_value: Any) -> list[str]:
+        """The ``--llmeval-*`` model options given on the command line that an overridden
+        ``llm_settings`` fixture's value does not follow (they have no effect)."""
+        if fixture_value is self.settings:
+            return []
+        from pytest_llmeval.plugin.fixtures import coerce_settings
+        from pytest_llmeval.settings import SettingsError
+
+        try:
+            used = coerce_settings(fixture_value)
+        except SettingsError:  # the llm fixture reports it
+            return []
+        return [f"--llmeval-{name}" for name, get in MODEL_SETTINGS.items() if name in self.options.from_cli and get(used) != get(self.settings)]
 
     # output ------------------------------------------------------------------
 
@@ -231,6 +248,21 @@ class LLMEvalState:
                 stacklevel=2,
             )
 
+
+MODEL_SETTINGS: dict[str, Callable[[LLMSettings], Any]] = {
+    "model": lambda s: s.model,
+    "dtype": lambda s: s.dtype,
+    "device": lambda s: s.device,
+    "batch-size": lambda s: s.batch_size,
+    "seed": lambda s: s.seed,
+    "max-length": lambda s: s.max_length,
+    "max-new-tokens": lambda s: s.generation.max_new_tokens,
+    "stop": lambda s: tuple(s.generation.stop or ()),
+    "do-sample": lambda s: s.generation.do_sample,
+    "temperature": lambda s: s.generation.temperature,
+    "top-p": lambda s: s.generation.top_p,
+}
+"""The options that are model settings (what the ``llm_settings`` fixture decides)."""
 
 STATE = pytest.StashKey[LLMEvalState]()
 
