@@ -6,7 +6,7 @@ import importlib.util
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 
 class SettingsError(ValueError):
@@ -124,35 +124,6 @@ def parse_bool(value: Any) -> bool:
     if text in {"0", "false", "no", "off", ""}:
         return False
     raise SettingsError(f"expected true or false, got {value!r}")
-
-
-def settings_from_options(get: Mapping[str, Any]) -> LLMSettings:
-    """Build settings from resolved option values (CLI over ini), keyed by the ini names."""
-
-    def opt(name: str, default: Any = None) -> Any:
-        value = get.get(name)
-        return default if value in (None, "") else value
-
-    stop = opt("llmeval_stop")
-    if isinstance(stop, str):
-        stop = [s for s in stop.split("\n") if s] if "\n" in stop else [stop]
-    generation = GenerationSettings(
-        max_new_tokens=int(opt("llmeval_max_new_tokens", 64)),
-        do_sample=parse_bool(opt("llmeval_do_sample", False)),
-        temperature=None if opt("llmeval_temperature") is None else float(opt("llmeval_temperature")),
-        top_p=None if opt("llmeval_top_p") is None else float(opt("llmeval_top_p")),
-        stop=tuple(stop or ()),
-    )
-    max_length = opt("llmeval_max_length")
-    return LLMSettings(
-        model=opt("llmeval_model"),
-        dtype=str(opt("llmeval_dtype", "auto")),
-        device=str(opt("llmeval_device", "auto")),
-        batch_size=opt("llmeval_batch_size", "auto"),
-        seed=int(opt("llmeval_seed", 1234)),
-        generation=generation,
-        max_length=None if max_length is None else int(max_length),
-    )
 
 
 @dataclass(frozen=True)

@@ -6,16 +6,27 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llmeval.settings import GenerationSettings, LLMSettings, SettingsError, resolve_model_path, settings_from_options
+from pytest_llmeval.plugin.options import OPTIONS, setting_of, settings_from
+from pytest_llmeval.settings import GenerationSettings, LLMSettings, SettingsError, resolve_model_path
 
 pytest_plugins = ["pytester"]
 
 
 def test_defaults_are_greedy_and_pinned() -> None:
-    s = settings_from_options({})
+    s = settings_from({})
     assert s.generation.do_sample is False and s.generation.max_new_tokens == 64
     assert s.batch_size == "auto" and s.seed == 1234
     assert s.generation.to_json() == {"do_sample": False, "max_new_tokens": 64}
+
+
+def test_every_model_option_reaches_its_setting() -> None:
+    values = {"model": "m", "dtype": "float16", "device": "cpu", "batch-size": 3, "seed": 7, "max-new-tokens": 5,
+              "stop": ("END",), "do-sample": True, "temperature": 0.5, "top-p": 0.9, "max-length": 99}
+    settings = settings_from(values)
+    model_options = [o for o in OPTIONS if o.setting]
+    assert sorted(o.name for o in model_options) == sorted(values)
+    for option in model_options:
+        assert setting_of(settings, option) == values[option.name], option.name
 
 
 def test_sampling_options_need_do_sample() -> None:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Literal, Mapping
 
 import pytest
 
-from pytest_llmeval.settings import DTYPES, SettingsError, parse_bool
+from pytest_llmeval.settings import DTYPES, GenerationSettings, LLMSettings, SettingsError, parse_bool
 
 Kind = Literal["value", "flag", "append"]
 
@@ -94,6 +94,8 @@ class Option:
     path: bool = False
     """A file or folder: relative to the invocation directory on the command line, to the ini
     file's directory in the ini file (as pytest resolves its own paths)."""
+    setting: str | None = None
+    """The :class:`LLMSettings` field this option sets (``generation.X`` for generation settings)."""
 
     @property
     def flag(self) -> str:
@@ -109,17 +111,17 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("model", "model: a local HF directory, a cached hub id, a .gguf file, pkg:PACKAGE/FILE, or SCHEME:... of an installed backend"),
-    Option("dtype", "weights dtype: auto (float32 on CPU, bfloat16/float16 on CUDA), float32, float16, bfloat16", _choice(*DTYPES)),
-    Option("device", "device: auto (cuda when present, else cpu), cpu, cuda, cuda:N", _device),
-    Option("batch-size", "batch size for generation and scoring: a number or auto", _batch_size),
-    Option("seed", "seed for python, numpy and torch (default 1234)", _int(0)),
-    Option("max-new-tokens", "most tokens generated per completion (default 64)", _int(1)),
-    Option("stop", "stop string ending a completion (repeat the option for several)", kind="append"),
-    Option("do-sample", "sample instead of greedy decoding (then temperature/top_p apply)", _flag, "flag"),
-    Option("temperature", "sampling temperature (only with do_sample)", _float(0.0)),
-    Option("top-p", "nucleus sampling top_p (only with do_sample)", _float(0.0, 1.0)),
-    Option("max-length", "longest context in tokens (default: the model's)", _int(1)),
+    Option("model", "model: a local HF directory, a cached hub id, a .gguf file, pkg:PACKAGE/FILE, or SCHEME:... of an installed backend", setting="model"),
+    Option("dtype", "weights dtype: auto (float32 on CPU, bfloat16/float16 on CUDA), float32, float16, bfloat16", _choice(*DTYPES), setting="dtype"),
+    Option("device", "device: auto (cuda when present, else cpu), cpu, cuda, cuda:N", _device, setting="device"),
+    Option("batch-size", "batch size for generation and scoring: a number or auto", _batch_size, setting="batch_size"),
+    Option("seed", "seed for python, numpy and torch (default 1234)", _int(0), setting="seed"),
+    Option("max-new-tokens", "most tokens generated per completion (default 64)", _int(1), setting="generation.max_new_tokens"),
+    Option("stop", "stop string ending a completion (repeat the option for several)", kind="append", setting="generation.stop"),
+    Option("do-sample", "sample instead of greedy decoding (then temperature/top_p apply)", _flag, "flag", setting="generation.do_sample"),
+    Option("temperature", "sampling temperature (only with do_sample)", _float(0.0), setting="generation.temperature"),
+    Option("top-p", "nucleus sampling top_p (only with do_sample)", _float(0.0, 1.0), setting="generation.top_p"),
+    Option("max-length", "longest context in tokens (default: the model's)", _int(1), setting="max_length"),
     Option("window", "most items one batched run covers (default: all pending; 64 on an xdist worker)", _int(1)),
     Option("limit", "run only the first N cases of each suite (for debugging; blocks baseline updates)", _int(1)),
     Option("baseline", "baseline JSON file to compare suites against", path=True),
@@ -134,9 +136,29 @@ OPTIONS: tuple[Option, ...] = (
     Option("train-data", "training data (JSONL or text) to check eval cases against for overlap", path=True),
     Option("history", "SQLite run history file (default .llmeval/history.sqlite; 'off' to disable)", path=True),
 )
-BY_NAME: Mapping[str, Option] = {o.name: o for o in OPTIONS}
 VALUE_FLAGS: frozenset[str] = frozenset(o.flag for o in OPTIONS if o.takes_value)
 """The options that take their value as the next command-line argument."""
+
+
+def settings_from(values: Mapping[str, Any]) -> LLMSettings:
+    """The model settings that option values (by option name; None when unset) describe."""
+    top: dict[str, Any] = {}
+    generation: dict[str, Any] = {}
+    for o in OPTIONS:
+        value = values.get(o.name)
+        if o.setting is None or value is None:
+            continue
+        group, _, field = o.setting.rpartition(".")
+        (generation if group == "generation" else top)[field] = value
+    return LLMSettings(**top, generation=GenerationSettings(**generation))
+
+
+def setting_of(settings: LLMSettings, option: Option) -> Any:
+    """The value ``settings`` holds for a model option."""
+    value: Any = settings
+    for part in (option.setting or "").split("."):
+        value = getattr(value, part)
+    return tuple(value or ()) if option.kind == "append" else value
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -172,9 +194,6 @@ class Values:
             return None
         path = Path(os.path.expanduser(str(value)))
         return path if path.is_absolute() else self.base[name] / path
-
-    def by_dest(self) -> dict[str, Any]:
-        return {BY_NAME[n].dest: v for n, v in self.values.items()}
 
 
 def read_options(config: pytest.Config) -> Values:

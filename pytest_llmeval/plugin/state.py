@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import pytest
 
@@ -19,10 +19,10 @@ from pytest_llmeval.datasets.suite import (
     request_for,
 )
 from pytest_llmeval.models.outputs import Completion, Ranked
-from pytest_llmeval.plugin.options import Values, read_options, space_form_paths
+from pytest_llmeval.plugin.options import OPTIONS, Values, read_options, setting_of, settings_from, space_form_paths
 from pytest_llmeval.plugin.progress import TerminalProgress
 from pytest_llmeval.results.records import CaseRecord
-from pytest_llmeval.settings import LLMSettings, RunOptions, settings_from_options
+from pytest_llmeval.settings import LLMSettings, RunOptions
 
 MARKER = "llmeval"
 CASE = pytest.StashKey[tuple[str, Any]]()
@@ -51,7 +51,7 @@ class LLMEvalState:
         self.config = config
         self.is_worker = hasattr(config, "workerinput")
         self.options: Values = read_options(config)
-        self.settings = settings_from_options(self.options.by_dest())
+        self.settings = settings_from(self.options.values)
         self.run = run_options(config, self.options)
         window = self.options["window"]
         self.scheduler = BatchScheduler(
@@ -213,7 +213,9 @@ class LLMEvalState:
             used = coerce_settings(fixture_value)
         except SettingsError:  # the llm fixture reports it
             return []
-        return [f"--llmeval-{name}" for name, get in MODEL_SETTINGS.items() if name in self.options.from_cli and get(used) != get(self.settings)]
+        return [
+            o.flag for o in OPTIONS if o.setting and o.name in self.options.from_cli and setting_of(used, o) != setting_of(self.settings, o)
+        ]
 
     # output ------------------------------------------------------------------
 
@@ -248,21 +250,6 @@ class LLMEvalState:
                 stacklevel=2,
             )
 
-
-MODEL_SETTINGS: dict[str, Callable[[LLMSettings], Any]] = {
-    "model": lambda s: s.model,
-    "dtype": lambda s: s.dtype,
-    "device": lambda s: s.device,
-    "batch-size": lambda s: s.batch_size,
-    "seed": lambda s: s.seed,
-    "max-length": lambda s: s.max_length,
-    "max-new-tokens": lambda s: s.generation.max_new_tokens,
-    "stop": lambda s: tuple(s.generation.stop or ()),
-    "do-sample": lambda s: s.generation.do_sample,
-    "temperature": lambda s: s.generation.temperature,
-    "top-p": lambda s: s.generation.top_p,
-}
-"""The options that are model settings (what the ``llm_settings`` fixture decides)."""
 
 STATE = pytest.StashKey[LLMEvalState]()
 
