@@ -13,8 +13,9 @@ import pytest
 
 from pytest_llmeval.datasets.suite import CaseError, CaseSpec
 from pytest_llmeval.plugin.fixtures import case, completion, llm, llm_settings, ranked
+from pytest_llmeval.plugin import reporting
 from pytest_llmeval.plugin.options import add_options
-from pytest_llmeval.plugin.state import MARKER, STATE, LLMEvalState, eval_item, get_state, history_path
+from pytest_llmeval.plugin.state import MARKER, STATE, LLMEvalState, eval_item, get_state
 from pytest_llmeval.results.records import RECORD_KEY, records_from_properties
 from pytest_llmeval.scoring.recording import collecting_scores
 from pytest_llmeval.settings import SettingsError
@@ -161,57 +162,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if eval_item(item) is None:
         return report
     state = get_state(item.config)
-    outcome = item_outcome(report, call)
+    outcome = reporting.item_outcome(report, call)
     if outcome is not None:
-        reason = _reason(call)
+        reason = reporting.failure_reason(call)
         record = state.record_for(item, outcome, reason, item.stash.get(SCORES, {}), call.duration)
         report.user_properties.append((RECORD_KEY, record.to_json()))
-        _label_case(item, report, outcome, reason)
+        reporting.label_case(item, report, outcome, reason)
         if outcome == "fail" and not state.run.strict:
             # A wrong answer is data: it passes as far as pytest is concerned (no -x/--maxfail/--sw stop,
             # no rerun), and shows as MISSED with its reason; the record keeps the truth.
             report.outcome = "passed"
     return report
-
-
-CASE_LABELS = {"pass": "pass", "fail": "missed", "error": "error", "skip": "skipped", "xfail": "xfailed"}
-CASE_PROPERTIES = ("llmeval_outcome", "llmeval_reason")
-
-
-def _label_case(item: pytest.Item, report: pytest.TestReport, outcome: str, reason: str) -> None:
-    """Scalar properties of the case for report writers (JUnit XML writes them per testcase):
-    ``llmeval_outcome`` (pass, missed, error...) and, for a miss, ``llmeval_reason``. Set on the
-    item, so that the later phases' reports (the teardown one, which JUnit XML reads) carry them."""
-    labels = [("llmeval_outcome", CASE_LABELS.get(outcome, outcome))]
-    if outcome == "fail" and reason:
-        labels.append(("llmeval_reason", reason))
-    for props in (item.user_properties, report.user_properties):
-        props[:] = [p for p in props if p[0] not in CASE_PROPERTIES] + labels
-
-
-def item_outcome(report: pytest.TestReport, call: pytest.CallInfo[None]) -> str | None:
-    """The case's outcome this phase reports, or None when the phase says nothing new."""
-    if hasattr(report, "wasxfail"):
-        return "xfail" if report.skipped else None if call.when != "call" else "pass"
-    if report.skipped:
-        return "skip" if call.when != "teardown" else None
-    if report.failed:
-        if call.when == "call" and call.excinfo is not None and isinstance(call.excinfo.value, AssertionError):
-            return "fail"
-        return "error"  # setup, teardown, or any exception that is not an assertion
-    return "pass" if call.when == "call" else None
-
-
-def _reason(call: pytest.CallInfo[None]) -> str:
-    if call.excinfo is None:
-        return ""
-    exc = call.excinfo.value
-    reason = getattr(exc, "reason", None)
-    if isinstance(reason, str) and reason:
-        return reason
-    text = str(exc).strip().splitlines()
-    first = text[0] if text else ""
-    return f"{type(exc).__name__}: {first}" if not isinstance(exc, AssertionError) or not first else first
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Any:
@@ -230,60 +191,15 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
 @pytest.hookimpl(optionalhook=True)
 def pytest_html_results_table_html(report: pytest.TestReport, data: list[str]) -> None:
     """pytest-html shows a miss as Passed (it is not a test failure); its details say it missed."""
-    labels = dict(p for p in report.user_properties if p[0] in CASE_PROPERTIES)
-    if report.when == "call" and labels.get("llmeval_outcome") == "missed":
-        from html import escape
-
-        why = f": {labels['llmeval_reason']}" if labels.get("llmeval_reason") else ""
-        data.insert(0, f"llmeval: MISSED{escape(str(why))} (a wrong answer: counted in the llmeval table, not a test failure)")
-
-
-class _Collector:
-    """Receives reports on the process that reports (serial run or xdist controller)."""
-
-    def __init__(self, state: LLMEvalState) -> None:
-        self.state = state
-        self.junit = state.config.pluginmanager.has_plugin("junitxml") and bool(state.config.getoption("xmlpath", None))
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Iterator[None]:
-        # JUnit XML writes the teardown report's user_properties as testcase properties: the
-        # record (a teardown error's) would be written whole; the scalar labels say enough.
-        kept = report.user_properties
-        if report.when == "teardown" and self.junit:
-            report.user_properties = [p for p in kept if p[0] != RECORD_KEY]
-        try:
-            return (yield)
-        finally:
-            report.user_properties = kept
-            self.collect(report)  # after the other plugins, --lf's included, have seen the report
-
-    def collect(self, report: pytest.TestReport) -> None:
-        if report.outcome == "rerun":  # pytest-rerunfailures: only the final attempt counts
-            return
-        state = self.state
-        records = records_from_properties(report.user_properties)
-        if report.failed:
-            state.other_failures += 1
-        for record in records:
-            state.records.append(record)
-            state.eval_session.add(record)
-            if record.outcome == "fail":
-                _remember_miss_for_lf(state.config, report.nodeid)
-
-
-def _remember_miss_for_lf(config: pytest.Config, nodeid: str) -> None:
-    """A miss passes as far as pytest is concerned; ``--lf`` still re-runs it, as users expect."""
-    lf = config.pluginmanager.get_plugin("lfplugin")
-    lastfailed = getattr(lf, "lastfailed", None)
-    if isinstance(lastfailed, dict):
-        lastfailed[nodeid] = True
+    line = reporting.html_miss_line(report)
+    if line:
+        data.insert(0, line)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     state = get_state(session.config)
     if not state.is_worker:
-        session.config.pluginmanager.register(_Collector(state), "llmeval-collector")
+        session.config.pluginmanager.register(reporting.Collector(state), "llmeval-collector")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -295,79 +211,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state.final_report = report
     state.stopped = session.shouldfail or session.shouldstop
     session.config.hook.pytest_llmeval_report(config=session.config, report=report)
-    _write_history(state)
-    _add_junit_properties(session.config, report)
+    reporting.write_history(state)
+    reporting.add_junit_properties(session.config, report)
     if report.gate_failed and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def _write_history(state: LLMEvalState) -> None:
-    path = history_path(state.config, state.options)
-    if path is None:
-        return
-    from pytest_llmeval.results import history
-
-    try:
-        history.record_run(path, state.records)
-    except Exception as exc:  # history is a convenience: never fail a run over it
-        warnings.warn(f"llmeval: could not append to the run history {path}: {exc}", stacklevel=1)
-
-
-def _add_junit_properties(config: pytest.Config, report: Any) -> None:
-    try:
-        from _pytest.junitxml import xml_key
-    except ImportError:  # pragma: no cover
-        return
-    xml = config.stash.get(xml_key, None)
-    if xml is None:
-        return
-    for name, value in report.junit_properties():
-        xml.add_global_property(name, value)
-
-
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    state = get_state(config)
-    report = state.final_report
-    if report is None:
-        return
-    from pytest_llmeval.results.report import missed_lines
-
-    terminalreporter.section("llmeval", sep="=")
-    verbose = config.getoption("verbose", default=0) > 0
-    for text, markup in missed_lines(state.records, per_suite=None if verbose else 3):
-        terminalreporter.write_line(text, **markup)
-    other = _other_problems(terminalreporter, exitstatus, state) if report.suites and not report.gate_failed else ""
-    for text, markup in report.lines():
-        terminalreporter.write_line(text, **({"yellow": True, "bold": True} if other and markup.get("green") else markup))
-    if other:  # the gate line must not read as "all is well" when the run fails
-        terminalreporter.write_line(f"llmeval: the gate passed, but the run failed for other reasons: {other}", red=True, bold=True)
-
-
-def _other_problems(reporter: Any, exitstatus: int, state: LLMEvalState) -> str:
-    """Why the run fails although the gate passed (plain tests, errors, an early stop), or ''."""
-    if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
-        return ""
-    stats = getattr(reporter, "stats", {})
-
-    def outside(key: str) -> list[Any]:
-        return [r for r in stats.get(key, ()) if isinstance(r, pytest.TestReport) and not records_from_properties(r.user_properties)]
-
-    strict_misses = [r for r in stats.get("failed", ()) if any(x.outcome == "fail" for x in records_from_properties(r.user_properties))]
-    collection = [r for r in stats.get("error", ()) if isinstance(r, pytest.CollectReport)]
-    parts = [
-        _count(len(outside("failed")), "failed test"),
-        _count(len(outside("error")), "error") + " outside the eval cases" if outside("error") else "",
-        _count(len(collection), "collection error"),
-        _count(len(strict_misses), "missed case") + " (--llmeval-strict)" if strict_misses else "",
-    ]
-    if state.stopped:
-        parts.append(f"pytest stopped early ({state.stopped}), so later tests did not run")
-    elif exitstatus == pytest.ExitCode.INTERRUPTED:
-        parts.append("the run was interrupted, so later tests did not run")
-    return "; ".join(p for p in parts if p) or f"exit status {int(exitstatus)}"
-
-
-def _count(n: int, what: str) -> str:
-    return f"{n} {what}{'s' if n != 1 else ''}" if n else ""
-
-
+    reporting.write_summary(terminalreporter, exitstatus, get_state(config))

@@ -1,0 +1,176 @@
+"""What the plugin reports: each case's outcome and labels, the collector of records on the
+reporting process, the terminal summary, JUnit properties, pytest-html labels and the run history."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Iterator
+
+import pytest
+
+from pytest_llmeval.plugin.state import LLMEvalState, history_path
+from pytest_llmeval.results.records import RECORD_KEY, records_from_properties
+
+CASE_LABELS = {"pass": "pass", "fail": "missed", "error": "error", "skip": "skipped", "xfail": "xfailed"}
+CASE_PROPERTIES = ("llmeval_outcome", "llmeval_reason")
+
+
+def label_case(item: pytest.Item, report: pytest.TestReport, outcome: str, reason: str) -> None:
+    """Scalar properties of the case for report writers (JUnit XML writes them per testcase):
+    ``llmeval_outcome`` (pass, missed, error...) and, for a miss, ``llmeval_reason``. Set on the
+    item, so that the later phases' reports (the teardown one, which JUnit XML reads) carry them."""
+    labels = [("llmeval_outcome", CASE_LABELS.get(outcome, outcome))]
+    if outcome == "fail" and reason:
+        labels.append(("llmeval_reason", reason))
+    for props in (item.user_properties, report.user_properties):
+        props[:] = [p for p in props if p[0] not in CASE_PROPERTIES] + labels
+
+
+def item_outcome(report: pytest.TestReport, call: pytest.CallInfo[None]) -> str | None:
+    """The case's outcome this phase reports, or None when the phase says nothing new."""
+    if hasattr(report, "wasxfail"):
+        return "xfail" if report.skipped else None if call.when != "call" else "pass"
+    if report.skipped:
+        return "skip" if call.when != "teardown" else None
+    if report.failed:
+        if call.when == "call" and call.excinfo is not None and isinstance(call.excinfo.value, AssertionError):
+            return "fail"
+        return "error"  # setup, teardown, or any exception that is not an assertion
+    return "pass" if call.when == "call" else None
+
+
+def failure_reason(call: pytest.CallInfo[None]) -> str:
+    if call.excinfo is None:
+        return ""
+    exc = call.excinfo.value
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, str) and reason:
+        return reason
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if not isinstance(exc, AssertionError) or not first else first
+
+
+class Collector:
+    """Receives reports on the process that reports (serial run or xdist controller)."""
+
+    def __init__(self, state: LLMEvalState) -> None:
+        self.state = state
+        self.junit = state.config.pluginmanager.has_plugin("junitxml") and bool(state.config.getoption("xmlpath", None))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> Iterator[None]:
+        # JUnit XML writes the teardown report's user_properties as testcase properties: the
+        # record (a teardown error's) would be written whole; the scalar labels say enough.
+        kept = report.user_properties
+        if report.when == "teardown" and self.junit:
+            report.user_properties = [p for p in kept if p[0] != RECORD_KEY]
+        try:
+            return (yield)
+        finally:
+            report.user_properties = kept
+            self.collect(report)  # after the other plugins, --lf's included, have seen the report
+
+    def collect(self, report: pytest.TestReport) -> None:
+        if report.outcome == "rerun":  # pytest-rerunfailures: only the final attempt counts
+            return
+        state = self.state
+        records = records_from_properties(report.user_properties)
+        if report.failed:
+            state.other_failures += 1
+        for record in records:
+            state.records.append(record)
+            state.eval_session.add(record)
+            if record.outcome == "fail":
+                _remember_miss_for_lf(state.config, report.nodeid)
+
+
+def _remember_miss_for_lf(config: pytest.Config, nodeid: str) -> None:
+    """A miss passes as far as pytest is concerned; ``--lf`` still re-runs it, as users expect."""
+    lf = config.pluginmanager.get_plugin("lfplugin")
+    lastfailed = getattr(lf, "lastfailed", None)
+    if isinstance(lastfailed, dict):
+        lastfailed[nodeid] = True
+
+
+def write_history(state: LLMEvalState) -> None:
+    path = history_path(state.config, state.options)
+    if path is None:
+        return
+    from pytest_llmeval.results import history
+
+    try:
+        history.record_run(path, state.records)
+    except Exception as exc:  # history is a convenience: never fail a run over it
+        warnings.warn(f"llmeval: could not append to the run history {path}: {exc}", stacklevel=1)
+
+
+def add_junit_properties(config: pytest.Config, report: Any) -> None:
+    try:
+        from _pytest.junitxml import xml_key
+    except ImportError:  # pragma: no cover
+        return
+    xml = config.stash.get(xml_key, None)
+    if xml is None:
+        return
+    for name, value in report.junit_properties():
+        xml.add_global_property(name, value)
+
+
+def write_summary(reporter: Any, exitstatus: int, state: LLMEvalState) -> None:
+    """The llmeval section: missed cases, the suite table and the gate, on the reporting process."""
+    report = state.final_report
+    if report is None:
+        return
+    from pytest_llmeval.results.report import missed_lines
+
+    reporter.section("llmeval", sep="=")
+    verbose = state.config.getoption("verbose", default=0) > 0
+    for text, markup in missed_lines(state.records, per_suite=None if verbose else 3):
+        reporter.write_line(text, **markup)
+    other = _other_problems(reporter, exitstatus, state) if report.suites and not report.gate_failed else ""
+    for text, markup in report.lines():
+        reporter.write_line(text, **({"yellow": True, "bold": True} if other and markup.get("green") else markup))
+    if other:  # the gate line must not read as "all is well" when the run fails
+        reporter.write_line(f"llmeval: the gate passed, but the run failed for other reasons: {other}", red=True, bold=True)
+
+
+def html_miss_line(report: pytest.TestReport) -> str | None:
+    """pytest-html shows a miss as Passed (it is not a test failure); its details say it missed."""
+    labels = dict(p for p in report.user_properties if p[0] in CASE_PROPERTIES)
+    if report.when != "call" or labels.get("llmeval_outcome") != "missed":
+        return None
+    from html import escape
+
+    why = f": {labels['llmeval_reason']}" if labels.get("llmeval_reason") else ""
+    return f"llmeval: MISSED{escape(str(why))} (a wrong answer: counted in the llmeval table, not a test failure)"
+
+
+def _other_problems(reporter: Any, exitstatus: int, state: LLMEvalState) -> str:
+    """Why the run fails although the gate passed (plain tests, errors, an early stop), or ''."""
+    if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        return ""
+    stats = getattr(reporter, "stats", {})
+
+    def outside(key: str) -> list[Any]:
+        return [r for r in stats.get(key, ()) if isinstance(r, pytest.TestReport) and not records_from_properties(r.user_properties)]
+
+    strict_misses = [r for r in stats.get("failed", ()) if any(x.outcome == "fail" for x in records_from_properties(r.user_properties))]
+    collection = [r for r in stats.get("error", ()) if isinstance(r, pytest.CollectReport)]
+    parts = [
+        _count(len(outside("failed")), "failed test"),
+        _count(len(outside("error")), "error") + " outside the eval cases" if outside("error") else "",
+        _count(len(collection), "collection error"),
+        _count(len(strict_misses), "missed case") + " (--llmeval-strict)" if strict_misses else "",
+    ]
+    if state.stopped:
+        parts.append(f"pytest stopped early ({state.stopped}), so later tests did not run")
+    elif exitstatus == pytest.ExitCode.INTERRUPTED:
+        parts.append("the run was interrupted, so later tests did not run")
+    return "; ".join(p for p in parts if p) or f"exit status {int(exitstatus)}"
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'s' if n != 1 else ''}" if n else ""
+
+
