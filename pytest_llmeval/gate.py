@@ -114,9 +114,10 @@ def run_messages(opts: GateOptions, suites: Sequence[SuiteResult], status: RunSt
         out.append(blocking(f"the run was interrupted{what}"))
         out.append(Message("error", "this run was interrupted: rates and verdicts cover only the cases that ran",
                            "re-run it to the end for a verdict"))  # fmt: skip
-    elif status.stopped_early and missing > 0:
-        out.append(Message("warning", f"the run stopped early (-x / --maxfail): {plural(missing, 'selected case')} did not run; "
-                           "rates and verdicts cover only the cases that ran", "run without -x / --maxfail for a full verdict"))  # fmt: skip
+    elif status.stopped_early:
+        what = f": {plural(missing, 'selected case')} did not run" if missing > 0 else ""
+        out.append(Message("warning", f"the run stopped early (-x / --maxfail){what}; rates and verdicts cover only the cases that ran",
+                           "run without -x / --maxfail for a full verdict"))  # fmt: skip
     if opts.limit is not None or any(s.limited for s in suites):
         out.append(Message("warning", "this run was cut by --llmeval-limit: rates and verdicts cover only the cases that ran",
                            "run without --llmeval-limit for a full verdict"))  # fmt: skip
@@ -244,7 +245,7 @@ def update_refusal(
 
 def forceable_reasons(opts: GateOptions, suites: Sequence[SuiteResult], gaps: Sequence[Shortfall], status: RunStatus) -> list[str]:
     """What keeps this run from recording unless forced: a narrowed selection, suites that did
-    not finish every case, errors."""
+    not finish every case (or a run stopped early), errors."""
     reasons = []
     if opts.narrowed_by:
         reasons.append(f"the selection was narrowed by {', '.join(opts.narrowed_by)}")
@@ -253,6 +254,8 @@ def forceable_reasons(opts: GateOptions, suites: Sequence[SuiteResult], gaps: Se
     if gaps:
         did = "suite did" if len(gaps) == 1 else "suites did"
         reasons.append(f"{len(gaps)} {did} not run every case: {listing([g.describe(status) for g in gaps], 5)}")
+    elif status.stopped_early:  # which cases it skipped is not known here (a suite with no result at all)
+        reasons.append("the run stopped early (-x / --maxfail), so selected cases may not have run")
     with_errors = [s.name for s in suites if s.errors]
     if with_errors:
         n_err = sum(s.errors for s in suites)

@@ -59,19 +59,22 @@ def test_a_suite_without_a_known_size_is_taken_as_complete():
     narrowed=st.booleans(),
     errors=st.booleans(),
     short=st.booleans(),
+    stopped=st.booleans(),
     interrupted=st.booleans(),
     corrupt=st.booleans(),
     force=st.booleans(),
 )
-def test_what_force_can_and_cannot_override(narrowed: bool, errors: bool, short: bool, interrupted: bool, corrupt: bool, force: bool):
+def test_what_force_can_and_cannot_override(
+    narrowed: bool, errors: bool, short: bool, stopped: bool, interrupted: bool, corrupt: bool, force: bool
+):
     outcomes = [Outcome.ERROR if errors else Outcome.PASS, Outcome.PASS]
     records = [CaseRecord(SUITE, f"c{i}", o, suite_size=3 if short else 2) for i, o in enumerate(outcomes)]
     suites = aggregate_suites(records)
-    status = RunStatus(interrupted=interrupted)
+    status = RunStatus(interrupted=interrupted, stopped_early=stopped)
     opts = GateOptions(rootdir=Path("."), update_baseline=True, force=force, narrowed_by=("-k",) if narrowed else ())
     problem = BaselineError(Path("b.json"), "corrupt", "is not valid JSON") if corrupt else None
     messages = update_refusal(opts, suites, shortfalls(suites, records, status), status, problem, "b.json")
     refused = bool(messages)
-    assert refused == (corrupt or interrupted or (not force and (narrowed or errors or short)))
+    assert refused == (corrupt or interrupted or (not force and (narrowed or errors or short or stopped)))
     if refused:
         assert sum(m.blocks for m in messages) == 1 and messages[0].hint  # one gate line, one note with the fix

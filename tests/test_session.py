@@ -441,3 +441,12 @@ def test_a_read_only_baseline_is_not_replaced_and_the_message_says_how(project: 
     assert "baseline baseline.json not updated: the file is read-only" in text
     assert "make it writable (chmod u+w baseline.json), then re-run with --llmeval-update-baseline" in text
     assert path.read_text() == before and stat.S_IMODE(os.stat(path).st_mode) == 0o444
+
+
+def test_a_run_stopped_early_is_refused_even_when_no_suite_is_known_to_lack_cases(project: Path):
+    # under xdist the controller may not know which suites were selected: -x alone refuses
+    report, text = run(project, records(MATH, 3), update_baseline=True, status=RunStatus(stopped_early=True))
+    assert not report.recorded and "the run stopped early (-x / --maxfail), so selected cases may not have run" in text
+    assert "the run stopped early (-x / --maxfail); rates and verdicts cover only the cases that ran" in text
+    report, _ = run(project, records(MATH, 3), update_baseline=True, force=True, status=RunStatus(stopped_early=True))
+    assert report.recorded == {MATH}
