@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Iterable
@@ -64,15 +66,29 @@ def sha256_text(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+class ReadOnlyFileError(PermissionError):
+    """The file exists and the user may not write it: it was left as it is."""
+
+
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so a reader never sees half a file (temp file + rename)."""
-    path = Path(path)
+    """Write ``text`` to ``path`` so a reader never sees half a file (temp file, fsync, rename).
+
+    A file that exists keeps its permission bits; a new file gets the usual mode for new
+    files (0666 less the umask). A symbolic link is followed, so the file it names is
+    replaced and the link stays. A file the user may not write is not replaced:
+    :class:`ReadOnlyFileError` says so (renaming over it would succeed in a writable folder).
+    """
+    path = Path(os.path.realpath(path))
+    mode = _existing_mode(path)
+    if mode is not None and not os.access(path, os.W_OK):
+        raise ReadOnlyFileError(errno.EACCES, "the file is read-only (make it writable to let it be replaced)", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
             fh.flush()
+            os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -81,6 +97,20 @@ def atomic_write_text(path: Path, text: str) -> None:
         except OSError:
             pass
         raise
+
+
+def _existing_mode(path: Path) -> int | None:
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return None
+
+
+def _umask() -> int:
+    """The process umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".msgpack", ".h5")

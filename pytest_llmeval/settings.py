@@ -124,25 +124,3 @@ def parse_bool(value: Any) -> bool:
     if text in {"0", "false", "no", "off", ""}:
         return False
     raise SettingsError(f"expected true or false, got {value!r}")
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """The options that decide the verdict and the reports, resolved once per session."""
-
-    rootdir: Path
-    baseline: Path | None = None
-    update_baseline: bool = False
-    force: bool = False
-    strict: bool = False
-    tolerance: float = 0.02
-    alpha: float = 0.05
-    min_pass_rate: float | None = None
-    output_dir: Path | None = None
-    markdown: Path | None = None
-    limit: int | None = None
-    narrowed_by: tuple[str, ...] = ()
-    """What narrowed the selection (``-k``, ``-m``, ``--llmeval-limit``, a node id with a
-    parameter): a baseline update refuses such a run unless forced."""
-    invocation: tuple[str, ...] = ()
-    """The command-line arguments, to print the exact command that records a baseline."""

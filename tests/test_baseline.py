@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+import stat
 from pathlib import Path
 
 import pytest
 
 from pytest_llmeval.results.baseline import (
     BaselineError,
-    SuiteEntry,
     Verdict,
     compare_suite,
     dumps_baseline,
+    entry_json,
     fingerprint_diff,
     load_baseline,
+    parse_baseline,
     prune_suites,
+    record_suites,
     updated_suites,
     write_baseline,
 )
+from pytest_llmeval.files import ReadOnlyFileError
+from pytest_llmeval.results.records import Fingerprint, Outcome
 from pytest_llmeval.results.stats import SuiteResult
 
 FP = {
@@ -35,16 +41,7 @@ FP = {
 
 
 def suite(name: str, outcomes: dict[str, str], fingerprint: dict | None = None) -> SuiteResult:
-    values = list(outcomes.values())
-    return SuiteResult(
-        name=name,
-        n=len(values),
-        passed=values.count("pass"),
-        failed=values.count("fail"),
-        errors=values.count("error"),
-        outcomes=outcomes,
-        fingerprint=FP if fingerprint is None else fingerprint,
-    )
+    return SuiteResult.from_outcomes(name, outcomes, fingerprint=FP if fingerprint is None else fingerprint)
 
 
 def outcomes(n: int, failing: set[int]) -> dict[str, str]:
@@ -75,8 +72,11 @@ def test_round_trip(tmp_path: Path):
     write_baseline(path, None, [suite("f.py::t", outcomes(5, {1, 3}))])
     loaded = load_baseline(path)
     entry = loaded.suites["f.py::t"]
-    assert entry == SuiteEntry(fingerprint=FP, n=5, passed=3, failed=2, errors=0, cases={f"c{i:03d}": int(i not in {1, 3}) for i in range(5)})
+    assert (entry.name, entry.n, entry.passed, entry.failed, entry.errors) == ("f.py::t", 5, 3, 2, 0)
+    assert entry.fingerprint == Fingerprint.from_json(FP) and entry.fingerprint.to_json() == FP
+    assert entry.outcomes == {f"c{i:03d}": Outcome.MISS if i in {1, 3} else Outcome.PASS for i in range(5)}
     assert entry.pass_rate == 0.6
+    assert entry_json(entry) == loaded.raw["f.py::t"]
 
 
 def test_update_keeps_other_suites_verbatim(tmp_path: Path):
@@ -167,8 +167,9 @@ def test_prune(tmp_path: Path):
 # ---------------------------------------------------------------- verdicts
 
 
-def entry_for(result: SuiteResult) -> SuiteEntry:
-    return SuiteEntry.from_result(result)
+def entry_for(result: SuiteResult) -> SuiteResult:
+    """``result`` as a baseline file records it and reads it back."""
+    return parse_baseline(dumps_baseline({result.name: entry_json(result)}), Path("b.json")).suites[result.name]
 
 
 def test_new_suite():
@@ -255,3 +256,142 @@ def test_fingerprint_diff_treats_tuples_like_lists():
     a = dict(FP, generation={"stop": ["\n"], "max_new_tokens": 8})
     b = dict(FP, generation={"stop": ("\n",), "max_new_tokens": 8})
     assert fingerprint_diff(a, b) == ([], [], [])
+
+
+# ---------------------------------------------------------------- the format, both ways
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "example_suites" / "llmeval-baseline.json"
+
+
+def test_the_committed_example_baseline_reads_compares_unchanged_and_writes_back_identically():
+    text = EXAMPLE.read_text()
+    loaded = parse_baseline(text, EXAMPLE)
+    assert len(loaded.suites) >= 4
+    for name, entry in loaded.suites.items():
+        # a run with the same answers, the fingerprint the plugin sends (a plain mapping)
+        run = SuiteResult.from_outcomes(name, {k: o.value for k, o in entry.outcomes.items()}, fingerprint=loaded.raw[name]["fingerprint"])
+        assert compare_suite(run, entry, tolerance=0.02, alpha=0.05).verdict is Verdict.UNCHANGED
+        assert entry_json(run) == loaded.raw[name]
+    assert dumps_baseline(updated_suites(None, loaded.suites.values())) == text
+
+
+def test_fingerprint_fields_say_which_must_match_and_which_are_compared():
+    from pytest_llmeval.results.records import COMPARED, MUST_MATCH
+
+    assert MUST_MATCH == ("prompt", "generation", "num_fewshot", "dataset")
+    assert COMPARED == ("model", "tokenizer", "chat_template", "dtype")
+    stored = dict(FP, backend="hf", generation={"stop": ("\n",), "max_new_tokens": 8})
+    fp = Fingerprint.from_json(stored)
+    assert fp.extra == {"backend": "hf"} and fp.generation == {"stop": ["\n"], "max_new_tokens": 8}
+    assert fp.to_json() == dict(stored, generation={"max_new_tokens": 8, "stop": ["\n"]})
+    assert Fingerprint.from_json(fp.to_json()) == fp
+    diff = fp.diff(Fingerprint.from_json(dict(stored, backend="other", dtype="bfloat16", num_fewshot=5)))
+    assert diff.differing == ("num_fewshot",) and diff.compared_across == ("dtype",)  # unknown keys are not compared
+
+
+# ---------------------------------------------------------------- recording safely
+
+
+def test_record_suites_rereads_the_file_under_the_lock(tmp_path: Path):
+    path = tmp_path / "b.json"
+    record_suites(path, [suite("a.py::t", {"x": "pass"})])
+    # another run recorded a suite since this one read the file: it is kept
+    write_baseline(path, load_baseline(path), [suite("other.py::t", {"y": "fail"})])
+    done = record_suites(path, [suite("a.py::t", {"x": "fail"}), suite("b.py::t", {"z": "pass"})])
+    assert (done.added, done.updated, done.written) == (("b.py::t",), ("a.py::t",), True)
+    assert set(load_baseline(path).suites) == {"a.py::t", "b.py::t", "other.py::t"}
+    assert record_suites(path, [suite("b.py::t", {"z": "pass"})]).written is False
+    assert os.listdir(tmp_path) == ["b.json"]  # the lock file goes with the lock
+
+
+@pytest.mark.parametrize("content", ['<<<<<<< HEAD\n{}\n=======\n{}\n>>>>>>> b\n', '{"schema": 999, "suites": {}}', "{nope"])
+def test_record_suites_never_rewrites_a_file_it_cannot_read(tmp_path: Path, content: str):
+    path = tmp_path / "b.json"
+    path.write_text(content)
+    with pytest.raises(BaselineError) as info:
+        record_suites(path, [suite("a.py::t", {"x": "pass"})])
+    assert info.value.kind == "corrupt" and info.value.fix
+    assert path.read_text() == content
+
+
+def _record_rounds(path: str, worker: int, rounds: int, barrier) -> None:
+    barrier.wait(60)
+    for r in range(rounds):
+        record_suites(Path(path), [suite(f"w{worker}.py::round_{r:02d}", {"a": "pass", "b": "fail"})])
+
+
+def test_concurrent_updates_of_different_suites_lose_none(tmp_path: Path):
+    path = tmp_path / "b.json"
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    rounds = 25
+    procs = [ctx.Process(target=_record_rounds, args=(str(path), w, rounds, barrier)) for w in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    expected = {f"w{w}.py::round_{r:02d}" for w in range(2) for r in range(rounds)}
+    assert set(load_baseline(path).suites) == expected
+    assert sorted(os.listdir(tmp_path)) == ["b.json"]
+
+
+@pytest.mark.parametrize("use_flock", [True, False], ids=["flock", "exclusive-file"])
+def test_a_held_lock_makes_others_wait_and_then_time_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, use_flock: bool):
+    from pytest_llmeval.results import locking
+
+    if not use_flock:
+        monkeypatch.setattr(locking, "fcntl", None)
+    path = tmp_path / "b.json"
+    with locking.locked(path):
+        with pytest.raises(locking.LockTimeout, match=r"b\.json\.lock is held by another run.*delete b\.json\.lock"):
+            record_suites(path, [suite("a.py::t", {"x": "pass"})], timeout=0.05)
+    assert not path.exists()
+    record_suites(path, [suite("a.py::t", {"x": "pass"})], timeout=0.05)  # free again once released
+    assert set(load_baseline(path).suites) == {"a.py::t"}
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o444])
+def test_a_rewrite_keeps_the_file_mode(tmp_path: Path, mode: int):
+    if mode == 0o444 and os.geteuid() != 0:
+        pytest.skip("only root may replace a read-only file")
+    path = tmp_path / "b.json"
+    write_baseline(path, None, [suite("a.py::t", {"x": "pass"})])
+    os.chmod(path, mode)
+    record_suites(path, [suite("b.py::t", {"x": "pass"})])
+    assert stat.S_IMODE(os.stat(path).st_mode) == mode
+    assert set(load_baseline(path).suites) == {"a.py::t", "b.py::t"}
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_a_new_file_gets_the_mode_the_umask_gives(tmp_path: Path, umask: int):
+    old = os.umask(umask)
+    try:
+        write_baseline(tmp_path / "b.json", None, [suite("a.py::t", {"x": "pass"})])
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "b.json").st_mode) == 0o666 & ~umask
+
+
+def test_a_file_the_user_may_not_write_is_not_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    path = tmp_path / "b.json"
+    write_baseline(path, None, [suite("a.py::t", {"x": "pass"})])
+    os.chmod(path, 0o444)
+    before = path.read_text()
+    if os.geteuid() == 0:  # root may write anything: answer as the file's mode says for a user
+        real_access = os.access
+        monkeypatch.setattr(os, "access", lambda p, m, **kw: False if Path(p) == path and m == os.W_OK else real_access(p, m, **kw))
+    with pytest.raises(ReadOnlyFileError, match="read-only"):
+        record_suites(path, [suite("b.py::t", {"x": "pass"})])
+    assert path.read_text() == before and stat.S_IMODE(os.stat(path).st_mode) == 0o444
+    assert os.listdir(tmp_path) == ["b.json"]
+
+
+def test_a_symlinked_baseline_stays_a_link(tmp_path: Path):
+    target = tmp_path / "real" / "b.json"
+    write_baseline(target, None, [suite("a.py::t", {"x": "pass"})])
+    link = tmp_path / "b.json"
+    link.symlink_to(target)
+    record_suites(link, [suite("b.py::t", {"x": "pass"})])
+    assert link.is_symlink() and set(load_baseline(target).suites) == {"a.py::t", "b.py::t"}

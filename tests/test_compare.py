@@ -12,8 +12,7 @@ import pytest
 from pytest_llmeval.__main__ import main
 from pytest_llmeval.results.compare import compare_runs, exit_code, load_results, ResultsError
 from pytest_llmeval.results.records import CaseRecord
-from pytest_llmeval.results.session import EvalSession
-from pytest_llmeval.settings import RunOptions
+from pytest_llmeval.results.session import EvalSession, GateOptions
 
 FP = {"prompt": "sha256:p", "dataset": "sha256:d", "num_fewshot": 0, "generation": {"max_new_tokens": 8}, "model": "sha256:m1"}
 
@@ -22,7 +21,7 @@ def write_results(path: Path, suites: dict[str, set[int]], n: int = 200, **kw) -
     """Run an EvalSession over synthetic records and keep its results.json."""
     fingerprint = kw.pop("fingerprint", FP)
     out = path.parent / (path.name + ".out")
-    session = EvalSession(RunOptions(rootdir=path.parent, output_dir=out), cwd=path.parent)
+    session = EvalSession(GateOptions(rootdir=path.parent, output_dir=out), cwd=path.parent)
     for suite, failing in suites.items():
         for i in range(n):
             session.add(CaseRecord(suite, f"c{i:03d}", "fail" if i in failing else "pass", fingerprint=fingerprint, **kw))
@@ -175,3 +174,36 @@ def test_prune_subcommand(tmp_path: Path, capsys):
     path.write_text("")
     assert main(["prune", str(path), "b.py::t"]) == 3
     assert "is empty" in capsys.readouterr().err
+
+
+def test_skipped_cases_are_left_out_of_the_pairing(tmp_path: Path, capsys):
+    a = write_results(tmp_path / "a.json", {A_SUITE: set(range(40))})
+    data = json.loads(a.read_text())
+    suite = data["suites"][A_SUITE]
+    for case in ("c000", "c001"):  # skipped in B: neither a pass nor a miss
+        del suite["cases"][case]
+        suite["not_counted"][case] = "skipped"
+    b = tmp_path / "b.json"
+    b.write_text(json.dumps(data))
+    before, after = load_results(a)[A_SUITE], load_results(b)[A_SUITE]
+    assert (after.n, after.skipped) == (198, 2) and "c000" not in after.passes()
+    result = compare_runs({A_SUITE: before}, {A_SUITE: after})
+    assert result.deltas[0].paired.shared == 198 and result.verdict == "UNCHANGED"
+
+
+def test_results_of_an_older_version_still_load(tmp_path: Path):
+    old = tmp_path / "old.json"  # no skipped counts, no not_counted, no interrupted flag
+    old.write_text(json.dumps({"schema": 1, "suites": {A_SUITE: {"n": 3, "cases": {"a": "pass", "b": "fail", "c": "error"}, "fingerprint": FP}}}))
+    suite = load_results(old)[A_SUITE]
+    assert (suite.n, suite.passed, suite.failed, suite.errors, suite.skipped) == (3, 1, 1, 1, 0)
+    assert suite.fingerprint.to_json() == FP
+
+
+def test_an_interrupted_run_is_flagged(tmp_path: Path, capsys):
+    a = write_results(tmp_path / "a.json", {A_SUITE: set(range(40))})
+    b = write_results(tmp_path / "b.json", {A_SUITE: set(range(40))})
+    data = json.loads(b.read_text())
+    data["interrupted"] = True
+    b.write_text(json.dumps(data))
+    code, out, _ = cli(capsys, str(a), str(b))
+    assert code == 0 and "warning: B was interrupted: its suites may lack cases" in out

@@ -5,6 +5,7 @@ import json
 import multiprocessing
 import sqlite3
 import subprocess
+from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -42,7 +43,7 @@ def test_record_and_read_back(tmp_path: Path) -> None:
     assert (p.ci_low, p.ci_high) == pytest.approx(wilson_interval(2, 4))
     assert (p.git_commit, p.label, p.step, p.run_id) == ("abc123", "ckpt-100", 100, run)
     assert p.metrics == {"len": 1.5}
-    assert p.fingerprint == {"model": "sha256:aa"}
+    assert p.fingerprint.to_json() == {"model": "sha256:aa"}
     assert case_outcomes(db, run, SUITE) == {SUITE: {"c000": "pass", "c001": "fail", "c002": "pass", "c003": "error"}}
     assert suite_names(db) == sorted([SUITE, OTHER])
     [summary] = list_runs(db)
@@ -213,3 +214,62 @@ def test_module_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     record_run(db, _records(SUITE, ["pass"]), git_commit="c")
     assert history.main(["--db", str(db)]) == 0
     assert "1 suite(s), 1 run(s)" in capsys.readouterr().out
+
+
+def test_an_interrupted_run_is_marked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "history.sqlite"
+    record_run(db, _records(SUITE, ["pass", "pass"]), run_id="full", git_commit="c")
+    record_run(db, _records(SUITE, ["pass"]), run_id="cut", git_commit="c", interrupted=True)
+    record_run(db, [], run_id="empty", git_commit="c", interrupted=True)  # Ctrl-C before any result
+    assert [(r.run_id, r.interrupted, r.cases) for r in list_runs(db)] == [("full", False, 2), ("cut", True, 1), ("empty", True, 0)]
+    assert [p.interrupted for p in suite_trend(db, SUITE)] == [False, True]
+    assert _cli(["history", "--db", str(db), "--runs"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[2].endswith("complete") and rows[3].endswith("interrupted") and rows[4].endswith("interrupted")
+    assert _cli(["history", SUITE, "--db", str(db)]) == 0
+    assert "(interrupted)" in capsys.readouterr().out.splitlines()[-3]
+    assert _cli(["history", "--db", str(db), "--json"]) == 0
+    assert [d["interrupted"] for d in json.loads(capsys.readouterr().out)] == [False, True]
+
+
+def test_skipped_and_xfailed_cases_are_counted_apart(tmp_path: Path) -> None:
+    db = tmp_path / "history.sqlite"
+    run = record_run(db, _records(SUITE, ["pass", "fail", "skipped", "xfailed", "pass"]), git_commit="c")
+    [p] = suite_trend(db, SUITE)
+    assert (p.n, p.passed, p.failed, p.skipped, p.xfailed, p.pass_rate) == (3, 2, 1, 1, 1, pytest.approx(2 / 3))
+    assert case_outcomes(db, run)[SUITE]["c002"] == "skipped"
+
+
+_SCHEMA_1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE runs (seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL,
+    git_commit TEXT, label TEXT, step INTEGER, model TEXT);
+CREATE TABLE suites (run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE, suite TEXT NOT NULL,
+    n INTEGER NOT NULL, passed INTEGER NOT NULL, failed INTEGER NOT NULL, errors INTEGER NOT NULL,
+    pass_rate REAL NOT NULL, ci_low REAL NOT NULL, ci_high REAL NOT NULL, metrics TEXT NOT NULL,
+    fingerprint TEXT NOT NULL, limited INTEGER NOT NULL, PRIMARY KEY (run_id, suite));
+CREATE TABLE cases (run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE, suite TEXT NOT NULL,
+    case_id TEXT NOT NULL, outcome TEXT NOT NULL, reason TEXT NOT NULL, scores TEXT NOT NULL,
+    PRIMARY KEY (run_id, suite, case_id));
+INSERT INTO meta VALUES ('schema', '1');
+INSERT INTO runs (run_id, created_at, git_commit, label, step, model) VALUES ('old', '2025-01-01T12:00:00+00:00', 'c', NULL, NULL, 'm');
+INSERT INTO suites VALUES ('old', 'evals/test_math.py::test_addition', 4, 3, 1, 0, 0.75, 0.3, 0.95, '{}', '{"model": "m"}', 0);
+INSERT INTO cases VALUES ('old', 'evals/test_math.py::test_addition', 'c000', 'pass', '', '{}');
+"""
+
+
+def test_a_file_of_the_first_schema_is_read_as_it_is_and_migrated_by_the_next_write(tmp_path: Path) -> None:
+    db = tmp_path / "history.sqlite"
+    with closing(sqlite3.connect(db)) as conn:
+        conn.executescript(_SCHEMA_1)
+    # read without writing: the file keeps its schema
+    [old] = suite_trend(db, SUITE)
+    assert (old.n, old.passed, old.skipped, old.interrupted) == (4, 3, 0, False)
+    assert [r.interrupted for r in list_runs(db)] == [False]
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == ("1",)
+    # the next run brings it up to date and keeps the old run
+    record_run(db, _records(SUITE, ["pass", "skipped"]), run_id="new", git_commit="c", interrupted=True)
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == (str(history.SCHEMA_VERSION),)
+    assert [(p.run_id, p.n, p.skipped, p.interrupted) for p in suite_trend(db, SUITE)] == [("old", 4, 0, False), ("new", 1, 1, True)]

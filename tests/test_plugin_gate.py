@@ -134,7 +134,7 @@ def test_corrupt_baseline_fails_with_a_clear_message_and_is_kept(project: pytest
     result.stdout.fnmatch_lines(
         [
             f"baseline {BASELINE} is not valid JSON*line 3*",
-            "*fix the file, or re-record it with: pytest*--llmeval-update-baseline",
+            "*fix the file, or move it away and re-record it with: pytest*--llmeval-update-baseline",
             f"*baseline {BASELINE} is unusable (corrupt)*",
         ]
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_llmeval.results.baseline import SuiteEntry, Verdict, compare_suite
+from pytest_llmeval.results.baseline import Verdict, compare_suite, dumps_baseline, entry_json, parse_baseline
+from pytest_llmeval.results.messages import blocking
 from pytest_llmeval.results.records import CaseRecord
 from pytest_llmeval.results.report import GateReport, Message, listing, pct, points, pvalue, sample_json
 from pytest_llmeval.results.stats import SuiteResult, aggregate_suites
@@ -17,6 +18,11 @@ def make_suite(name: str, n: int, failing: range | set[int], **kw) -> SuiteResul
     ]
     (s,) = aggregate_suites(records)
     return s
+
+
+def recorded(result: SuiteResult) -> SuiteResult:
+    """``result`` as a baseline file records it and reads it back."""
+    return parse_baseline(dumps_baseline({result.name: entry_json(result)}), "b.json").suites[result.name]
 
 
 def text_of(report: GateReport) -> list[str]:
@@ -58,7 +64,7 @@ def test_table_shows_counts_rate_interval_and_min():
 
 def test_failed_gate_lists_each_failure_in_red():
     s = make_suite("f.py::t", 10, range(5))
-    report = GateReport(suites=(s,), failures=("f.py::t: pass rate 50.0% is under min_pass_rate 80.0%",))
+    report = GateReport(suites=(s,), messages=(blocking("f.py::t: pass rate 50.0% is under min_pass_rate 80.0%"),))
     lines = list(report.lines())
     assert report.gate_failed
     assert lines[-2] == ("llmeval gate FAILED (1):", {"red": True, "bold": True})
@@ -77,7 +83,7 @@ def test_rows_of_failing_suites_are_red():
 def test_regression_detail_names_cases_and_truncates():
     base = make_suite("f.py::t", 200, range(20))
     now = make_suite("f.py::t", 200, range(50))
-    c = compare_suite(now, SuiteEntry.from_result(base), tolerance=0.02, alpha=0.05)
+    c = compare_suite(now, recorded(base), tolerance=0.02, alpha=0.05)
     assert c.verdict is Verdict.REGRESSED
     report = GateReport(suites=(now,), comparisons={now.name: c})
     lines = text_of(report)
@@ -92,7 +98,7 @@ def test_regression_detail_names_cases_and_truncates():
 def test_recorded_suites_are_marked_and_not_red():
     base = make_suite("f.py::t", 200, range(20))
     now = make_suite("f.py::t", 200, range(50))
-    c = compare_suite(now, SuiteEntry.from_result(base), tolerance=0.02, alpha=0.05)
+    c = compare_suite(now, recorded(base), tolerance=0.02, alpha=0.05)
     report = GateReport(suites=(now,), comparisons={now.name: c}, recorded=frozenset({now.name}))
     row_text, row_markup = list(report.lines())[2]
     assert row_text.endswith(", recorded") and row_markup == {}
@@ -101,7 +107,7 @@ def test_recorded_suites_are_marked_and_not_red():
 def test_incomparable_detail_lists_fields():
     base = make_suite("f.py::t", 5, set(), fingerprint={"prompt": "sha256:a"})
     now = make_suite("f.py::t", 5, set(), fingerprint={"prompt": "sha256:b"})
-    c = compare_suite(now, SuiteEntry.from_result(base), tolerance=0.02, alpha=0.05)
+    c = compare_suite(now, recorded(base), tolerance=0.02, alpha=0.05)
     lines = text_of(GateReport(suites=(now,), comparisons={now.name: c}))
     assert "INCOMPARABLE (prompt)" in lines[2]
     assert "f.py::t: INCOMPARABLE: prompt differs from the baseline" in lines
@@ -131,7 +137,7 @@ def test_metrics_and_marker_groups_are_shown():
 
 def test_markdown_summary():
     s = make_suite("f.py::t", 10, range(2))
-    md = GateReport(suites=(s,), failures=("f.py::t: boom",)).markdown()
+    md = GateReport(suites=(s,), messages=(blocking("f.py::t: boom"),)).markdown()
     assert "gate failed" in md
     assert "| `f.py::t` | 10 | 8 | 2 | 0 | 80.0% |" in md
     assert "- f.py::t: boom" in md
@@ -153,14 +159,14 @@ def test_junit_properties():
 def test_results_json_carries_per_case_outcomes_and_verdicts():
     base = make_suite("f.py::t", 20, range(2))
     now = make_suite("f.py::t", 20, range(4))
-    c = compare_suite(now, SuiteEntry.from_result(base), tolerance=0.02, alpha=0.05)
+    c = compare_suite(now, recorded(base), tolerance=0.02, alpha=0.05)
     data = GateReport(suites=(now,), comparisons={now.name: c}).to_json()
     suite = data["suites"]["f.py::t"]
     assert suite["cases"]["c000"] == "fail" and suite["cases"]["c019"] == "pass"
     assert suite["verdict"]["verdict"] == "UNCHANGED"
     assert suite["verdict"]["newly_failing"] == ["c002", "c003"]
     assert suite["ci"] == list(now.interval())
-    assert data["summary"] == {"passed": 16, "failed": 4, "errors": 0, "suites": 1}
+    assert data["summary"] == {"passed": 16, "failed": 4, "errors": 0, "skipped": 0, "xfailed": 0, "suites": 1}
 
 
 def test_sample_json_completion_and_choices():

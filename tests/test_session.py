@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from pytest_llmeval.results.records import CaseRecord
-from pytest_llmeval.results.session import EvalSession
-from pytest_llmeval.settings import RunOptions
+from pytest_llmeval.results.records import CaseRecord, Outcome
+from pytest_llmeval.results.session import EvalSession, GateOptions, RunStatus
 
 FP = {"prompt": "sha256:p", "dataset": "sha256:d", "num_fewshot": 0, "generation": {"do_sample": False, "max_new_tokens": 8}}
 
@@ -29,12 +29,12 @@ def records(suite: str, n: int, failing=(), errors=(), **kw) -> list[CaseRecord]
     ]
 
 
-def run(tmp_path: Path, recs: list[CaseRecord], **opts) -> tuple:
+def run(tmp_path: Path, recs: list[CaseRecord], status: RunStatus | None = None, **opts) -> tuple:
     opts.setdefault("baseline", tmp_path / "baseline.json")
     opts.setdefault("invocation", ("evals",))
-    session = EvalSession(RunOptions(rootdir=tmp_path, **opts), cwd=tmp_path)
+    session = EvalSession(GateOptions(rootdir=tmp_path, **opts), cwd=tmp_path)
     session.add_all(recs)
-    report = session.finish()
+    report = session.finish(status)
     return report, "\n".join(t for t, _ in report.lines())
 
 
@@ -107,12 +107,32 @@ def test_empty_or_corrupt_baseline_fails_and_is_not_overwritten(project: Path, c
     assert path.read_text() == content
 
 
-def test_update_rewrites_a_corrupt_baseline(project: Path):
+UNREADABLE = {
+    "merge conflict": ("<<<<<<< HEAD\n{}\n=======\n{}\n>>>>>>> other\n", "merge-conflict markers", "resolve the merge conflict"),
+    "newer schema": ('{"schema": 999, "suites": {}}\n', "newer than this pytest-llmeval reads", "upgrade pytest-llmeval"),
+    "invalid JSON": ('{"schema": 1, "suites": {\n', "is not valid JSON", "fix the file"),
+}
+
+
+@pytest.mark.parametrize("force", [False, True], ids=["plain", "forced"])
+@pytest.mark.parametrize("name", list(UNREADABLE))
+def test_update_over_an_unreadable_baseline_is_refused_and_keeps_the_file(project: Path, name: str, force: bool):
+    content, problem, fix = UNREADABLE[name]
     path = project / "baseline.json"
-    path.write_text("{oops")
-    report, text = run(project, records(MATH, 5), update_baseline=True)
-    assert not report.gate_failed
-    assert "rewrote it with the 1 suites that ran" in text
+    path.write_text(content)
+    report, text = run(project, records(MATH, 5), update_baseline=True, force=force)
+    assert report.gate_failed and not report.recorded
+    assert report.failures == ("baseline update refused: baseline.json could not be read (corrupt)",)
+    assert f"baseline baseline.json not updated: it {problem}" in text or problem in text
+    assert "would drop the suites it holds" in text and fix in text and "--llmeval-update-baseline" in text
+    assert path.read_text() == content
+
+
+def test_update_over_an_empty_baseline_records(project: Path):
+    path = project / "baseline.json"
+    path.write_text("\n")
+    report, _ = run(project, records(MATH, 5), update_baseline=True)
+    assert report.recorded == {MATH} and not report.gate_failed
     assert list(json.loads(path.read_text())["suites"]) == [MATH]
 
 
@@ -280,6 +300,153 @@ def test_unwritable_outputs_become_messages(project: Path):
 
 
 def test_records_may_arrive_as_json(project: Path):
-    session = EvalSession(RunOptions(rootdir=project), cwd=project)
+    session = EvalSession(GateOptions(rootdir=project), cwd=project)
     session.add(records(MATH, 1)[0].to_json())
     assert session.finish().suites[0].n == 1
+
+
+# ---------------------------------------------------------------- runs that did not finish
+
+
+def sized(suite: str, n: int, ran: range | list[int], **kw) -> list[CaseRecord]:
+    """Records of the cases in ``ran`` of a suite that has ``n`` cases."""
+    return [r for i, r in enumerate(records(suite, n, suite_size=n, **kw)) if i in ran]
+
+
+def test_update_refuses_a_suite_with_deselected_cases_unless_forced(project: Path):
+    path = project / "baseline.json"
+    run(project, records(MATH, 6, suite_size=6) + records(QA, 4, suite_size=4), update_baseline=True)
+    before = path.read_text()
+    status = RunStatus(selected={MATH: 5, QA: 4})  # --deselect 'evals/test_math.py::test_add[c005]'
+    recs = sized(MATH, 6, range(5), failing={0}) + sized(QA, 4, range(4))
+    report, text = run(project, recs, update_baseline=True, status=status)
+    assert report.gate_failed and not report.recorded
+    assert f"1 suite did not run every case: {MATH} (5 of 6 cases ran: 1 deselected)" in text
+    assert "re-run the whole suite, or add --llmeval-force to record anyway" in text
+    assert path.read_text() == before
+    report, text = run(project, recs, update_baseline=True, force=True, status=status)
+    assert report.recorded == {MATH, QA} and "forced: 1 suite did not run every case" in text
+
+
+def test_update_refuses_a_run_stopped_early(project: Path):
+    status = RunStatus(stopped_early=True, selected={MATH: 10, QA: 4})
+    recs = sized(MATH, 10, range(3), failing={2})  # -x: stopped at the first miss, QA never started
+    report, text = run(project, recs, update_baseline=True, status=status)
+    assert not report.recorded and not (project / "baseline.json").exists()
+    assert "2 suites did not run every case" in text
+    assert f"{MATH} (3 of 10 cases ran: 7 stopped early)" in text and f"{QA} (0 of 4 cases ran: 4 stopped early)" in text
+    # without an update it is a warning, not a failed gate: the verdict covers what ran
+    report, text = run(project, recs, status=status)
+    assert not report.gate_failed
+    assert "the run stopped early (-x / --maxfail): 11 selected cases did not run" in text
+
+
+@pytest.mark.parametrize("force", [False, True], ids=["plain", "forced"])
+def test_an_interrupted_run_never_writes_the_baseline(project: Path, force: bool):
+    path = project / "baseline.json"
+    run(project, records(MATH, 10, suite_size=10), update_baseline=True)
+    before = path.read_text()
+    status = RunStatus(interrupted=True, selected={MATH: 10})
+    report, text = run(project, sized(MATH, 10, range(4), failing={0, 1, 2, 3}), update_baseline=True, force=force, status=status)
+    assert not report.recorded and path.read_text() == before
+    assert f"baseline baseline.json not updated: the run was interrupted: {MATH} (4 of 10 cases ran: 6 interrupted)" in text
+    assert "an interrupted run never writes the baseline" in text
+    assert report.failures[0] == "baseline update refused: the run was interrupted"
+
+
+def test_an_interrupted_run_fails_the_gate_and_says_so_in_results_json(project: Path):
+    status = RunStatus(interrupted=True, selected={MATH: 10})
+    report, text = run(project, sized(MATH, 10, range(4)), baseline=None, output_dir=project / "out", status=status)
+    assert report.gate_failed and report.interrupted
+    assert report.failures == ("the run was interrupted: 6 selected cases did not run",)
+    data = json.loads((project / "out" / "results.json").read_text())
+    assert data["interrupted"] is True and data["gate"]["failed"] is True and data["run"]["interrupted"] is True
+
+
+def test_an_interrupted_run_before_any_result_still_writes_its_report(project: Path):
+    report, _ = run(project, [], baseline=None, output_dir=project / "out", status=RunStatus(interrupted=True, selected={MATH: 3}))
+    data = json.loads((project / "out" / "results.json").read_text())
+    assert data["interrupted"] is True and data["gate"]["failed"] is True and data["suites"] == {}
+
+
+def test_a_complete_run_with_suite_sizes_records(project: Path):
+    report, _ = run(project, records(MATH, 6, suite_size=6), update_baseline=True, status=RunStatus(selected={MATH: 6}))
+    assert report.recorded == {MATH} and not report.gate_failed
+
+
+# ---------------------------------------------------------------- skipped and xfailed cases
+
+
+def test_skipped_and_xfailed_cases_are_counted_apart_and_not_recorded_as_passes(project: Path):
+    recs = records(MATH, 10, failing={1}, suite_size=10)
+    recs[8] = replace(recs[8], outcome=Outcome.SKIPPED, reason="no GPU")
+    recs[9] = replace(recs[9], outcome=Outcome.XFAILED, reason="known bug")
+    report, text = run(project, recs, update_baseline=True, output_dir=project / "out")
+    assert report.recorded == {MATH}
+    (suite,) = report.suites
+    assert (suite.n, suite.passed, suite.failed, suite.skipped, suite.xfailed) == (8, 7, 1, 1, 1)
+    assert suite.pass_rate == 7 / 8
+    assert "llmeval: 7 passed, 1 missed, 1 skipped, 1 xfailed in 1 suite" in text
+    lines = text.splitlines()
+    header = next(line for line in lines if line.startswith("suite "))
+    assert header.split()[:7] == ["suite", "n", "pass", "miss", "err", "skip", "rate"]
+    assert next(line for line in lines if line.startswith(MATH)).split()[1:7] == ["8", "7", "1", "0", "2", "87.5%"]
+    assert "(skip: skipped and xfailed cases, not counted in n or the rate)" in lines
+    entry = json.loads((project / "baseline.json").read_text())["suites"][MATH]
+    assert set(entry["cases"]) == {f"c{i:03d}" for i in range(8)}
+    assert (entry["n"], entry["passed"], entry["skipped"], entry["xfailed"]) == (8, 7, 1, 1)
+    data = json.loads((project / "out" / "results.json").read_text())
+    assert data["summary"]["skipped"] == 1 and data["summary"]["xfailed"] == 1
+    assert data["suites"][MATH]["not_counted"] == {"c008": "skipped", "c009": "xfailed"}
+    assert "c008" not in data["suites"][MATH]["cases"]
+
+
+def test_a_case_that_passed_and_then_errored_in_teardown_is_an_error(project: Path):
+    passed = records(MATH, 3, suite_size=3)
+    teardown = replace(passed[1], outcome=Outcome.ERROR, reason="RuntimeError: fixture teardown failed")
+    report, _ = run(project, passed + [teardown], update_baseline=True, force=True)
+    (suite,) = report.suites
+    assert (suite.passed, suite.errors) == (2, 1) and report.gate_failed
+    assert json.loads((project / "baseline.json").read_text())["suites"][MATH]["cases"]["c001"] == 0
+
+
+def test_a_suite_whose_every_case_was_skipped_keeps_its_baseline_entry(project: Path):
+    path = project / "baseline.json"
+    run(project, records(MATH, 4, failing={0}) + records(QA, 2), update_baseline=True)
+    before = json.loads(path.read_text())
+    skipped = [replace(r, outcome=Outcome.SKIPPED, reason="needs a GPU") for r in records(MATH, 4)]
+    report, text = run(project, skipped + records(QA, 2, failing={1}), update_baseline=True)
+    assert report.recorded == {QA} and not report.gate_failed
+    assert f"not recorded, every case skipped or xfailed: {MATH}" in text
+    after = json.loads(path.read_text())
+    assert after["suites"][MATH] == before["suites"][MATH] and after["suites"][QA]["cases"]["c001"] == 0
+    # compared again, a skipped suite has no verdict (not INCOMPARABLE, not NEW)
+    report, text = run(project, skipped + records(QA, 2, failing={1}))
+    assert MATH not in report.comparisons and not report.gate_failed
+    assert next(line for line in text.splitlines() if line.startswith(MATH)).split()[1:7] == ["0", "0", "0", "0", "4", "-"]
+
+
+def test_a_read_only_baseline_is_not_replaced_and_the_message_says_how(project: Path, monkeypatch: pytest.MonkeyPatch):
+    import os
+    import stat
+
+    path = project / "baseline.json"
+    run(project, records(MATH, 3), update_baseline=True)
+    os.chmod(path, 0o444)
+    before = path.read_text()
+    real_access = os.access  # as root every file is writable: answer as the mode says for a user
+    monkeypatch.setattr(os, "access", lambda p, m, **kw: False if Path(p) == path and m == os.W_OK else real_access(p, m, **kw))
+    report, text = run(project, records(MATH, 3, failing={0}), update_baseline=True)
+    assert report.failures == ("baseline baseline.json could not be written",) and not report.recorded
+    assert "baseline baseline.json not updated: the file is read-only" in text
+    assert "make it writable (chmod u+w baseline.json), then re-run with --llmeval-update-baseline" in text
+    assert path.read_text() == before and stat.S_IMODE(os.stat(path).st_mode) == 0o444
+
+
+def test_a_run_stopped_early_is_refused_even_when_no_suite_is_known_to_lack_cases(project: Path):
+    # under xdist the controller may not know which suites were selected: -x alone refuses
+    report, text = run(project, records(MATH, 3), update_baseline=True, status=RunStatus(stopped_early=True))
+    assert not report.recorded and "the run stopped early (-x / --maxfail), so selected cases may not have run" in text
+    assert "the run stopped early (-x / --maxfail); rates and verdicts cover only the cases that ran" in text
+    report, _ = run(project, records(MATH, 3), update_baseline=True, force=True, status=RunStatus(stopped_early=True))
+    assert report.recorded == {MATH}

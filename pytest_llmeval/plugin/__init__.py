@@ -16,7 +16,7 @@ from pytest_llmeval.plugin.fixtures import case, completion, llm, llm_settings, 
 from pytest_llmeval.plugin import reporting
 from pytest_llmeval.plugin.options import add_options
 from pytest_llmeval.plugin.state import MARKER, STATE, LLMEvalState, eval_item, get_state
-from pytest_llmeval.results.records import RECORD_KEY, records_from_properties
+from pytest_llmeval.results.records import RECORD_KEY, Outcome, records_from_properties
 from pytest_llmeval.scoring.recording import collecting_scores
 from pytest_llmeval.settings import SettingsError
 
@@ -164,11 +164,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     state = get_state(item.config)
     outcome = reporting.item_outcome(report, call)
     if outcome is not None:
-        reason = reporting.failure_reason(call)
+        reason = "" if outcome is Outcome.PASS else reporting.failure_reason(call)
         record = state.record_for(item, outcome, reason, item.stash.get(SCORES, {}), call.duration)
         report.user_properties.append((RECORD_KEY, record.to_json()))
         reporting.label_case(item, report, outcome, reason)
-        if outcome == "fail" and not state.run.strict:
+        if outcome is Outcome.MISS and not state.run.strict:
             # A wrong answer is data: it passes as far as pytest is concerned (no -x/--maxfail/--sw stop,
             # no rerun), and shows as MISSED with its reason; the record keeps the truth.
             report.outcome = "passed"
@@ -207,9 +207,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = get_state(session.config)
     if state.is_worker or not state.records and not state.plans:
         return
-    report = state.eval_session.finish()
-    state.final_report = report
+    state.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
     state.stopped = session.shouldfail or session.shouldstop
+    report = state.eval_session.finish(state.run_status(session.items))
+    state.final_report = report
     session.config.hook.pytest_llmeval_report(config=session.config, report=report)
     reporting.write_history(state)
     reporting.add_junit_properties(session.config, report)

@@ -9,9 +9,9 @@ from typing import Any, Iterator
 import pytest
 
 from pytest_llmeval.plugin.state import LLMEvalState, history_path
-from pytest_llmeval.results.records import RECORD_KEY, records_from_properties
+from pytest_llmeval.results.records import RECORD_KEY, Outcome, records_from_properties
 
-CASE_LABELS = {"pass": "pass", "fail": "missed", "error": "error", "skip": "skipped", "xfail": "xfailed"}
+CASE_LABELS = {Outcome.PASS: "pass", Outcome.MISS: "missed", Outcome.ERROR: "error", Outcome.SKIPPED: "skipped", Outcome.XFAILED: "xfailed"}
 CASE_PROPERTIES = ("llmeval_outcome", "llmeval_reason")
 
 
@@ -26,17 +26,10 @@ def label_case(item: pytest.Item, report: pytest.TestReport, outcome: str, reaso
         props[:] = [p for p in props if p[0] not in CASE_PROPERTIES] + labels
 
 
-def item_outcome(report: pytest.TestReport, call: pytest.CallInfo[None]) -> str | None:
+def item_outcome(report: pytest.TestReport, call: pytest.CallInfo[None]) -> Outcome | None:
     """The case's outcome this phase reports, or None when the phase says nothing new."""
-    if hasattr(report, "wasxfail"):
-        return "xfail" if report.skipped else None if call.when != "call" else "pass"
-    if report.skipped:
-        return "skip" if call.when != "teardown" else None
-    if report.failed:
-        if call.when == "call" and call.excinfo is not None and isinstance(call.excinfo.value, AssertionError):
-            return "fail"
-        return "error"  # setup, teardown, or any exception that is not an assertion
-    return "pass" if call.when == "call" else None
+    exc = call.excinfo.value if call.excinfo is not None else None
+    return Outcome.of_phase(call.when, report.outcome, assertion=isinstance(exc, AssertionError), xfail=hasattr(report, "wasxfail"))
 
 
 def failure_reason(call: pytest.CallInfo[None]) -> str:
@@ -100,7 +93,7 @@ def write_history(state: LLMEvalState) -> None:
     from pytest_llmeval.results import history
 
     try:
-        history.record_run(path, state.records)
+        history.record_run(path, state.records, interrupted=state.interrupted)
     except Exception as exc:  # history is a convenience: never fail a run over it
         warnings.warn(f"llmeval: could not append to the run history {path}: {exc}", stacklevel=1)
 

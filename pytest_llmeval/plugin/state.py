@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -22,7 +23,8 @@ from pytest_llmeval.models.outputs import Completion, Ranked
 from pytest_llmeval.plugin.options import OPTIONS, Values, read_options, setting_of, settings_from, space_form_paths
 from pytest_llmeval.plugin.progress import TerminalProgress
 from pytest_llmeval.results.records import CaseRecord
-from pytest_llmeval.settings import LLMSettings, RunOptions
+from pytest_llmeval.results.gate import GateOptions, RunStatus
+from pytest_llmeval.settings import LLMSettings
 
 MARKER = "llmeval"
 CASE = pytest.StashKey[tuple[str, Any]]()
@@ -71,10 +73,13 @@ class LLMEvalState:
         self.final_report: Any = None
         self.stopped: str | bool = False
         """Why pytest stopped the session early (-x, --maxfail, a collection error), if it did."""
+        self.interrupted = False
+        self.stopped: str | bool = False
         if not self.is_worker:
+            from pytest_llmeval import __version__
             from pytest_llmeval.results.session import EvalSession
 
-            self.eval_session = EvalSession(self.run)
+            self.eval_session = EvalSession(self.run, version=__version__)
 
     # model -------------------------------------------------------------------
 
@@ -173,6 +178,12 @@ class LLMEvalState:
                 fingerprint["generation"] = {"loglikelihood": True, "target_delimiter": request.target_delimiter}
         return fingerprint
 
+    def run_status(self, items: list[pytest.Item]) -> RunStatus:
+        """How the run ended, for the gate: interrupted, stopped early, cases selected per suite."""
+        # (an xdist controller has no items: there the records' suite sizes tell)
+        selected = Counter(found[0] for found in map(eval_item, items) if found is not None)
+        return RunStatus(interrupted=self.interrupted, stopped_early=bool(self.stopped) and not self.interrupted, selected=selected)
+
     def record_for(self, item: pytest.Item, outcome: str, reason: str, scores: Mapping[str, float], duration: float) -> CaseRecord:
         suite, case = eval_item(item)  # type: ignore[misc]
         plan = self.plans.get(suite)
@@ -196,6 +207,7 @@ class LLMEvalState:
             tokens_out=getattr(result, "tokens_out", None),
             limited=bool(plan.limited) if plan else False,
             duration_s=duration,
+            suite_size=len(plan.cases) if plan else None,
         )
         if outcome != "error":  # an errored item may be rerun (pytest-rerunfailures): keep its output
             self.scheduler.discard(item.nodeid)
@@ -258,7 +270,7 @@ def get_state(config: pytest.Config) -> LLMEvalState:
     return config.stash[STATE]
 
 
-def run_options(config: pytest.Config, options: Values) -> RunOptions:
+def run_options(config: pytest.Config, options: Values) -> GateOptions:
     """The options that decide the verdict and the reports."""
     limit = options["limit"]
     narrowed: list[str] = []
@@ -268,12 +280,14 @@ def run_options(config: pytest.Config, options: Values) -> RunOptions:
         narrowed.append("-m")
     if limit is not None:
         narrowed.append("--llmeval-limit")
+    if config.getoption("deselect", default=None):
+        narrowed.append("--deselect")
     if config.getoption("lf", default=False):
         narrowed.append("--lf")
     if any("[" in str(arg) for arg in config.args):
         narrowed.append("a node id with a case id")
     tolerance, alpha = options["tolerance"], options["alpha"]
-    return RunOptions(
+    return GateOptions(
         rootdir=config.rootpath,
         baseline=options.path("baseline"),
         update_baseline=bool(options["update-baseline"]),

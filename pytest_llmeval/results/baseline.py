@@ -1,4 +1,4 @@
-"""The committed baseline file: reading, writing, and comparing a run's suites against it.
+"""The committed baseline file: reading, recording into it, and comparing a run's suites with it.
 
 The file is diff-friendly JSON (sorted keys, 2-space indent, trailing newline, no timestamps)::
 
@@ -6,7 +6,10 @@ The file is diff-friendly JSON (sorted keys, 2-space indent, trailing newline, n
         "fingerprint": {...}, "n": 200, "passed": 128, "failed": 72, "errors": 0,
         "cases": {"add-000": 1, "add-001": 0}}}}
 
-It is written atomically (a temporary file in the same folder, then ``os.replace``).
+``cases`` holds 1 for a pass and 0 for a miss or an error; skipped and xfailed cases are not
+written (a suite with some adds ``"skipped"`` / ``"xfailed"`` counts, which older readers ignore).
+Recording takes ``<file>.lock`` beside the file, re-reads the file under it, and replaces it
+atomically; a file that cannot be read is never rewritten.
 """
 
 from __future__ import annotations
@@ -15,18 +18,22 @@ import json
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from pytest_llmeval.files import atomic_write_text
+from pytest_llmeval.results.locking import LOCK_TIMEOUT_S, locked
+from pytest_llmeval.results.records import COMPARED, MUST_MATCH, Fingerprint, Outcome
 from pytest_llmeval.results.stats import Paired, SuiteResult, paired_comparison
 
 SCHEMA = 1
 
-MUST_MATCH = ("prompt", "generation", "num_fewshot", "dataset")
-"""Fingerprint fields that define *which* eval ran: a run that differs in one is not comparable."""
+__all__ = [
+    "COMPARED", "MUST_MATCH", "SCHEMA", "Baseline", "BaselineError", "Comparison", "Recorded", "Verdict",
+    "compare_suite", "dumps_baseline", "entry_json", "fingerprint_diff", "load_baseline", "parse_baseline",
+    "prune_suites", "record_suites", "updated_suites", "write_atomic", "write_baseline",
+]  # fmt: skip
 
-COMPARED = ("model", "tokenizer", "chat_template", "dtype")
-"""Fingerprint fields that define *what* is evaluated: differing is what a comparison is for."""
+_FIX_JSON = "fix the file"
 
 
 class Verdict(str, Enum):
@@ -41,59 +48,25 @@ class Verdict(str, Enum):
 
 
 class BaselineError(Exception):
-    """A baseline file that cannot be used. ``kind`` is ``missing``, ``empty`` or ``corrupt``."""
+    """A baseline file that cannot be used. ``kind`` is ``missing``, ``empty`` or ``corrupt``;
+    ``problem`` says what is wrong, ``fix`` what to do about it."""
 
-    def __init__(self, path: Path, kind: str, problem: str) -> None:
+    def __init__(self, path: Path, kind: str, problem: str, fix: str = _FIX_JSON) -> None:
         self.path = Path(path)
         self.kind = kind
         self.problem = problem
-        super().__init__(f"{path}: {problem}")
-
-
-@dataclass(frozen=True)
-class SuiteEntry:
-    """One suite as the baseline recorded it; ``cases`` maps case id to 1 (pass) or 0."""
-
-    fingerprint: Mapping[str, Any]
-    n: int
-    passed: int
-    failed: int
-    errors: int
-    cases: Mapping[str, int]
-
-    @classmethod
-    def from_result(cls, result: SuiteResult) -> "SuiteEntry":
-        return cls(
-            fingerprint=_jsonable(dict(result.fingerprint)),
-            n=result.n,
-            passed=result.passed,
-            failed=result.failed,
-            errors=result.errors,
-            cases={k: int(v == "pass") for k, v in sorted(result.outcomes.items())},
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "fingerprint": dict(self.fingerprint),
-            "n": self.n,
-            "passed": self.passed,
-            "failed": self.failed,
-            "errors": self.errors,
-            "cases": dict(sorted(self.cases.items())),
-        }
-
-    @property
-    def pass_rate(self) -> float:
-        return self.passed / self.n if self.n else 0.0
+        self.fix = fix
+        super().__init__(f"{path}: {problem}; {fix}")
 
 
 @dataclass(frozen=True)
 class Baseline:
-    """A loaded baseline. ``raw`` keeps every suite as stored, so an update leaves the suites
-    that did not run byte for byte as they were."""
+    """A loaded baseline: each suite as a :class:`SuiteResult` (a case's 1 / 0 read as a pass /
+    a miss). ``raw`` keeps every suite as stored, so recording leaves the suites that did not
+    run byte for byte as they were."""
 
     path: Path
-    suites: Mapping[str, SuiteEntry]
+    suites: Mapping[str, SuiteResult]
     raw: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -103,23 +76,33 @@ class Baseline:
 def load_baseline(path: Path) -> Baseline:
     """Read and check a baseline file; raise :class:`BaselineError` saying what is wrong."""
     path = Path(path)
-    if not path.exists():
-        raise BaselineError(path, "missing", "no baseline file yet")
-    if path.is_dir():
-        raise BaselineError(path, "corrupt", "is a folder, not a baseline file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BaselineError(path, "corrupt", f"cannot be read ({exc})") from None
+    text = _read(path)
+    if text is None:
+        raise BaselineError(path, "missing", "no baseline file yet", "record one with --llmeval-update-baseline")
     return parse_baseline(text, path)
+
+
+def _read(path: Path) -> str | None:
+    """The file's text, or ``None`` when there is no file."""
+    if path.is_dir():
+        raise BaselineError(path, "corrupt", "is a folder, not a baseline file", "point llmeval_baseline at a file")
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BaselineError(path, "corrupt", f"cannot be read ({exc})", "check the file and its permissions") from None
 
 
 def parse_baseline(text: str, path: Path) -> Baseline:
     path = Path(path)
     if not text.strip():
-        raise BaselineError(path, "empty", "is empty")
+        raise BaselineError(path, "empty", "is empty", "record it with --llmeval-update-baseline")
     if any(line.startswith(("<<<<<<<", ">>>>>>>")) for line in text.splitlines()):
-        raise BaselineError(path, "corrupt", "contains merge-conflict markers (<<<<<<< / >>>>>>>)")
+        raise BaselineError(
+            path, "corrupt", "contains merge-conflict markers (<<<<<<< / >>>>>>>)",
+            "resolve the merge conflict (keep the suites of both sides)",
+        )  # fmt: skip
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -128,8 +111,11 @@ def parse_baseline(text: str, path: Path) -> Baseline:
         raise BaselineError(path, "corrupt", f"must hold a JSON object, found {type(data).__name__}")
     schema = data.get("schema")
     if schema != SCHEMA:
-        if isinstance(schema, int) and schema > SCHEMA:
-            raise BaselineError(path, "corrupt", f"has schema {schema}, newer than this pytest-llmeval reads ({SCHEMA}); upgrade pytest-llmeval")
+        if isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA:
+            raise BaselineError(
+                path, "corrupt", f"has schema {schema}, newer than this pytest-llmeval reads ({SCHEMA})",
+                "upgrade pytest-llmeval (pip install -U pytest-llmeval)",
+            )  # fmt: skip
         raise BaselineError(path, "corrupt", f'has "schema": {json.dumps(schema)}, expected {SCHEMA}')
     suites = data.get("suites")
     if not isinstance(suites, dict):
@@ -138,11 +124,9 @@ def parse_baseline(text: str, path: Path) -> Baseline:
     return Baseline(path=path, suites=entries, raw=suites)
 
 
-def _parse_entry(path: Path, name: str, raw: Any) -> SuiteEntry:
-    where = f"suites[{json.dumps(name)}]"
-
+def _parse_entry(path: Path, name: str, raw: Any) -> SuiteResult:
     def bad(problem: str) -> BaselineError:
-        return BaselineError(path, "corrupt", f"{where}: {problem}")
+        return BaselineError(path, "corrupt", f"suites[{json.dumps(name)}]: {problem}")
 
     if not isinstance(raw, dict):
         raise bad("must be an object")
@@ -155,8 +139,9 @@ def _parse_entry(path: Path, name: str, raw: Any) -> SuiteEntry:
     for case_id, value in cases.items():
         if value not in (0, 1) or isinstance(value, float):
             raise bad(f"cases[{json.dumps(case_id)}] must be 1 or 0, got {json.dumps(value)}")
+    defaults = {"n": len(cases), "passed": sum(cases.values()), "errors": 0, "skipped": 0, "xfailed": 0}
     counts = {}
-    for key, default in (("n", len(cases)), ("passed", sum(cases.values())), ("errors", 0)):
+    for key, default in defaults.items():
         value = raw.get(key, default)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise bad(f'"{key}" must be a non-negative whole number, got {json.dumps(value)}')
@@ -166,17 +151,32 @@ def _parse_entry(path: Path, name: str, raw: Any) -> SuiteEntry:
     failed = raw.get("failed", counts["n"] - counts["passed"] - counts["errors"])
     if not isinstance(failed, int) or isinstance(failed, bool) or failed < 0:
         raise bad(f'"failed" must be a non-negative whole number, got {json.dumps(failed)}')
-    return SuiteEntry(
-        fingerprint=fingerprint,
-        n=counts["n"],
-        passed=counts["passed"],
+    return SuiteResult(
+        name=name,
         failed=failed,
-        errors=counts["errors"],
-        cases=cases,
+        outcomes={str(k): Outcome.from_bit(v) for k, v in sorted(cases.items())},
+        fingerprint=Fingerprint.from_json(fingerprint),
+        **counts,
     )
 
 
 # ---------------------------------------------------------------- writing
+
+
+def entry_json(result: SuiteResult) -> dict[str, Any]:
+    """A suite as the baseline stores it: counts, fingerprint and 1 / 0 per counted case."""
+    data: dict[str, Any] = {
+        "fingerprint": result.fingerprint.to_json(),
+        "n": result.n,
+        "passed": result.passed,
+        "failed": result.failed,
+        "errors": result.errors,
+        "cases": {k: o.to_bit() for k, o in sorted(result.outcomes.items()) if o.counted},
+    }
+    for key in ("skipped", "xfailed"):  # written only when there are some: older files stay as they are
+        if getattr(result, key):
+            data[key] = getattr(result, key)
+    return data
 
 
 def dumps_baseline(suites: Mapping[str, Any]) -> str:
@@ -185,37 +185,72 @@ def dumps_baseline(suites: Mapping[str, Any]) -> str:
     return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
 
-write_atomic = atomic_write_text  # temp file in the same folder, fsync, os.replace
+write_atomic = atomic_write_text  # temp file in the same folder, fsync, os.replace, mode kept
 
 
 def updated_suites(old: Baseline | None, results: Iterable[SuiteResult]) -> dict[str, Any]:
     """The stored suites after recording ``results``: those suites replaced, all others kept."""
     suites: dict[str, Any] = dict(old.raw) if old is not None else {}
     for result in results:
-        suites[result.name] = SuiteEntry.from_result(result).to_json()
+        suites[result.name] = entry_json(result)
     return suites
 
 
 def write_baseline(path: Path, old: Baseline | None, results: Iterable[SuiteResult]) -> str:
-    """Record ``results`` into the baseline at ``path``; returns the text written."""
+    """Write ``old`` with ``results`` recorded into it to ``path`` (no lock, no re-read: use
+    :func:`record_suites` for a file others may write too); returns the text written."""
     text = dumps_baseline(updated_suites(old, results))
     write_atomic(path, text)
     return text
 
 
-def prune_suites(path: Path, names: Iterable[str]) -> tuple[list[str], list[str]]:
-    """Remove suites from a baseline file; returns (removed, not found)."""
-    baseline = load_baseline(path)
-    suites = dict(baseline.raw)
-    removed, missing = [], []
-    for name in names:
-        if name in suites:
-            del suites[name]
-            removed.append(name)
-        else:
-            missing.append(name)
-    if removed:
-        write_atomic(path, dumps_baseline(suites))
+@dataclass(frozen=True)
+class Recorded:
+    """What :func:`record_suites` did: suites added, suites replaced, whether the file changed."""
+
+    added: tuple[str, ...]
+    updated: tuple[str, ...]
+    written: bool
+
+
+def record_suites(path: Path, results: Sequence[SuiteResult], *, timeout: float = LOCK_TIMEOUT_S) -> Recorded:
+    """Record ``results`` into the baseline at ``path``, keeping every other suite.
+
+    Holds ``<path>.lock`` while it re-reads the file and replaces it, so runs recording other
+    suites at the same time lose nothing. Raises :class:`BaselineError` for a file that cannot
+    be read (nothing is written: the suites it holds would be lost), ``OSError`` when the file
+    cannot be written (:class:`~pytest_llmeval.files.ReadOnlyFileError` for a read-only one),
+    :class:`~pytest_llmeval.results.locking.LockTimeout` when another run holds the lock too long.
+    """
+    path = Path(path)
+    with locked(path, timeout=timeout):
+        current = _read(path)
+        old = parse_baseline(current, path) if current is not None and current.strip() else None
+        text = dumps_baseline(updated_suites(old, results))
+        names = [r.name for r in results]
+        added = tuple(n for n in names if old is None or n not in old.suites)
+        updated = tuple(n for n in names if n not in added)
+        if text == current:
+            return Recorded(added, updated, written=False)
+        write_atomic(path, text)
+    return Recorded(added, updated, written=True)
+
+
+def prune_suites(path: Path, names: Iterable[str], *, timeout: float = LOCK_TIMEOUT_S) -> tuple[list[str], list[str]]:
+    """Remove suites from a baseline file (under its lock); returns (removed, not found)."""
+    path = Path(path)
+    with locked(path, timeout=timeout):
+        baseline = load_baseline(path)
+        suites = dict(baseline.raw)
+        removed, missing = [], []
+        for name in names:
+            if name in suites:
+                del suites[name]
+                removed.append(name)
+            else:
+                missing.append(name)
+        if removed:
+            write_atomic(path, dumps_baseline(suites))
     return removed, missing
 
 
@@ -228,7 +263,7 @@ class Comparison:
 
     ``differing`` names the must-match fingerprint fields that differ (INCOMPARABLE);
     ``details`` says how (``generation.max_new_tokens: 32 -> 64``); ``compared_across``
-    names the other fingerprint fields that differ (a different model is what one compares).
+    names the compared fingerprint fields that differ (a different model is what one compares).
     """
 
     suite: str
@@ -241,73 +276,38 @@ class Comparison:
     note: str = ""
 
 
-def fingerprint_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[list[str], list[str], list[str]]:
-    """(must-match fields that differ, how they differ, other fields that differ)."""
-    before, after = _jsonable(dict(before)), _jsonable(dict(after))
-    differing: list[str] = []
-    details: list[str] = []
-    for key in MUST_MATCH:
-        a, b = before.get(key), after.get(key)
-        if a != b:
-            differing.append(key)
-            details.extend(_describe(key, a, b))
-    others = sorted(k for k in set(before) | set(after) if k not in MUST_MATCH and before.get(k) != after.get(k))
-    return differing, details, others
+def fingerprint_diff(
+    before: Fingerprint | Mapping[str, Any], after: Fingerprint | Mapping[str, Any]
+) -> tuple[list[str], list[str], list[str]]:
+    """(must-match fields that differ, how they differ, compared fields that differ)."""
+    diff = Fingerprint.from_json(before).diff(Fingerprint.from_json(after))
+    return list(diff.differing), list(diff.details), list(diff.compared_across)
 
 
-def _describe(key: str, a: Any, b: Any) -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for sub in sorted(set(a) | set(b)):
-            if a.get(sub) != b.get(sub):
-                out.extend(_describe(f"{key}.{sub}", a.get(sub), b.get(sub)))
-        return out
-    return [f"{key}: {_short(a)} -> {_short(b)}"]
-
-
-def _short(value: Any) -> str:
-    if value is None:
-        return "(none)"
-    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    return text if len(text) <= 24 else text[:20] + "..."
-
-
-def compare_suite(result: SuiteResult, entry: SuiteEntry | None, *, tolerance: float, alpha: float) -> Comparison:
+def compare_suite(result: SuiteResult, entry: SuiteResult | None, *, tolerance: float, alpha: float) -> Comparison:
     """The verdict for one suite of this run against its baseline entry (``None``: NEW)."""
     if entry is None:
         return Comparison(result.name, Verdict.NEW)
-    differing, details, others = fingerprint_diff(entry.fingerprint, result.fingerprint)
-    across = tuple(o for o in others if o in COMPARED)
-    if differing:
+    diff = entry.fingerprint.diff(result.fingerprint)
+    if diff.differing:
         return Comparison(
             result.name,
             Verdict.INCOMPARABLE,
             baseline_rate=entry.pass_rate,
-            differing=tuple(differing),
-            details=tuple(details),
-            compared_across=across,
+            differing=diff.differing,
+            details=diff.details,
+            compared_across=diff.compared_across,
         )
-    paired = paired_comparison(
-        {k: bool(v) for k, v in entry.cases.items()},
-        {k: v == "pass" for k, v in result.outcomes.items()},
-    )
+    paired = paired_comparison(entry.passes(), result.passes())
     if paired.shared == 0:
         return Comparison(
             result.name,
             Verdict.INCOMPARABLE,
             paired=paired,
             baseline_rate=entry.pass_rate,
-            compared_across=across,
+            compared_across=diff.compared_across,
             note="no case ids in common with the baseline",
         )
     direction = paired.direction(tolerance, alpha)
     verdict = {-1: Verdict.REGRESSED, 1: Verdict.IMPROVED, 0: Verdict.UNCHANGED}[direction]
-    return Comparison(result.name, verdict, paired=paired, baseline_rate=entry.pass_rate, compared_across=across)
-
-
-def _jsonable(value: Any) -> Any:
-    """Normalise tuples to lists (and so on) the way a JSON round trip would."""
-    try:
-        return json.loads(json.dumps(value, sort_keys=True, default=str))
-    except (TypeError, ValueError):
-        return value
+    return Comparison(result.name, verdict, paired=paired, baseline_rate=entry.pass_rate, compared_across=diff.compared_across)

@@ -17,13 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
-from pytest_llmeval.results.baseline import fingerprint_diff
-from pytest_llmeval.results.report import listing, pct, points, pvalue
-from pytest_llmeval.results.stats import Paired, paired_comparison, wilson_interval
+from pytest_llmeval.results.messages import listing, pct, points, pvalue
+from pytest_llmeval.results.stats import Paired, SuiteResult, paired_comparison, wilson_interval
 
 EXIT = {"KEEP": 0, "UNCHANGED": 0, "DISCARD": 1, "MIXED": 2}
 EXIT_USAGE = 3
@@ -34,28 +33,10 @@ class ResultsError(Exception):
 
 
 @dataclass(frozen=True)
-class RunSuite:
-    """One suite of a results file: its case outcomes and fingerprint."""
-
-    name: str
-    outcomes: Mapping[str, str]
-    fingerprint: Mapping[str, Any] = field(default_factory=dict)
-    limited: bool = False
-
-    @property
-    def n(self) -> int:
-        return len(self.outcomes)
-
-    @property
-    def passed(self) -> int:
-        return sum(1 for o in self.outcomes.values() if o == "pass")
-
-
-@dataclass(frozen=True)
 class SuiteDelta:
     suite: str
-    before: RunSuite
-    after: RunSuite
+    before: SuiteResult
+    after: SuiteResult
     paired: Paired
     direction: int  # -1 significantly worse, +1 significantly better, 0 no significant change
     differing: tuple[str, ...] = ()
@@ -80,8 +61,13 @@ class RunComparison:
         return [d.suite for d in self.deltas if d.direction < 0]
 
 
-def load_results(path: Path) -> dict[str, RunSuite]:
+def load_results(path: Path) -> dict[str, SuiteResult]:
     """The suites of a results.json file, checked."""
+    return load_run(path)[0]
+
+
+def load_run(path: Path) -> tuple[dict[str, SuiteResult], bool]:
+    """The suites of a results.json file, and whether that run was interrupted."""
     path = Path(path)
     hint = "pass a results.json written by pytest --llmeval-output DIR"
     try:
@@ -90,7 +76,7 @@ def load_results(path: Path) -> dict[str, RunSuite]:
         raise ResultsError(f"{path}: no such file; {hint}") from None
     except IsADirectoryError:
         if (path / "results.json").is_file():
-            return load_results(path / "results.json")
+            return load_run(path / "results.json")
         raise ResultsError(f"{path}: is a folder without results.json; {hint}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{path}: cannot be read ({exc}); {hint}") from None
@@ -99,37 +85,39 @@ def load_results(path: Path) -> dict[str, RunSuite]:
     suites = data.get("suites") if isinstance(data, dict) else None
     if not isinstance(suites, dict):
         raise ResultsError(f'{path}: no "suites" object, so not a pytest-llmeval results file; {hint}')
-    out: dict[str, RunSuite] = {}
+    out: dict[str, SuiteResult] = {}
     for name, raw in suites.items():
-        cases = raw.get("cases") if isinstance(raw, dict) else None
-        if not isinstance(cases, dict) or any(v not in ("pass", "fail", "error", 0, 1) for v in cases.values()):
-            raise ResultsError(f"{path}: suite {name!r} has no per-case outcomes; re-run with a current pytest-llmeval, {hint}")
-        outcomes = {str(k): ("pass" if v in ("pass", 1) else "fail" if v in ("fail", 0) else "error") for k, v in cases.items()}
-        fp = raw.get("fingerprint")
-        out[name] = RunSuite(name, outcomes, fp if isinstance(fp, dict) else {}, bool(raw.get("limited")))
-    return out
+        try:
+            out[name] = SuiteResult.from_json(name, raw)
+        except ValueError as exc:
+            raise ResultsError(f"{path}: suite {name!r} {exc}; re-run with a current pytest-llmeval, {hint}") from None
+    return out, bool(data.get("interrupted"))
 
 
 def compare_runs(
-    before: Mapping[str, RunSuite],
-    after: Mapping[str, RunSuite],
+    before: Mapping[str, SuiteResult],
+    after: Mapping[str, SuiteResult],
     *,
     tolerance: float = 0.02,
     alpha: float = 0.05,
     force: bool = False,
+    interrupted: tuple[bool, bool] = (False, False),
 ) -> RunComparison:
+    """Each suite both runs share, on the case ids both ran; ``interrupted``: whether run A
+    and run B were interrupted (a warning: their suites may lack cases)."""
     deltas: list[SuiteDelta] = []
     incomparable: list[SuiteDelta] = []
-    warnings: list[str] = []
+    warnings: list[str] = [
+        f"{label} was interrupted: its suites may lack cases; suites are compared on the cases both ran"
+        for label, flag in zip("AB", interrupted)
+        if flag
+    ]
     for name in sorted(set(before) & set(after)):
         a, b = before[name], after[name]
-        differing, details, _ = fingerprint_diff(a.fingerprint, b.fingerprint)
-        paired = paired_comparison(
-            {k: v == "pass" for k, v in a.outcomes.items()},
-            {k: v == "pass" for k, v in b.outcomes.items()},
-        )
-        delta = SuiteDelta(name, a, b, paired, paired.direction(tolerance, alpha), tuple(differing), tuple(details))
-        if differing and not force:
+        diff = a.fingerprint.diff(b.fingerprint)
+        paired = paired_comparison(a.passes(), b.passes())
+        delta = SuiteDelta(name, a, b, paired, paired.direction(tolerance, alpha), diff.differing, diff.details)
+        if diff.differing and not force:
             incomparable.append(delta)
             continue
         if paired.shared == 0:
@@ -205,7 +193,7 @@ def render(result: RunComparison, a_label: str, b_label: str) -> list[str]:
     return lines
 
 
-def _rate(s: RunSuite) -> str:
+def _rate(s: SuiteResult) -> str:
     low, high = wilson_interval(s.passed, s.n)
     return f"{pct(s.passed / s.n if s.n else 0.0)} [{low * 100:.1f}, {high * 100:.1f}] n={s.n}"
 
@@ -255,18 +243,13 @@ def _fraction(text: str) -> float:
 def run(args: argparse.Namespace, out: Any = None) -> int:
     out = out or sys.stdout
     try:
-        before = load_results(Path(args.a))
-        after = load_results(Path(args.b))
+        before, a_interrupted = load_run(Path(args.a))
+        after, b_interrupted = load_run(Path(args.b))
     except ResultsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    result = compare_runs(before, after, tolerance=args.tolerance, alpha=args.alpha, force=args.force)
+    interrupted = (a_interrupted, b_interrupted)
+    result = compare_runs(before, after, tolerance=args.tolerance, alpha=args.alpha, force=args.force, interrupted=interrupted)
     for line in render(result, args.a, args.b):
         print(line, file=out)
     return exit_code(result, args.fail_on)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from pytest_llmeval.__main__ import main as cli
-
-    return cli(["compare", *(argv if argv is not None else sys.argv[1:])])

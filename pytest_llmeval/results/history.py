@@ -1,48 +1,40 @@
 """Run history: every eval run appended to one SQLite file, and a suite's trend read back.
 
 The file (``.llmeval/history.sqlite`` by default) holds, per run: an id, the time, the git
-commit, a label (a checkpoint name, a training step), and per suite its figures (n, passed,
-failed, errors, pass rate with its Wilson interval, graded metrics, fingerprint) and every
-case's outcome. Writers append in one ``BEGIN IMMEDIATE`` transaction in WAL mode, so several
-processes (xdist controllers, a training job and a CI run) can share the file.
+commit, a label (a checkpoint name, a training step), whether the run was interrupted, and per
+suite its figures (n, passed, failed, errors, skipped, xfailed, pass rate with its Wilson
+interval, graded metrics, fingerprint) and every case's outcome. Writers append in one
+``BEGIN IMMEDIATE`` transaction in WAL mode, so several processes (xdist controllers, a
+training job and a CI run) can share the file. A file of an older schema is brought up to
+date by the next run that writes to it; until then it is read as it is.
 
-``python -m pytest_llmeval history`` prints a suite's trend; see :func:`register_cli`.
+``python -m pytest_llmeval history`` prints a suite's trend; see :mod:`pytest_llmeval.results.history_cli`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import secrets
 import sqlite3
+import time
 import subprocess
-import sys
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Sequence
 
-from pytest_llmeval.results.records import CaseRecord
+from pytest_llmeval.results.records import CaseRecord, Fingerprint
+from pytest_llmeval.results.stats import SuiteResult
 
 __all__ = [
-    "DEFAULT_PATH",
-    "SCHEMA_VERSION",
-    "HistoryError",
-    "RunSummary",
-    "TrendPoint",
-    "case_outcomes",
-    "git_commit",
-    "list_runs",
-    "record_run",
-    "register_cli",
-    "suite_names",
-    "suite_trend",
-]
+    "DEFAULT_PATH", "SCHEMA_VERSION", "HistoryError", "RunSummary", "TrendPoint", "case_outcomes", "git_commit",
+    "list_runs", "main", "record_run", "register_cli", "suite_names", "suite_trend",
+]  # fmt: skip
 
 DEFAULT_PATH = Path(".llmeval") / "history.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 EXIT_USAGE = 3  # as every ``python -m pytest_llmeval`` subcommand
 _TIMEOUT_S = 30.0
 
@@ -55,7 +47,8 @@ CREATE TABLE IF NOT EXISTS runs (
     git_commit TEXT,
     label TEXT,
     step INTEGER,
-    model TEXT
+    model TEXT,
+    interrupted INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS suites (
     run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
@@ -70,6 +63,8 @@ CREATE TABLE IF NOT EXISTS suites (
     metrics TEXT NOT NULL,
     fingerprint TEXT NOT NULL,
     limited INTEGER NOT NULL,
+    skipped INTEGER NOT NULL DEFAULT 0,
+    xfailed INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, suite)
 );
 CREATE TABLE IF NOT EXISTS cases (
@@ -84,6 +79,15 @@ CREATE TABLE IF NOT EXISTS cases (
 CREATE INDEX IF NOT EXISTS suites_by_name ON suites (suite);
 """
 
+# columns each schema version added: (table, column, declaration)
+_MIGRATIONS: dict[int, tuple[tuple[str, str, str], ...]] = {
+    2: (
+        ("runs", "interrupted", "INTEGER NOT NULL DEFAULT 0"),
+        ("suites", "skipped", "INTEGER NOT NULL DEFAULT 0"),
+        ("suites", "xfailed", "INTEGER NOT NULL DEFAULT 0"),
+    ),
+}
+
 
 class HistoryError(RuntimeError):
     """The history file cannot be used; the message says why and what to do."""
@@ -91,24 +95,40 @@ class HistoryError(RuntimeError):
 
 @dataclass(frozen=True)
 class TrendPoint:
-    """One suite in one run: the figures ``history`` prints as a row."""
+    """One suite in one run: the figures ``history`` prints as a row. ``result`` holds the
+    suite's figures (without per-case outcomes); the others say which run it was."""
 
     run_id: str
     created_at: str
     git_commit: str | None
     label: str | None
     step: int | None
-    suite: str
-    n: int
-    passed: int
-    failed: int
-    errors: int
-    pass_rate: float
-    ci_low: float
-    ci_high: float
-    metrics: Mapping[str, float]
-    fingerprint: Mapping[str, Any]
-    limited: bool
+    result: SuiteResult
+    interrupted: bool = False
+
+    suite = property(lambda self: self.result.name)
+    n = property(lambda self: self.result.n)
+    passed = property(lambda self: self.result.passed)
+    failed = property(lambda self: self.result.failed)
+    errors = property(lambda self: self.result.errors)
+    skipped = property(lambda self: self.result.skipped)
+    xfailed = property(lambda self: self.result.xfailed)
+    pass_rate = property(lambda self: self.result.pass_rate)
+    metrics = property(lambda self: self.result.metrics)
+    fingerprint = property(lambda self: self.result.fingerprint)
+    limited = property(lambda self: self.result.limited)
+    ci_low = property(lambda self: self.result.interval()[0])
+    ci_high = property(lambda self: self.result.interval()[1])
+
+    def to_json(self) -> dict[str, Any]:
+        r = self.result
+        return {
+            "run_id": self.run_id, "created_at": self.created_at, "git_commit": self.git_commit, "label": self.label,
+            "step": self.step, "interrupted": self.interrupted, "suite": r.name, "n": r.n, "passed": r.passed,
+            "failed": r.failed, "errors": r.errors, "skipped": r.skipped, "xfailed": r.xfailed, "pass_rate": r.pass_rate,
+            "ci_low": self.ci_low, "ci_high": self.ci_high, "metrics": dict(r.metrics),
+            "fingerprint": r.fingerprint.to_json(), "limited": r.limited,
+        }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -121,9 +141,14 @@ class RunSummary:
     model: str | None
     suites: int
     cases: int
+    interrupted: bool = False
 
 
 # --------------------------------------------------------------------------- connection
+
+
+def _unusable(path: Path, exc: Exception) -> HistoryError:
+    return HistoryError(f"{path} is not a usable SQLite history file ({exc}); move it away to start a new one")
 
 
 def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
@@ -137,30 +162,63 @@ def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
         conn = sqlite3.connect(str(path), timeout=_TIMEOUT_S, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=%d" % int(_TIMEOUT_S * 1000))
+        _set_wal(conn)
+        conn.execute("PRAGMA foreign_keys=ON")
     except sqlite3.DatabaseError as exc:
-        raise HistoryError(f"{path} is not a usable SQLite history file ({exc}); move it away to start a new one") from None
+        raise _unusable(path, exc) from None
     return conn
 
 
+def _set_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL. While another process creates the file, SQLite answers "database is
+    locked" at once here (its busy handler is not called for this pragma): wait and retry."""
+    deadline = time.monotonic() + _TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
-    """Create the tables if needed (inside the caller's transaction) and check the version."""
+    """Create the tables if needed and bring an older file up to date (inside the caller's
+    transaction); refuse a newer one."""
     try:
         for statement in _SCHEMA.split(";"):
             if statement.strip():
                 conn.execute(statement)
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
     except sqlite3.DatabaseError as exc:
-        raise HistoryError(f"{path} is not a usable SQLite history file ({exc}); move it away to start a new one") from None
-    if row is None:
-        conn.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-    elif int(row[0]) > SCHEMA_VERSION:
+        raise _unusable(path, exc) from None
+    version = _version(row, path)
+    if version > SCHEMA_VERSION:
         raise HistoryError(
-            f"{path} has history schema {row[0]}, newer than this pytest-llmeval understands ({SCHEMA_VERSION}); "
+            f"{path} has history schema {version}, newer than this pytest-llmeval understands ({SCHEMA_VERSION}); "
             "upgrade pytest-llmeval or use another history file"
         )
+    for step in range(version + 1, SCHEMA_VERSION + 1):
+        for table, column, declaration in _MIGRATIONS.get(step, ()):
+            if column not in _columns(conn, table):
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+
+
+def _version(row: Any, path: Path) -> int:
+    """The schema version in a ``meta`` row (none yet: this version's)."""
+    if row is None:
+        return SCHEMA_VERSION
+    try:
+        return int(row[0])
+    except (TypeError, ValueError):
+        raise HistoryError(f"{path} has an unreadable history schema {row[0]!r}; move it away to start a new one") from None
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
 
 
 def _check_readable(conn: sqlite3.Connection, path: Path) -> None:
@@ -168,7 +226,7 @@ def _check_readable(conn: sqlite3.Connection, path: Path) -> None:
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
     except sqlite3.DatabaseError as exc:
         raise HistoryError(f"{path} is not a pytest-llmeval history file ({exc}); check the path given to --db") from None
-    if row is None or int(row[0]) > SCHEMA_VERSION:
+    if row is None or _version(row, path) > SCHEMA_VERSION:
         raise HistoryError(
             f"{path} has history schema {row[0] if row else 'none'}, not one this pytest-llmeval reads "
             f"({SCHEMA_VERSION}); upgrade pytest-llmeval or use another history file"
@@ -216,11 +274,13 @@ def record_run(
     label: str | None = None,
     step: int | None = None,
     when: datetime | None = None,
+    interrupted: bool = False,
 ) -> str:
     """Append one run (its suites' figures and every case's outcome) and return its run id.
 
     ``git_commit`` defaults to the commit of the current directory (``None`` outside git);
-    ``label`` names what was evaluated (a checkpoint, ``"ci"``), ``step`` a training step.
+    ``label`` names what was evaluated (a checkpoint, ``"ci"``), ``step`` a training step;
+    ``interrupted`` marks a run that did not end normally (its suites may lack cases).
     Everything is written in one transaction: a reader never sees half a run.
     """
     from pytest_llmeval.results.stats import aggregate_suites, merge_case_records
@@ -230,7 +290,7 @@ def record_run(
     run_id = run_id or new_run_id(moment)
     commit = git_commit if git_commit is not None else _default_commit(path)
     suites = aggregate_suites(list(records))
-    models = {str(s.fingerprint.get("model")) for s in suites if s.fingerprint.get("model")}
+    models = {str(s.fingerprint.model) for s in suites if s.fingerprint.model}
     model = models.pop() if len(models) == 1 else None
     with closing(_connect(path, create=True)) as conn:
         try:
@@ -239,26 +299,16 @@ def record_run(
             if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
                 raise HistoryError(f"run id {run_id!r} is already in {path}; give a new run id or leave it out")
             conn.execute(
-                "INSERT INTO runs (run_id, created_at, git_commit, label, step, model) VALUES (?, ?, ?, ?, ?, ?)",
-                (run_id, moment.isoformat(timespec="seconds"), commit, label, step, model),
+                "INSERT INTO runs (run_id, created_at, git_commit, label, step, model, interrupted) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, moment.isoformat(timespec="seconds"), commit, label, step, model, int(interrupted)),
             )
-            for s in suites:
-                low, high = s.interval()
-                conn.execute(
-                    "INSERT INTO suites VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        run_id, s.name, s.n, s.passed, s.failed, s.errors, s.pass_rate, low, high,
-                        json.dumps(dict(s.metrics), sort_keys=True),
-                        json.dumps(dict(s.fingerprint), sort_keys=True, default=str),
-                        int(s.limited),
-                    ),
-                )
-            merged = merge_case_records(list(records))
+            conn.executemany(f"INSERT INTO suites ({', '.join(_SUITE_COLUMNS)}) VALUES ({', '.join('?' * len(_SUITE_COLUMNS))})",
+                             [_suite_row(run_id, s) for s in suites])  # fmt: skip
             conn.executemany(
                 "INSERT INTO cases VALUES (?, ?, ?, ?, ?, ?)",
                 [
-                    (run_id, r.suite, r.case_id, r.outcome, (r.reason or "")[:500], json.dumps(dict(r.scores), sort_keys=True))
-                    for r in merged.values()
+                    (run_id, r.suite, r.case_id, r.outcome.value, (r.reason or "")[:500], json.dumps(dict(r.scores), sort_keys=True))
+                    for r in merge_case_records(list(records)).values()
                 ],
             )
             conn.execute("COMMIT")
@@ -267,6 +317,19 @@ def record_run(
                 conn.execute("ROLLBACK")
             raise
     return run_id
+
+
+_SUITE_COLUMNS = (
+    "run_id", "suite", "n", "passed", "failed", "errors", "skipped", "xfailed", "pass_rate", "ci_low", "ci_high",
+    "metrics", "fingerprint", "limited",
+)  # fmt: skip
+
+
+def _suite_row(run_id: str, s: SuiteResult) -> tuple[Any, ...]:
+    low, high = s.interval()
+    metrics = json.dumps(dict(s.metrics), sort_keys=True)
+    fingerprint = json.dumps(s.fingerprint.to_json(), sort_keys=True, default=str)
+    return (run_id, s.name, s.n, s.passed, s.failed, s.errors, s.skipped, s.xfailed, s.pass_rate, low, high, metrics, fingerprint, int(s.limited))
 
 
 def _default_commit(path: Path) -> str | None:
@@ -289,6 +352,11 @@ def _open_for_reading(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
+def _column_or_zero(conn: sqlite3.Connection, table: str, alias: str, column: str) -> str:
+    """``alias.column``, or ``0`` in a file from before the column existed."""
+    return f"{alias}.{column}" if column in _columns(conn, table) else "0"
+
+
 def suite_names(path: str | Path) -> list[str]:
     """Every suite the history has seen, sorted."""
     with closing(_open_for_reading(path)) as conn:
@@ -305,25 +373,26 @@ def suite_trend(path: str | Path, suite: str | None = None, *, limit: int | None
         where, params = "", []
         if suite is not None:
             names = [r[0] for r in conn.execute("SELECT DISTINCT suite FROM suites ORDER BY suite")]
-            name = _resolve_suite(suite, names, Path(path))
-            where, params = "WHERE s.suite = ?", [name]
+            where, params = "WHERE s.suite = ?", [_resolve_suite(suite, names, Path(path))]
+        extra = [_column_or_zero(conn, t, a, c) for t, a, c in (("suites", "s", "skipped"), ("suites", "s", "xfailed"), ("runs", "r", "interrupted"))]
         rows = conn.execute(
             "SELECT r.run_id, r.created_at, r.git_commit, r.label, r.step, s.suite, s.n, s.passed, s.failed,"
-            " s.errors, s.pass_rate, s.ci_low, s.ci_high, s.metrics, s.fingerprint, s.limited"
+            f" s.errors, s.metrics, s.fingerprint, s.limited, {', '.join(extra)}"
             f" FROM suites s JOIN runs r ON r.run_id = s.run_id {where} ORDER BY r.seq, s.suite",
             params,
         ).fetchall()
-    points = [
-        TrendPoint(
-            run_id=r[0], created_at=r[1], git_commit=r[2], label=r[3], step=r[4], suite=r[5], n=r[6],
-            passed=r[7], failed=r[8], errors=r[9], pass_rate=r[10], ci_low=r[11], ci_high=r[12],
-            metrics=json.loads(r[13]), fingerprint=json.loads(r[14]), limited=bool(r[15]),
-        )
-        for r in rows
-    ]
+    points = [_trend_point(r) for r in rows]
     if limit is not None and suite is not None:
         points = points[-limit:] if limit > 0 else []
     return points
+
+
+def _trend_point(r: Sequence[Any]) -> TrendPoint:
+    result = SuiteResult(
+        name=r[5], n=r[6], passed=r[7], failed=r[8], errors=r[9], metrics=json.loads(r[10]),
+        fingerprint=Fingerprint.from_json(json.loads(r[11])), limited=bool(r[12]), skipped=r[13], xfailed=r[14],
+    )  # fmt: skip
+    return TrendPoint(run_id=r[0], created_at=r[1], git_commit=r[2], label=r[3], step=r[4], result=result, interrupted=bool(r[15]))
 
 
 def _resolve_suite(wanted: str, names: Sequence[str], path: Path) -> str:
@@ -347,10 +416,11 @@ def list_runs(path: str | Path) -> list[RunSummary]:
         rows = conn.execute(
             "SELECT r.run_id, r.created_at, r.git_commit, r.label, r.step, r.model,"
             " (SELECT COUNT(*) FROM suites s WHERE s.run_id = r.run_id),"
-            " (SELECT COUNT(*) FROM cases c WHERE c.run_id = r.run_id)"
+            " (SELECT COUNT(*) FROM cases c WHERE c.run_id = r.run_id),"
+            f" {_column_or_zero(conn, 'runs', 'r', 'interrupted')}"
             " FROM runs r ORDER BY r.seq"
         ).fetchall()
-    return [RunSummary(*row) for row in rows]
+    return [RunSummary(*row[:8], interrupted=bool(row[8])) for row in rows]
 
 
 def case_outcomes(path: str | Path, run_id: str, suite: str | None = None) -> dict[str, dict[str, str]]:
@@ -372,131 +442,19 @@ def case_outcomes(path: str | Path, run_id: str, suite: str | None = None) -> di
 
 
 def register_cli(subparsers: Any) -> None:
-    """Add the ``history`` subcommand to an ``argparse`` subparsers object.
+    """Add the ``history`` subcommand to an ``argparse`` subparsers object (see
+    :mod:`pytest_llmeval.results.history_cli`)."""
+    from pytest_llmeval.results.history_cli import register_cli as register
 
-    The parser's ``func`` default is :func:`cli_main`, called with the parsed namespace; it
-    returns the exit status.
-    """
-    parser = subparsers.add_parser(
-        "history",
-        help="show a suite's pass rate across runs and checkpoints",
-        description="Show the pass-rate trend of eval suites across the runs recorded in the history file.",
-    )
-    add_arguments(parser)
-    parser.set_defaults(func=cli_main)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("suite", nargs="?", help="suite id, or a unique part of it (default: every suite)")
-    parser.add_argument("--db", default=str(DEFAULT_PATH), help=f"history file (default: {DEFAULT_PATH})")
-    parser.add_argument("--last", type=int, default=20, metavar="N", help="show the last N runs per suite (default 20)")
-    parser.add_argument("--runs", action="store_true", help="list the runs instead of the suites' trends")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-
-
-def cli_main(args: argparse.Namespace) -> int:
-    try:
-        return _cli(args)
-    except BrokenPipeError:  # `history | head`: the reader left, which is fine
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-
-
-def _cli(args: argparse.Namespace) -> int:
-    try:
-        if args.runs:
-            runs = list_runs(args.db)
-            if args.json:
-                print(json.dumps([r.__dict__ for r in runs], indent=2))
-            else:
-                for line in format_runs(runs, args.db):
-                    print(line)
-            return 0
-        points = suite_trend(args.db, args.suite)  # format_trend keeps the last N, with their changes
-    except HistoryError as exc:
-        print(f"history: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if args.json:
-        if args.last > 0:
-            points = _last_per_suite(points, args.last)
-        print(json.dumps([{**p.__dict__, "metrics": dict(p.metrics), "fingerprint": dict(p.fingerprint)} for p in points], indent=2))
-        return 0
-    for line in format_trend(points, args.db, last=args.last):
-        print(line)
-    return 0
-
-
-def _last_per_suite(points: Sequence[TrendPoint], last: int) -> list[TrendPoint]:
-    by_suite: dict[str, list[TrendPoint]] = {}
-    for p in points:
-        by_suite.setdefault(p.suite, []).append(p)
-    keep = {id(p) for rows in by_suite.values() for p in rows[-last:]}
-    return [p for p in points if id(p) in keep]
-
-
-def format_trend(points: Sequence[TrendPoint], path: str | Path, last: int = 20) -> Iterator[str]:
-    """The ``history`` table: one block per suite, one row per run, with the change since the
-    previous run and a mark where the model changed or the run was narrowed."""
-    by_suite: dict[str, list[TrendPoint]] = {}
-    for p in points:
-        by_suite.setdefault(p.suite, []).append(p)
-    if not by_suite:
-        yield f"history {path}: no runs recorded yet; run the evals (every run appends here)"
-        return
-    runs = len({p.run_id for p in points})
-    yield f"history {path}: {len(by_suite)} suite(s), {runs} run(s)"
-    for suite, rows in by_suite.items():
-        shown = rows[-last:] if last > 0 else rows
-        yield ""
-        yield suite + (f"  (last {len(shown)} of {len(rows)} runs)" if len(shown) < len(rows) else "")
-        yield f"  {'when (UTC)':<19}  {'run':<23}  {'label':<16}  {'commit':<9}  {'n':>5}  {'pass':>6}  {'95% CI':<13}  {'change':>7}  trend"
-        previous: TrendPoint | None = rows[len(rows) - len(shown) - 1] if len(shown) < len(rows) else None
-        for p in shown:
-            change = ""
-            if previous is not None:
-                change = f"{(p.pass_rate - previous.pass_rate) * 100:+.1f}"
-                if previous.fingerprint.get("model") != p.fingerprint.get("model"):
-                    change += "*"
-            label = p.label or ""
-            if p.step is not None and label != f"step-{p.step}":
-                label = f"{label} @{p.step}" if label else f"step {p.step}"
-            flags = " (limited)" if p.limited else ""
-            flags += f" errors={p.errors}" if p.errors else ""
-            yield (
-                f"  {p.created_at[:19].replace('T', ' '):<19}  {p.run_id:<23}  {label[:16]:<16}  {(p.git_commit or '-')[:9]:<9}"
-                f"  {p.n:>5}  {p.pass_rate * 100:5.1f}%  [{p.ci_low * 100:4.1f}, {p.ci_high * 100:5.1f}]  {change:>7}  "
-                f"{_bar(p.pass_rate)}{flags}"
-            )
-            previous = p
-    yield ""
-    yield "change is in points of pass rate since the run above; * marks a different model (a new checkpoint)"
-
-
-def format_runs(runs: Sequence[RunSummary], path: str | Path) -> Iterator[str]:
-    if not runs:
-        yield f"history {path}: no runs recorded yet; run the evals (every run appends here)"
-        return
-    yield f"history {path}: {len(runs)} run(s)"
-    yield f"  {'when (UTC)':<19}  {'run':<23}  {'label':<16}  {'step':>6}  {'commit':<9}  {'suites':>6}  {'cases':>6}"
-    for r in runs:
-        step = "" if r.step is None else str(r.step)
-        yield (
-            f"  {r.created_at[:19].replace('T', ' '):<19}  {r.run_id:<23}  {(r.label or '')[:16]:<16}  {step:>6}"
-            f"  {(r.git_commit or '-')[:9]:<9}  {r.suites:>6}  {r.cases:>6}"
-        )
-
-
-def _bar(rate: float, width: int = 20) -> str:
-    filled = int(round(max(0.0, min(1.0, rate)) * width))
-    return "#" * filled + "." * (width - filled)
+    register(subparsers)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``history`` on its own (``python -m pytest_llmeval.history``)."""
-    parser = argparse.ArgumentParser(prog="python -m pytest_llmeval history")
-    add_arguments(parser)
-    return cli_main(parser.parse_args(argv))
+    """Run ``history`` on its own (``python -m pytest_llmeval history``)."""
+    from pytest_llmeval.results.history_cli import main as cli
+
+    return cli(argv)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    raise SystemExit(main())

@@ -3,16 +3,196 @@
 A record travels from the process that ran the item to the one that reports (the xdist
 controller) inside ``report.user_properties`` as ``(RECORD_KEY, record.to_json())``; only
 JSON-safe values go in it.
+
+Two small types live here because every result file is built from them: :class:`Outcome`
+(what became of one case) and :class:`Fingerprint` (what produced a suite's results).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Mapping
+import json
+from dataclasses import asdict, dataclass, field, fields
+from enum import Enum
+from typing import Any, Mapping
 
 RECORD_KEY = "llmeval"
 
-Outcome = Literal["pass", "fail", "error"]
+
+class Outcome(str, Enum):
+    """What became of one eval case.
+
+    The values are the strings records, ``results.json``, ``samples.jsonl`` and the history
+    have always stored (a miss is stored as ``"fail"``). ``SKIPPED`` and ``XFAILED`` cases
+    are counted and shown, but they are not part of ``n`` nor of the pass rate, and are
+    never written into the baseline.
+    """
+
+    PASS = "pass"
+    MISS = "fail"
+    ERROR = "error"
+    SKIPPED = "skipped"
+    XFAILED = "xfailed"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def counted(self) -> bool:
+        """Whether the case counts in ``n`` and the pass rate (pass, miss and error do)."""
+        return self in _COUNTED
+
+    @property
+    def rank(self) -> int:
+        """How bad it is: when one case reports twice, the worse outcome wins."""
+        return _RANK[self]
+
+    @classmethod
+    def parse(cls, value: Any) -> "Outcome":
+        """An outcome from its stored form; raises ``ValueError`` naming the value."""
+        if isinstance(value, Outcome):
+            return value
+        try:
+            return cls(value)
+        except ValueError:
+            known = ", ".join(o.value for o in cls)
+            raise ValueError(f"unknown case outcome {value!r} (known: {known})") from None
+
+    @classmethod
+    def of_phase(cls, when: str, result: str, *, assertion: bool = False, xfail: bool = False) -> "Outcome | None":
+        """The outcome one phase of a test gives its case.
+
+        ``when`` is ``"setup"``, ``"call"`` or ``"teardown"``; ``result`` is ``"passed"``,
+        ``"failed"`` or ``"skipped"``; ``assertion``: the failure was an ``AssertionError``;
+        ``xfail``: an xfail mark expected the failure. A failed phase is an error, except a
+        call failing an assertion (a miss); a skipped setup or call is skipped (xfailed when
+        expected); a passed call is a pass; anything else says nothing (``None``). A case
+        that reports in several phases counts once, as its worst outcome.
+        """
+        if result == "failed":
+            return cls.MISS if when == "call" and assertion else cls.ERROR
+        if result == "skipped" and when in ("setup", "call"):
+            return cls.XFAILED if xfail else cls.SKIPPED
+        if result == "passed" and when == "call":
+            return cls.PASS
+        return None
+
+    @classmethod
+    def from_bit(cls, value: int) -> "Outcome":
+        """A baseline file's 1 (pass) or 0 (not a pass)."""
+        return cls.PASS if value == 1 else cls.MISS
+
+    def to_bit(self) -> int:
+        """The baseline file's form: 1 for a pass, 0 for a miss or an error."""
+        if not self.counted:
+            raise ValueError(f"a {self.value} case is not written into the baseline")
+        return int(self is Outcome.PASS)
+
+
+_COUNTED = frozenset({Outcome.PASS, Outcome.MISS, Outcome.ERROR})
+_RANK = {Outcome.PASS: 0, Outcome.SKIPPED: 1, Outcome.XFAILED: 1, Outcome.MISS: 2, Outcome.ERROR: 3}
+
+_MUST_MATCH = {"role": "must_match"}
+_COMPARED = {"role": "compared"}
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What produced a suite's results.
+
+    Fields that *must match* define which eval ran (the prompt template, the generation
+    settings, the few-shot count, the dataset): runs that differ in one are not comparable.
+    Fields that are *compared* define what was evaluated (weights, tokenizer, chat template,
+    dtype): a difference there is what a comparison is for. ``None`` means not recorded.
+    Keys this version does not know are kept in ``extra`` and written back unchanged.
+    """
+
+    prompt: str | None = field(default=None, metadata=_MUST_MATCH)
+    generation: Mapping[str, Any] | None = field(default=None, metadata=_MUST_MATCH)
+    num_fewshot: int | None = field(default=None, metadata=_MUST_MATCH)
+    dataset: str | None = field(default=None, metadata=_MUST_MATCH)
+    model: str | None = field(default=None, metadata=_COMPARED)
+    tokenizer: str | None = field(default=None, metadata=_COMPARED)
+    chat_template: str | None = field(default=None, metadata=_COMPARED)
+    dtype: str | None = field(default=None, metadata=_COMPARED)
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: "Fingerprint | Mapping[str, Any] | None") -> "Fingerprint":
+        if isinstance(data, Fingerprint):
+            return data
+        values = _jsonable(dict(data or {}))
+        known = {k: values.pop(k) for k in (*MUST_MATCH, *COMPARED) if k in values}
+        return cls(**known, extra=values)
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored form: the fields that are set, and the unknown keys as they came."""
+        data = dict(self.extra)
+        for name in (*MUST_MATCH, *COMPARED):
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = value
+        return dict(sorted(data.items()))
+
+    def __bool__(self) -> bool:
+        return bool(self.to_json())
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A field or an extra key by name (as the stored JSON would give it)."""
+        return self.to_json().get(key, default)
+
+    def diff(self, after: "Fingerprint") -> "FingerprintDiff":
+        """How ``after`` differs from this fingerprint."""
+        differing: list[str] = []
+        details: list[str] = []
+        for key in MUST_MATCH:
+            a, b = getattr(self, key), getattr(after, key)
+            if a != b:
+                differing.append(key)
+                details.extend(_describe(key, a, b))
+        across = sorted(k for k in COMPARED if getattr(self, k) != getattr(after, k))
+        return FingerprintDiff(tuple(differing), tuple(details), tuple(across))
+
+
+MUST_MATCH: tuple[str, ...] = tuple(f.name for f in fields(Fingerprint) if f.metadata.get("role") == "must_match")
+"""Fingerprint fields that define *which* eval ran: a run that differs in one is not comparable."""
+
+COMPARED: tuple[str, ...] = tuple(f.name for f in fields(Fingerprint) if f.metadata.get("role") == "compared")
+"""Fingerprint fields that define *what* is evaluated: differing is what a comparison is for."""
+
+
+@dataclass(frozen=True)
+class FingerprintDiff:
+    """``differing``: must-match fields that differ; ``details``: how
+    (``generation.max_new_tokens: 32 -> 64``); ``compared_across``: compared fields that differ."""
+
+    differing: tuple[str, ...] = ()
+    details: tuple[str, ...] = ()
+    compared_across: tuple[str, ...] = ()
+
+
+def _describe(key: str, a: Any, b: Any) -> list[str]:
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        out = []
+        for sub in sorted(set(a) | set(b)):
+            if a.get(sub) != b.get(sub):
+                out.extend(_describe(f"{key}.{sub}", a.get(sub), b.get(sub)))
+        return out
+    return [f"{key}: {_short(a)} -> {_short(b)}"]
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text if len(text) <= 24 else text[:20] + "..."
+
+
+def _jsonable(value: Any) -> Any:
+    """Normalise tuples to lists (and so on) the way a JSON round trip would."""
+    try:
+        return json.loads(json.dumps(value, sort_keys=True, default=str))
+    except (TypeError, ValueError):
+        return value
 
 
 @dataclass(frozen=True)
@@ -20,10 +200,12 @@ class CaseRecord:
     """One eval item's result.
 
     ``suite`` is the test function's node id without parameters
-    (``evals/test_math.py::test_addition``). ``fingerprint`` is the suite fingerprint
-    (see :mod:`pytest_llmeval.fingerprint`): model, tokenizer, chat_template, dtype,
-    generation, prompt, dataset, num_fewshot. ``limited`` is true when the run was cut
-    by ``--llmeval-limit``.
+    (``evals/test_math.py::test_addition``). ``outcome`` accepts an :class:`Outcome` or its
+    string; ``fingerprint`` a :class:`Fingerprint` or its JSON mapping. ``limited`` is true
+    when the run was cut by ``--llmeval-limit``. ``suite_size`` is how many cases the suite
+    has (every parametrization, before ``-k``/``-m``/``--deselect``, after
+    ``--llmeval-limit``); ``None`` when unknown. It lets the gate see a suite that did not
+    finish every case (interrupted, ``-x``, deselected cases).
     """
 
     suite: str
@@ -33,7 +215,7 @@ class CaseRecord:
     scores: Mapping[str, float] = field(default_factory=dict)
     markers: tuple[str, ...] = ()
     min_pass_rate: float | None = None
-    fingerprint: Mapping[str, Any] = field(default_factory=dict)
+    fingerprint: Fingerprint = field(default_factory=Fingerprint)
     prompt: str | None = None
     completion: str | None = None
     choices: tuple[str, ...] | None = None
@@ -43,11 +225,18 @@ class CaseRecord:
     tokens_out: int | None = None
     limited: bool = False
     duration_s: float = 0.0
+    suite_size: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "outcome", Outcome.parse(self.outcome))
+        if not isinstance(self.fingerprint, Fingerprint):
+            object.__setattr__(self, "fingerprint", Fingerprint.from_json(self.fingerprint))
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
+        data["outcome"] = self.outcome.value
         data["scores"] = dict(self.scores)
-        data["fingerprint"] = dict(self.fingerprint)
+        data["fingerprint"] = self.fingerprint.to_json()
         data["markers"] = list(self.markers)
         if self.choices is not None:
             data["choices"] = list(self.choices)
@@ -57,13 +246,19 @@ class CaseRecord:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "CaseRecord":
-        known = {f for f in cls.__dataclass_fields__}
+        """A record from its JSON form; an outcome this version does not know becomes an error."""
+        known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["markers"] = tuple(values.get("markers") or ())
         if values.get("choices") is not None:
             values["choices"] = tuple(values["choices"])
         if values.get("loglikelihoods") is not None:
             values["loglikelihoods"] = tuple(values["loglikelihoods"])
+        try:
+            values["outcome"] = Outcome.parse(values.get("outcome"))
+        except ValueError as exc:
+            values["outcome"] = Outcome.ERROR
+            values["reason"] = f"{exc}; counted as an error"
         return cls(**values)
 
 

@@ -1,6 +1,6 @@
 """The end-of-session report: terminal lines, Markdown, JUnit properties and results.json.
 
-:class:`GateReport` is plain data built by :class:`~pytest_llmeval.session.EvalSession`; it
+:class:`GateReport` is plain data built by :class:`~pytest_llmeval.results.session.EvalSession`; it
 renders itself and decides nothing.
 """
 
@@ -11,52 +11,28 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from pytest_llmeval.results.baseline import Comparison, Verdict
-from pytest_llmeval.results.records import CaseRecord
+from pytest_llmeval.results.messages import MAX_LISTED, Markup, Message, listing, pct, plural, points, pvalue
+from pytest_llmeval.results.records import CaseRecord, Outcome
 from pytest_llmeval.results.stats import SuiteResult
 
+__all__ = ["RESULTS_SCHEMA", "MAX_LISTED", "GateReport", "Message", "listing", "missed_lines", "pct", "points", "pvalue", "sample_json"]
+
 RESULTS_SCHEMA = 1
-MAX_LISTED = 10
-
-Markup = dict[str, bool]
-
-
-@dataclass(frozen=True)
-class Message:
-    """A note for the user: what happened, then one actionable hint (and a command to copy)."""
-
-    level: str  # "error", "warning" or "info"
-    text: str
-    hint: str = ""
-    command: str = ""
-
-    def terminal_lines(self) -> list[tuple[str, Markup]]:
-        markup: Markup = {"error": {"red": True, "bold": True}, "warning": {"yellow": True}}.get(self.level, {})
-        out = [(self.text, markup)]
-        if self.hint or self.command:
-            out.append(("  " + " ".join(p for p in (self.hint, self.command) if p), {}))
-        return out
-
-    def markdown(self) -> str:
-        icon = {"error": "❌", "warning": "⚠️"}.get(self.level, "ℹ️")
-        tail = " ".join(p for p in (self.hint, f"`{self.command}`" if self.command else "") if p)
-        return f"- {icon} {self.text}" + (f" — {tail}" if tail else "")
-
-    def to_json(self) -> dict[str, str]:
-        return {"level": self.level, "text": self.text, "hint": self.hint, "command": self.command}
+NOT_COUNTED_NOTE = "skip: skipped and xfailed cases, not counted in n or the rate"
 
 
 @dataclass(frozen=True)
 class GateReport:
     """Everything the session found, ready to print.
 
-    ``failures`` holds one line per failed gate; the session failed if there is any.
-    ``recorded`` names the suites written into the baseline by this run.
+    ``messages`` holds what the gate found; the blocking ones are the failed gates (the
+    session failed if there is any), the others are notes. ``recorded`` names the suites
+    written into the baseline by this run; ``interrupted`` says the run did not end normally.
     """
 
     suites: tuple[SuiteResult, ...] = ()
     groups: tuple[SuiteResult, ...] = ()
     comparisons: Mapping[str, Comparison] = field(default_factory=dict)
-    failures: tuple[str, ...] = ()
     messages: tuple[Message, ...] = ()
     baseline_path: Path | None = None
     baseline_state: str = "off"  # off, missing, empty, corrupt, ok
@@ -69,36 +45,50 @@ class GateReport:
     versions: Mapping[str, str] = field(default_factory=dict)
     timings: Mapping[str, Any] = field(default_factory=dict)
     run: Mapping[str, Any] = field(default_factory=dict)
+    interrupted: bool = False
+
+    @property
+    def failures(self) -> tuple[str, ...]:
+        """One line per failed gate."""
+        return tuple(m.text for m in self.messages if m.blocks)
+
+    @property
+    def notes(self) -> tuple[Message, ...]:
+        """The messages that explain, warn or hint (they do not fail the gate themselves)."""
+        return tuple(m for m in self.messages if not m.blocks)
 
     @property
     def gate_failed(self) -> bool:
-        return bool(self.failures)
+        return any(m.blocks for m in self.messages)
 
     @property
     def title(self) -> str:
         return "llmeval"
 
     @property
-    def totals(self) -> tuple[int, int, int]:
-        return (
-            sum(s.passed for s in self.suites),
-            sum(s.failed for s in self.suites),
-            sum(s.errors for s in self.suites),
-        )
+    def totals(self) -> dict[str, int]:
+        """Cases per outcome over every suite: passed, failed (missed), errors, skipped, xfailed."""
+        keys = ("passed", "failed", "errors", "skipped", "xfailed")
+        return {k: sum(getattr(s, k) for s in self.suites) for k in keys}
+
+    @property
+    def _shows_skips(self) -> bool:
+        return any(s.skipped or s.xfailed for s in self.suites)
 
     # ------------------------------------------------------------ terminal
 
     def summary(self) -> str:
-        passed, missed, errors = self.totals
-        parts = [f"{passed} passed", f"{missed} missed"]
-        if errors:
-            parts.append(f"{errors} error{'s' if errors != 1 else ''}")
-        n = len(self.suites)
-        return f"{', '.join(parts)} in {n} suite{'s' if n != 1 else ''}"
+        """``163 passed, 37 missed, 1 error, 2 skipped in 3 suites``."""
+        t = self.totals
+        parts = [f"{t['passed']} passed", f"{t['failed']} missed"]
+        if t["errors"]:
+            parts.append(plural(t["errors"], "error"))
+        parts += [f"{t[k]} {k}" for k in ("skipped", "xfailed") if t[k]]
+        return f"{', '.join(parts)} in {plural(len(self.suites), 'suite')}"
 
     def lines(self) -> Iterator[tuple[str, Markup]]:
         """The terminal summary, one ``(text, markup)`` per line; empty when no eval ran."""
-        if not self.suites and not self.messages and not self.failures:
+        if not self.suites and not self.messages:
             return
         if self.suites:
             yield f"llmeval: {self.summary()}", {"bold": True}
@@ -106,27 +96,36 @@ class GateReport:
             yield from self._groups()
             yield from self._metrics()
             yield from self._details()
-        for message in self.messages:
+        for message in self.notes:
             yield from message.terminal_lines()
         yield from self._verdict_lines()
 
+    def _header(self) -> list[str]:
+        skip = ["skip"] if self._shows_skips else []
+        return ["suite", "n", "pass", "miss", "err", *skip, "rate", f"{self.confidence:.0%} CI", "min"]
+
     def _table(self) -> Iterator[tuple[str, Markup]]:
-        rows = [["suite", "n", "pass", "miss", "err", "rate", f"{self.confidence:.0%} CI", "min", "baseline"]]
+        rows = [self._header() + ["baseline"]]
         marks: list[Markup] = [{"bold": True}]
         for s in self.suites:
             rows.append(self._row(s) + [self._verdict_cell(s.name)])
             marks.append(self._row_markup(s))
-        yield from _render(rows, marks, right=(1, 2, 3, 4, 5, 7))
+        numeric = tuple(range(1, len(rows[0]) - 3)) + (len(rows[0]) - 2,)
+        yield from _render(rows, marks, right=numeric)
+        if self._shows_skips:
+            yield f"({NOT_COUNTED_NOTE})", {}
 
     def _row(self, s: SuiteResult) -> list[str]:
         low, high = s.interval(self.confidence)
+        skip = [str(s.skipped + s.xfailed)] if self._shows_skips else []
         return [
             s.name,
             str(s.n),
             str(s.passed),
             str(s.failed),
             str(s.errors),
-            pct(s.pass_rate),
+            *skip,
+            pct(s.pass_rate) if s.n else "-",
             f"[{low * 100:.1f}, {high * 100:.1f}]",
             pct(s.min_pass_rate, 0) if s.min_pass_rate is not None else "-",
         ]
@@ -160,13 +159,14 @@ class GateReport:
     def _groups(self) -> Iterator[tuple[str, Markup]]:
         if not self.groups:
             return
-        rows = [["marker", "n", "pass", "miss", "err", "rate", f"{self.confidence:.0%} CI"]]
+        width = len(self._header()) - 1
+        rows = [["marker", *self._header()[1:width]]]
         marks: list[Markup] = [{"bold": True}]
         for g in self.groups:
-            rows.append(self._row(g)[:7])
+            rows.append(self._row(g)[:width])
             marks.append({})
         yield "", {}
-        yield from _render(rows, marks, right=(1, 2, 3, 4, 5))
+        yield from _render(rows, marks, right=tuple(range(1, width - 1)))
 
     def _metrics(self) -> Iterator[tuple[str, Markup]]:
         rows = [(s.name, s.metrics) for s in self.suites if s.metrics]
@@ -228,12 +228,15 @@ class GateReport:
         status = "❌ **gate failed**" if self.gate_failed else "✅ gate passed"
         out = [f"### pytest-llmeval: {status}", "", self.summary() if self.suites else "no eval cases ran", ""]
         if self.suites:
-            out.append(f"| suite | n | pass | miss | err | rate | {self.confidence:.0%} CI | min | baseline |")
-            out.append("|---|--:|--:|--:|--:|--:|---|--:|---|")
+            header = self._header() + ["baseline"]
+            out.append("| " + " | ".join(header) + " |")
+            out.append("|---|" + "--:|" * (len(header) - 4) + "---|--:|---|")
             for s in self.suites:
                 cells = self._row(s) + [self._verdict_cell(s.name)]
                 cells[0] = f"`{cells[0]}`"
                 out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+            if self._shows_skips:
+                out.append(f"\n{NOT_COUNTED_NOTE}")
             out.append("")
         for s in self.suites:
             c = self.comparisons.get(s.name)
@@ -252,8 +255,8 @@ class GateReport:
             out.append("")
             out.extend(f"- {f}" for f in self.failures)
             out.append("")
-        if self.messages:
-            out.extend(m.markdown() for m in self.messages)
+        if self.notes:
+            out.extend(m.markdown() for m in self.notes)
             out.append("")
         return "\n".join(out)
 
@@ -268,6 +271,8 @@ class GateReport:
                 (f"{key}.passed", str(s.passed)),
                 (f"{key}.failed", str(s.failed)),
                 (f"{key}.errors", str(s.errors)),
+                (f"{key}.skipped", str(s.skipped)),
+                (f"{key}.xfailed", str(s.xfailed)),
                 (f"{key}.pass_rate", f"{s.pass_rate:.4f}"),
                 (f"{key}.ci_low", f"{low:.4f}"),
                 (f"{key}.ci_high", f"{high:.4f}"),
@@ -288,46 +293,23 @@ class GateReport:
         """The content of results.json."""
         return {
             "schema": RESULTS_SCHEMA,
+            "interrupted": self.interrupted,
             "gate": {"failed": self.gate_failed, "failures": list(self.failures)},
-            "summary": {"passed": self.totals[0], "failed": self.totals[1], "errors": self.totals[2], "suites": len(self.suites)},
+            "summary": {**self.totals, "suites": len(self.suites)},
             "settings": {"confidence": self.confidence, "tolerance": self.tolerance, "alpha": self.alpha, "strict": self.strict},
-            "suites": {s.name: self._suite_json(s) for s in self.suites},
-            "groups": {"markers": {g.name: self._suite_json(g, cases=False) for g in self.groups}},
+            "suites": {s.name: {**s.to_json(self.confidence), "verdict": self._comparison_json(s.name)} for s in self.suites},
+            "groups": {"markers": {g.name: g.to_json(self.confidence, cases=False) for g in self.groups}},
             "baseline": {
                 "path": str(self.baseline_path) if self.baseline_path else None,
                 "state": self.baseline_state,
                 "recorded": sorted(self.recorded),
                 "stale": list(self.stale),
             },
-            "messages": [m.to_json() for m in self.messages],
+            "messages": [m.to_json() for m in self.notes],
             "versions": dict(self.versions),
             "timings": dict(self.timings),
             "run": dict(self.run),
         }
-
-    def _suite_json(self, s: SuiteResult, cases: bool = True) -> dict[str, Any]:
-        low, high = s.interval(self.confidence)
-        data: dict[str, Any] = {
-            "n": s.n,
-            "passed": s.passed,
-            "failed": s.failed,
-            "errors": s.errors,
-            "pass_rate": s.pass_rate,
-            "ci": [low, high],
-            "metrics": dict(s.metrics),
-        }
-        if not cases:
-            return data
-        data.update(
-            min_pass_rate=s.min_pass_rate,
-            under_min=s.under_min,
-            fingerprint=dict(s.fingerprint),
-            limited=s.limited,
-            duration_s=s.duration_s,
-            cases=dict(s.outcomes),
-            verdict=self._comparison_json(s.name),
-        )
-        return data
 
     def _comparison_json(self, suite: str) -> dict[str, Any] | None:
         c = self.comparisons.get(suite)
@@ -363,7 +345,7 @@ def sample_json(record: CaseRecord) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": record.case_id,
         "suite": record.suite,
-        "outcome": record.outcome,
+        "outcome": record.outcome.value,
         "prompt": record.prompt,
     }
     if record.choices is not None or record.loglikelihoods is not None:
@@ -387,26 +369,6 @@ def sample_json(record: CaseRecord) -> dict[str, Any]:
 # ---------------------------------------------------------------- formatting
 
 
-def pct(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value * 100:.{digits}f}%"
-
-
-def points(delta: float) -> str:
-    return f"{delta * 100:+.1f} pts"
-
-
-def pvalue(p: float) -> str:
-    if p < 0.001:
-        return "p<0.001"
-    return f"p={p:.3f}" if p < 0.01 else f"p={p:.2f}"
-
-
-def listing(items: Sequence[str], limit: int = MAX_LISTED, code: bool = False) -> str:
-    shown = [f"`{i}`" if code else i for i in items[:limit]]
-    more = len(items) - limit
-    return ", ".join(shown) + (f" ... and {more} more" if more > 0 else "")
-
-
 def _render(rows: list[list[str]], marks: list[Markup], right: tuple[int, ...]) -> Iterator[tuple[str, Markup]]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row, markup in zip(rows, marks):
@@ -418,7 +380,7 @@ def missed_lines(records: Sequence[CaseRecord], per_suite: int | None = 3) -> It
     """The wrong answers of the run, with their one-line reasons (``per_suite`` each; None: all)."""
     by_suite: dict[str, list[CaseRecord]] = {}
     for record in records:
-        if record.outcome == "fail":
+        if record.outcome is Outcome.MISS:
             by_suite.setdefault(record.suite, []).append(record)
     if not by_suite:
         return

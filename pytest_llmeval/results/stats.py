@@ -1,25 +1,23 @@
 """Suite statistics: Wilson intervals, the exact paired McNemar test, and suite aggregation.
 
-Pure functions over plain numbers and :class:`~pytest_llmeval.records.CaseRecord` lists; no
+Pure functions over plain numbers and :class:`~pytest_llmeval.results.records.CaseRecord` lists; no
 pytest, no scipy.
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 from typing import Any, Iterable, Mapping, Sequence
 
-from pytest_llmeval.results.records import CaseRecord
+from pytest_llmeval.results.records import CaseRecord, Fingerprint, Outcome
 
 # Markers that say how a test is run, not what it is about: not reported as groups.
 _PLUMBING_MARKERS = frozenset(
     {"parametrize", "usefixtures", "filterwarnings", "skip", "skipif", "xfail", "timeout", "flaky"}
 )
-
-_OUTCOME_RANK = {"pass": 0, "fail": 1, "error": 2}
-
 
 def z_for(confidence: float) -> float:
     """The two-sided normal quantile for ``confidence`` (1.959963984540054 for 0.95)."""
@@ -91,10 +89,13 @@ def mean(values: Iterable[float]) -> float | None:
 
 @dataclass(frozen=True)
 class SuiteResult:
-    """The aggregate of one suite (a test function) or one marker group.
+    """The aggregate of one suite (a test function) or one marker group: the one suite-result
+    type that the report, ``results.json``, the baseline, ``compare`` and the history share.
 
-    ``outcomes`` maps each case id to ``"pass"``, ``"fail"`` or ``"error"``; ``metrics`` is the
-    mean of each graded metric over the cases that recorded it.
+    ``outcomes`` maps each case id to its :class:`~pytest_llmeval.results.records.Outcome`. ``n`` counts
+    the cases that count (pass, miss, error); skipped and xfailed cases are counted apart and
+    are not part of ``n`` nor of the pass rate. ``metrics`` is the mean of each graded metric
+    over the cases that recorded it.
     """
 
     name: str
@@ -102,13 +103,38 @@ class SuiteResult:
     passed: int
     failed: int
     errors: int
-    outcomes: Mapping[str, str] = field(default_factory=dict)
+    outcomes: Mapping[str, Outcome] = field(default_factory=dict)
     metrics: Mapping[str, float] = field(default_factory=dict)
-    fingerprint: Mapping[str, Any] = field(default_factory=dict)
+    fingerprint: Fingerprint = field(default_factory=Fingerprint)
     min_pass_rate: float | None = None
     limited: bool = False
     duration_s: float = 0.0
     reasons: Mapping[str, str] = field(default_factory=dict)
+    skipped: int = 0
+    xfailed: int = 0
+
+    def __post_init__(self) -> None:
+        if any(not isinstance(o, Outcome) for o in self.outcomes.values()):
+            object.__setattr__(self, "outcomes", {k: Outcome.parse(v) for k, v in self.outcomes.items()})
+        if not isinstance(self.fingerprint, Fingerprint):
+            object.__setattr__(self, "fingerprint", Fingerprint.from_json(self.fingerprint))
+
+    @classmethod
+    def from_outcomes(cls, name: str, outcomes: Mapping[str, Outcome | str], **kw: Any) -> "SuiteResult":
+        """A suite whose counts are those of ``outcomes``."""
+        parsed = {k: Outcome.parse(v) for k, v in sorted(outcomes.items())}
+        counts = Counter(parsed.values())
+        return cls(
+            name=name,
+            n=sum(counts[o] for o in Outcome if o.counted),
+            passed=counts[Outcome.PASS],
+            failed=counts[Outcome.MISS],
+            errors=counts[Outcome.ERROR],
+            skipped=counts[Outcome.SKIPPED],
+            xfailed=counts[Outcome.XFAILED],
+            outcomes=parsed,
+            **kw,
+        )
 
     @property
     def pass_rate(self) -> float:
@@ -126,9 +152,74 @@ class SuiteResult:
     def under_min(self) -> bool:
         return self.min_pass_rate is not None and self.n > 0 and self.pass_rate < self.min_pass_rate - 1e-12
 
+    def passes(self) -> dict[str, bool]:
+        """Each counted case: passed or not (what the paired test compares); an error is not a pass."""
+        return {k: o is Outcome.PASS for k, o in self.outcomes.items() if o.counted}
+
+    # ------------------------------------------------------------ results.json
+
+    def to_json(self, confidence: float = 0.95, *, cases: bool = True) -> dict[str, Any]:
+        """The suite as ``results.json`` holds it; ``cases=False`` for a marker group."""
+        low, high = self.interval(confidence)
+        data: dict[str, Any] = {
+            "n": self.n,
+            "passed": self.passed,
+            "failed": self.failed,
+            "errors": self.errors,
+            "skipped": self.skipped,
+            "xfailed": self.xfailed,
+            "pass_rate": self.pass_rate,
+            "ci": [low, high],
+            "metrics": dict(self.metrics),
+        }
+        if not cases:
+            return data
+        data.update(
+            min_pass_rate=self.min_pass_rate,
+            under_min=self.under_min,
+            fingerprint=self.fingerprint.to_json(),
+            limited=self.limited,
+            duration_s=self.duration_s,
+            cases={k: o.value for k, o in self.outcomes.items() if o.counted},
+            not_counted={k: o.value for k, o in self.outcomes.items() if not o.counted},
+        )
+        return data
+
+    @classmethod
+    def from_json(cls, name: str, data: Any) -> "SuiteResult":
+        """A suite read back from ``results.json``; raises ``ValueError`` saying what is wrong.
+
+        ``cases`` may hold outcome strings or a baseline's 1 / 0; counts are recomputed from
+        the cases."""
+        cases = data.get("cases") if isinstance(data, Mapping) else None
+        if not isinstance(cases, Mapping):
+            raise ValueError("has no per-case outcomes")
+        outcomes: dict[str, Outcome] = {}
+        for key, value in cases.items():
+            if value in (0, 1) and not isinstance(value, (bool, float)):
+                outcomes[str(key)] = Outcome.from_bit(value)
+            elif value in ("pass", "fail", "error"):
+                outcomes[str(key)] = Outcome(value)
+            else:
+                raise ValueError(f"has an unknown outcome {value!r} for case {key!r}")
+        extra = data.get("not_counted")
+        for key, value in (extra.items() if isinstance(extra, Mapping) else ()):
+            if value in ("skipped", "xfailed"):
+                outcomes[str(key)] = Outcome(value)
+        metrics = data.get("metrics")
+        min_rate = data.get("min_pass_rate")
+        return cls.from_outcomes(
+            name,
+            outcomes,
+            metrics=dict(metrics) if isinstance(metrics, Mapping) else {},
+            fingerprint=Fingerprint.from_json(data.get("fingerprint") if isinstance(data.get("fingerprint"), Mapping) else None),
+            min_pass_rate=float(min_rate) if isinstance(min_rate, (int, float)) and not isinstance(min_rate, bool) else None,
+            limited=bool(data.get("limited")),
+        )
+
 
 def merge_case_records(records: Sequence[CaseRecord]) -> dict[tuple[str, str], CaseRecord]:
-    """One record per (suite, case id): the worst outcome wins (error > fail > pass).
+    """One record per (suite, case id): the worst outcome wins (error > miss > skipped > pass).
 
     A case can report more than once (an error in teardown after a pass in the call); it
     counts once, as its worst phase.
@@ -137,41 +228,30 @@ def merge_case_records(records: Sequence[CaseRecord]) -> dict[tuple[str, str], C
     for record in records:
         key = (record.suite, record.case_id)
         old = merged.get(key)
-        if old is None or _OUTCOME_RANK.get(record.outcome, 2) >= _OUTCOME_RANK.get(old.outcome, 2):
+        if old is None or record.outcome.rank >= old.outcome.rank:
             if old is not None and old.scores and not record.scores:
-                record = _with_scores(record, old.scores)
+                record = replace(record, scores=dict(old.scores))
             merged[key] = record
     return merged
 
 
-def _with_scores(record: CaseRecord, scores: Mapping[str, float]) -> CaseRecord:
-    return replace(record, scores=dict(scores))
-
-
 def _summarize(name: str, records: Sequence[CaseRecord], default_min: float | None) -> SuiteResult:
-    outcomes: dict[str, str] = {}
+    outcomes: dict[str, Outcome] = {}
     reasons: dict[str, str] = {}
     metric_values: dict[str, list[float]] = {}
     for r in records:
         key = r.case_id if r.suite == name else f"{r.suite}::{r.case_id}"
-        outcomes[key] = r.outcome if r.outcome in _OUTCOME_RANK else "error"
-        if r.outcome != "pass" and r.reason:
+        outcomes[key] = r.outcome
+        if r.outcome is not Outcome.PASS and r.reason:
             reasons[key] = r.reason
         for metric, value in r.scores.items():
             metric_values.setdefault(metric, []).append(float(value))
-    counts = {o: 0 for o in _OUTCOME_RANK}
-    for o in outcomes.values():
-        counts[o] += 1
     min_rate = next((r.min_pass_rate for r in records if r.min_pass_rate is not None), default_min)
-    fingerprint = next((dict(r.fingerprint) for r in records if r.fingerprint), {})
-    return SuiteResult(
-        name=name,
-        n=len(outcomes),
-        passed=counts["pass"],
-        failed=counts["fail"],
-        errors=counts["error"],
-        outcomes=dict(sorted(outcomes.items())),
-        metrics={m: mean(v) for m, v in sorted(metric_values.items())},  # type: ignore[misc]
+    fingerprint = next((r.fingerprint for r in records if r.fingerprint), Fingerprint())
+    return SuiteResult.from_outcomes(
+        name,
+        outcomes,
+        metrics={m: mean(v) for m, v in sorted(metric_values.items())},
         fingerprint=fingerprint,
         min_pass_rate=min_rate,
         limited=any(r.limited for r in records),
@@ -196,7 +276,7 @@ def aggregate_markers(records: Sequence[CaseRecord]) -> list[SuiteResult]:
             if marker in _PLUMBING_MARKERS or marker.startswith("llmeval"):
                 continue
             by_marker.setdefault(marker, []).append(record)
-    return [replace(_summarize(m, by_marker[m], None), fingerprint={}) for m in sorted(by_marker)]
+    return [replace(_summarize(m, by_marker[m], None), fingerprint=Fingerprint()) for m in sorted(by_marker)]
 
 
 @dataclass(frozen=True)
