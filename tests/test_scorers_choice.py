@@ -39,3 +39,22 @@ def test_prediction_is_the_first_maximum(lls: list[float]) -> None:
     best = lls.index(max(lls))  # ties go to the first choice, as in lm-evaluation-harness
     assert r.pred == best
     le.assert_choice(r, best)
+
+
+def test_answer_as_a_numpy_integer() -> None:
+    import numpy as np
+
+    r = ranked([-2.0, -1.0])
+    assert le.assert_choice(r, np.int64(1)) == 1.0
+    with pytest.raises(le.EvalFailure, match="model chose 1"):
+        le.assert_choice(r, np.int32(0))
+
+
+@pytest.mark.parametrize("answer", ["\u00b2", "9" * 5000, "-1", "\u0663"])
+def test_an_answer_that_is_no_choice_is_a_value_error_naming_it(answer: str) -> None:
+    with pytest.raises(ValueError, match="is not one of the choices"):
+        le.assert_choice(ranked([-1.0, -2.0, -3.0]), answer)
+
+
+def test_a_digit_string_in_another_script_is_an_index() -> None:
+    assert le.assert_choice(ranked([-3.0, -2.0, -1.0]), "\u0662") == 1.0  # Arabic-Indic two

@@ -210,3 +210,148 @@ def test_max_chars_agrees_with_len(text: str, n: int) -> None:
     else:
         with pytest.raises(EvalFailure):
             assert_max_chars(text, n)
+
+
+# -- assert_regex under a time limit, with re's meaning
+
+
+def test_catastrophic_pattern_is_an_error_naming_the_pattern_and_the_fix() -> None:
+    with pytest.raises(TimeoutError) as info:
+        assert_regex("a" * 60 + "!", r"^(a|aa)+$", timeout=0.05)
+    message = str(info.value)
+    assert not isinstance(info.value, AssertionError)
+    assert "'^(a|aa)+$'" in message and "timeout=0.05 s" in message
+    assert "simplify the pattern" in message and "timeout=10" in message
+    with pytest.raises(TimeoutError):
+        assert_regex("a" * 60 + "!", re.compile(r"(a|aa)+$"), fullmatch=True, timeout=0.05)
+
+
+def test_nested_repeat_from_the_report_is_a_prompt_miss() -> None:
+    err = fails(assert_regex, "a" * 28 + "!", r"^(a+)+$")  # re needs 2**28 steps; regex's engine sees through it
+    assert "no match" in err.reason
+
+
+def test_timeout_argument() -> None:
+    assert assert_regex("abc", "b", timeout=None) == 1.0
+    assert assert_regex("abc", "b", timeout=3) == 1.0
+    with pytest.raises(ValueError, match="positive number of seconds"):
+        assert_regex("abc", "b", timeout=0)
+    with pytest.raises(ValueError, match="positive number of seconds"):
+        assert_regex("abc", "b", timeout=float("inf"))
+    with pytest.raises(TypeError, match="number of seconds or None"):
+        assert_regex("abc", "b", timeout="1")  # type: ignore[arg-type]
+
+
+def test_re_flags_keep_their_meaning() -> None:
+    assert assert_regex("caf\u00e9", r"^\w+$") == 1.0
+    fails(assert_regex, "caf\u00e9", r"^\w+$", flags=re.ASCII)  # re.ASCII is 256, regex's VERSION1
+    fails(assert_regex, "caf\u00e9", re.compile(r"^\w+$", re.ASCII))
+    assert assert_regex("a\nb", r"^b$", flags=re.MULTILINE) == 1.0
+    assert assert_regex("a\nb", r"a.b", flags=re.DOTALL) == 1.0
+    assert assert_regex("AB", r" a  b # comment", flags=re.VERBOSE | re.IGNORECASE) == 1.0
+    with pytest.raises(TypeError, match="flags must be re flags"):
+        assert_regex("x", "x", flags="i")  # type: ignore[arg-type]
+
+
+def test_word_digit_and_space_classes_mean_what_they_mean_in_re() -> None:
+    # the regex module follows Unicode's definitions; re follows str.isalnum/isdecimal/isspace
+    fails(assert_regex, "e\u0301", r"^\w+$")  # a combining accent is no word character in re
+    assert assert_regex("x\u00b2", r"^\w+$") == 1.0  # a superscript two is one
+    assert assert_regex("a\x1cb", r"a\sb") == 1.0  # so is the file separator a space
+    assert assert_regex("e\u0301", r"e\b") == 1.0  # so a word ends before it
+    assert assert_regex("x\u00b2", r"[\w]{2}", fullmatch=True) == 1.0
+    assert assert_regex("e\u0301", r"^[^\W]\W$") == 1.0
+    verbose = "\\w+ \\#\\# # a comment with [ and \\w\n \\w$"
+    assert assert_regex("caf\u00e9##\u00b2", verbose, flags=re.VERBOSE) == 1.0
+    fails(assert_regex, "caf\u00e9##e\u0301", verbose, flags=re.VERBOSE)
+
+
+def test_re_syntax_is_checked_by_re() -> None:
+    for pattern in (r"\p{L}", r"(?<=a|bc)x", r"\K", "a{99999999999}", "(" * 2000 + ")" * 2000):
+        with pytest.raises(ValueError, match="invalid regular expression"):
+            assert_regex("x", pattern)
+
+
+def test_a_pattern_too_nested_to_bound_is_a_value_error() -> None:
+    nested = "(?:" * 300 + "a" + ")" * 300  # re compiles it; regex's compiler runs out of stack
+    with pytest.raises(ValueError, match="cannot match .* under a time limit"):
+        assert_regex("a", nested)
+
+
+def test_a_regex_module_pattern_is_used_as_given() -> None:
+    import regex
+
+    assert assert_regex("\u00e9t\u00e9", regex.compile(r"^\p{L}+$")) == 1.0
+    with pytest.raises(ValueError, match="compiled pattern"):
+        assert_regex("x", regex.compile("x"), flags=re.I)
+
+
+# where re and the regex module disagree unless the classes are spelled out: combining marks,
+# superscripts, connector punctuation, newer digits, control separators; and case-folding specials
+_HARD_TEXT = "ab AB1_\n\u00e9e\u0301\u00b2\u093f\u203f\u0663\U00010d40\x1c\u00a0\u212a\u017f\u0130#["
+_ATOMS = st.sampled_from(
+    ["a", "b", "A", ".", " ", "_", "\u00e9", "#", "\n", r"\[", "\u0301"]
+    + [r"\d", r"\D", r"\w", r"\W", r"\s", r"\S", r"\b", r"\B", "^", "$", r"\A", r"\Z"]
+    + ["[ab]", "[^a]", "[a-z]", r"[\w]", r"[^\W\d]", r"[\s,]", r"[\b]", r"[]a]", r"[\D\S]", "[#]"]
+)
+_QUANTIFIERS = st.sampled_from(["", "", "*", "+", "?", "{1,2}", "*?", "+?", "{2}"])
+
+
+def _pattern(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.tuples(children, children).map("".join),
+        st.tuples(children, children).map(lambda p: f"(?:{p[0]}|{p[1]})"),
+        st.tuples(children, _QUANTIFIERS).map(lambda p: f"({p[0]}){p[1]}"),
+    )
+
+
+patterns = st.recursive(st.tuples(_ATOMS, _QUANTIFIERS).map("".join), _pattern, max_leaves=6)
+flag_sets = st.sampled_from(
+    [0, re.IGNORECASE, re.MULTILINE, re.DOTALL, re.ASCII, re.VERBOSE, re.IGNORECASE | re.ASCII, re.VERBOSE | re.IGNORECASE]
+)
+
+
+@given(patterns, st.text(alphabet=_HARD_TEXT, max_size=12), flag_sets, st.booleans())
+def test_assert_regex_agrees_with_re(pattern: str, text: str, flags: int, full: bool) -> None:
+    try:
+        compiled = re.compile(pattern, flags)
+    except re.error:
+        with pytest.raises(ValueError, match="invalid regular expression"):
+            assert_regex(text, pattern, flags=flags)
+        return
+    expected = (compiled.fullmatch(text.strip()) if full else compiled.search(text)) is not None
+    try:
+        got = assert_regex(text, pattern, flags=flags, fullmatch=full) == 1.0
+    except EvalFailure:
+        got = False
+    assert got == expected
+
+
+# -- inputs that must be judged, not crash
+
+
+_SCORERS = [
+    (assert_exact, ("x",)),
+    (assert_contains, ("x",)),
+    (assert_not_contains, ("x",)),
+    (assert_regex, ("x",)),
+    (assert_one_of, (["x"],)),
+    (assert_max_words, (3,)),
+    (assert_max_chars, (3,)),
+]
+
+
+@pytest.mark.parametrize(("fn", "args"), _SCORERS, ids=lambda v: getattr(v, "__name__", ""))
+@pytest.mark.parametrize("text", [None, 4, b"x", ["x"]], ids=repr)
+def test_non_text_is_a_type_error_naming_the_scorer(fn, args, text) -> None:
+    with pytest.raises(TypeError, match=f"{fn.__name__}\\(\\) needs .* as a str"):
+        fn(text, *args)
+
+
+@pytest.mark.parametrize(("fn", "args"), _SCORERS, ids=lambda v: getattr(v, "__name__", ""))
+@pytest.mark.parametrize("text", ["\ud800 lone surrogate", "nul\x00byte", "{" * 100_000, " " * 1_000_000], ids=["surrogate", "nul", "braces", "spaces"])
+def test_odd_or_huge_text_is_judged(fn, args, text) -> None:
+    try:
+        assert fn(text, *args) == 1.0
+    except EvalFailure as err:
+        assert err.reason and "\n" not in err.reason and len(str(err)) < 1000

@@ -3,7 +3,9 @@
 Each returns a float score on success (1.0, or the graded value such as a similarity);
 ``assert_json`` returns the parsed value instead. A bad argument from the test author
 (a wrong type, a negative limit, an invalid regex or schema) raises ``TypeError`` or
-``ValueError``: that is a broken test, not a model miss.
+``ValueError``, and a regular expression that runs past its time limit raises ``TimeoutError``:
+that is a broken test, not a model miss. Whatever the model wrote is judged: a wrong, empty,
+huge or deeply nested answer is an ``EvalFailure``, never a crash.
 """
 
 from __future__ import annotations

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from pytest_llmeval.scoring.failures import EvalFailure
+import numbers
+
 from pytest_llmeval.models.outputs import Ranked
+from pytest_llmeval.scoring.failures import EvalFailure
 
 __all__ = ["assert_choice"]
 
@@ -13,11 +15,12 @@ _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 def _answer_index(ranked: Ranked, answer: object, scorer: str) -> int:
     """``answer`` as a choice index: an index, a choice's text, or when it is neither a choice's
     text, a digit string ("2") or a letter ("C", MMLU style)."""
-    if isinstance(answer, bool) or not isinstance(answer, (int, str)):
+    if isinstance(answer, bool) or not isinstance(answer, (numbers.Integral, str)):
         raise TypeError(
             f"{scorer}() answer must be a choice index (int) or a choice's text (str), got {type(answer).__name__}"
         )
-    if isinstance(answer, int):
+    if isinstance(answer, numbers.Integral):  # int, numpy integers
+        answer = int(answer)
         if not 0 <= answer < len(ranked.choices):
             raise ValueError(
                 f"{scorer}() answer index {answer} is out of range for {len(ranked.choices)} choices; "
@@ -28,7 +31,7 @@ def _answer_index(ranked: Ranked, answer: object, scorer: str) -> int:
     for i, choice in enumerate(ranked.choices):
         if choice.strip() == wanted:
             return i
-    if wanted.isdigit() and int(wanted) < len(ranked.choices):
+    if wanted.isdecimal() and len(wanted) <= 6 and int(wanted) < len(ranked.choices):
         return int(wanted)
     if len(wanted) == 1 and wanted.upper() in _LETTERS[: len(ranked.choices)]:
         return _LETTERS.index(wanted.upper())

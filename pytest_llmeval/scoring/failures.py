@@ -38,6 +38,11 @@ class EvalFailure(AssertionError):
 
 
 def _short(value: Any, limit: int = 300) -> str:
-    text = value if isinstance(value, str) else repr(value)
-    text = repr(text) if isinstance(value, str) else text
+    if isinstance(value, str):
+        text = repr(value[: limit + 1])  # a prefix: a 10 MB completion need not be copied whole
+    else:
+        try:
+            text = repr(value)
+        except Exception as exc:  # an int past the int-to-str limit, a nest too deep for repr
+            text = f"<{type(value).__name__} that cannot be shown: {type(exc).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."

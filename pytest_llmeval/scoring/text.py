@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Callable, Iterable, Union
 
+from pytest_llmeval.scoring.bounded_regex import DEFAULT_TIMEOUT, check_timeout, compile_bounded
 from pytest_llmeval.scoring.failures import EvalFailure
 from pytest_llmeval.scoring.normalize import collapse_whitespace, normalize as _normalize, strip_articles, strip_punctuation
 
@@ -233,31 +234,30 @@ def assert_not_contains(text: str, needles: str | Iterable[str], *, ignore_case:
 # -- regular expressions
 
 
-def assert_regex(text: str, pattern: str | re.Pattern[str], *, flags: int = 0, fullmatch: bool = False) -> float:
+def assert_regex(
+    text: str,
+    pattern: str | re.Pattern[str],
+    *,
+    flags: int = 0,
+    fullmatch: bool = False,
+    timeout: float | None = DEFAULT_TIMEOUT,
+) -> float:
     """Pass when ``pattern`` is found in ``text`` (``re.search``), or with ``fullmatch=True``
-    when it matches the whole text with surrounding whitespace removed."""
+    when it matches the whole text with surrounding whitespace removed.
+
+    The pattern has ``re`` syntax and meaning; the match stops after ``timeout`` seconds
+    (``None``: no limit) with a ``TimeoutError``, an error of the test rather than a miss.
+    """
     scorer = "assert_regex"
     t = check_text(text, scorer)
-    if isinstance(pattern, re.Pattern):
-        if flags:
-            raise ValueError(f"{scorer}() cannot add flags to a compiled pattern; put them in re.compile()")
-        if not isinstance(pattern.pattern, str):
-            raise TypeError(f"{scorer}() needs a str pattern, got a bytes pattern")
-        compiled = pattern
-    elif isinstance(pattern, str):
-        try:
-            compiled = re.compile(pattern, flags)
-        except re.error as exc:
-            raise ValueError(f"{scorer}() got an invalid regular expression {pattern!r}: {exc}; fix the pattern") from None
-    else:
-        raise TypeError(f"{scorer}() needs the pattern as a str or re.Pattern, got {type(pattern).__name__}")
-    ok = compiled.fullmatch(t.strip()) if fullmatch else compiled.search(t)
-    if ok:
+    bounded = compile_bounded(pattern, flags, scorer)
+    limit = check_timeout(timeout, scorer)
+    if bounded.matches(t.strip() if fullmatch else t, limit, scorer=scorer, keyword="timeout", full=fullmatch):
         return 1.0
     how = "does not fully match" if fullmatch else "has no match for"
     raise EvalFailure(
-        f"text {how} the pattern {compiled.pattern!r}",
-        expected=f"/{compiled.pattern}/",
+        f"text {how} the pattern {bounded.source!r}",
+        expected=f"/{bounded.source}/",
         actual=t,
         scorer=scorer,
     )
