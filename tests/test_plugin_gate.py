@@ -239,3 +239,18 @@ def test_compare_two_runs(project: pytest.Pytester):
 
     assert main(["compare", str(project.path / "before"), str(project.path / "after")]) == 1
     assert main(["compare", str(project.path / "after"), str(project.path / "before")]) == 0
+
+
+def test_suite_ids_do_not_move_with_the_rootdir(project: pytest.Pytester):
+    """--rootdir (or an argument that moves it) renames no suite: ids are relative to the ini file."""
+    sub = project.mkdir("sub")
+    (project.path / "test_evals.py").rename(sub / "test_evals.py")
+    (project.path / "broken.txt").rename(sub / "broken.txt")
+    result = project.runpytest("sub", "--llmeval-update-baseline")
+    assert result.ret == 0
+    assert list(baseline_of(project)["suites"]) == ["sub/test_evals.py::test_answers"]
+    result = project.runpytest("sub", f"--rootdir={sub}")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["sub/test_evals.py::test_answers *UNCHANGED*"])
+    result.stdout.no_fnmatch_line("*no longer exist*")
+    result.stdout.no_fnmatch_line("*NEW*")

@@ -118,3 +118,27 @@ def test_lf_reruns_the_misses(project: pytest.Pytester) -> None:
     result = project.runpytest("--lf")
     assert result.parseoutcomes()["missed"] == 3 and "passed" not in result.parseoutcomes()
     assert sorted(outcomes(project)) == ["c1", "c3", "c5"]
+
+
+def test_prompts_cut_to_fit_the_context_are_counted_once_per_suite(pytester: pytest.Pytester, tiny_model_dir: Path) -> None:
+    pytester.makeini(
+        f"[pytest]\nllmeval_model = {tiny_model_dir}\nllmeval_history = off\nllmeval_output = out\n"
+        "llmeval_max_new_tokens = 2\nllmeval_max_length = 12\n"
+    )
+    pytester.makepyfile(
+        """
+        import pytest_llmeval as le
+
+        CASES = [{"id": "long1", "q": "word " * 40}, {"id": "long2", "q": "word " * 30}, {"id": "short", "q": "hi"}]
+
+        @le.cases(CASES, prompt="{q}")
+        def test_gen(case, completion):
+            assert (completion.truncated > 0) == case.id.startswith("long")
+        """
+    )
+    result = pytester.runpytest()
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*test_*.py::test_gen: 2 prompts longer than the model's context, cut from the left (by up to * tokens)*"])
+    assert len([line for line in result.stdout.lines if "longer than the model's context" in line]) == 1
+    rows = [json.loads(line) for line in (pytester.path / "out" / "samples.jsonl").read_text().splitlines()]
+    assert {row["id"] for row in rows} == {"long1", "long2", "short"}

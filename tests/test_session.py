@@ -170,7 +170,8 @@ def test_lifecycle_record_unchanged_regress_update(project: Path):
 
 def test_suite_new_to_an_existing_baseline_fails_with_the_command(project: Path):
     run(project, records(MATH, 5), update_baseline=True)
-    report, text = run(project, records(MATH, 5) + records(QA, 5), invocation=("-n", "2", "evals", "--llmeval-model", "m.gguf"))
+    invocation = ("-n", "2", "evals", "--llmeval-model", "m.gguf")
+    report, text = run(project, records(MATH, 5) + records(QA, 5), invocation=invocation, value_flags=frozenset({"--llmeval-model"}))
     assert report.gate_failed
     assert report.failures == (f"{QA}: NEW, not in the baseline",)
     assert f"record with: pytest -n 2 --llmeval-model m.gguf {QA} --llmeval-update-baseline" in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -20,7 +21,7 @@ from pytest_llmeval.datasets.suite import (
     request_for,
 )
 from pytest_llmeval.models.outputs import Completion, Ranked
-from pytest_llmeval.plugin.options import OPTIONS, Values, read_options, setting_of, settings_from, space_form_paths
+from pytest_llmeval.plugin.options import OPTIONS, VALUE_FLAGS, Values, read_options, setting_of, settings_from, space_form_paths
 from pytest_llmeval.plugin.progress import TerminalProgress
 from pytest_llmeval.results.records import CaseRecord
 from pytest_llmeval.results.gate import GateOptions, RunStatus
@@ -28,6 +29,19 @@ from pytest_llmeval.settings import LLMSettings
 
 MARKER = "llmeval"
 CASE = pytest.StashKey[tuple[str, Any]]()
+
+
+def suite_root(config: pytest.Config) -> Path:
+    """What suite ids are relative to: the ini file's folder (else the rootdir), so that
+    ``--rootdir`` or an argument that moves the rootdir does not rename every suite."""
+    return config.inipath.parent if config.inipath is not None else config.rootpath
+
+
+def suite_id(config: pytest.Config, path: Path, nodeid: str) -> str:
+    """A suite's id: its file relative to :func:`suite_root`, then the test's name (no case id)."""
+    rel = Path(os.path.relpath(path, suite_root(config))).as_posix()
+    name = nodeid.split("::", 1)[1] if "::" in nodeid else nodeid
+    return f"{rel}::{name.split('[', 1)[0]}"
 
 
 def eval_item(item: pytest.Item) -> tuple[str, Any] | None:
@@ -38,8 +52,7 @@ def eval_item(item: pytest.Item) -> tuple[str, Any] | None:
     callspec = getattr(item, "callspec", None)
     if callspec is None or item.get_closest_marker(MARKER) is None or "case" not in callspec.params:
         return None
-    suite = item.nodeid.split("[", 1)[0]
-    found = (suite, callspec.params["case"])
+    found = (suite_id(item.config, item.path, item.nodeid), callspec.params["case"])
     item.stash[CASE] = found
     return found
 
@@ -113,7 +126,7 @@ class LLMEvalState:
     # collection --------------------------------------------------------------
 
     def plan(self, metafunc: pytest.Metafunc, spec: CaseSpec) -> SuitePlan:
-        suite = metafunc.definition.nodeid
+        suite = suite_id(self.config, metafunc.definition.path, metafunc.definition.nodeid)
         plan = plan_suite(spec, base_dir=metafunc.definition.path.parent, limit=self.run.limit)
         kind = "generate" if "completion" in metafunc.fixturenames else "rank" if "ranked" in metafunc.fixturenames else None
         if kind is not None:
@@ -208,6 +221,7 @@ class LLMEvalState:
             limited=bool(plan.limited) if plan else False,
             duration_s=duration,
             suite_size=len(plan.cases) if plan else None,
+            truncated=getattr(result, "truncated", 0) or 0,
         )
         if outcome != "error":  # an errored item may be rerun (pytest-rerunfailures): keep its output
             self.scheduler.discard(item.nodeid)
@@ -288,7 +302,7 @@ def run_options(config: pytest.Config, options: Values) -> GateOptions:
         narrowed.append("a node id with a case id")
     tolerance, alpha = options["tolerance"], options["alpha"]
     return GateOptions(
-        rootdir=config.rootpath,
+        rootdir=suite_root(config),
         baseline=options.path("baseline"),
         update_baseline=bool(options["update-baseline"]),
         force=bool(options["force"]),
@@ -301,6 +315,7 @@ def run_options(config: pytest.Config, options: Values) -> GateOptions:
         limit=limit,
         narrowed_by=tuple(narrowed),
         invocation=tuple(config.invocation_params.args),
+        value_flags=VALUE_FLAGS,
     )
 
 

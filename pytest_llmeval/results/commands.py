@@ -5,33 +5,35 @@ from __future__ import annotations
 import os
 import shlex
 from pathlib import Path
-from typing import Sequence
+from typing import Collection, Sequence
 
 UPDATE_FLAG = "--llmeval-update-baseline"
 
 # options that narrow what runs: dropped from a suggested recording command
 _NARROWING_VALUE = {"-k", "-m", "--llmeval-limit", "--deselect", "--maxfail"}
 _NARROWING_FLAG = {UPDATE_FLAG, "--llmeval-force", "--lf", "--last-failed", "--sw", "--stepwise", "-x", "--exitfirst"}
-# options known to take their value as the next argument
+# pytest's (and common plugins') options known to take their value as the next argument
 _VALUE_OPTIONS = {
     "-k", "-m", "-p", "-c", "-o", "-n", "-W", "-r", "--rootdir", "--confcutdir", "--basetemp",
     "--deselect", "--ignore", "--ignore-glob", "--junitxml", "--junit-xml", "--maxfail", "--dist",
     "--numprocesses", "--tb", "--durations", "--override-ini", "--config-file", "--log-level",
     "--capture", "--import-mode", "--color", "--junit-prefix", "--cov", "--timeout",
 }  # fmt: skip
-_LLMEVAL_FLAGS = {UPDATE_FLAG, "--llmeval-force", "--llmeval-strict", "--llmeval-do-sample", "--llmeval-trust-remote-code"}
 
 
-def record_command(invocation: Sequence[str], suites: Sequence[str] | None, *, rootdir: Path, cwd: Path) -> str:
+def record_command(
+    invocation: Sequence[str], suites: Sequence[str] | None, *, rootdir: Path, cwd: Path, value_flags: Collection[str] = ()
+) -> str:
     """The command that records ``suites`` (node ids, relative to ``rootdir``), or everything
-    ``invocation`` selected: the same options, without those that narrow the selection."""
+    ``invocation`` selected: the same options, without those that narrow the selection.
+    ``value_flags``: the plugin's options that take their value as the next argument."""
     args = list(invocation)
     out: list[str] = []
     i = 0
     while i < len(args):
         arg = args[i]
         opt = arg.split("=", 1)[0]
-        takes_value = "=" not in arg and (opt in _VALUE_OPTIONS or (opt.startswith("--llmeval-") and opt not in _LLMEVAL_FLAGS))
+        takes_value = "=" not in arg and (opt in _VALUE_OPTIONS or opt in value_flags)
         value = [args[i + 1]] if takes_value and i + 1 < len(args) else []
         i += 1 + len(value)
         if opt in _NARROWING_VALUE or opt in _NARROWING_FLAG or _short_narrowing(arg):

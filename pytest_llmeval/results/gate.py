@@ -45,6 +45,8 @@ class GateOptions:
     parameter): a baseline update refuses such a run unless forced."""
     invocation: tuple[str, ...] = ()
     """The command-line arguments, to print the exact command that records a baseline."""
+    value_flags: frozenset[str] = frozenset()
+    """The plugin's options that take a value as the next argument (to read ``invocation``)."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,20 @@ def suite_messages(suites: Sequence[SuiteResult], *, strict: bool) -> list[Messa
         if s.under_min:
             out.append(blocking(f"{s.name}: pass rate {s.pass_rate:.1%} is under min_pass_rate {s.min_pass_rate:.1%}"))
     return out
+
+
+def truncation_messages(records: Sequence[CaseRecord]) -> list[Message]:
+    """Suites whose prompts were cut to fit the model's context: once per suite, with the count."""
+    cut: dict[str, list[int]] = {}
+    for r in records:
+        if r.truncated > 0:
+            cut.setdefault(r.suite, []).append(r.truncated)
+    return [
+        Message("warning", f"{r_suite}: {plural(len(tokens), 'prompt')} longer than the model's context, cut from the left "
+                           f"(by up to {max(tokens)} tokens); the model did not see the whole prompt",
+                "shorten the prompts, or raise llmeval_max_length if the model allows")  # fmt: skip
+        for r_suite, tokens in sorted(cut.items())
+    ]
 
 
 # ---------------------------------------------------------------- the baseline

@@ -205,7 +205,8 @@ class CaseRecord:
     when the run was cut by ``--llmeval-limit``. ``suite_size`` is how many cases the suite
     has (every parametrization, before ``-k``/``-m``/``--deselect``, after
     ``--llmeval-limit``); ``None`` when unknown. It lets the gate see a suite that did not
-    finish every case (interrupted, ``-x``, deselected cases).
+    finish every case (interrupted, ``-x``, deselected cases). ``truncated`` is how many prompt
+    tokens were cut to fit the model's context.
     """
 
     suite: str
@@ -226,6 +227,8 @@ class CaseRecord:
     limited: bool = False
     duration_s: float = 0.0
     suite_size: int | None = None
+    truncated: int = 0
+    """Prompt tokens cut from the left to fit the model's context (0: none)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "outcome", Outcome.parse(self.outcome))

@@ -65,7 +65,9 @@ class EvalSession:
 
     def command(self, suites: Sequence[str] | None) -> str:
         """The exact command that records ``suites`` (node ids), or everything this run selected."""
-        return record_command(self.options.invocation, suites, rootdir=self.options.rootdir, cwd=self.cwd)
+        return record_command(
+            self.options.invocation, suites, rootdir=self.options.rootdir, cwd=self.cwd, value_flags=self.options.value_flags
+        )
 
     # ------------------------------------------------------------ finish
 
@@ -96,6 +98,7 @@ class EvalSession:
         stale = self._stale(baseline, suites, status) if baseline is not None else []
         messages += gate.stale_messages(stale, shown or "")
         messages += gate.run_messages(opts, suites, status, gaps)
+        messages += gate.truncation_messages(records)
 
         report = GateReport(
             suites=tuple(suites),
