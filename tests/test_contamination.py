@@ -248,3 +248,13 @@ def test_case_answer_and_message() -> None:
     text = finding.message("evals/test_math.py::test_add", "add-001")
     assert text.startswith("case add-001 of evals/test_math.py::test_add was seen in training: ")
     assert text.endswith("hold it out of the training data")
+
+
+def test_training_data_with_a_byte_order_mark_and_a_line_separator_is_read_as_written(tmp_path) -> None:
+    from pytest_llmeval.datasets.heldout import load_training_texts
+
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"text": "first\\u2028still the first"}\n{"text": "second"}\n', encoding="utf-8-sig")
+    texts = load_training_texts(data)
+    assert [t.text for t in texts] == ["first\u2028still the first", "second"]
+    assert [t.line for t in texts] == [1, 2]

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence
 
+from pytest_llmeval.datasets.casefiles import read_text, text_lines
 from pytest_llmeval.datasets.casetext import answer_texts
 
 __all__ = [
@@ -147,23 +148,16 @@ def load_training_texts(path: str | Path) -> list[TrainingText]:
             f"training data {p} does not exist; pass an existing JSONL or text file to --llmeval-train-data"
         )
     suffix = p.suffix.lower()
-    try:
-        raw = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{p}: not UTF-8 text ({exc.reason} at byte {exc.start}); re-encode the file as UTF-8") from None
+    raw = read_text(p, str(p), error=ValueError)  # UTF-8 with or without a byte-order mark
     if suffix == ".jsonl":
         return list(_read_jsonl(p, raw))
     if suffix == ".json":
         return list(_read_json(p, raw))
-    return [
-        TrainingText(line, str(p), i)
-        for i, line in enumerate(raw.splitlines(), start=1)
-        if line.strip()
-    ]
+    return [TrainingText(line, str(p), i) for i, line in text_lines(raw) if line.strip()]
 
 
 def _read_jsonl(path: Path, raw: str) -> Iterator[TrainingText]:
-    for lineno, line in enumerate(raw.splitlines(), start=1):
+    for lineno, line in text_lines(raw):
         if not line.strip():
             continue
         try:
