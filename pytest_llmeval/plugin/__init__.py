@@ -71,6 +71,16 @@ def pytest_pycollect_makemodule(module_path: Any, parent: Any) -> Any:
     return _EvalModule.from_parent(parent, path=module_path)
 
 
+def overlap_warning(suite: str, n: int, overlaps: dict[str, str]) -> LLMEvalOverlapWarning:
+    listing = "; ".join(f"{cid}: {why}" for cid, why in list(overlaps.items())[:5])
+    more = f" (and {len(overlaps) - 5} more)" if len(overlaps) > 5 else ""
+    return LLMEvalOverlapWarning(
+        f"{len(overlaps)} of {n} cases of {suite} appear in the training data, "
+        f"so they do not measure held-out skill: {listing}{more}. Remove them from the eval or the training set; "
+        f"they are marked {OVERLAP_MARKER} (deselect with -m 'not {OVERLAP_MARKER}')"
+    )
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker(MARKER)
     if marker is None:
@@ -89,16 +99,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if problem is not None:  # raised outside the except block: no chained traceback in the report
         pytest.fail(f"llmeval: {problem}", pytrace=False)
     if overlaps:
-        listing = "; ".join(f"{cid}: {why}" for cid, why in list(overlaps.items())[:5])
-        more = f" (and {len(overlaps) - 5} more)" if len(overlaps) > 5 else ""
-        warnings.warn(
-            LLMEvalOverlapWarning(
-                f"{len(overlaps)} of {len(plan.cases)} cases of {metafunc.definition.nodeid} appear in the training data, "
-                f"so they do not measure held-out skill: {listing}{more}. Remove them from the eval or the training set; "
-                f"they are marked {OVERLAP_MARKER} (deselect with -m 'not {OVERLAP_MARKER}')"
-            ),
-            stacklevel=1,
-        )
+        warnings.warn(overlap_warning(metafunc.definition.nodeid, len(plan.cases), overlaps), stacklevel=1)
     params = [
         pytest.param(c, id=c.id, marks=[getattr(pytest.mark, OVERLAP_MARKER)] if c.id in overlaps else [])
         for c in plan.cases
