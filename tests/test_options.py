@@ -64,8 +64,9 @@ def test_a_bad_boolean_in_the_ini_is_a_usage_error(pytester: pytest.Pytester) ->
     pytester.makeini("[pytest]\nllmeval_strict = maybe\n")
     pytester.makepyfile("def test_x():\n    pass\n")
     result = pytester.runpytest()
-    assert result.ret != pytest.ExitCode.OK
-    assert "Traceback" not in result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: llmeval: llmeval_strict (in tox.ini): expected true or false, got 'maybe'"])
+    assert "Traceback" not in result.stderr.str() and "INTERNALERROR" not in result.stdout.str()
 
 
 def test_value_flags_come_from_the_table() -> None:
@@ -123,3 +124,11 @@ def test_the_output_folder_never_moves_the_ini_file_on_a_second_run(pytester: py
     # the space form: now that out/ exists, pytest takes it for a test path and picks the other ini file
     result = pytester.runpytest("suites", "--llmeval-output", "out", "-W", "always")
     result.stdout.fnmatch_lines(["configfile: pyproject.toml", "*write '--llmeval-output=out'*"])
+
+
+def test_space_form_path_in_pytest_addopts_warns_too(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makepyfile("def test_x():\n    pass\n")
+    pytester.mkdir("out")
+    monkeypatch.setenv("PYTEST_ADDOPTS", "--llmeval-output out")
+    result = pytester.runpytest("-W", "always")
+    result.stdout.fnmatch_lines(["*pytest read the value of '--llmeval-output out' as a test path*"])

@@ -166,7 +166,7 @@ def add_options(parser: pytest.Parser) -> None:
     for o in OPTIONS:
         if o.kind == "flag":
             group.addoption(o.flag, action="store_true", default=None, dest=o.dest, help=o.help)
-            parser.addini(o.dest, o.help, type="bool", default=False)
+            parser.addini(o.dest, f"{o.help} (true/false)", default=None)  # parsed here: one message in any pytest
         elif o.kind == "append":
             group.addoption(o.flag, action="append", default=None, dest=o.dest, metavar="TEXT", help=o.help)
             parser.addini(o.dest, o.help, type="linelist", default=[])
@@ -207,8 +207,11 @@ def read_options(config: pytest.Config) -> Values:
             from_cli.add(o.name)
             where = o.flag
         else:
-            raw = config.getini(o.dest)
             where = f"{o.dest} (in {config.inipath.name if config.inipath else 'the ini file'})"
+            try:
+                raw = config.getini(o.dest)
+            except ValueError as exc:
+                raise pytest.UsageError(f"llmeval: {where}: {exc}") from None
         values[o.name] = _parse(o, raw, where)
     base = {o.name: config.invocation_params.dir if o.name in from_cli else ini_dir for o in OPTIONS}
     return Values(values, frozenset(from_cli), base)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import time
 from collections import Counter
 from pathlib import Path
@@ -265,7 +266,8 @@ class LLMEvalState:
     def warn_space_form_paths(self) -> None:
         """Warn about ``--llmeval-output DIR`` (space form) with an existing DIR: pytest took DIR
         as a test path when it chose the rootdir and ini file."""
-        for flag, value in space_form_paths(tuple(map(str, self.config.invocation_params.args)), self.config.invocation_params.dir):
+        args = (*shlex.split(os.environ.get("PYTEST_ADDOPTS", "")), *map(str, self.config.invocation_params.args))
+        for flag, value in space_form_paths(args, self.config.invocation_params.dir):
             ini = self.config.inipath
             self.config.issue_config_time_warning(
                 pytest.PytestConfigWarning(
