@@ -13,7 +13,7 @@ POOL = [{"id": f"t{i}", "question": f"What is {i} + 1?", "choices": [str(i + 1),
 CASES = [{"id": f"c{i}", "question": f"What is {i} + 2?", "choices": [str(i + 2), str(i + 3)], "answer": 0} for i in range(4)]
 
 
-def setup(pytester: pytest.Pytester, model: Path, chat: bool) -> None:
+def make_project(pytester: pytest.Pytester, model: Path, chat: bool) -> None:
     pytester.makeini(f"[pytest]\nllmeval_model = {model}\nllmeval_history = off\n")
     pytester.makefile(".jsonl", pool="".join(json.dumps(r) + "\n" for r in POOL))
     pytester.makefile(".jsonl", cases="".join(json.dumps(r) + "\n" for r in CASES))
@@ -37,7 +37,7 @@ def prompts(pytester: pytest.Pytester, *args: str) -> dict[str, str]:
 
 
 def test_fewshot_examples_depend_on_the_case_id_only(pytester: pytest.Pytester, tiny_model_dir: Path) -> None:
-    setup(pytester, tiny_model_dir, chat=False)
+    make_project(pytester, tiny_model_dir, chat=False)
     full = prompts(pytester)
     assert set(full) == {"c0", "c1", "c2", "c3"}
     for case_id, prompt in full.items():
@@ -51,7 +51,7 @@ def test_fewshot_examples_depend_on_the_case_id_only(pytester: pytest.Pytester, 
 
 
 def test_chat_fewshot_examples_are_earlier_turns(pytester: pytest.Pytester, tiny_model_dir: Path) -> None:
-    setup(pytester, tiny_model_dir, chat=True)
+    make_project(pytester, tiny_model_dir, chat=True)
     full = prompts(pytester)
     prompt = full["c1"]
     assert prompt.count("<|im_start|>user\n") == 3 and prompt.count("<|im_start|>assistant\n") == 3
