@@ -136,8 +136,25 @@ def test_gen(case, completion, llm, record_property):
     assert llm.generate(case["q"], chat=True, max_new_tokens=6) == completion
 """
 
+GEN_PROMPTS = ["What is " + "two plus " * (i % 4) + "two?" for i in range(6)]  # GEN_TEST's cases
+
+
+def _no_greedy_near_tie(model_dir: Path, prompts: list[str], max_new_tokens: int, chat: bool) -> None:
+    """Batched and single generation agree exactly on any CPU only if no greedy step is a near-tie."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rounding import assert_no_greedy_near_tie
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+    if chat:
+        prompts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False, add_generation_prompt=True) for p in prompts]
+    ids = [tok(p, add_special_tokens=not chat)["input_ids"] for p in dict.fromkeys(prompts)]
+    assert_no_greedy_near_tie(model, ids, max_new_tokens, tok.pad_token_id)
+
 
 def test_completions_are_batched_and_match_single_generate(pytester: pytest.Pytester, tiny_model_dir: Path) -> None:
+    _no_greedy_near_tie(tiny_model_dir, GEN_PROMPTS, 6, chat=True)
     make_ini(pytester, model=tiny_model_dir)
     pytester.makepyfile(GEN_TEST)
     result = pytester.runpytest("-v")
@@ -151,6 +168,7 @@ def test_greedy_output_does_not_depend_on_batch_size(tiny_model_dir: Path) -> No
     from pytest_llmeval.settings import GenerationSettings, LLMSettings
 
     prompts = [("What is " + "two plus " * (i % 5) + "two?") for i in range(11)]
+    _no_greedy_near_tie(tiny_model_dir, prompts, 8, chat=False)
     requests = [Request(kind="generate", text=p) for p in prompts]
     outputs = {}
     for bs in (1, 4, 11):
@@ -296,6 +314,7 @@ def test_score_records_graded_metrics_in_outputs(pytester: pytest.Pytester) -> N
 
 def test_xdist_workers_run_and_report_every_case_once(pytester: pytest.Pytester, tiny_model_dir: Path) -> None:
     pytest.importorskip("xdist")
+    _no_greedy_near_tie(tiny_model_dir, GEN_PROMPTS, 6, chat=True)  # a worker's batches depend on scheduling
     make_ini(pytester, model=tiny_model_dir)
     pytester.makepyfile(GEN_TEST)
     out = pytester.path / "out"
