@@ -279,8 +279,8 @@ def test_the_committed_example_baseline_reads_compares_unchanged_and_writes_back
 def test_fingerprint_fields_say_which_must_match_and_which_are_compared():
     from pytest_llmeval.results.records import COMPARED, MUST_MATCH
 
-    assert MUST_MATCH == ("prompt", "generation", "num_fewshot", "dataset")
-    assert COMPARED == ("model", "tokenizer", "chat_template", "dtype")
+    assert MUST_MATCH == ("prompt", "generation", "num_fewshot", "dataset", "chat")
+    assert COMPARED == ("model", "tokenizer", "chat_template", "dtype", "versions")
     stored = dict(FP, backend="hf", generation={"stop": ("\n",), "max_new_tokens": 8})
     fp = Fingerprint.from_json(stored)
     assert fp.extra == {"backend": "hf"} and fp.generation == {"stop": ["\n"], "max_new_tokens": 8}
@@ -288,6 +288,61 @@ def test_fingerprint_fields_say_which_must_match_and_which_are_compared():
     assert Fingerprint.from_json(fp.to_json()) == fp
     diff = fp.diff(Fingerprint.from_json(dict(stored, backend="other", dtype="bfloat16", num_fewshot=5)))
     assert diff.differing == ("num_fewshot",) and diff.compared_across == ("dtype",)  # unknown keys are not compared
+
+
+# ---------------------------------------------------------------- versions and chat, recorded since
+
+
+VERSIONS = {"pytest-llmeval": "0.1.0", "transformers": "4.57.0", "torch": "2.8.0", "tokenizers": "0.22.1"}
+
+
+def test_a_verdict_across_versions_says_which_changed():
+    base = suite("f.py::t", outcomes(40, set()), dict(FP, versions=VERSIONS))
+    now = dict(FP, versions=dict(VERSIONS, transformers="4.58.1", torch="2.9.0"))
+    c = compare_suite(suite("f.py::t", outcomes(40, set(range(10))), now), entry_for(base), tolerance=0.02, alpha=0.05)
+    assert c.verdict is Verdict.REGRESSED  # compared, not required to match
+    assert c.compared_across == ("versions",)
+    assert c.versions_changed == ("torch 2.8.0 -> 2.9.0", "transformers 4.57.0 -> 4.58.1")
+
+
+@pytest.mark.parametrize(
+    "before,after",
+    [
+        (None, VERSIONS),  # a baseline recorded before versions were
+        (VERSIONS, None),
+        ({"transformers": "4.57.0"}, VERSIONS),  # names only one side records
+        (VERSIONS, dict(VERSIONS)),
+        ("4.57.0", VERSIONS),  # not a mapping: nothing to compare name by name
+    ],
+)
+def test_versions_not_recorded_on_one_side_are_no_change(before, after):
+    base = suite("f.py::t", outcomes(5, set()), dict(FP, versions=before) if before is not None else FP)
+    now = dict(FP, versions=after) if after is not None else FP
+    c = compare_suite(suite("f.py::t", outcomes(5, set()), now), entry_for(base), tolerance=0.02, alpha=0.05)
+    assert (c.verdict, c.compared_across, c.versions_changed) == (Verdict.UNCHANGED, (), ())
+
+
+def test_chat_is_recorded_and_must_match_when_both_sides_say():
+    base = suite("f.py::t", {"a": "pass"}, dict(FP, chat=False))
+    c = compare_suite(suite("f.py::t", {"a": "pass"}, dict(FP, chat=True)), entry_for(base), tolerance=0.02, alpha=0.05)
+    assert c.verdict is Verdict.INCOMPARABLE and c.differing == ("chat",) and "chat: false -> true" in c.details
+    older = suite("f.py::t", {"a": "pass"}, FP)  # recorded before the fingerprint said
+    for chat in (True, False):
+        c = compare_suite(suite("f.py::t", {"a": "pass"}, dict(FP, chat=chat)), entry_for(older), tolerance=0.02, alpha=0.05)
+        assert c.verdict is Verdict.UNCHANGED and c.differing == ()
+
+
+def test_the_committed_example_baseline_compares_unchanged_with_what_a_run_now_records():
+    """A run now adds whether the chat template was applied and the versions: the committed
+    baseline, recorded before, still compares UNCHANGED and reports no change."""
+    loaded = parse_baseline(EXAMPLE.read_text(), EXAMPLE)
+    for name, entry in loaded.suites.items():
+        assert "versions" not in loaded.raw[name]["fingerprint"] and "chat" not in loaded.raw[name]["fingerprint"]
+        for chat in (True, False):
+            now = dict(loaded.raw[name]["fingerprint"], chat=chat, versions=VERSIONS)
+            run = SuiteResult.from_outcomes(name, {k: o.value for k, o in entry.outcomes.items()}, fingerprint=now)
+            c = compare_suite(run, entry, tolerance=0.02, alpha=0.05)
+            assert (c.verdict, c.differing, c.compared_across, c.versions_changed) == (Verdict.UNCHANGED, (), (), ())
 
 
 # ---------------------------------------------------------------- recording safely

@@ -119,6 +119,28 @@ def test_prompt_hash_changes_with_template_and_chat() -> None:
     assert base != prompt_hash(CaseSpec(source=[], prompt="{q}", chat=True))
 
 
+def test_chat_not_said_is_none_and_sends_what_chat_false_sends() -> None:
+    from pytest_llmeval.datasets.suite import request_for
+
+    unsaid, raw = CaseSpec(source=[], prompt="{q}"), CaseSpec(source=[], prompt="{q}", chat=False)
+    assert unsaid.chat is None
+    assert prompt_hash(unsaid) == prompt_hash(raw)  # so baselines recorded either way compare
+    assert unsaid.delimiter == raw.delimiter == " "
+    case = Case(id="c", fields={"q": "x", "a": "y"})
+    for kind in ("generate", "rank"):
+        spec = CaseSpec(source=[], prompt="{q}", choices="opts")
+        req = build_request(spec, Case(id="c", fields={"q": "x", "opts": ["a", "b"]}), kind)  # type: ignore[arg-type]
+        assert req.chat is False and req.target_delimiter == " "
+    pool = [{"id": f"e{i}", "q": f"q{i}", "a": f"a{i}"} for i in range(3)]
+    fewshot = dict(source=[{"id": "c", "q": "x", "a": "y"}], prompt="{q}", target="a", num_fewshot=2, fewshot_source=pool)
+    plans = [plan_suite(CaseSpec(**fewshot, chat=chat), None) for chat in (None, False)]  # type: ignore[arg-type]
+    unsaid_req, raw_req = (request_for(plan.spec, plan, case, "generate") for plan in plans)
+    assert unsaid_req == raw_req and unsaid_req.fewshot == () and unsaid_req.text.endswith("\n\nx")
+    check_spec(unsaid)
+    with pytest.raises(CaseError, match="chat= must be True or False"):
+        check_spec(CaseSpec(source=[], chat="yes"))  # type: ignore[arg-type]
+
+
 @given(st.lists(st.dictionaries(st.sampled_from("abc"), st.integers() | st.text(max_size=5)), max_size=6))
 def test_dataset_hash_ignores_order_and_sees_content(rows: list[dict]) -> None:
     cases = [Case(id=str(i), fields=r) for i, r in enumerate(rows)]

@@ -78,3 +78,40 @@ def test_what_force_can_and_cannot_override(
     assert refused == (corrupt or interrupted or (not force and (narrowed or errors or short or stopped)))
     if refused:
         assert sum(m.blocks for m in messages) == 1 and messages[0].hint  # one gate line, one note with the fix
+
+
+def test_a_regression_across_versions_names_the_upgrade():
+    from pytest_llmeval.results.baseline import compare_suite
+    from pytest_llmeval.results.gate import verdict_messages
+
+    def suite(failing: int, transformers: str):
+        fp = {"prompt": "sha256:p", "versions": {"torch": "2.8.0", "transformers": transformers}}
+        records = [CaseRecord("f.py::t", f"c{i:02d}", "fail" if i < failing else "pass", fingerprint=fp) for i in range(40)]
+        (s,) = aggregate_suites(records)
+        return s
+
+    before, after = suite(0, "4.57.0"), suite(12, "4.58.1")
+    c = compare_suite(after, before, tolerance=0.02, alpha=0.05)
+    (line,) = [m.text for m in verdict_messages([after], {after.name: c}, "b.json", lambda s: "cmd") if m.blocks]
+    assert line.startswith("f.py::t: REGRESSED 100.0% -> 70.0%")
+    assert line.endswith("12 newly failing; versions changed since the baseline: transformers 4.57.0 -> 4.58.1)")
+    same = compare_suite(after, suite(0, "4.58.1"), tolerance=0.02, alpha=0.05)
+    (line,) = [m.text for m in verdict_messages([after], {after.name: same}, "b.json", lambda s: "cmd") if m.blocks]
+    assert "versions" not in line
+
+
+def test_the_chat_template_warning_comes_once_per_suite_that_did_not_say():
+    from pytest_llmeval.results.gate import chat_template_messages
+
+    records = [
+        CaseRecord("a.py::t", "1", "pass", unused_chat_template=True),
+        CaseRecord("a.py::t", "2", "fail", unused_chat_template=True),
+        CaseRecord("b.py::t", "1", "pass"),
+        CaseRecord("c.py::t", "1", "pass", unused_chat_template=True),
+    ]
+    messages = chat_template_messages(records)
+    assert [m.text.split(": ")[0] for m in messages] == ["a.py::t", "c.py::t"]
+    assert all(m.level == "warning" and not m.blocks for m in messages)
+    assert "chat=True" in messages[0].hint and "chat=False" in messages[0].hint
+    again = CaseRecord.from_json(records[0].to_json())
+    assert again.unused_chat_template and not CaseRecord.from_json(records[2].to_json()).unused_chat_template

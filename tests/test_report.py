@@ -177,3 +177,65 @@ def test_sample_json_completion_and_choices():
     mc = sample_json(CaseRecord("f.py::t", "b", "pass", choices=("x", "y"), loglikelihoods=(-1.0, -2.0)))
     assert mc["choices"] == ["x", "y"] and mc["loglikelihoods"] == [-1.0, -2.0] and "completion" not in mc
     assert mc["reason"] is None
+
+
+# ---------------------------------------------------------------- what a verdict cannot say
+
+
+def test_a_suite_too_small_for_the_tolerance_says_so_next_to_its_verdict():
+    base = make_suite("f.py::small", 20, range(2))
+    now = make_suite("f.py::small", 20, range(4))
+    c = compare_suite(now, recorded(base), tolerance=0.02, alpha=0.05)
+    report = GateReport(suites=(now,), comparisons={now.name: c}, tolerance=0.02, alpha=0.05)
+    row = text_of(report)[2]
+    assert row.endswith("UNCHANGED -10.0 pts (p=0.50; n=20 can only detect drops of 30+ pts at alpha 0.05)")
+    assert "n=20 can only detect" in report.markdown()
+    verdict = report.to_json()["suites"]["f.py::small"]["verdict"]
+    assert verdict["too_small"] is True and verdict["min_detectable_drop"] == pytest.approx(0.3)
+
+
+def test_a_large_enough_suite_and_a_regression_say_nothing_about_size():
+    base = make_suite("f.py::big", 400, range(40))
+    same = make_suite("f.py::big", 400, range(41))
+    worse = make_suite("f.py::big", 400, range(80))
+    for now, verdict in ((same, "UNCHANGED"), (worse, "REGRESSED")):
+        c = compare_suite(now, recorded(base), tolerance=0.02, alpha=0.05)
+        report = GateReport(suites=(now,), comparisons={now.name: c})
+        assert c.verdict.value == verdict and "detect" not in text_of(report)[2]
+    tiny = make_suite("f.py::t", 5, set())
+    c = compare_suite(tiny, recorded(tiny), tolerance=0.02, alpha=0.05)
+    row = text_of(GateReport(suites=(tiny,), comparisons={tiny.name: c}))[2]
+    assert row.endswith("(p=1.00; n=5 cannot detect any drop at alpha 0.05)")
+
+
+@pytest.mark.parametrize(
+    "n,tolerance,alpha,note",
+    [
+        (20, 0.02, 0.05, "n=20 can only detect drops of 30+ pts at alpha 0.05"),
+        (33, 0.02, 0.05, "n=33 can only detect drops of 18.1+ pts at alpha 0.05"),  # 6/33 = 18.18..., rounded down
+        (100, 0.02, 0.01, "n=100 can only detect drops of 8+ pts at alpha 0.01"),
+        (300, 0.02, 0.05, ""),
+        (20, 0.25, 0.05, ""),  # the smallest drop beyond 25 points 20 cases can show, 30, is detectable
+        (7, 0.02, 0.0, "n=7 cannot detect any drop at alpha 0"),
+    ],
+)
+def test_detection_note(n: int, tolerance: float, alpha: float, note: str):
+    from pytest_llmeval.results.report import detection_note
+
+    assert detection_note(n, tolerance, alpha) == note
+
+
+def test_a_verdict_across_versions_says_which_changed():
+    versions = {"pytest-llmeval": "0.1.0", "transformers": "4.57.0", "torch": "2.8.0"}
+    base = make_suite("f.py::t", 200, range(20), fingerprint={"prompt": "sha256:a", "versions": versions})
+    now = make_suite("f.py::t", 200, range(50), fingerprint={"prompt": "sha256:a", "versions": dict(versions, transformers="4.58.1")})
+    c = compare_suite(now, recorded(base), tolerance=0.02, alpha=0.05)
+    report = GateReport(suites=(now,), comparisons={now.name: c})
+    lines = text_of(report)
+    assert "  versions changed since the baseline: transformers 4.57.0 -> 4.58.1" in lines
+    assert not any("compared across a different" in line for line in lines)
+    assert report.to_json()["suites"]["f.py::t"]["verdict"]["versions_changed"] == ["transformers 4.57.0 -> 4.58.1"]
+    assert "- versions changed since the baseline: transformers 4.57.0 -> 4.58.1" in report.markdown()
+    unchanged = compare_suite(recorded(base), recorded(base), tolerance=0.02, alpha=0.05)
+    report = GateReport(suites=(base,), comparisons={base.name: unchanged})
+    assert not any("versions" in line for line in text_of(report))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
+from scipy.stats import binomtest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -14,7 +16,11 @@ from pytest_llmeval.results.stats import (
     aggregate_suites,
     binom_cdf_half,
     mcnemar_exact,
+    min_detectable_drop,
+    min_detectable_failures,
     paired_comparison,
+    smallest_drop_beyond,
+    too_small_to_detect,
     wilson_interval,
     z_for,
 )
@@ -204,3 +210,75 @@ def test_paired_direction_needs_both_size_and_significance():
     assert p.direction(0.20, 0.05) == 0  # within a generous tolerance
     assert p.direction(0.02, 1e-12) == 0  # not significant at a tiny alpha
     assert paired_comparison(after, before).direction(0.02, 0.05) == 1
+
+
+# ---------------------------------------------------------------- the smallest drop a suite can detect
+
+
+@functools.lru_cache(maxsize=None)
+def scipy_mcnemar(b: int, c: int) -> float:
+    """The exact McNemar p-value as scipy computes it: a two-sided binomial test on the discordant pairs."""
+    return 1.0 if b + c == 0 else binomtest(b, b + c, 0.5).pvalue
+
+
+@given(st.integers(0, 80), st.integers(0, 80))
+def test_mcnemar_matches_scipy_binomtest(b: int, c: int):
+    assert mcnemar_exact(b, c) == pytest.approx(scipy_mcnemar(b, c), rel=1e-9)
+
+
+def test_min_detectable_known_values():
+    assert min_detectable_failures(0.05) == 6  # 2 * 0.5**6 = 0.031; five give 0.0625
+    assert min_detectable_failures(0.01) == 8  # 2 * 0.5**8 = 0.0078; seven give 0.0156
+    assert min_detectable_drop(20, 0.05) == 0.3
+    assert min_detectable_drop(5, 0.05) is None  # five newly failing cases of five: p = 0.0625
+    assert min_detectable_drop(10, 0.0) is None
+    assert smallest_drop_beyond(100, 0.02) == 3 and smallest_drop_beyond(20, 0.25) == 6
+    assert too_small_to_detect(20, 0.02, 0.05)
+    assert not too_small_to_detect(300, 0.02, 0.05)  # a drop of 7 cases (2.3 points) can be called
+    assert not too_small_to_detect(20, 0.25, 0.05)  # 20 cases cannot drop between 25 and 30 points
+    with pytest.raises(ValueError):
+        min_detectable_failures(0.0)
+
+
+@given(st.floats(1e-9, 1.0))
+def test_min_detectable_failures_is_the_first_significant_count(alpha: float):
+    k = min_detectable_failures(alpha)
+    assert scipy_mcnemar(k, 0) < alpha
+    assert k == 1 or scipy_mcnemar(k - 1, 0) >= alpha
+
+
+@settings(max_examples=60)
+@given(st.integers(0, 40), st.sampled_from([0.001, 0.01, 0.05, 0.1, 0.2, 0.5]))
+def test_no_split_of_a_smaller_drop_is_significant(n: int, alpha: float):
+    """Brute force with scipy over every (newly failing, newly passing) split of n shared cases:
+    the smallest net drop any split makes significant is the one min_detectable_drop gives."""
+    significant = [b - c for b in range(n + 1) for c in range(n + 1 - b) if b > c and scipy_mcnemar(b, c) < alpha]
+    expected = min(significant) / n if significant else None
+    assert min_detectable_drop(n, alpha) == expected
+
+
+def regressed(n: int, k: int, tolerance: float, alpha: float) -> bool:
+    """What the gate says of n shared cases of which k newly fail (none newly pass)."""
+    before = {f"c{i}": True for i in range(n)}
+    after = {key: i >= k for i, key in enumerate(before)}
+    return paired_comparison(before, after).direction(tolerance, alpha) == -1
+
+
+@given(st.integers(1, 400), st.floats(0.0, 0.6), st.floats(1e-4, 0.3))
+def test_too_small_means_the_gate_cannot_call_a_drop_just_beyond_the_tolerance(n: int, tolerance: float, alpha: float):
+    """Checked against the gate itself: a suite is too small exactly when the smallest drop
+    beyond the tolerance that n cases can show is not called REGRESSED."""
+    beyond = smallest_drop_beyond(n, tolerance)
+    assert beyond is not None  # tolerance < 1
+    assert beyond / n > tolerance and (beyond == 1 or (beyond - 1) / n <= tolerance + 1e-12)
+    assert too_small_to_detect(n, tolerance, alpha) == (not regressed(n, beyond, tolerance, alpha))
+    k = min_detectable_failures(alpha)
+    if too_small_to_detect(n, tolerance, alpha) and k <= n:
+        assert regressed(n, k, tolerance, alpha)  # drops of the minimum detectable size are called
+
+
+@given(st.integers(1, 200), st.floats(1e-4, 0.3))
+def test_a_larger_suite_detects_smaller_drops(n: int, alpha: float):
+    drop = min_detectable_drop(n, alpha)
+    larger = min_detectable_drop(n + 1, alpha)
+    assert drop is None or (larger is not None and larger < drop)

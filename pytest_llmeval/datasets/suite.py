@@ -60,7 +60,9 @@ class CaseSpec:
 
     source: CaseSource
     prompt: PromptTemplate = None
-    chat: bool = False
+    chat: bool | None = None
+    """Apply the model's chat template (True) or not (False); ``None``, not said, is False
+    except that the plugin warns when a generation suite meets a model with a template."""
     system: str | None = None
     choices: str | None = None
     id: str | Callable[[Mapping[str, Any]], str] = "id"
@@ -112,7 +114,7 @@ def _stop_strings(value: Any) -> bool:
 
 _ARGUMENTS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("prompt", lambda v: v is None or _name_or_function(v), "a format string such as '{question}' or a function of the case"),
-    ("chat", lambda v: isinstance(v, bool), "True or False"),
+    ("chat", lambda v: v is None or isinstance(v, bool), "True or False"),
     ("system", _text_or_none, "a string"),
     ("choices", _text_or_none, "the name of the field that holds the choices"),
     ("id", _name_or_function, "the name of the id field or a function of the case"),
@@ -213,7 +215,7 @@ def build_request(
     return Request(
         kind=kind,
         text=fewshot_prefix + text,
-        chat=spec.chat,
+        chat=bool(spec.chat),
         system=spec.system,
         choices=choices,
         target_delimiter=spec.delimiter,
@@ -250,7 +252,7 @@ def prompt_hash(spec: CaseSpec) -> str:
         template_text = template or "{prompt}"
     parts = {
         "template": template_text,
-        "chat": spec.chat,
+        "chat": bool(spec.chat),  # not said hashes as False: the same prompt is sent
         "system": spec.system,
         "target_delimiter": spec.delimiter,
         "continuation": spec.continuation,

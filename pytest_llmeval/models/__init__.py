@@ -42,6 +42,18 @@ class Backend(Protocol):
 
     ``capabilities`` holds ``"generate"`` and, when the backend can score loglikelihoods,
     ``"rank"``; the plugin errors a ``ranked`` suite with one clear line otherwise.
+
+    Two things the plugin reads when a backend offers them (see :func:`has_chat_template`):
+
+    - ``has_chat_template`` (optional attribute, a bool): whether the model has a chat
+      template, i.e. is an instruct model that expects ``chat=True``. Without it, the
+      fingerprint's ``"chat_template"`` key tells: set (a hash of the template) means yes,
+      missing or ``None`` means no.
+    - ``fingerprint["versions"]`` (optional): ``{name: version}`` of the software that can
+      change a score (the HF backend gives transformers, torch and tokenizers; an HTTP
+      backend would give the server's reported model and build; the plugin adds its own
+      version). They are compared against the baseline, not required to match: a verdict
+      says which changed.
     """
 
     settings: LLMSettings
@@ -117,6 +129,16 @@ def load_backend(settings: LLMSettings, base_dir: Path | None = None) -> Backend
             "a backend implements pytest_llmeval.models.Backend"
         )
     return backend
+
+
+def has_chat_template(backend: Any) -> bool:
+    """Whether ``backend``'s model has a chat template: its ``has_chat_template`` attribute
+    when it has one, else whether its fingerprint records a ``chat_template``."""
+    said = getattr(backend, "has_chat_template", None)
+    if isinstance(said, bool):
+        return said
+    fingerprint = getattr(backend, "fingerprint", None)
+    return isinstance(fingerprint, Mapping) and fingerprint.get("chat_template") is not None
 
 
 def capabilities(backend: Any) -> frozenset[str]:

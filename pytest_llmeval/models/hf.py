@@ -31,6 +31,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def score_versions() -> dict[str, str]:
+    """The versions that can change this backend's scores: transformers, torch, tokenizers
+    (those installed; the plugin adds its own version to every suite's fingerprint)."""
+    from importlib import metadata
+
+    out: dict[str, str] = {}
+    for dist in ("transformers", "torch", "tokenizers"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
 # ----------------------------------------------------------------------------- the backend
 
 
@@ -88,7 +102,8 @@ class HFBackend:
 
     @property
     def fingerprint(self) -> Mapping[str, Any]:
-        """What determines this model's outputs: weights, tokenizer, chat template and dtype."""
+        """What determines this model's outputs: weights, tokenizer, chat template, dtype, and
+        the versions of the software that computes them."""
         if self._fingerprint is None:
             template = getattr(self.tokenizer, "chat_template", None)
             self._fingerprint = {
@@ -96,8 +111,14 @@ class HFBackend:
                 "tokenizer": tokenizer_fingerprint(self.tokenizer),
                 "chat_template": sha256_text(template) if isinstance(template, str) else None,
                 "dtype": self.dtype,
+                "versions": score_versions(),
             }
         return self._fingerprint
+
+    @property
+    def has_chat_template(self) -> bool:
+        """Whether the tokenizer has a chat template (an instruct model)."""
+        return bool(getattr(self.tokenizer, "chat_template", None))
 
     def refresh_fingerprint(self) -> None:
         """Forget the cached fingerprint (a live model's weights changed, e.g. during training)."""

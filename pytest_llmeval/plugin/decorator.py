@@ -16,7 +16,7 @@ def cases(
     source: CaseSource,
     *,
     prompt: PromptTemplate = None,
-    chat: bool = False,
+    chat: bool | None = None,
     system: str | None = None,
     choices: str | None = None,
     id: str | Callable[[Mapping[str, Any]], str] = "id",
@@ -35,7 +35,10 @@ def cases(
 
     ``source`` is a .jsonl/.json/.csv/.tsv/.yaml file (relative to the test file) or a list of
     dicts. ``prompt`` is a format string over case fields (``"{question}"``) or a function of
-    the case; with ``chat=True`` the tokenizer's chat template is applied. ``choices`` names the
+    the case; with ``chat=True`` the tokenizer's chat template is applied, with ``chat=False`` the
+    prompt is sent as it is. Not saying (``None``) sends it as it is too, and the report warns,
+    once per suite, when a generation suite runs a model that has a chat template (an instruct
+    model scores far below its ability without it); ``chat=False`` silences that. ``choices`` names the
     field holding the answer options of a multiple-choice case (use the ``ranked`` fixture).
     ``min_pass_rate`` gates the suite; ``max_new_tokens``/``stop`` override generation for it.
     ``num_fewshot`` examples come from ``fewshot_source``, chosen per case id; ``target`` names

@@ -174,17 +174,23 @@ class LLMEvalState:
     # results -----------------------------------------------------------------
 
     def fingerprint_of(self, suite: str, request: Request | None) -> dict[str, Any]:
-        """What this suite's outcomes depend on: the backend's, the prompt's and the data's."""
+        """What this suite's outcomes depend on: the backend's (with the versions that compute
+        it, this plugin's included), the prompt's and the data's."""
         fingerprint: dict[str, Any] = {}
         backend = self.backend
         if backend is not None and request is not None:
+            from pytest_llmeval import __version__
+
             fingerprint.update(backend.fingerprint)
+            versions = fingerprint.get("versions")
+            fingerprint["versions"] = {**(versions if isinstance(versions, Mapping) else {}), "pytest-llmeval": __version__}
         plan = self.plans.get(suite)
         if plan is not None:
             fingerprint["prompt"] = plan.prompt
             fingerprint["dataset"] = plan.dataset
             fingerprint["num_fewshot"] = plan.spec.num_fewshot
         if request is not None:
+            fingerprint["chat"] = request.chat
             if request.kind == "generate":
                 gen = backend.settings.generation if backend is not None else self.settings.generation
                 fingerprint["generation"] = gen.merged(max_new_tokens=request.max_new_tokens, stop=request.stop).to_json()
@@ -223,10 +229,19 @@ class LLMEvalState:
             duration_s=duration,
             suite_size=len(plan.cases) if plan else None,
             truncated=getattr(result, "truncated", 0) or 0,
+            unused_chat_template=self._unused_chat_template(plan, request),
         )
         if outcome != "error":  # an errored item may be rerun (pytest-rerunfailures): keep its output
             self.scheduler.discard(item.nodeid)
         return record
+
+    def _unused_chat_template(self, plan: SuitePlan | None, request: Request | None) -> bool:
+        """A generation case that did not say ``chat=``, sent to a model with a chat template."""
+        if plan is None or request is None or request.kind != "generate" or plan.spec.chat is not None or self.backend is None:
+            return False
+        from pytest_llmeval.models import has_chat_template
+
+        return has_chat_template(self.backend)
 
     def ignored_cli_settings(self, fixture_value: Any) -> list[str]:
         """The ``--llmeval-*`` model options given on the command line that an overridden

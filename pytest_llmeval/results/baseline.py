@@ -263,7 +263,8 @@ class Comparison:
 
     ``differing`` names the must-match fingerprint fields that differ (INCOMPARABLE);
     ``details`` says how (``generation.max_new_tokens: 32 -> 64``); ``compared_across``
-    names the compared fingerprint fields that differ (a different model is what one compares).
+    names the compared fingerprint fields that differ (a different model is what one compares);
+    ``versions_changed`` says which versions differ (``transformers 4.57.0 -> 4.58.1``).
     """
 
     suite: str
@@ -274,6 +275,7 @@ class Comparison:
     details: tuple[str, ...] = ()
     compared_across: tuple[str, ...] = ()
     note: str = ""
+    versions_changed: tuple[str, ...] = ()
 
 
 def fingerprint_diff(
@@ -297,6 +299,7 @@ def compare_suite(result: SuiteResult, entry: SuiteResult | None, *, tolerance: 
             differing=diff.differing,
             details=diff.details,
             compared_across=diff.compared_across,
+            versions_changed=diff.versions_changed,
         )
     paired = paired_comparison(entry.passes(), result.passes())
     if paired.shared == 0:
@@ -307,7 +310,11 @@ def compare_suite(result: SuiteResult, entry: SuiteResult | None, *, tolerance: 
             baseline_rate=entry.pass_rate,
             compared_across=diff.compared_across,
             note="no case ids in common with the baseline",
+            versions_changed=diff.versions_changed,
         )
     direction = paired.direction(tolerance, alpha)
     verdict = {-1: Verdict.REGRESSED, 1: Verdict.IMPROVED, 0: Verdict.UNCHANGED}[direction]
-    return Comparison(result.name, verdict, paired=paired, baseline_rate=entry.pass_rate, compared_across=diff.compared_across)
+    return Comparison(
+        result.name, verdict, paired=paired, baseline_rate=entry.pass_rate,
+        compared_across=diff.compared_across, versions_changed=diff.versions_changed,
+    )  # fmt: skip

@@ -156,6 +156,19 @@ def truncation_messages(records: Sequence[CaseRecord]) -> list[Message]:
     ]
 
 
+def chat_template_messages(records: Sequence[CaseRecord]) -> list[Message]:
+    """Generation suites that sent raw prompts to a model with a chat template, without saying
+    ``chat=``: once per suite, with the fix (an instruct model scores far below its ability
+    on prompts without its template)."""
+    suites = sorted({r.suite for r in records if r.unused_chat_template})
+    return [
+        Message("warning", f"{suite}: the model has a chat template, but this generation suite sends raw prompts "
+                           "(le.cases has no chat=); an instruct model scores far below its ability without its template",
+                "apply it with le.cases(..., chat=True); if raw prompts are intended, say chat=False (that silences this)")  # fmt: skip
+        for suite in suites
+    ]
+
+
 # ---------------------------------------------------------------- the baseline
 
 
@@ -189,8 +202,9 @@ def verdict_messages(pending: Sequence[SuiteResult], comparisons: Mapping[str, C
         elif c.verdict is Verdict.REGRESSED and c.paired is not None:
             regressed.append(s.name)
             p = c.paired
+            upgraded = f"; versions changed since the baseline: {', '.join(c.versions_changed)}" if c.versions_changed else ""
             out.append(blocking(f"{s.name}: REGRESSED {p.before_rate:.1%} -> {p.after_rate:.1%} "
-                                f"({points(p.delta)}, {pvalue(p.p_value)}, {len(p.newly_failing)} newly failing)"))  # fmt: skip
+                                f"({points(p.delta)}, {pvalue(p.p_value)}, {len(p.newly_failing)} newly failing{upgraded})"))  # fmt: skip
     if new:
         are = "s are" if len(new) != 1 else " is"
         out.append(Message("error", f"{len(new)} suite{are} not in the baseline {shown} (NEW): {', '.join(new)}", "record with:", command_for(new)))

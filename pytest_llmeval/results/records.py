@@ -100,9 +100,13 @@ class Fingerprint:
     """What produced a suite's results.
 
     Fields that *must match* define which eval ran (the prompt template, the generation
-    settings, the few-shot count, the dataset): runs that differ in one are not comparable.
-    Fields that are *compared* define what was evaluated (weights, tokenizer, chat template,
-    dtype): a difference there is what a comparison is for. ``None`` means not recorded.
+    settings, the few-shot count, the dataset, whether the chat template was applied): runs
+    that differ in one are not comparable. Fields that are *compared* define what was
+    evaluated (weights, tokenizer, chat template, dtype, the versions of the software that
+    computed the scores): a difference there is what a comparison is for, and is reported.
+    ``None`` means not recorded. ``chat`` and ``versions`` came later than the others: a side
+    that does not record them (an older baseline) is not a difference. ``versions`` is
+    compared name by name (``transformers``, ``torch``...), on the names both sides record.
     Keys this version does not know are kept in ``extra`` and written back unchanged.
     """
 
@@ -110,10 +114,12 @@ class Fingerprint:
     generation: Mapping[str, Any] | None = field(default=None, metadata=_MUST_MATCH)
     num_fewshot: int | None = field(default=None, metadata=_MUST_MATCH)
     dataset: str | None = field(default=None, metadata=_MUST_MATCH)
+    chat: bool | None = field(default=None, metadata=_MUST_MATCH)
     model: str | None = field(default=None, metadata=_COMPARED)
     tokenizer: str | None = field(default=None, metadata=_COMPARED)
     chat_template: str | None = field(default=None, metadata=_COMPARED)
     dtype: str | None = field(default=None, metadata=_COMPARED)
+    versions: Mapping[str, str] | None = field(default=None, metadata=_COMPARED)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -146,11 +152,15 @@ class Fingerprint:
         details: list[str] = []
         for key in MUST_MATCH:
             a, b = getattr(self, key), getattr(after, key)
+            if key in _RECORDED_LATER and (a is None or b is None):
+                continue
             if a != b:
                 differing.append(key)
                 details.extend(_describe(key, a, b))
-        across = sorted(k for k in COMPARED if getattr(self, k) != getattr(after, k))
-        return FingerprintDiff(tuple(differing), tuple(details), tuple(across))
+        changed = version_changes(self.versions, after.versions)
+        across = [k for k in COMPARED if k != "versions" and getattr(self, k) != getattr(after, k)]
+        across += ["versions"] if changed else []
+        return FingerprintDiff(tuple(differing), tuple(details), tuple(sorted(across)), tuple(changed))
 
 
 MUST_MATCH: tuple[str, ...] = tuple(f.name for f in fields(Fingerprint) if f.metadata.get("role") == "must_match")
@@ -163,11 +173,25 @@ COMPARED: tuple[str, ...] = tuple(f.name for f in fields(Fingerprint) if f.metad
 @dataclass(frozen=True)
 class FingerprintDiff:
     """``differing``: must-match fields that differ; ``details``: how
-    (``generation.max_new_tokens: 32 -> 64``); ``compared_across``: compared fields that differ."""
+    (``generation.max_new_tokens: 32 -> 64``); ``compared_across``: compared fields that differ;
+    ``versions_changed``: which versions differ (``transformers 4.57.0 -> 4.58.1``)."""
 
     differing: tuple[str, ...] = ()
     details: tuple[str, ...] = ()
     compared_across: tuple[str, ...] = ()
+    versions_changed: tuple[str, ...] = ()
+
+
+_RECORDED_LATER = frozenset({"chat"})
+"""Must-match fields older files lack: not recorded on one side is not a difference."""
+
+
+def version_changes(before: Any, after: Any) -> list[str]:
+    """``name old -> new`` for each version both sides record and that differs, by name; nothing
+    when a side records none (an older baseline) or holds something that is not a mapping."""
+    if not isinstance(before, Mapping) or not isinstance(after, Mapping):
+        return []
+    return [f"{name} {before[name]} -> {after[name]}" for name in sorted(set(before) & set(after)) if before[name] != after[name]]
 
 
 def _describe(key: str, a: Any, b: Any) -> list[str]:
@@ -229,6 +253,9 @@ class CaseRecord:
     suite_size: int | None = None
     truncated: int = 0
     """Prompt tokens cut from the left to fit the model's context (0: none)."""
+    unused_chat_template: bool = False
+    """The case generated from a model that has a chat template without applying it, and
+    ``le.cases`` did not say ``chat=``: the report warns once per suite."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "outcome", Outcome.parse(self.outcome))

@@ -13,9 +13,12 @@ from typing import Any, Iterator, Mapping, Sequence
 from pytest_llmeval.results.baseline import Comparison, Verdict
 from pytest_llmeval.results.messages import MAX_LISTED, Markup, Message, listing, pct, plural, points, pvalue
 from pytest_llmeval.results.records import CaseRecord, Outcome
-from pytest_llmeval.results.stats import SuiteResult
+from pytest_llmeval.results.stats import SuiteResult, min_detectable_drop, min_detectable_failures, too_small_to_detect
 
-__all__ = ["RESULTS_SCHEMA", "MAX_LISTED", "GateReport", "Message", "listing", "missed_lines", "pct", "points", "pvalue", "sample_json"]
+__all__ = [
+    "RESULTS_SCHEMA", "MAX_LISTED", "GateReport", "Message", "detection_note", "listing", "missed_lines", "pct", "points",
+    "pvalue", "sample_json",
+]  # fmt: skip
 
 RESULTS_SCHEMA = 1
 NOT_COUNTED_NOTE = "skip: skipped and xfailed cases, not counted in n or the rate"
@@ -149,7 +152,8 @@ class GateReport:
             return "-"
         text = c.verdict.value
         if c.paired is not None and c.paired.shared and c.verdict is not Verdict.INCOMPARABLE:
-            text += f" {points(c.paired.delta)} ({pvalue(c.paired.p_value)})"
+            note = "" if c.verdict is Verdict.REGRESSED else detection_note(c.paired.shared, self.tolerance, self.alpha)
+            text += f" {points(c.paired.delta)} ({pvalue(c.paired.p_value)}{'; ' + note if note else ''})"
         elif c.differing:
             text += f" ({', '.join(c.differing)})"
         if suite in self.recorded:
@@ -202,8 +206,11 @@ class GateReport:
             if c.verdict is Verdict.UNCHANGED and changed:
                 head += " within noise" if (p.newly_failing or p.newly_passing) else ""
             yield head, markup
-            if c.compared_across:
-                yield f"  compared across a different {', '.join(c.compared_across)}", {}
+            across = [f for f in c.compared_across if f != "versions"]
+            if across:
+                yield f"  compared across a different {', '.join(across)}", {}
+            if c.versions_changed:
+                yield f"  versions changed since the baseline: {', '.join(c.versions_changed)}", {}
             if p.newly_failing:
                 yield f"  newly failing ({len(p.newly_failing)}): {listing(p.newly_failing)}", {"red": c.verdict is Verdict.REGRESSED}
             if p.newly_passing:
@@ -249,6 +256,8 @@ class GateReport:
                 out.append(f"- newly failing ({len(p.newly_failing)}): " + listing(p.newly_failing, code=True))
             if p.newly_passing:
                 out.append(f"- newly passing ({len(p.newly_passing)}): " + listing(p.newly_passing, code=True))
+            if c.versions_changed:
+                out.append(f"- versions changed since the baseline: {', '.join(c.versions_changed)}")
             out.extend(["", "</details>", ""])
         if self.failures:
             out.append("**Gate failures**")
@@ -321,6 +330,7 @@ class GateReport:
             "differing": list(c.differing),
             "details": list(c.details),
             "compared_across": list(c.compared_across),
+            "versions_changed": list(c.versions_changed),
             "note": c.note,
             "recorded": suite in self.recorded,
         }
@@ -336,8 +346,21 @@ class GateReport:
                 newly_passing=list(p.newly_passing),
                 not_in_baseline=list(p.only_after),
                 not_run=list(p.only_before),
+                min_detectable_drop=min_detectable_drop(p.shared, self.alpha) if p.shared else None,
+                too_small=bool(p.shared) and too_small_to_detect(p.shared, self.tolerance, self.alpha),
             )
         return data
+
+
+def detection_note(n: int, tolerance: float, alpha: float) -> str:
+    """What ``n`` shared cases can detect, when that is more than ``tolerance``
+    (``n=20 can only detect drops of 30+ pts at alpha 0.05``); '' when they can detect it."""
+    if not too_small_to_detect(n, tolerance, alpha):
+        return ""
+    if min_detectable_drop(n, alpha) is None:
+        return f"n={n} cannot detect any drop at alpha {alpha:g}"
+    tenths = min_detectable_failures(alpha) * 1000 // n  # rounded down: drops this large can be detected
+    return f"n={n} can only detect drops of {tenths / 10:g}+ pts at alpha {alpha:g}"
 
 
 def sample_json(record: CaseRecord) -> dict[str, Any]:

@@ -99,6 +99,7 @@ class EvalSession:
         messages += gate.stale_messages(stale, shown or "")
         messages += gate.run_messages(opts, suites, status, gaps)
         messages += gate.truncation_messages(records)
+        messages += gate.chat_template_messages(records)
 
         report = GateReport(
             suites=tuple(suites),
