@@ -8,8 +8,9 @@ tests/test_loglik_reference.py.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Sequence
 
 EPS32 = 2.0**-23  # float32 machine epsilon, 1.19e-7
 
@@ -72,3 +73,29 @@ def assert_no_greedy_near_tie(model: Any, prompts: Sequence[Sequence[int]], max_
             f"greedy generation from {list(ids)[:12]}... chooses a token by {lead:.1e}, within the float32 "
             f"bound {margin:.1e}: another CPU or batch may choose otherwise; use another prompt"
         )
+
+
+@dataclass
+class LogitWatch:
+    """What the output embedding produced: the largest |logit|, and at every position it was
+    asked for, the lead of the largest logit over the second (an argmax near-tie if small)."""
+
+    largest: float = 0.0
+    leads: list[float] = field(default_factory=list)
+
+
+@contextmanager
+def watch_logits(model: Any) -> Iterator[LogitWatch]:
+    seen = LogitWatch()
+
+    def hook(module: Any, args: Any, output: Any) -> None:
+        logits = output.detach().float().reshape(-1, output.shape[-1])
+        seen.largest = max(seen.largest, float(logits.abs().max()))
+        top = logits.topk(2, dim=-1).values
+        seen.leads.extend((top[:, 0] - top[:, 1]).tolist())
+
+    handle = model.get_output_embeddings().register_forward_hook(hook)
+    try:
+        yield seen
+    finally:
+        handle.remove()

@@ -106,6 +106,48 @@ def test_truthfulqa_both_layouts(tmp_path):
     assert a[0]["choices"] == ["No.", "Yes."] and a[0]["answer"] == 0
 
 
+
+def test_truthfulqa_mc2_rows_carry_every_target_and_its_label(tmp_path):
+    mc2 = {"choices": ["No.", "No, it is round.", "Yes.", "Yes, it is a disc."], "labels": [1, 1, 0, 0]}
+    hf = {"question": "Is the Earth flat?", "mc1_targets": {"choices": ["No.", "Yes."], "labels": [1, 0]}, "mc2_targets": mc2}
+    original = {"question": "Is the Earth flat?", "mc2_targets": dict(zip(mc2["choices"], mc2["labels"]))}
+    a = formats.truthfulqa_mc2(jsonl(tmp_path / "a.jsonl", [hf]))
+    b = formats.truthfulqa_mc2(jsonl(tmp_path / "b.jsonl", [original]))
+    assert a == b
+    (row,) = a
+    assert row["choices"] == mc2["choices"] and row["labels"] == [1, 1, 0, 0]
+    assert "answer" not in row  # several answers are true: score with le.assert_mc2(ranked, case["labels"])
+    (mc1,) = formats.truthfulqa_mc1(tmp_path / "a.jsonl")
+    assert row["context"] == mc1["context"] and row["id"] == mc1["id"]  # the same prompt as MC1
+    assert row["context"].endswith("Barcelona, Spain.\n\nQ: Is the Earth flat?\nA:")
+
+
+@pytest.mark.parametrize(
+    "targets, message",
+    [
+        ({"choices": ["a", "b"], "labels": [1, 1]}, "at least one true \\(1\\) and one false \\(0\\)"),
+        ({"choices": ["a", "b"], "labels": [0, 0]}, "at least one true \\(1\\) and one false \\(0\\)"),
+        ({"choices": ["a", "b"], "labels": [1, "yes"]}, "labels must be 1 \\(true\\) or 0 \\(false\\)"),
+        ({"choices": ["a", "b"], "labels": [1]}, "2 choices but labels"),
+        (["a", "b"], "mc2_targets must be an object"),
+    ],
+)
+def test_truthfulqa_mc2_schema_errors(tmp_path, targets, message):
+    path = jsonl(tmp_path / "tqa.jsonl", [{"question": "q", "mc2_targets": targets}])
+    with pytest.raises(FormatError, match=message) as info:
+        formats.truthfulqa_mc2(path)
+    assert "tqa.jsonl:1" in str(info.value)
+    with pytest.raises(FormatError, match="no 'mc2_targets' field"):
+        formats.truthfulqa_mc2(jsonl(tmp_path / "mc1_only.jsonl", [{"question": "q", "mc1_targets": {"a": 1, "b": 0}}]))
+
+
+def test_arc_challenge_reference_sample_reads_like_arc_easy():
+    rows = formats.arc(Path(__file__).resolve().parents[1] / "reference" / "data" / "arc_challenge_test.jsonl")
+    assert len(rows) == 10 and len({r["id"] for r in rows}) == 10
+    assert {len(r["choices"]) for r in rows} == {3, 4, 5}  # as in the published split
+    assert {r["labels"][0] for r in rows} == {"A", "1"}  # letter and digit labels
+    assert all(r["context"] == f"Question: {r['question']}\nAnswer:" for r in rows)
+
 def test_winogrande_partial_scoring_rows(tmp_path):
     row = {"qID": "3QX-1", "sentence": "The cup fell off the table because the _ was tilted.", "option1": "cup", "option2": "table", "answer": "2"}
     (got,) = formats.winogrande(jsonl(tmp_path / "wg.jsonl", [row]))

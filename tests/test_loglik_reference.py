@@ -57,10 +57,9 @@ character) of the chosen and another choice are within the sum of their toleranc
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -68,7 +67,7 @@ from pytest_llmeval.datasets import benchmarks as formats
 from pytest_llmeval.datasets.fewshot import build_context
 from pytest_llmeval.models.chat import chat_fewshot_context
 from pytest_llmeval.models.loglik import encode_pair, model_max_length, rank_choices
-from rounding import EPS32, Bound
+from rounding import EPS32, Bound, watch_logits
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = json.loads((ROOT / "reference" / "lmeval_reference.json").read_text(encoding="utf-8"))
@@ -222,32 +221,6 @@ def near_tie(values: list[float], tolerances: list[float]) -> bool:
     """Whether the best value (the first of equals) is within the tolerances of another one."""
     best = max(range(len(values)), key=lambda i: (values[i], -i))
     return any(values[best] - values[i] <= tolerances[best] + tolerances[i] for i in range(len(values)) if i != best)
-
-
-@dataclass
-class LogitWatch:
-    """What the output embedding produced: the largest |logit|, and at every position it was
-    asked for, the lead of the largest logit over the second (an argmax near-tie if small)."""
-
-    largest: float = 0.0
-    leads: list[float] = field(default_factory=list)
-
-
-@contextmanager
-def watch_logits(model: Any) -> Iterator[LogitWatch]:
-    seen = LogitWatch()
-
-    def hook(module: Any, args: Any, output: Any) -> None:
-        logits = output.detach().float().reshape(-1, output.shape[-1])
-        seen.largest = max(seen.largest, float(logits.abs().max()))
-        top = logits.topk(2, dim=-1).values
-        seen.leads.extend((top[:, 0] - top[:, 1]).tolist())
-
-    handle = model.get_output_embeddings().register_forward_hook(hook)
-    try:
-        yield seen
-    finally:
-        handle.remove()
 
 
 def greedy_margin(model: Any, tok: Any, request: tuple[str, str], options: dict[str, Any]) -> float:

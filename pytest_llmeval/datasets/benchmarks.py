@@ -19,6 +19,10 @@ the blank), ``choices`` (the two options) and ``continuation`` (the rest); score
 ``(row["context"], row["choices"], row["continuation"])``: each choice's request is
 ``(context + choice, " " + continuation)``.
 
+TruthfulQA MC2 has several true answers: its rows carry ``choices`` and ``labels`` (1 true,
+0 false) instead of ``answer``; its score is the normalised probability of the true answers
+(:func:`pytest_llmeval.scoring.benchmarks.mc2_score`).
+
 GSM8K is generation: rows have ``question``, ``prompt`` (``"Question: ...\\nAnswer:"``),
 ``target`` (the full worked solution, for few-shot examples) and ``answer`` (the final number
 as written after ``####``).
@@ -36,7 +40,7 @@ from typing import Any, Iterator, Mapping
 
 from pytest_llmeval.datasets.casefiles import CaseError, read_text, text_lines
 
-__all__ = ["FormatError", "arc", "gsm8k", "hellaswag", "mmlu", "truthfulqa_mc1", "winogrande"]
+__all__ = ["FormatError", "arc", "gsm8k", "hellaswag", "mmlu", "truthfulqa_mc1", "truthfulqa_mc2", "winogrande"]
 
 
 class FormatError(CaseError):
@@ -352,6 +356,30 @@ def mmlu(path: str | Path, subject: str | None = None) -> list[dict[str, Any]]:
     return rows
 
 
+def _truthfulqa_targets(row: Any, key: str, loc: str, schema: str) -> tuple[list[str], list[int]]:
+    """The choices and 0/1 labels of ``mc1_targets`` or ``mc2_targets``: ``{choices, labels}``
+    (the Hugging Face layout) or the original release's ``{answer text: label}`` object."""
+    targets = _need(row, key, loc, schema)
+    if not isinstance(targets, Mapping):
+        raise FormatError(f"{loc}: {key} must be an object; is this the multiple-choice TruthfulQA file?")
+    if "choices" in targets and "labels" in targets:
+        choices = _texts(targets["choices"], loc, f"{key}.choices", schema)
+        labels = targets["labels"]
+    else:  # the original release: {"answer text": 1, "other": 0, ...}
+        choices, labels = [str(k) for k in targets], list(targets.values())
+    if not isinstance(labels, list) or len(choices) != len(labels) or not choices:
+        raise FormatError(f"{loc}: {key} has {len(choices)} choices but labels {labels!r:.60}; fix the record")
+    flags = [str(v).strip() for v in labels]
+    if any(f not in ("0", "1") for f in flags):
+        raise FormatError(f"{loc}: {key} labels must be 1 (true) or 0 (false), got {labels!r:.60}; fix the record")
+    return choices, [int(f) for f in flags]
+
+
+def _truthfulqa_row(question: str, choices: list[str]) -> dict[str, Any]:
+    prompt = TRUTHFULQA_PRIMER + "\n\nQ: " + question + "\nA:"
+    return {"question": question, "prompt": prompt, "context": prompt, "description": "", "choices": choices}
+
+
 def truthfulqa_mc1(path: str | Path) -> list[dict[str, Any]]:
     """TruthfulQA multiple choice, MC1: ``question``, ``mc1_targets: {choices, labels}`` (the
     Hugging Face layout) or the original ``mc1_targets: {answer: label}`` object.
@@ -363,31 +391,32 @@ def truthfulqa_mc1(path: str | Path) -> list[dict[str, Any]]:
     rows = []
     for loc, row in _read(path, schema):
         question = _text(_need(row, "question", loc, schema), loc, "question")
-        targets = _need(row, "mc1_targets", loc, schema)
-        if not isinstance(targets, Mapping):
-            raise FormatError(f"{loc}: mc1_targets must be an object; is this the multiple-choice TruthfulQA file?")
-        if "choices" in targets and "labels" in targets:
-            choices = _texts(targets["choices"], loc, "mc1_targets.choices", schema)
-            labels = targets["labels"]
-        else:  # the original release: {"answer text": 1, "other": 0, ...}
-            choices, labels = [str(k) for k in targets], list(targets.values())
-        if not isinstance(labels, list) or len(choices) != len(labels) or not choices:
-            raise FormatError(f"{loc}: mc1_targets has {len(choices)} choices but labels {labels!r:.60}; fix the record")
-        flags = [str(v).strip() for v in labels]
-        if any(f not in ("0", "1") for f in flags) or flags.count("1") != 1:
+        choices, labels = _truthfulqa_targets(row, "mc1_targets", loc, schema)
+        if labels.count(1) != 1:
             raise FormatError(f"{loc}: mc1_targets must mark exactly one choice with label 1 and the others 0; fix the record")
-        prompt = TRUTHFULQA_PRIMER + "\n\nQ: " + question + "\nA:"
-        rows.append(
-            {
-                "id": ids(_content_id("truthfulqa", question)),
-                "question": question,
-                "prompt": prompt,
-                "context": prompt,
-                "description": "",
-                "choices": choices,
-                "answer": flags.index("1"),
-            }
-        )
+        rows.append({"id": ids(_content_id("truthfulqa", question)), **_truthfulqa_row(question, choices), "answer": labels.index(1)})
+    return rows
+
+
+def truthfulqa_mc2(path: str | Path) -> list[dict[str, Any]]:
+    """TruthfulQA multiple choice, MC2: ``question``, ``mc2_targets: {choices, labels}`` (the
+    Hugging Face layout) or the original ``mc2_targets: {answer: label}`` object.
+
+    lm-eval's ``truthfulqa_mc2``: the MC1 prompt, every ``mc2_targets`` choice scored after it.
+    Rows carry ``choices`` and ``labels`` (1 for each true answer, 0 for each false one, at least
+    one of each); score them with ``le.assert_mc2(ranked, case["labels"])`` or ``le.mc2_score``.
+    """
+    schema = "TruthfulQA"
+    ids = _Ids()
+    rows = []
+    for loc, row in _read(path, schema):
+        question = _text(_need(row, "question", loc, schema), loc, "question")
+        choices, labels = _truthfulqa_targets(row, "mc2_targets", loc, schema)
+        if 1 not in labels or 0 not in labels:
+            raise FormatError(
+                f"{loc}: mc2_targets must mark at least one true (1) and one false (0) answer, got {labels}; fix the record"
+            )
+        rows.append({"id": ids(_content_id("truthfulqa", question)), **_truthfulqa_row(question, choices), "labels": labels})
     return rows
 
 

@@ -10,6 +10,7 @@ huge or deeply nested answer is an ``EvalFailure``, never a crash.
 
 from __future__ import annotations
 
+from pytest_llmeval.scoring.benchmarks import assert_gsm8k, assert_mc2, gsm8k_answer, gsm8k_exact_match, mc2_score
 from pytest_llmeval.scoring.choice import assert_choice
 from pytest_llmeval.scoring.normalize import normalize
 from pytest_llmeval.scoring.numbers import NumberMention, assert_number, extract_number, find_numbers
@@ -30,9 +31,11 @@ __all__ = [
     "assert_choice",
     "assert_contains",
     "assert_exact",
+    "assert_gsm8k",
     "assert_json",
     "assert_max_chars",
     "assert_max_words",
+    "assert_mc2",
     "assert_not_contains",
     "assert_number",
     "assert_one_of",
@@ -40,6 +43,9 @@ __all__ = [
     "assert_similar",
     "extract_number",
     "find_numbers",
+    "gsm8k_answer",
+    "gsm8k_exact_match",
+    "mc2_score",
     "normalize",
     "similarity",
 ]
