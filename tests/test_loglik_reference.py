@@ -157,25 +157,9 @@ def smol_dir(request: pytest.FixtureRequest):
 
 
 def _converted(request: pytest.FixtureRequest) -> Path:
-    gguf = request.getfixturevalue("smollm2_gguf")
-    try:
-        from pytest_llmeval.models.gguf import ensure_converted
-    except ImportError:  # pragma: no cover - the converter lives in the HF backend
-        ensure_converted = None
-    if ensure_converted is not None:
-        return ensure_converted(gguf)
-    from transformers import AutoModelForCausalLM, AutoTokenizer  # pragma: no cover
+    from pytest_llmeval.models.gguf import ensure_converted
 
-    target = request.config.cache.mkdir("llmeval-smollm2")  # pragma: no cover
-    if not (target / "model.safetensors").exists():  # pragma: no cover
-        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(target)
-        tok.save_pretrained(target)
-    return target  # pragma: no cover
+    return ensure_converted(request.getfixturevalue("smollm2_gguf"))
 
 
 def test_reference_covers_every_configuration():
