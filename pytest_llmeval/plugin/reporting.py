@@ -68,13 +68,10 @@ class Collector:
         if report.outcome == "rerun":  # pytest-rerunfailures: only the final attempt counts
             return
         state = self.state
-        records = records_from_properties(report.user_properties)
-        if report.failed:
-            state.other_failures += 1
-        for record in records:
+        for record in records_from_properties(report.user_properties):
             state.records.append(record)
             state.eval_session.add(record)
-            if record.outcome == "fail":
+            if record.outcome is Outcome.MISS:
                 _remember_miss_for_lf(state.config, report.nodeid)
 
 

@@ -81,14 +81,11 @@ class LLMEvalState:
         self.contamination: Any = None
         self.load_error: BaseException | None = None
         self.records: list[CaseRecord] = []
-        self.other_failures = 0
-        """Failed reports that are not wrong answers (errors, plain tests): they keep the exit status."""
         self.eval_session: Any = None
         self.final_report: Any = None
         self.stopped: str | bool = False
         """Why pytest stopped the session early (-x, --maxfail, a collection error), if it did."""
         self.interrupted = False
-        self.stopped: str | bool = False
         if not self.is_worker:
             from pytest_llmeval import __version__
             from pytest_llmeval.results.session import EvalSession
