@@ -30,6 +30,7 @@ def cases(
     target_delimiter: str | None = None,
     fewshot_delimiter: str = "\n\n",
     continuation: str | None = None,
+    judge: Any = None,
 ) -> Callable[[F], F]:
     """Parametrize a test with eval cases: one test item per case, its id from the case's ``id``.
 
@@ -44,7 +45,9 @@ def cases(
     ``num_fewshot`` examples come from ``fewshot_source``, chosen per case id; ``target`` names
     the field with an example's answer. ``target_delimiter`` goes between prompt and choice
     (``" "``, or ``""`` with ``chat``, as in lm-evaluation-harness). ``continuation`` names the
-    field scored after each ``prompt + choice`` (partial scoring, as in WinoGrande).
+    field scored after each ``prompt + choice`` (partial scoring, as in WinoGrande). ``judge``
+    (``le.Rubric(...)`` or ``le.Pairwise(...)``) has a judge model grade each completion: the
+    ``judgement`` fixture.
 
     Nothing is checked or read here, when the test module is imported: the suite's arguments
     and data are checked when pytest collects it, and a problem is one collection error line.
@@ -66,6 +69,7 @@ def cases(
         target_delimiter=target_delimiter,
         fewshot_delimiter=fewshot_delimiter,
         continuation=continuation,
+        judge=judge,
     )
 
     def decorate(func: F) -> F:

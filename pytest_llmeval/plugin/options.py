@@ -135,6 +135,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("markdown", "write a Markdown summary (for pull requests) to this file", path=True),
     Option("train-data", "training data (JSONL or text) to check eval cases against for overlap", path=True),
     Option("history", "SQLite run history file (default .llmeval/history.sqlite; 'off' to disable)", path=True),
+    # model-graded scoring (le.Rubric / le.Pairwise judges)
+    Option("judge-model", "judge model for le.Rubric/le.Pairwise, in the forms of --llmeval-model (default: the model under test)"),
+    Option("judge-max-new-tokens", "most tokens a judge that cannot score loglikelihoods generates for its label (default 8)", _int(1)),
 )
 VALUE_FLAGS: frozenset[str] = frozenset(o.flag for o in OPTIONS if o.takes_value)
 """The options that take their value as the next command-line argument."""

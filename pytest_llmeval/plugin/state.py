@@ -78,6 +78,8 @@ class LLMEvalState:
         self.plans: dict[str, SuitePlan] = {}
         self.requests: dict[tuple[str, str], Request] = {}
         self.backend: Any = None
+        self.judging: Any = None
+        """The session's judges (:class:`pytest_llmeval.plugin.judging.JudgeSession`), once a suite has one."""
         self.contamination: Any = None
         self.load_error: BaseException | None = None
         self.records: list[CaseRecord] = []
@@ -130,6 +132,12 @@ class LLMEvalState:
         if kind is not None:
             for case in plan.cases:
                 self.requests[(suite, case.id)] = request_for(spec, plan, case, kind)
+        if spec.judge is not None:
+            from pytest_llmeval.plugin.judging import check_judged_plan, judging
+
+            labels_file = check_judged_plan(spec, plan, metafunc.definition.path.parent)
+            if labels_file is not None:
+                judging(self).labels_files[suite] = labels_file
         self.plans[suite] = plan
         return plan
 
@@ -167,6 +175,10 @@ class LLMEvalState:
             if request is not None:
                 entries.append(Entry(key=item.nodeid, suite=suite, request=request))
         self.scheduler.plan(entries)
+        if any(plan.spec.judge is not None for plan in self.plans.values()):
+            from pytest_llmeval.plugin.judging import judging
+
+            judging(self).schedule(items)
 
     # results -----------------------------------------------------------------
 
@@ -186,6 +198,10 @@ class LLMEvalState:
             fingerprint["prompt"] = plan.prompt
             fingerprint["dataset"] = plan.dataset
             fingerprint["num_fewshot"] = plan.spec.num_fewshot
+            if plan.spec.judge is not None:
+                from pytest_llmeval.plugin.judging import judging
+
+                fingerprint["judge"] = judging(self).fingerprint(plan.spec.judge)
         if request is not None:
             fingerprint["chat"] = request.chat
             if request.kind == "generate":
@@ -227,6 +243,7 @@ class LLMEvalState:
             suite_size=len(plan.cases) if plan else None,
             truncated=getattr(result, "truncated", 0) or 0,
             unused_chat_template=self._unused_chat_template(plan, request),
+            judgement=self.judging.record_json(item.nodeid, suite, plan.spec if plan else None) if self.judging else None,
         )
         if outcome != "error":  # an errored item may be rerun (pytest-rerunfailures): keep its output
             self.scheduler.discard(item.nodeid)

@@ -386,6 +386,8 @@ def sample_json(record: CaseRecord) -> dict[str, Any]:
         markers=list(record.markers),
         limited=record.limited,
     )
+    if record.judgement is not None:
+        data["judgement"] = dict(record.judgement)
     return data
 
 
