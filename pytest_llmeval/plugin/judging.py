@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import pytest
 
 from pytest_llmeval.datasets.suite import Case, CaseError, CaseSpec, SuitePlan
+from pytest_llmeval.scoring.judges import JudgeError, Pairwise, field_problem, judge_of
 from pytest_llmeval.settings import GenerationSettings
 
 SELF = "the model under test"
@@ -30,8 +31,6 @@ class LLMEvalSelfJudgeWarning(UserWarning):
 def check_judged_plan(spec: CaseSpec, plan: SuitePlan, base_dir: Path) -> str | None:
     """The absolute labels file of a judged suite (None without one); a case without the field
     the judge is shown, or a missing labels file, is a :class:`CaseError`."""
-    from pytest_llmeval.scoring.judges import field_problem, judge_of
-
     judge = judge_of(spec.judge)
     if judge is None:
         return None
@@ -172,7 +171,6 @@ class JudgeSession:
             self._results[key] = result
 
     def _items(self, window: list[tuple[str, str, Case]]) -> list[Any]:
-        from pytest_llmeval.scoring.judges import Pairwise
         from pytest_llmeval.scoring.judging import JudgeItem
 
         scheduler = self.state.scheduler
@@ -265,4 +263,6 @@ def judgement(request: pytest.FixtureRequest, llm: Any, case: Any, completion: A
         return judging(state).judgement(request.node.nodeid, llm)
     except ModelLoadError as exc:
         problem = f"judge model: {exc}"
-    pytest.fail(f"llmeval: {problem}", pytrace=False)
+    except JudgeError as exc:
+        problem = str(exc)
+    pytest.fail(f"llmeval: {problem}", pytrace=False)  # an error of the case (in setup), one line
