@@ -67,3 +67,12 @@ def test_kappa_and_its_interval_match_statsmodels(table: list[list[int]]) -> Non
     low, high = found.kappa_interval  # type: ignore[misc]
     assert low == pytest.approx(max(-1.0, ref.kappa_low), rel=1e-9, abs=1e-12)
     assert high == pytest.approx(min(1.0, ref.kappa_upp), rel=1e-9, abs=1e-12)
+
+
+def test_a_judge_with_one_label_throughout_is_called_out() -> None:
+    # people [[0, 3], [0, 22]] against a judge that always says PASS: p_o = p_e = 0.88, kappa 0
+    found = agreement(pairs_from([[22, 0], [3, 0]], ("PASS", "FAIL")), ("PASS", "FAIL"))
+    assert found.accuracy == pytest.approx(0.88) and found.kappa == pytest.approx(0.0, abs=1e-12)
+    text = "\n".join(found.lines())
+    assert "the judge gave one label throughout (PASS): kappa is 0 by construction" in text
+    assert "people gave one label" not in text

@@ -195,3 +195,32 @@ def test_a_generating_judge_gets_one_retry_and_then_an_error_with_the_raw_text()
     broken = JudgeRunner(GenJudge("hmm", "no idea")).judge(items(1))[0]
     assert isinstance(broken, JudgeError)
     assert "answered 'hmm', then 'no idea'" in str(broken) and not isinstance(broken, AssertionError)
+
+
+@pytest.mark.slow
+def test_smollm2_judge_verdicts_do_not_depend_on_the_batch_size(smollm2_gguf) -> None:
+    """SmolLM2 judging the same completions in one batch and one at a time gives the same labels.
+
+    Label loglikelihoods agree to 1e-5 relative across batch sizes (tests/test_loglik.py); with
+    |loglikelihood| < 100 a softmax input moves by < 1e-3, a probability by < 1e-3."""
+    from pytest_llmeval.models import has_chat_template, load_backend
+    from pytest_llmeval.settings import LLMSettings
+
+    backend = load_backend(LLMSettings(model=str(smollm2_gguf), batch_size=6))
+    rubric = Rubric("The reply is polite, and it does not promise or guarantee the customer a refund.")
+    replies = [
+        "I'm sorry about the delay. The billing team will review your refund request.",
+        "We will refund you in full right away, guaranteed.",
+        "Whatever. Read the FAQ.",
+        "Thank you for reaching out! You can track the parcel from the link in your email.",
+        "Sure, PayPal is accepted at checkout.",
+        "I understand your frustration; I cannot promise a refund, but I will ask billing.",
+    ]
+    judged_items = [JudgeItem(rubric, "My order is late. Can I get my money back?", reply) for reply in replies]
+    runner = JudgeRunner(backend, chat=has_chat_template(backend))
+    batched = runner.judge(judged_items)
+    single = [runner.judge([item])[0] for item in judged_items]
+    assert runner.calls[0] == ("rank", 6) and all(call == ("rank", 1) for call in runner.calls[1:])
+    for a, b in zip(batched, single):
+        assert a.label == b.label  # type: ignore[union-attr]
+        assert a.probabilities["PASS"] == pytest.approx(b.probabilities["PASS"], abs=1e-3)  # type: ignore[union-attr]

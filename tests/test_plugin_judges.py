@@ -174,3 +174,47 @@ def test_pairwise_against_a_second_model_generates_its_answers_in_one_batch(pyte
     result = pytester.runpytest("-p", "no:cacheprovider", "-s")
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["*loaded second model fake model*"])
+
+
+TINY_SUITE = """
+import pytest_llmeval as le
+
+CASES = [{"id": f"c{i}", "q": f"What is {i} plus {i}? Answer politely.", "ref": str(2 * i)} for i in range(7)]
+
+@le.cases(CASES, prompt="{q}", chat=True, max_new_tokens=6,
+          judge=le.Rubric("The reply is correct and polite.", reference="ref"))
+def test_judged(case, completion, judgement):
+    le.assert_judged(judgement)
+
+@le.cases(CASES, prompt="{q}", max_new_tokens=4, judge=le.Rubric("How good, 1 to 3", labels=("1", "2", "3")))
+def test_scale(case, completion, judgement):
+    le.assert_judged(judgement, min_score=2)
+"""
+
+
+def test_verdicts_of_a_local_judge_do_not_depend_on_the_batch_size(pytester: pytest.Pytester, tiny_model_dir: Path) -> None:
+    pytester.makeini(f"[pytest]\nllmeval_model = {tiny_model_dir}\nllmeval_judge_model = {tiny_model_dir}\nllmeval_history = off\n")
+    pytester.makepyfile(test_tiny=TINY_SUITE)
+    runs = {}
+    for size in (1, 5):
+        result = pytester.runpytest("-p", "no:cacheprovider", f"--llmeval-batch-size={size}", f"--llmeval-output=out{size}")
+        assert result.ret == 0
+        lines = (pytester.path / f"out{size}" / "samples.jsonl").read_text().splitlines()
+        runs[size] = {(s["suite"], s["id"]): s for s in map(json.loads, lines)}
+    assert len(runs[1]) == 14 and runs[1].keys() == runs[5].keys()
+    for key, one in runs[1].items():
+        many = runs[5][key]["judgement"]
+        assert (one["judgement"]["label"], one["outcome"]) == (many["label"], runs[5][key]["outcome"])
+        # label loglikelihoods agree to 1e-5 relative across batch sizes (tests/test_loglik.py), |ll| < 100
+        # here, so each softmax input moves by < 1e-3 and a probability by < 1e-3 / 4 * 2 < 1e-3
+        for label, p in one["judgement"]["probabilities"].items():
+            assert many["probabilities"][label] == pytest.approx(p, abs=1e-3)
+        assert set(one["judgement"]["probabilities"]) in ({"PASS", "FAIL"}, {"1", "2", "3"})
+
+
+def test_judgements_travel_from_xdist_workers(pytester: pytest.Pytester) -> None:
+    setup(pytester)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-n", "2", "--llmeval-output=out")
+    assert result.ret == 0
+    by_id = {s["id"]: s["judgement"]["label"] for s in samples(pytester)}
+    assert by_id == {f"c{i}": "PASS" if i % 2 == 0 else "FAIL" for i in range(6)}

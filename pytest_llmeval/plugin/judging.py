@@ -210,6 +210,7 @@ class JudgeSession:
         if spec is None or spec.judge is None or found is None or isinstance(found, BaseException):
             return None
         data = found.to_json()
+        data["labels"] = list(spec.judge.labels)
         if spec.judge.min_kappa is not None:
             data["min_kappa"] = spec.judge.min_kappa
             data["labels_file"] = self.labels_files.get(suite)

@@ -102,6 +102,9 @@ class Agreement:
             out.append("Cohen's kappa: undefined (people and judge used one and the same label throughout)")
         else:
             out.append(f"Cohen's kappa: {kappa:.3f} (95% CI {interval[0]:.3f} to {interval[1]:.3f}; large-sample SE {self.kappa_se:.3f})")
+            for who, used in (("people", self._used(rows=True)), ("the judge", self._used(rows=False))):
+                if len(used) == 1:
+                    out.append(f"  {who} gave one label throughout ({used[0]}): kappa is 0 by construction, whatever the other says")
         out += ["", "confusion (rows: people, columns: judge):", *self._matrix_lines()]
         if self.disagreements:
             out += ["", f"disagreements ({len(self.disagreements)}):"]
@@ -109,6 +112,12 @@ class Agreement:
             if len(self.disagreements) > limit:
                 out.append(f"  ... and {len(self.disagreements) - limit} more")
         return out
+
+    def _used(self, *, rows: bool) -> list[str]:
+        """The labels people (``rows``) or the judge gave at least once."""
+        k = len(self.labels)
+        counts = [sum(self.confusion[i][j] for j in range(k)) if rows else sum(self.confusion[j][i] for j in range(k)) for i in range(k)]
+        return [label for label, count in zip(self.labels, counts) if count]
 
     def _matrix_lines(self) -> list[str]:
         width = max(6, *(len(x) for x in self.labels), *(len(str(c)) for row in self.confusion for c in row))

@@ -89,6 +89,7 @@ def judge_labels(samples: Iterable[Mapping[str, Any]]) -> list[str]:
     seen: dict[str, None] = {}
     for sample in samples:
         judgement = sample["judgement"]
+        seen.update(dict.fromkeys(str(x) for x in judgement.get("labels") or ()))
         seen.update(dict.fromkeys(judgement.get("probabilities") or {}))
         seen[str(judgement.get("label"))] = None
         if set(seen) >= {"WIN", "LOSE"}:
