@@ -202,6 +202,9 @@ def test_verdicts_of_a_local_judge_do_not_depend_on_the_batch_size(pytester: pyt
         lines = (pytester.path / f"out{size}" / "samples.jsonl").read_text().splitlines()
         runs[size] = {(s["suite"], s["id"]): s for s in map(json.loads, lines)}
     assert len(runs[1]) == 14 and runs[1].keys() == runs[5].keys()
+    suites = json.loads((pytester.path / "out1" / "results.json").read_text())["suites"]
+    judge = suites["test_tiny.py::test_judged"]["fingerprint"]["judge"]
+    assert judge["method"] == "rank" and judge["chat"] is True and judge["model"].startswith("sha256:")  # the reused model's
     for key, one in runs[1].items():
         many = runs[5][key]["judgement"]
         assert (one["judgement"]["label"], one["outcome"]) == (many["label"], runs[5][key]["outcome"])

@@ -61,6 +61,8 @@ class JudgeSession:
         self._judge: Any = None
         self._others: dict[str, Any] = {}
         self._warned = False
+        self._used: Any = None
+        """The judge backend that judged this session (for the fingerprint)."""
         self.runners: list[Any] = []
 
     def schedule(self, items: Sequence[pytest.Item]) -> None:
@@ -92,9 +94,11 @@ class JudgeSession:
                     ),
                     stacklevel=1,
                 )
+            self._used = llm
             return llm
         if self._judge is None:
             self._judge = self._load(model, "judge")
+        self._used = self._judge
         return self._judge
 
     def _load(self, model: str, role: str) -> Any:
@@ -218,9 +222,7 @@ class JudgeSession:
 
     def fingerprint(self, judge: Any) -> dict[str, Any]:
         """The judged suite's must-match ``judge`` fingerprint: who judges, how, and the rubric."""
-        backend = self._judge if self.judge_model is not None and self._judge is not None else None
-        if backend is None and self.judge_model is None:
-            backend = self.state.backend
+        backend = self._used
         data: dict[str, Any] = {"rubric": judge.fingerprint()}
         if backend is None:
             data["model"] = self.judge_model or SELF
