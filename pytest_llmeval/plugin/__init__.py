@@ -14,6 +14,7 @@ import pytest
 from pytest_llmeval.datasets.suite import CaseError, CaseSpec
 from pytest_llmeval.plugin.fixtures import case, completion, llm, llm_settings, ranked
 from pytest_llmeval.plugin import reporting
+from pytest_llmeval.plugin.html_output import write_html
 from pytest_llmeval.plugin.options import add_options
 from pytest_llmeval.plugin.state import MARKER, STATE, LLMEvalState, eval_item, get_state
 from pytest_llmeval.results.records import RECORD_KEY, Outcome, records_from_properties
@@ -129,6 +130,15 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.Fix
     return value
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    shard = get_state(config).options["shard"]
+    if shard is not None:
+        from pytest_llmeval.plugin.shard import select
+
+        select(config, items, shard)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     get_state(session.config).schedule(session.items)
 
@@ -215,7 +225,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     session.config.hook.pytest_llmeval_report(config=session.config, report=report)
     reporting.write_history(state)
     reporting.add_junit_properties(session.config, report)
-    if report.gate_failed and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+    html_problem = write_html(state, report)
+    if html_problem:
+        state.say(html_problem)
+    if (report.gate_failed or html_problem) and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 

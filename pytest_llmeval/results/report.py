@@ -385,7 +385,10 @@ def sample_json(record: CaseRecord) -> dict[str, Any]:
         duration_s=record.duration_s,
         markers=list(record.markers),
         limited=record.limited,
+        suite_size=record.suite_size,  # lets ``merge`` see a suite that no shard finished
     )
+    if record.truncated:
+        data["truncated"] = record.truncated
     return data
 
 
