@@ -55,12 +55,11 @@ def test_a_completion_with_script_and_markup_cannot_break_the_page(runs: Path) -
     assert "http://" not in page.replace("http://www.w3.org/2000/svg", "") and "https://" not in page  # nothing fetched
 
 
-def test_chat_turns_are_read_from_templates_and_message_lists() -> None:
-    assert chat_turns(chatml("Hi <b>")) == [["system", "You are terse."], ["user", "Hi <b>"], ["assistant", "(the model's turn)"]]
-    llama = "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWhat is 2+2?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
-    assert chat_turns(llama) == [["user", "What is 2+2?"], ["assistant", "(the model's turn)"]]
-    assert chat_turns([{"role": "user", "content": "yo"}]) == [["user", "yo"]]
-    assert chat_turns("Question: plain\nAnswer:") is None
+def test_chat_turns_of_a_message_list_are_kept_and_a_text_prompt_is_kept_once() -> None:
+    assert chat_turns([{"role": "user", "content": "yo"}, {"role": "assistant", "content": "hey"}]) == [["user", "yo"], ["assistant", "hey"]]
+    assert chat_turns(chatml("Hi")) is None  # the page splits rendered text itself
+    rows = case_rows([{"suite": "s::t", "id": "a", "outcome": "pass", "prompt": [{"role": "user", "content": "yo"}]}], ["s::t"])
+    assert rows[0]["d"]["turns"] == [["user", "yo"]] and json.loads(rows[0]["d"]["prompt"]) == [{"role": "user", "content": "yo"}]
 
 
 def test_rows_put_flips_first_and_know_the_baseline_outcome(runs: Path) -> None:
@@ -219,6 +218,24 @@ def test_a_case_opens_and_shows_its_prompt_as_turns_and_markup_as_text(browser: 
     assert detail.find_element("css selector", "pre.completion").text == HOSTILE
     assert browser.execute_script("return window.pwned === undefined")
     assert "expected 5 in the answer" in detail.text and "newly failing" in detail.text
+
+
+LLAMA3 = "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nWhat is 2+2?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+
+
+@pytest.mark.parametrize(
+    "prompt, turns",
+    [
+        (chatml("Hi <b>"), [["system", "You are terse."], ["user", "Hi <b>"], ["assistant", "(the model's turn)"]]),
+        (LLAMA3, [["user", "What is 2+2?"], ["assistant", "(the model's turn)"]]),
+        ("<start_of_turn>user\nhello<end_of_turn>\n<start_of_turn>model\n", [["user", "hello"], ["model", "(the model's turn)"]]),
+        ("Question: plain\nAnswer:", None),
+    ],
+)
+def test_the_page_splits_chat_templates_into_turns(browser: Any, runs: Path, prompt: str, turns: Any) -> None:
+    path, _ = _page(runs)
+    open_page(browser, path)
+    assert browser.execute_script("return window.llmevalTurns(arguments[0])", prompt) == turns
 
 
 def test_search_finds_cases_by_prompt_text(browser: Any, runs: Path) -> None:

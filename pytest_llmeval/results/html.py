@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import html
 import json
-import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -76,28 +75,15 @@ def load_run_dir(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 # ---------------------------------------------------------------- chat turns
 
-_TURN_PATTERNS = (
-    re.compile(r"<\|im_start\|>(\w+)\n(.*?)(?:<\|im_end\|>\n?|$)", re.S),  # ChatML (SmolLM2, Qwen)
-    re.compile(r"<\|start_header_id\|>(\w+)<\|end_header_id\|>\n\n(.*?)(?:<\|eot_id\|>|$)", re.S),  # Llama 3
-    re.compile(r"<start_of_turn>(\w+)\n(.*?)(?:<end_of_turn>\n?|$)", re.S),  # Gemma
-)
-
 
 def chat_turns(prompt: Any) -> list[list[str]] | None:
-    """The chat turns ``[role, text]`` in a prompt as sent: a list of messages, or a prompt
-    rendered by a known chat template (ChatML, Llama 3, Gemma); ``None`` for a plain prompt."""
-    if isinstance(prompt, list):
-        turns = [[str(m.get("role", "")), str(m.get("content", ""))] for m in prompt if isinstance(m, Mapping)]
-        return turns or None
-    if not isinstance(prompt, str):
+    """The chat turns ``[role, text]`` of a prompt sent as a list of messages; ``None`` for a
+    prompt sent as text (the page finds the turns of a text rendered by a chat template itself,
+    so the file holds the text once)."""
+    if not isinstance(prompt, list):
         return None
-    for pattern in _TURN_PATTERNS:
-        turns = [[m.group(1), m.group(2)] for m in pattern.finditer(prompt)]
-        if turns:
-            if not turns[-1][1].strip():
-                turns[-1][1] = "(the model's turn)"
-            return turns
-    return None
+    turns = [[str(m.get("role", "")), str(m.get("content", ""))] for m in prompt if isinstance(m, Mapping)]
+    return turns or None
 
 
 # ---------------------------------------------------------------- building the page's data
@@ -122,7 +108,9 @@ def _as_text(value: Any) -> str | None:
 def _case_detail(sample: Mapping[str, Any]) -> dict[str, Any]:
     """What the case panel shows for one sample (the prompt exactly as sent, and the rest)."""
     prompt = sample.get("prompt")
-    detail: dict[str, Any] = {"prompt": _as_text(prompt), "turns": chat_turns(prompt), "completion": _as_text(sample.get("completion"))}
+    detail: dict[str, Any] = {"prompt": _as_text(prompt), "completion": _as_text(sample.get("completion"))}
+    if chat_turns(prompt):
+        detail["turns"] = chat_turns(prompt)
     for key in ("expected", "reason", "latency_s", "tokens_in", "tokens_out"):
         if sample.get(key) not in (None, ""):
             detail[key] = sample[key] if key != "expected" else _as_text(sample[key])

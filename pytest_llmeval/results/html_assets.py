@@ -146,10 +146,19 @@ function draw(){
       el('span',{cls:'o-'+c.o,text:c.o}),el('span',{cls:'o-'+(c.b||''),text:c.b||'-'}),el('span',{cls:'flip',text:c.f||''}),el('span',{text:c.k?'flaky':''})]);
     r.style.top=(j*ROW)+'px';r.addEventListener('click',function(){open(shown[j]);});spacer.appendChild(r);})(j);}
 }
+// chat templates whose rendered text the page splits into turns: ChatML (SmolLM2, Qwen), Llama 3, Gemma
+var TURNS=[/<\|im_start\|>(\w+)\n([\s\S]*?)(?:<\|im_end\|>\n?|$)/g,/<\|start_header_id\|>(\w+)<\|end_header_id\|>\n\n([\s\S]*?)(?:<\|eot_id\|>|$)/g,
+  /<start_of_turn>(\w+)\n([\s\S]*?)(?:<end_of_turn>\n?|$)/g];
+function turns(p){if(typeof p!=='string')return null;
+  for(var i=0;i<TURNS.length;i++){var re=new RegExp(TURNS[i].source,'g'),m,out=[];while((m=re.exec(p))!==null)out.push([m[1],m[2]]);
+    if(out.length){if(!out[out.length-1][1].trim())out[out.length-1][1]="(the model's turn)";return out;}}
+  return null;}
+window.llmevalTurns=turns;
 function section(title,node){return el('div',{},[el('h3',{text:title}),node]);}
 function prompt(d){
   var box=el('div',{cls:'prompt'});
-  if(d.turns){d.turns.forEach(function(t){box.appendChild(el('div',{cls:'turn '+t[0]},[el('div',{cls:'role',text:t[0]}),el('pre',{text:t[1]})]));});
+  var ts=d.turns||turns(d.prompt);
+  if(ts){ts.forEach(function(t){box.appendChild(el('div',{cls:'turn '+t[0]},[el('div',{cls:'role',text:t[0]}),el('pre',{text:t[1]})]));});
     var raw=el('details',{},[el('summary',{text:'as sent (raw text)'}),el('pre',{text:d.prompt||''})]);box.appendChild(raw);}
   else box.appendChild(el('pre',{text:d.prompt==null?'(not recorded)':d.prompt}));
   return box;
