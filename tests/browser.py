@@ -46,6 +46,12 @@ def start_browser() -> Iterator[Any]:
 def open_page(driver: Any, path: Path) -> list[dict]:
     """Load the file; returns the console entries of the load (errors and warnings included)."""
     driver.get_log("browser")  # drop what an earlier page logged
+    from selenium.webdriver.support.ui import WebDriverWait
+
     driver.get(Path(path).resolve().as_uri())
-    assert driver.execute_script("return window.llmevalReady === true"), "the report's script did not finish"
-    return driver.get_log("browser")
+    logs = driver.get_log("browser")
+    # a generous wait on a shared machine: a large page may still be parsing when get() returns
+    WebDriverWait(driver, 60, poll_frequency=0.05).until(
+        lambda d: d.execute_script("return window.llmevalReady === true"), f"the report's script did not finish: {logs}"
+    )
+    return logs + driver.get_log("browser")

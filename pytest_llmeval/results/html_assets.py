@@ -13,8 +13,8 @@ CSS = """
 #app{max-width:1400px;margin:0 auto;padding:16px 24px}h1{font-size:20px;margin:4px 0}h2{font-size:16px;margin:22px 0 8px}
 .banner{padding:8px 12px;border-radius:6px;margin:8px 0;font-weight:600}.banner.ok{background:#dafbe1;color:var(--pass)}
 .banner.bad{background:#ffebe9;color:var(--error)}.banner ul{margin:4px 0 0;font-weight:400}
-.muted{color:var(--muted)}table{border-collapse:collapse;width:100%}th,td{padding:4px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
-th{background:var(--bg2);font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}td.ci{white-space:nowrap}
+.muted{color:var(--muted)}.scroll{overflow-x:auto}.small{font-size:11px}td.name{max-width:460px;overflow-wrap:anywhere}td.nw{white-space:nowrap}td.diff{max-width:280px}table{border-collapse:collapse;width:100%}th,td{padding:4px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
+th{background:var(--bg2);font-weight:600;white-space:nowrap}#suites{font-size:13px}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}td.ci{white-space:nowrap}
 .o-pass{color:var(--pass)}.o-fail{color:var(--fail)}.o-error{color:var(--error);font-weight:600}.o-skipped,.o-xfailed{color:var(--muted)}
 .v-REGRESSED,.v-WORSE,.v-INCOMPARABLE,.v-NEW{color:var(--error);font-weight:600}.v-IMPROVED,.v-BETTER{color:var(--pass);font-weight:600}
 .filters{display:flex;gap:10px;flex-wrap:wrap;align-items:center;margin:8px 0}.filters input[type=search]{flex:1;min-width:220px;padding:4px 8px}
@@ -64,7 +64,7 @@ function header(){
 }
 
 function bar(s){
-  var w=160,h=18,x=function(v){return 4+v*(w-8);};
+  var w=110,h=18,x=function(v){return 4+v*(w-8);};
   var svg=sv('svg',{width:w,height:h,viewBox:'0 0 '+w+' '+h,role:'img'});
   svg.appendChild(sv('rect',{x:4,y:8,width:w-8,height:2,fill:'#d0d7de'}));
   svg.appendChild(sv('rect',{x:x(s.ci[0]),y:4,width:Math.max(1,x(s.ci[1])-x(s.ci[0])),height:10,fill:'#54aeff',opacity:0.55}));
@@ -75,24 +75,25 @@ function bar(s){
   svg.appendChild(t);return svg;
 }
 
-function usageText(u){var out=[];if(u.tokens_in!=null)out.push(num(u.tokens_in)+' in');if(u.tokens_out!=null)out.push(num(u.tokens_out)+' out');
+function kn(x){return x>=1e4?(x/1e3).toFixed(0)+'k':x>=1e3?(x/1e3).toFixed(1)+'k':num(x);}
+function usageText(u){var out=[];if(u.tokens_in!=null)out.push(kn(u.tokens_in)+' in');if(u.tokens_out!=null)out.push(kn(u.tokens_out)+' out');
   var c=u.cost_usd!=null?u.cost_usd:u.cost;if(c!=null)out.push('$'+c.toFixed(4));return out.join(' / ')||'-';}
 
 function overview(){
   app.appendChild(el('h2',{text:'Suites'}));
-  var heads=['suite','n','pass','miss','err','rate','95% interval',D.other,'verdict','delta','p','tokens / cost','differs from '+D.other];
+  var heads=['suite','n','pass','miss','err','rate','95% interval',D.other,'verdict','delta (p)','tokens, cost','fingerprint'];
   var t=el('table',{id:'suites'}),tr=el('tr');heads.forEach(function(h){tr.appendChild(el('th',{text:h}));});t.appendChild(el('thead',{},[tr]));
   var tb=el('tbody');
   suites.forEach(function(s){
     var v=s.verdict||{},diff=[].concat(v.differing||[],(v.across||[]).map(function(f){return 'compared across '+f;}),v.versions||[]);
-    var r=el('tr',{'data-suite':s.name},[el('td',{text:s.name}),el('td',{cls:'num',text:String(s.n)}),el('td',{cls:'num',text:String(s.passed)}),
+    var r=el('tr',{'data-suite':s.name},[el('td',{cls:'name',text:s.name}),el('td',{cls:'num',text:String(s.n)}),el('td',{cls:'num',text:String(s.passed)}),
       el('td',{cls:'num',text:String(s.failed)}),el('td',{cls:'num',text:String(s.errors)}),el('td',{cls:'num rate',text:s.n?pct(s.rate):'-'}),
-      el('td',{cls:'ci'},[bar(s),el('span',{cls:'muted',text:' '+pct(s.ci[0])+'\u2013'+pct(s.ci[1])})]),el('td',{cls:'num',text:v.rate!=null?pct(v.rate):'-'}),
-      el('td',{cls:'v-'+(v.verdict||''),text:(v.verdict||'-')+(v.recorded?', recorded':'')}),el('td',{cls:'num',text:pts(v.delta)}),
-      el('td',{cls:'num',text:pv(v.p)}),el('td',{text:usageText(s.usage||{})}),el('td',{cls:'muted',text:diff.join('; ')})]);
+      el('td',{cls:'ci'},[bar(s),el('span',{cls:'muted small',text:' '+pct(s.ci[0])+'\u2013'+pct(s.ci[1])})]),el('td',{cls:'num',text:v.rate!=null?pct(v.rate):'-'}),
+      el('td',{cls:'v-'+(v.verdict||''),text:(v.verdict||'-')+(v.recorded?', recorded':'')}),el('td',{cls:'num',text:pts(v.delta)+(v.p!=null?' ('+pv(v.p)+')':'')}),
+      el('td',{cls:'nw',text:usageText(s.usage||{})}),el('td',{cls:'muted diff',text:diff.join('; ')})]);
     tb.appendChild(r);
   });
-  t.appendChild(tb);app.appendChild(t);
+  t.appendChild(tb);app.appendChild(el('div',{cls:'scroll'},[t]));
   if((D.groups||[]).length){
     app.appendChild(el('h2',{text:'Marker groups'}));var g=el('table',{id:'groups'});
     g.appendChild(el('tr',{},['marker','n','pass','rate','95% interval'].map(function(h){return el('th',{text:h});})));
@@ -136,7 +137,7 @@ function apply(){
     if(f==='any'&&!c.f)continue;if(f&&f!=='any'&&c.f!==f)continue;if(k&&k.checked&&!c.k)continue;
     if(q&&haystack(i).indexOf(q)<0)continue;shown.push(i);}
   counter.textContent=shown.length+' of '+cases.length+' cases';
-  spacer.style.height=(shown.length*ROW)+'px';grid.scrollTop=0;draw();
+  spacer.style.height=(shown.length*ROW)+'px';grid.style.height=Math.min(420,Math.max(3,shown.length)*ROW+2)+'px';grid.scrollTop=0;draw();
 }
 function draw(){
   var first=Math.max(0,Math.floor(grid.scrollTop/ROW)-10),last=Math.min(shown.length,first+Math.ceil(grid.clientHeight/ROW)+20);
