@@ -132,3 +132,60 @@ def test_each_test_runs_in_exactly_one_shard(pytester: pytest.Pytester) -> None:
     module = "test_each_test_runs_in_exactly_one_shard.py"
     expected = [f"{module}::test_cases[c{i}]" for i in range(20)] + [f"{module}::test_plain_one", f"{module}::test_plain_two"]
     assert sorted(ran) == sorted(expected)
+
+
+# ---------------------------------------------------------------- refusals (no model needed)
+
+
+def _shard_run(out: Path, index: int, total: int, records: list) -> Path:
+    from pytest_llmeval.results.gate import GateOptions
+    from pytest_llmeval.results.session import EvalSession
+
+    session = EvalSession(GateOptions(rootdir=out.parent, output_dir=out, shard=(index, total), narrowed_by=("--llmeval-shard",)), cwd=out.parent)
+    session.add_all(records)
+    session.finish()
+    return out
+
+
+def _split(records: list, total: int) -> list[list]:
+    return [[r for r in records if shard_of(f"{r.suite}\x00{r.case_id}", total) == i] for i in range(1, total + 1)]
+
+
+def _merge(capsys: pytest.CaptureFixture[str], out: Path, *dirs: Path, extra: tuple[str, ...] = ()) -> tuple[int, list[str], list[str]]:
+    capsys.readouterr()
+    code = main(["merge", str(out), *map(str, dirs), *extra])
+    captured = capsys.readouterr()
+    return code, captured.out.splitlines(), captured.err.splitlines()
+
+
+def test_merge_gates_the_union_and_refuses_what_is_not_one_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dataclasses import replace
+
+    from html_runs import make_records
+
+    records = make_records("e/test_a.py::test_a", 40, failing=[1, 2, 3]) + make_records("e/test_b.py::test_b", 12, errors=[5])
+    parts = _split(records, 3)
+    assert all(parts)
+    dirs = [_shard_run(tmp_path / f"s{i}", i, 3, part) for i, part in enumerate(parts, 1)]
+    code, out, err = _merge(capsys, tmp_path / "m", *dirs)
+    assert code == 1 and err == []  # the error in test_b fails the merged gate, as in one run
+    assert out[0] == "llmeval: 48 passed, 3 missed, 1 error in 2 suites"
+    merged = json.loads((tmp_path / "m" / "results.json").read_text())
+    assert merged["suites"]["e/test_a.py::test_a"]["n"] == 40 and "shard" not in merged["run"]
+
+    code, _, err = _merge(capsys, tmp_path / "m2", dirs[0], dirs[2])
+    assert code == 3 and err == [f"error: shard 2/3 missing; pass every shard's output folder"]
+
+    code, _, err = _merge(capsys, tmp_path / "m3", dirs[0], dirs[1], dirs[2], dirs[1])
+    assert code == 3 and any("is shard 2/3 again" in line for line in err) and any("which" in line and "ran too" in line for line in err)
+
+    other = [replace(r, fingerprint={**r.fingerprint.to_json(), "model": "sha256:bbbb"}) for r in parts[2]]
+    odd = _shard_run(tmp_path / "odd", 3, 3, other)
+    code, _, err = _merge(capsys, tmp_path / "m4", dirs[0], dirs[1], odd)
+    assert err == [f"error: {odd}: ran e/test_a.py::test_a, e/test_b.py::test_b with a different model than {dirs[0]}; run every shard with the same model and settings"]
+    assert code == 3
+
+
+def test_merge_of_a_folder_without_results_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _merge(capsys, tmp_path / "m", tmp_path / "nothing")
+    assert code == 3 and len(err) == 1 and "results.json: no such file" in err[0]

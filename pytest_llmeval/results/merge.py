@@ -95,25 +95,34 @@ def _spec_problems(shards: Sequence[Shard]) -> list[str]:
 
 
 def _fingerprint_problems(shards: Sequence[Shard]) -> list[str]:
+    """One line per shard whose suites (or model and software) differ from an earlier shard's."""
     out = []
     first: dict[str, tuple[Path, Fingerprint]] = {}
     run_wide: dict[str, tuple[Path, Any]] = {}
     for shard in shards:
+        differing: dict[str, Path] = {}  # suite -> the shard it differs from
+        fields: set[str] = set()
         for suite in sorted(shard.results["suites"]):
             fp = shard.fingerprint(suite)
             if suite in first and first[suite][1] != fp:
-                other, before = first[suite]
-                diff = before.diff(fp)
-                what = ", ".join((*diff.details, *diff.compared_across)) or "fingerprint"
-                out.append(f"{shard.path}: {suite} ran with a different fingerprint than in {other} ({what}); run every shard with the same model and settings")
+                diff = first[suite][1].diff(fp)
+                differing[suite] = first[suite][0]
+                fields.update(diff.differing + diff.compared_across or ("fingerprint",))
             first.setdefault(suite, (shard.path, fp))
             for key in _RUN_WIDE:
                 value = fp.get(key)
-                if value is None:
-                    continue
-                if key in run_wide and run_wide[key][1] != value and not any(p.startswith(f"{shard.path}:") for p in out):
-                    out.append(f"{shard.path}: ran a different {key} than {run_wide[key][0]}; run every shard with the same model and software")
-                run_wide.setdefault(key, (shard.path, value))
+                if value is not None and key in run_wide and run_wide[key][1] != value:
+                    differing.setdefault(suite, run_wide[key][0])
+                    fields.add(key)
+                if value is not None:
+                    run_wide.setdefault(key, (shard.path, value))
+        if differing:
+            names = list(differing)
+            more = f" and {len(names) - 2} more" if len(names) > 2 else ""
+            out.append(
+                f"{shard.path}: ran {', '.join(names[:2])}{more} with a different {', '.join(sorted(fields))} than "
+                f"{differing[names[0]]}; run every shard with the same model and settings"
+            )
     return out
 
 
