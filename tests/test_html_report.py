@@ -238,6 +238,18 @@ def test_the_page_splits_chat_templates_into_turns(browser: Any, runs: Path, pro
     assert browser.execute_script("return window.llmevalTurns(arguments[0])", prompt) == turns
 
 
+def test_compare_page_loads_with_flips_first_and_both_completions(browser: Any, runs: Path) -> None:
+    path = runs / "c.html"
+    path.write_text(render_page(compare_page(load_run_dir(runs / "r0"), load_run_dir(runs / "r1"), labels=("r0", "r1"))))
+    assert [e for e in open_page(browser, path) if e["level"] in ("SEVERE", "WARNING")] == []
+    rows = browser.find_elements("css selector", "#cases .row")
+    n_flips = len(flipped(load_run_dir(runs / "r1")[0]))
+    assert [bool(r.find_element("css selector", ".flip").text) for r in rows[: n_flips + 1]] == [True] * n_flips + [False]
+    browser.find_element("css selector", f'#cases .row[data-case="c005"][data-suite="{ADD}"]').click()
+    detail = browser.find_element("id", "detail").text
+    assert "Completion in r0\nThe answer is 6." in detail and HOSTILE in detail
+
+
 def test_search_finds_cases_by_prompt_text(browser: Any, runs: Path) -> None:
     path, _ = _page(runs)
     open_page(browser, path)

@@ -227,6 +227,14 @@ def _groups(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _message(m: Any) -> str:
+    """A note of results.json as one line: its level, text, hint and command."""
+    if not isinstance(m, Mapping):
+        return str(m)
+    parts = [f"{m.get('level', 'note')}: {m.get('text', '')}"] + [str(m[k]) for k in ("hint", "command") if m.get(k)]
+    return "; ".join(parts)
+
+
 def history_series(path: Path | None, suites: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
     """Per suite, the pass rate and its interval in each run of the history file (oldest first)."""
     if path is None or not Path(path).is_file():
@@ -263,7 +271,7 @@ def run_page(
         "gate": {"failed": bool(gate.get("failed")), "failures": list(gate.get("failures") or [])},
         "summary": results.get("summary") or {},
         "baseline": {"path": baseline.get("path"), "state": baseline.get("state")},
-        "messages": [m.get("text", "") if isinstance(m, Mapping) else str(m) for m in results.get("messages") or []],
+        "messages": [_message(m) for m in results.get("messages") or []],
         "versions": results.get("versions") or {},
         "timings": results.get("timings") or {},
         "settings": results.get("settings") or {},
