@@ -108,7 +108,10 @@ def test_merged_shards_give_exactly_the_single_runs_table(
     assert flips["newly_failing"] or flips["newly_passing"]  # the comparison had something to show
 
 
-def test_each_test_runs_in_exactly_one_shard(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize("xdist", [(), ("-n", "2")], ids=["plain", "xdist"])
+def test_each_test_runs_in_exactly_one_shard(pytester: pytest.Pytester, xdist: tuple[str, ...]) -> None:
+    if xdist:
+        pytest.importorskip("xdist")
     pytester.makeini("[pytest]\nllmeval_history = off\n")
     pytester.makepyfile(
         """
@@ -127,8 +130,8 @@ def test_each_test_runs_in_exactly_one_shard(pytester: pytest.Pytester) -> None:
     )
     ran: list[str] = []
     for i in (1, 2, 3):
-        result = pytester.runpytest(f"--llmeval-shard={i}/3", "-v", "-p", "no:randomly")
-        ran += [line.split(" ")[0] for line in result.stdout.lines if " PASSED" in line]
+        result = pytester.runpytest(f"--llmeval-shard={i}/3", "-v", "-p", "no:randomly", *xdist)
+        ran += [word for line in result.stdout.lines if "PASSED" in line for word in line.split() if "::" in word]
     module = "test_each_test_runs_in_exactly_one_shard.py"
     expected = [f"{module}::test_cases[c{i}]" for i in range(20)] + [f"{module}::test_plain_one", f"{module}::test_plain_two"]
     assert sorted(ran) == sorted(expected)
