@@ -192,3 +192,14 @@ def test_merge_gates_the_union_and_refuses_what_is_not_one_run(tmp_path: Path, c
 def test_merge_of_a_folder_without_results_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _merge(capsys, tmp_path / "m", tmp_path / "nothing")
     assert code == 3 and len(err) == 1 and "results.json: no such file" in err[0]
+
+
+def test_merged_shards_record_the_baseline_a_single_run_records(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from html_runs import make_records, write_run
+
+    records = make_records("e/test_a.py::test_a", 30, failing=[4, 9]) + make_records("e/test_b.py::test_b", 9, failing=[0])
+    write_run(tmp_path / "single", records, baseline=tmp_path / "single.json", update=True)
+    dirs = [_shard_run(tmp_path / f"s{i}", i, 2, part) for i, part in enumerate(_split(records, 2), 1)]
+    code, out, err = _merge(capsys, tmp_path / "m", *dirs, extra=("--baseline", str(tmp_path / "merged.json"), "--update-baseline"))
+    assert code == 0 and err == []
+    assert (tmp_path / "merged.json").read_text() == (tmp_path / "single.json").read_text()

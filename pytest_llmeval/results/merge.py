@@ -173,7 +173,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "merge",
         help="merge shards' results (--llmeval-shard) into one, and gate it as one run",
-        description=(__doc__ or "").split("\n\n")[0].split(": ", 1)[-1],
+        description=(
+            "Combine the results of shards of one run (pytest --llmeval-shard I/N --llmeval-output DIR) into one "
+            "results.json, then gate it as one run: the same table, verdicts against --baseline and exit status."
+        ),
     )
     p.add_argument("out", metavar="OUT_DIR", help="folder for the merged results.json and samples.jsonl")
     p.add_argument("shards", nargs="+", metavar="SHARD_DIR", help="each shard's --llmeval-output folder")
