@@ -129,7 +129,7 @@ def test_pytest_option_writes_the_report_with_the_history(pytester: pytest.Pytes
 
         @le.cases([{"id": f"c{i}", "v": i} for i in range(6)])
         def test_cases(case):
-            assert case["v"] % 3, "a multiple of three"
+            le.assert_exact("seven" if case["v"] % 3 else "three", "seven")
         """
     )
     for _ in range(2):
@@ -141,6 +141,7 @@ def test_pytest_option_writes_the_report_with_the_history(pytester: pytest.Pytes
     assert [(s["n"], s["passed"]) for s in data["suites"]] == [(6, 4)]
     assert [len(v) for v in data["history"].values()] == [2]  # both runs, this one included
     assert sorted(r["id"] for r in data["cases"] if r["o"] == "fail") == ["c0", "c3"]
+    assert {r["d"].get("expected") for r in data["cases"] if r["o"] == "fail"} == {"seven"}  # the scorer's expected value
 
 
 def test_pytest_option_with_an_unwritable_path_fails_the_run_with_one_line(pytester: pytest.Pytester) -> None:

@@ -7,6 +7,7 @@ The state lives in :mod:`.state`, the options table in :mod:`.options`, the fixt
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from typing import Any, Iterator
 
 import pytest
@@ -177,6 +178,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if outcome is not None:
         reason = "" if outcome is Outcome.PASS else reporting.failure_reason(call)
         record = state.record_for(item, outcome, reason, item.stash.get(SCORES, {}), call.duration)
+        expected = getattr(call.excinfo.value, "expected", None) if call.excinfo is not None else None
+        if expected is not None:
+            record = replace(record, expected=expected if isinstance(expected, (str, int, float, bool)) else str(expected))
         report.user_properties.append((RECORD_KEY, record.to_json()))
         reporting.label_case(item, report, outcome, reason)
         if outcome is Outcome.MISS and not state.run.strict:

@@ -389,6 +389,8 @@ def sample_json(record: CaseRecord) -> dict[str, Any]:
     )
     if record.truncated:
         data["truncated"] = record.truncated
+    if record.expected is not None:
+        data["expected"] = record.expected
     return data
 
 
