@@ -258,6 +258,9 @@ class CaseRecord:
     unused_chat_template: bool = False
     """The case generated from a model that has a chat template without applying it, and
     ``le.cases`` did not say ``chat=``: the report warns once per suite."""
+    expected: Any = None
+    """What a scorer expected, when the case missed through an ``le.assert_*`` (``EvalFailure.expected``;
+    a JSON scalar, or its text)."""
     judgement: Mapping[str, Any] | None = None
     """What the judge said (a judged suite): label, probabilities, score, raw answer, judge
     prompt, the reference shown; and the suite's ``min_kappa`` and ``labels_file`` if it has them."""
