@@ -135,6 +135,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("markdown", "write a Markdown summary (for pull requests) to this file", path=True),
     Option("train-data", "training data (JSONL or text) to check eval cases against for overlap", path=True),
     Option("history", "SQLite run history file (default .llmeval/history.sqlite; 'off' to disable)", path=True),
+    # repeated sampling
+    Option("repeats", "samples per eval case (default 1); le.cases(repeats=) wins for its suite", _int(1)),
 )
 VALUE_FLAGS: frozenset[str] = frozenset(o.flag for o in OPTIONS if o.takes_value)
 """The options that take their value as the next command-line argument."""

@@ -45,6 +45,19 @@ def suite_id(config: pytest.Config, path: Path, nodeid: str) -> str:
     return f"{rel}::{name.split('[', 1)[0]}"
 
 
+def samples_of(case: Any, repeats: int) -> list[Any]:
+    """The items of one case: the case itself, or one copy per sample (``case.repeat`` 0..k-1)."""
+    import dataclasses
+
+    return [case] if repeats <= 1 else [dataclasses.replace(case, repeat=r) for r in range(repeats)]
+
+
+def sample_id(case: Any, repeats: int) -> str:
+    """An item's id: the case id, with ``#r`` for sample r when the suite samples repeatedly
+    (``add-001#3``: ``-k`` and ``--lf`` select it like any id)."""
+    return case.id if repeats <= 1 else f"{case.id}#{case.repeat}"
+
+
 def eval_item(item: pytest.Item) -> tuple[str, Any] | None:
     """(suite, case) of an eval item, or None for a plain test."""
     found = item.stash.get(CASE, None)
@@ -128,10 +141,19 @@ class LLMEvalState:
         plan = plan_suite(spec, base_dir=metafunc.definition.path.parent, limit=self.run.limit)
         kind = "generate" if "completion" in metafunc.fixturenames else "rank" if "ranked" in metafunc.fixturenames else None
         if kind is not None:
+            from pytest_llmeval.models.sampling import sample_seed
+
+            seed = self.settings.seed
             for case in plan.cases:
-                self.requests[(suite, case.id)] = request_for(spec, plan, case, kind)
+                for r in range(self.repeats_of(spec) if kind == "generate" else 1):
+                    request = request_for(spec, plan, case, kind, repeat=r, seed=sample_seed(seed, case.id, r))
+                    self.requests[(suite, case.id, r)] = request
         self.plans[suite] = plan
         return plan
+
+    def repeats_of(self, spec: CaseSpec) -> int:
+        """Samples per case of a suite: ``le.cases(repeats=)``, else ``llmeval_repeats``, else 1."""
+        return spec.repeats or self.options["repeats"] or 1
 
     def overlaps(self, spec: CaseSpec, plan: SuitePlan) -> dict[str, str]:
         """Case id -> why it looks trained on, when ``--llmeval-train-data`` is given."""
@@ -163,7 +185,7 @@ class LLMEvalState:
             if found is None:
                 continue
             suite, case = found
-            request = self.requests.get((suite, case.id))
+            request = self.requests.get((suite, case.id, case.repeat)) or self.requests.get((suite, case.id, 0))
             if request is not None:
                 entries.append(Entry(key=item.nodeid, suite=suite, request=request))
         self.scheduler.plan(entries)
@@ -204,7 +226,7 @@ class LLMEvalState:
     def record_for(self, item: pytest.Item, outcome: str, reason: str, scores: Mapping[str, float], duration: float) -> CaseRecord:
         suite, case = eval_item(item)  # type: ignore[misc]
         plan = self.plans.get(suite)
-        request = self.requests.get((suite, case.id))
+        request = self.requests.get((suite, case.id, case.repeat)) or self.requests.get((suite, case.id, 0))
         result = self.scheduler.peek(item.nodeid)
         record = CaseRecord(
             suite=suite,
@@ -227,10 +249,23 @@ class LLMEvalState:
             suite_size=len(plan.cases) if plan else None,
             truncated=getattr(result, "truncated", 0) or 0,
             unused_chat_template=self._unused_chat_template(plan, request),
+            repeat=case.repeat,
+            repeats=self.repeats_of(plan.spec) if plan else 1,
+            require=plan.spec.require if plan else None,
+            identical_repeats=self._identical_repeats(plan, request),
         )
         if outcome != "error":  # an errored item may be rerun (pytest-rerunfailures): keep its output
             self.scheduler.discard(item.nodeid)
         return record
+
+    def _identical_repeats(self, plan: SuitePlan | None, request: Request | None) -> bool:
+        """Repeated samples that a deterministic backend (a local model) computes greedily: all alike."""
+        if plan is None or request is None or self.repeats_of(plan.spec) <= 1 or self.backend is None:
+            return False
+        if not getattr(self.backend, "deterministic", False):
+            return False
+        settings = getattr(self.backend, "settings", self.settings)
+        return request.kind != "generate" or not settings.generation.do_sample
 
     def _unused_chat_template(self, plan: SuitePlan | None, request: Request | None) -> bool:
         """A generation case that did not say ``chat=``, sent to a model with a chat template."""

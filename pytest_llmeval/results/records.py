@@ -256,6 +256,15 @@ class CaseRecord:
     unused_chat_template: bool = False
     """The case generated from a model that has a chat template without applying it, and
     ``le.cases`` did not say ``chat=``: the report warns once per suite."""
+    repeat: int = 0
+    """Which sample of the case this is (0 .. repeats - 1)."""
+    repeats: int = 1
+    """How many samples of the case the suite draws."""
+    require: str | None = None
+    """With repeats: what a case needs to pass (``"all"``, ``"majority"``; ``None``: the suite's
+    rate is the mean of its cases' rates)."""
+    identical_repeats: bool = False
+    """Repeated samples from greedy decoding on a local model: they are all alike (warned once)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "outcome", Outcome.parse(self.outcome))

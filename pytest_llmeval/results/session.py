@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from pytest_llmeval.results import gate
-from pytest_llmeval.results.baseline import Baseline, BaselineError, Comparison, compare_suite, load_baseline, record_suites, write_atomic
+from pytest_llmeval.results.baseline import Baseline, BaselineError, Comparison, adjust_for_suites, compare_suite, load_baseline, record_suites, write_atomic
 from pytest_llmeval.results.commands import UPDATE_FLAG, files_picked_by_node_id, record_command
 from pytest_llmeval.files import ReadOnlyFileError
 from pytest_llmeval.results.gate import GateOptions, RunStatus
@@ -100,6 +100,7 @@ class EvalSession:
         messages += gate.run_messages(opts, suites, status, gaps)
         messages += gate.truncation_messages(records)
         messages += gate.chat_template_messages(records)
+        messages += gate.identical_repeats_messages(records)
 
         report = GateReport(
             suites=tuple(suites),
@@ -194,7 +195,7 @@ class EvalSession:
         messages: list[Message] = []
         out_dir = self._path(opts.output_dir)
         if out_dir is not None:
-            ordered = sorted(records, key=lambda r: (r.suite, r.case_id))
+            ordered = sorted(records, key=lambda r: (r.suite, r.case_id, r.repeat))
             samples = "".join(json.dumps(sample_json(r), sort_keys=True, ensure_ascii=False) + "\n" for r in ordered)
             try:
                 write_atomic(out_dir / "results.json", json.dumps(report.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
@@ -235,7 +236,8 @@ def _compare(suites: Sequence[SuiteResult], baseline: Baseline | None, opts: Gat
     """The verdict of each suite with a counted case (one whose every case was skipped has none)."""
     if baseline is None:
         return {}
-    return {s.name: compare_suite(s, baseline.suites.get(s.name), tolerance=opts.tolerance, alpha=opts.alpha) for s in suites if s.n}
+    found = {s.name: compare_suite(s, baseline.suites.get(s.name), tolerance=opts.tolerance, alpha=opts.alpha) for s in suites if s.n}
+    return adjust_for_suites(found, tolerance=opts.tolerance, alpha=opts.alpha)
 
 
 def versions(package_version: str | None = None) -> dict[str, str]:
