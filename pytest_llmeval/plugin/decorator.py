@@ -47,7 +47,7 @@ def cases(
     the field with an example's answer. ``target_delimiter`` goes between prompt and choice
     (``" "``, or ``""`` with ``chat``, as in lm-evaluation-harness). ``continuation`` names the
     field scored after each ``prompt + choice`` (partial scoring, as in WinoGrande).
-    ``repeats`` samples each case that many times (each sample one item, ``test_x[add-001#3]``;
+    ``repeats`` samples each case that many times (each sample one item, ``test_x[add-001:r3]``;
     default: ``llmeval_repeats``, else 1); ``require`` says what a case then needs to pass:
     ``"all"`` its samples or a ``"majority"`` (default: the suite's rate is the mean of its
     cases' pass rates).

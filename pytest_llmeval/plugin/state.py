@@ -53,9 +53,9 @@ def samples_of(case: Any, repeats: int) -> list[Any]:
 
 
 def sample_id(case: Any, repeats: int) -> str:
-    """An item's id: the case id, with ``#r`` for sample r when the suite samples repeatedly
-    (``add-001#3``: ``-k`` and ``--lf`` select it like any id)."""
-    return case.id if repeats <= 1 else f"{case.id}#{case.repeat}"
+    """An item's id: the case id, with ``:rN`` for sample N when the suite samples repeatedly
+    (``add-001:r3``: ``-k`` and ``--lf`` select it like any id)."""
+    return case.id if repeats <= 1 else f"{case.id}:r{case.repeat}"
 
 
 def eval_item(item: pytest.Item) -> tuple[str, Any] | None:

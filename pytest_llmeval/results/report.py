@@ -460,6 +460,7 @@ def missed_lines(records: Sequence[CaseRecord], per_suite: int | None = 3) -> It
         shown = misses if per_suite is None else misses[:per_suite]
         for record in shown:
             reason = " ".join(record.reason.split())
-            yield f"  {suite}[{record.case_id}]: {reason[:160]}", {"yellow": True}
+            sample = f":r{record.repeat}" if record.repeats > 1 else ""
+            yield f"  {suite}[{record.case_id}{sample}]: {reason[:160]}", {"yellow": True}
         if len(shown) < len(misses):
             yield f"  ... and {len(misses) - len(shown)} more in {suite}", {}
