@@ -77,11 +77,12 @@ def test_per_case_rates_flaky_cases_and_require(pytester: pytest.Pytester) -> No
         """
     )
     out = pytester.path / "out"
-    result = pytester.runpytest(f"--llmeval-output={out}")
+    result = pytester.runpytest(f"--llmeval-output={out}", "--llmeval-pass-k=2")
+    # pass@2 = mean(1, 1 - 1/6, 1 - 3/6, 0) = 58.3%; pass^2 = mean(1, 1/6, 0, 0) = 29.2%
     result.stdout.fnmatch_lines([
         "*test_mean[[]half:r2]: no*",
         "*repeated samples*",
-        "*test_mean: 16 samples of 4 cases (k=4); mean 43.8%*pass@1 43.8%, pass@4 75.0%; pass^4 25.0%; 2 flaky: half (2/4), once (1/4)*",
+        "*test_mean: 16 samples of 4 cases (k=4); mean 43.8%*pass@1 43.8%, pass@2 58.3%, pass@4 75.0%; pass^2 29.2%, pass^4 25.0%; 2 flaky: half (2/4), once (1/4)*",
     ])  # fmt: skip
     data = json.loads((out / "results.json").read_text())
     mean, majority = data["suites"]["test_per_case_rates_flaky_cases_and_require.py::test_mean"], data["suites"]["test_per_case_rates_flaky_cases_and_require.py::test_majority"]
@@ -144,3 +145,36 @@ def test_samples_are_the_same_under_xdist_and_with_k(pytester: pytest.Pytester, 
     assert serial == parallel and len(serial) == 24
     narrowed = _sampled_run(pytester, tiny_model_dir, "narrowed", "-k", "c3 or c5:r2")
     assert narrowed == {key: serial[key] for key in narrowed} and len(narrowed) == 4
+
+
+def test_baseline_lifecycle_with_repeats(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    _ini(pytester, None, llmeval_baseline="baseline.json")
+    pytester.makepyfile(
+        """
+        import os
+        import pytest_llmeval as le
+
+        DROP = int(os.environ.get("DROP", "0"))
+
+        @le.cases([{"id": f"c{i:02d}"} for i in range(20)], repeats=4)
+        def test_r(case):
+            assert not (int(case.id[1:]) < DROP and case.repeat < 2), "dropped"
+
+        @le.cases([{"id": f"d{i:02d}"} for i in range(20)])
+        def test_once(case):
+            pass
+        """
+    )
+    monkeypatch.setenv("DROP", "0")
+    assert pytester.runpytest("--llmeval-update-baseline").ret == 0
+    stored = json.loads((pytester.path / "baseline.json").read_text())["suites"]
+    assert stored["test_baseline_lifecycle_with_repeats.py::test_r"]["cases"]["c03"] == [4, 4]
+    assert stored["test_baseline_lifecycle_with_repeats.py::test_once"]["cases"]["d03"] == 1  # one sample: today's form
+    monkeypatch.setenv("DROP", "10")  # 10 of 20 cases fall from 4/4 to 2/4: -25 pts, sign-flip p = 2 / 2^10
+    result = pytester.runpytest()
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*test_r: REGRESSED 100.0% -> 75.0% (-25.0 pts, p=0.002, Holm p=0.004, 10 newly failing)*"])
+    monkeypatch.setenv("DROP", "1")  # one case falls: not significant
+    result = pytester.runpytest()
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["*smallest detectable drop 7.5 pts at alpha 0.05*"])  # 6 cases x 1/4 of 20

@@ -56,6 +56,15 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
+def _ks(text: str) -> tuple[int, ...]:
+    values = []
+    for part in str(text).replace(",", " ").split():
+        if not part.isdigit() or int(part) < 1:
+            raise ValueError(f"expected whole numbers of at least 1 separated by commas, got {text!r}")
+        values.append(int(part))
+    return tuple(sorted(set(values)))
+
+
 def _batch_size(text: str) -> int | str:
     value = str(text).strip()
     if value == "auto":
@@ -137,6 +146,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("history", "SQLite run history file (default .llmeval/history.sqlite; 'off' to disable)", path=True),
     # repeated sampling
     Option("repeats", "samples per eval case (default 1); le.cases(repeats=) wins for its suite", _int(1)),
+    Option("pass-k", "with repeats, more k to report pass@k and pass^k for (comma-separated; 1 and the k run always)", _ks),
 )
 VALUE_FLAGS: frozenset[str] = frozenset(o.flag for o in OPTIONS if o.takes_value)
 """The options that take their value as the next command-line argument."""

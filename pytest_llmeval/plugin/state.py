@@ -220,7 +220,8 @@ class LLMEvalState:
     def run_status(self, items: list[pytest.Item]) -> RunStatus:
         """How the run ended, for the gate: interrupted, stopped early, cases selected per suite."""
         # (an xdist controller has no items: there the records' suite sizes tell)
-        selected = Counter(found[0] for found in map(eval_item, items) if found is not None)
+        cases = {(found[0], found[1].id) for found in map(eval_item, items) if found is not None}  # a case once, however many samples
+        selected = Counter(suite for suite, _ in cases)
         return RunStatus(interrupted=self.interrupted, stopped_early=bool(self.stopped) and not self.interrupted, selected=selected)
 
     def record_for(self, item: pytest.Item, outcome: str, reason: str, scores: Mapping[str, float], duration: float) -> CaseRecord:
@@ -365,6 +366,7 @@ def run_options(config: pytest.Config, options: Values) -> GateOptions:
         narrowed_by=tuple(narrowed),
         invocation=tuple(config.invocation_params.args),
         value_flags=VALUE_FLAGS,
+        pass_ks=options["pass-k"] or (),
     )
 
 

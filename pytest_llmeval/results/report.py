@@ -50,6 +50,8 @@ class GateReport:
     timings: Mapping[str, Any] = field(default_factory=dict)
     run: Mapping[str, Any] = field(default_factory=dict)
     interrupted: bool = False
+    pass_ks: tuple[int, ...] = ()
+    """With repeats: more k to report pass@k and pass^k for (1 and the k run always are)."""
 
     @property
     def failures(self) -> tuple[str, ...]:
@@ -170,7 +172,7 @@ class GateReport:
         for s in self.suites:
             if not s.repeated:
                 continue
-            r = summarize_repeats(s.case_passes, self.confidence)
+            r = summarize_repeats(s.case_passes, self.confidence, self.pass_ks)
             low, high = r.interval
             at = ", ".join(f"pass@{j} {pct(v)}" for j, v in r.pass_at.items())
             hat = ", ".join(f"pass^{j} {pct(v)}" for j, v in r.pass_hat.items() if j > 1)
@@ -348,7 +350,7 @@ class GateReport:
             "gate": {"failed": self.gate_failed, "failures": list(self.failures)},
             "summary": {**self.totals, "suites": len(self.suites)},
             "settings": {"confidence": self.confidence, "tolerance": self.tolerance, "alpha": self.alpha, "strict": self.strict},
-            "suites": {s.name: {**s.to_json(self.confidence), "verdict": self._comparison_json(s.name)} for s in self.suites},
+            "suites": {s.name: {**s.to_json(self.confidence, ks=self.pass_ks), "verdict": self._comparison_json(s.name)} for s in self.suites},
             "groups": {"markers": {g.name: g.to_json(self.confidence, cases=False) for g in self.groups}},
             "baseline": {
                 "path": str(self.baseline_path) if self.baseline_path else None,

@@ -114,6 +114,7 @@ class EvalSession:
             strict=opts.strict,
             tolerance=opts.tolerance,
             alpha=opts.alpha,
+            pass_ks=opts.pass_ks,
             interrupted=status.interrupted,
             versions=versions(self.version),
             timings=self._timings(records),

@@ -236,8 +236,9 @@ class SuiteResult:
 
     # ------------------------------------------------------------ results.json
 
-    def to_json(self, confidence: float = 0.95, *, cases: bool = True) -> dict[str, Any]:
-        """The suite as ``results.json`` holds it; ``cases=False`` for a marker group."""
+    def to_json(self, confidence: float = 0.95, *, cases: bool = True, ks: Sequence[int] = ()) -> dict[str, Any]:
+        """The suite as ``results.json`` holds it; ``cases=False`` for a marker group; ``ks``:
+        with repeats, more k for pass@k and pass^k."""
         low, high = self.interval(confidence)
         data: dict[str, Any] = {
             "n": self.n,
@@ -251,7 +252,7 @@ class SuiteResult:
             "metrics": dict(self.metrics),
         }
         if self.case_passes:
-            data["repeats"] = summarize_repeats(self.case_passes, confidence).to_json()
+            data["repeats"] = summarize_repeats(self.case_passes, confidence, ks).to_json()
         if not cases:
             return data
         if self.case_passes:
