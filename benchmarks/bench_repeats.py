@@ -1,7 +1,7 @@
 """Cost of repeated sampling: the example arithmetic suite on SmolLM2 with k=5 samples per case
 against k=1, both sampled (temperature 0.7), each as its own pytest process.
 
-    python benchmarks/bench_repeats.py [--limit 40] [--repeat 1] [--batch-size auto]
+    python benchmarks/bench_repeats.py [--limit 20] [--repeat 1] [--batch-size auto]
 
 Prints the whole-process and generation seconds of each and the ratios k=5 / k=1. The five
 samples of a case are adjacent items and have the same prompt length, so they share batches
@@ -46,7 +46,7 @@ def run(k: int, limit: int, batch_size: str) -> tuple[float, float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--limit", type=int, default=40, help="cases of the suite (default 40 of 200)")
+    parser.add_argument("--limit", type=int, default=20, help="cases of the suite (default 20 of 200)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each variant (median)")
     parser.add_argument("--batch-size", default="auto")
     args = parser.parse_args()
