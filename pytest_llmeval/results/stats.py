@@ -361,7 +361,7 @@ def _summarize(name: str, records: Sequence[CaseRecord], default_min: float | No
     case_passes: dict[str, tuple[int, int]] = {}
     for key, outs in samples.items():
         counted = [o for o in outs if o.counted]
-        if not repeated or len(outs) == 1 and not counted:
+        if not repeated:
             outcomes[key] = outs[0]
         elif counted:
             outcomes[key] = case_outcome(counted, require)
