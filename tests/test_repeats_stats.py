@@ -230,3 +230,12 @@ def test_results_json_round_trip_keeps_the_samples() -> None:
     again = SuiteResult.from_json("t.py::s", suite.to_json())
     assert again.case_passes == suite.case_passes and again.pass_rate == suite.pass_rate
     assert suite.to_json()["repeats"]["pass_at_k"]["5"] == pytest.approx(2 / 3)
+
+
+def test_a_samples_jsonl_line_reads_back_as_its_sample() -> None:
+    """``merge`` rebuilds records from samples.jsonl lines: the sample's place must survive."""
+    from pytest_llmeval.results.report import sample_json
+
+    record = CaseRecord(suite="t.py::s", case_id="a", outcome="fail", repeat=2, repeats=5, require="majority")
+    back = CaseRecord.from_json({**sample_json(record), "case_id": "a"})
+    assert (back.case_id, back.repeat, back.repeats, back.require) == ("a", 2, 5, "majority")
