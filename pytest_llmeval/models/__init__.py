@@ -54,6 +54,16 @@ class Backend(Protocol):
       backend would give the server's reported model and build; the plugin adds its own
       version). They are compared against the baseline, not required to match: a verdict
       says which changed.
+
+    Optional, for the completion cache: an ``identity(...)`` that says, *without loading the
+    model*, what its outputs depend on (a JSON-able dict, or None when it cannot tell). For a
+    ``SCHEME:`` backend it is an attribute of the entry point's factory, called as
+    ``factory.identity(spec, settings)``; the local transformers backend offers
+    ``HFBackend.identity(settings, rootdir)`` (weights, tokenizer and template file hashes,
+    device, dtype, versions). It must change whenever the loaded backend's ``fingerprint`` would;
+    an HTTP backend would give the served model's name and the server's fingerprint. With it,
+    outputs are cached and a run whose outputs are all cached loads nothing and sends nothing.
+    A backend without it bypasses the cache (see :func:`backend_identity`).
     """
 
     settings: LLMSettings
@@ -129,6 +139,27 @@ def load_backend(settings: LLMSettings, base_dir: Path | None = None) -> Backend
             "a backend implements pytest_llmeval.models.Backend"
         )
     return backend
+
+
+def backend_identity(settings: LLMSettings, base_dir: Path | None = None) -> dict[str, Any] | None:
+    """What the backend ``settings.model`` names would compute from, known without loading it;
+    None when that backend cannot tell (it has no ``identity``) or fails to: then the completion
+    cache is bypassed and loading reports any problem."""
+    if not settings.model:
+        return None
+    scheme, spec = split_scheme(settings.model)
+    try:
+        if scheme == "hf":
+            from pytest_llmeval.models.hf import HFBackend
+
+            found = HFBackend.identity(settings.replace(model=spec), base_dir)
+        else:
+            entry = installed_schemes().get(scheme)
+            identity = getattr(entry.load(), "identity", None) if entry is not None else None
+            found = identity(spec, settings) if callable(identity) else None
+    except Exception:  # the identity is an optimisation: loading says what is wrong
+        return None
+    return {"scheme": scheme, **found} if isinstance(found, Mapping) else None
 
 
 def has_chat_template(backend: Any) -> bool:

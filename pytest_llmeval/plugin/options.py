@@ -135,6 +135,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("markdown", "write a Markdown summary (for pull requests) to this file", path=True),
     Option("train-data", "training data (JSONL or text) to check eval cases against for overlap", path=True),
     Option("history", "SQLite run history file (default .llmeval/history.sqlite; 'off' to disable)", path=True),
+    # the completion cache
+    Option("cache", "completion cache: on (read and write, the default), off, refresh (recompute and overwrite) or readonly", _choice("on", "off", "refresh", "readonly")),
+    Option("cache-path", "SQLite completion cache file (default .llmeval/cache.sqlite under the rootdir)", path=True),
 )
 VALUE_FLAGS: frozenset[str] = frozenset(o.flag for o in OPTIONS if o.takes_value)
 """The options that take their value as the next command-line argument."""

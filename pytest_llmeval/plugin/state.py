@@ -78,6 +78,8 @@ class LLMEvalState:
         self.plans: dict[str, SuitePlan] = {}
         self.requests: dict[tuple[str, str], Request] = {}
         self.backend: Any = None
+        self._caches: dict[LLMSettings, Any] = {}
+        self._cache_store: Any = None
         self.contamination: Any = None
         self.load_error: BaseException | None = None
         self.records: list[CaseRecord] = []
@@ -111,9 +113,36 @@ class LLMEvalState:
             self.load_error = ModelLoadError(f"{exc}{self._where_settings_came_from(settings)}")
             raise self.load_error from None
         self.backend = backend
+        cache = self.completion_cache(settings)
+        if cache is not None:
+            cache.remember(backend)
         if settings.model:
             self.say(f"llmeval: loaded {backend.describe()} in {time.perf_counter() - started:.1f}s")
         return backend
+
+    def completion_cache(self, settings: LLMSettings) -> Any:
+        """The completion cache of the backend ``settings`` name (a ``CompletionCache``), or None:
+        turned off, a backend from the ``pytest_llmeval_make_backend`` hook (which may wrap a live
+        model), or one that cannot say what it is without loading."""
+        if settings in self._caches:
+            return self._caches[settings]
+        cache = None
+        mode = self.options["cache"] or "on"
+        if mode != "off" and not self.config.hook.pytest_llmeval_make_backend.get_hookimpls():
+            from pytest_llmeval.models import backend_identity
+            from pytest_llmeval.models.cache import CacheStore, CompletionCache
+
+            identity = backend_identity(settings, base_dir=self.options.base["model"])
+            if identity is not None:
+                if self._cache_store is None:
+                    self._cache_store = CacheStore(cache_path(self.config, self.options), readonly=mode == "readonly")
+                cache = CompletionCache(self._cache_store, identity, settings, mode)
+        self._caches[settings] = cache
+        return cache
+
+    def _cache_served(self) -> Any:
+        """The completion cache that served outputs without a loaded backend, if one did."""
+        return next((c for c in self._caches.values() if c is not None and c.hits and c.info() is not None), None)
 
     def _where_settings_came_from(self, settings: LLMSettings) -> str:
         if settings.model:
@@ -175,10 +204,12 @@ class LLMEvalState:
         it, this plugin's included), the prompt's and the data's."""
         fingerprint: dict[str, Any] = {}
         backend = self.backend
-        if backend is not None and request is not None:
+        cached = self._cache_served() if backend is None else None
+        model = backend.fingerprint if backend is not None else cached.fingerprint if cached is not None else None
+        if model is not None and request is not None:
             from pytest_llmeval import __version__
 
-            fingerprint.update(backend.fingerprint)
+            fingerprint.update(model)
             versions = fingerprint.get("versions")
             fingerprint["versions"] = {**(versions if isinstance(versions, Mapping) else {}), "pytest-llmeval": __version__}
         plan = self.plans.get(suite)
@@ -189,7 +220,7 @@ class LLMEvalState:
         if request is not None:
             fingerprint["chat"] = request.chat
             if request.kind == "generate":
-                gen = backend.settings.generation if backend is not None else self.settings.generation
+                gen = (backend.settings if backend is not None else cached.settings if cached is not None else self.settings).generation
                 fingerprint["generation"] = gen.merged(max_new_tokens=request.max_new_tokens, stop=request.stop).to_json()
             else:
                 fingerprint["generation"] = {"loglikelihood": True, "target_delimiter": request.target_delimiter}
@@ -227,6 +258,7 @@ class LLMEvalState:
             suite_size=len(plan.cases) if plan else None,
             truncated=getattr(result, "truncated", 0) or 0,
             unused_chat_template=self._unused_chat_template(plan, request),
+            cached=self.scheduler.from_cache(item.nodeid),
         )
         if outcome != "error":  # an errored item may be rerun (pytest-rerunfailures): keep its output
             self.scheduler.discard(item.nodeid)
@@ -234,8 +266,11 @@ class LLMEvalState:
 
     def _unused_chat_template(self, plan: SuitePlan | None, request: Request | None) -> bool:
         """A generation case that did not say ``chat=``, sent to a model with a chat template."""
-        if plan is None or request is None or request.kind != "generate" or plan.spec.chat is not None or self.backend is None:
+        if plan is None or request is None or request.kind != "generate" or plan.spec.chat is not None:
             return False
+        if self.backend is None:
+            cached = self._cache_served()
+            return bool(cached is not None and cached.has_chat_template)
         from pytest_llmeval.models import has_chat_template
 
         return has_chat_template(self.backend)
@@ -331,6 +366,11 @@ def run_options(config: pytest.Config, options: Values) -> GateOptions:
         invocation=tuple(config.invocation_params.args),
         value_flags=VALUE_FLAGS,
     )
+
+
+def cache_path(config: pytest.Config, options: Values) -> Path:
+    """The completion cache file: ``llmeval_cache_path``, else ``.llmeval/cache.sqlite`` under the rootdir."""
+    return options.path("cache-path") or config.rootpath / ".llmeval" / "cache.sqlite"
 
 
 def history_path(config: pytest.Config, options: Values) -> Path | None:

@@ -256,6 +256,8 @@ class CaseRecord:
     unused_chat_template: bool = False
     """The case generated from a model that has a chat template without applying it, and
     ``le.cases`` did not say ``chat=``: the report warns once per suite."""
+    cached: bool = False
+    """The output came from the completion cache (the model did not compute it in this run)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "outcome", Outcome.parse(self.outcome))

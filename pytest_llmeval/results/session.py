@@ -34,6 +34,15 @@ from pytest_llmeval.results.stats import SuiteResult, aggregate_markers, aggrega
 __all__ = ["UPDATE_FLAG", "EvalSession", "GateOptions", "RunStatus", "versions"]
 
 
+def from_cache(records: Sequence[CaseRecord]) -> dict[str, int]:
+    """How many completions and rankings of ``records`` came from the completion cache."""
+    cached = [r for r in records if r.cached]
+    return {
+        "completions": sum(r.completion is not None for r in cached),
+        "rankings": sum(r.choices is not None for r in cached),
+    }
+
+
 class EvalSession:
     """Aggregates one session's eval results and decides the gate.
 
@@ -123,6 +132,7 @@ class EvalSession:
                 "limit": opts.limit,
                 "interrupted": status.interrupted,
                 "stopped_early": status.stopped_early,
+                "from_cache": from_cache(records),
             },
         )
         return self._write_outputs(report, records)
