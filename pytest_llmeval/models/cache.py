@@ -71,7 +71,7 @@ def canonical(value: Any) -> Any:
 
 
 def digest(data: Any) -> str:
-    text = json.dumps(canonical(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=True)
+    text = json.dumps(canonical(data), sort_keys=True, separators=(",", ":"), allow_nan=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -92,10 +92,13 @@ def identity_key(identity: Mapping[str, Any]) -> str:
 
 def request_key(identity: str, settings: Any, request: Any) -> str:
     """The key of one output: the backend identity (its key), the model settings but the model's
-    name (the identity says what it is), and every field of the request."""
+    name (the identity says what it is) and, for a ranking, the generation settings (a
+    loglikelihood does not depend on them), and every field of the request."""
     fields = canonical(settings)
     if isinstance(fields, dict):
         fields.pop("model", None)
+        if getattr(request, "kind", None) == "rank":
+            fields.pop("generation", None)
     return digest({"identity": identity, "settings": fields, "request": request})
 
 
@@ -105,9 +108,9 @@ def request_key(identity: str, settings: Any, request: Any) -> str:
 def encode(result: Result) -> str:
     """A completion (its text and every attribute it carries) or a ranking, as JSON."""
     if isinstance(result, Completion):
-        return json.dumps({"type": "completion", "text": result.text, "attrs": dict(vars(result))}, ensure_ascii=False)
+        return json.dumps({"type": "completion", "text": result.text, "attrs": dict(vars(result))})
     if isinstance(result, Ranked):
-        return json.dumps({"type": "ranked", "fields": canonical(result)}, ensure_ascii=False)
+        return json.dumps({"type": "ranked", "fields": canonical(result)})
     raise TypeError(f"cannot cache a {type(result).__name__}")
 
 
@@ -210,9 +213,10 @@ class CacheStore:
             except sqlite3.DatabaseError as exc:
                 if not _is_corrupt(exc):
                     raise
-                aside = self._set_aside(exc)
+                problem = str(exc)
+            aside = self._set_aside()
             self._warn(
-                f"the completion cache {self.path} is corrupt ({exc}); it was set aside as {aside.name} and a new one started "
+                f"the completion cache {self.path} is corrupt ({problem}); it was set aside as {aside.name} and a new one started "
                 f"(delete {aside.name} when you no longer need it)"
             )
             return self._initialized(self._connect(str(self.path)))
@@ -235,7 +239,7 @@ class CacheStore:
             raise
         return conn
 
-    def _set_aside(self, exc: BaseException) -> Path:
+    def _set_aside(self) -> Path:
         stamp = time.strftime("%Y%m%dT%H%M%S")
         aside = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{os.getpid()}")
         os.replace(self.path, aside)
@@ -399,7 +403,7 @@ class CompletionCache:
         identity = self.identity
         statements = [
             ("DELETE FROM outputs WHERE identity = ?", [(identity,)] if old is not None else []),
-            ("INSERT OR REPLACE INTO backends VALUES (?, ?)", [(identity, json.dumps(info, ensure_ascii=False))]),
+            ("INSERT OR REPLACE INTO backends VALUES (?, ?)", [(identity, json.dumps(info))]),
         ]
         if self.store.run("write", lambda c: _transaction_many(c, statements), False):
             self._info, self._info_read = info, True
