@@ -254,3 +254,31 @@ def test_rankings_are_stored_and_counted_by_kind(tmp_path: Path) -> None:
     later = _cache(path)
     assert _kinds(later.lookup(reqs)) == ["Ranked", "Completion"]
     assert later.hits == {"rank": 1, "generate": 1}
+
+
+# ----------------------------------------------------------------------------- identities
+
+
+def test_the_local_model_identity_matches_what_loading_fingerprints(tiny_model_dir: Path) -> None:
+    from pytest_llmeval.models import backend_identity
+    from pytest_llmeval.models.hf import HFBackend
+
+    settings = LLMSettings(model=str(tiny_model_dir), device="cpu")
+    identity = backend_identity(settings)
+    assert identity is not None and identity["scheme"] == "hf"
+    loaded = HFBackend.load(settings)
+    assert identity["weights"] == loaded.fingerprint["model"] and identity["dtype"] == loaded.fingerprint["dtype"]
+    assert identity["versions"] == loaded.fingerprint["versions"]
+    assert {"tokenizer.json", "tokenizer_config.json", "config.json"} <= set(identity["files"])
+    assert backend_identity(settings.replace(dtype="bfloat16")) != identity
+    assert backend_identity(settings.replace(model=str(tiny_model_dir) + "-absent")) is None  # a hub id: unknown unloaded
+    assert backend_identity(settings.replace(model="nosuchscheme:x")) is None  # no backend, no identity
+
+
+def test_a_cpu_only_torch_build_is_known_without_importing_torch() -> None:
+    import torch
+
+    from pytest_llmeval.models.hf_identity import accelerator_possible
+
+    built_for = [getattr(torch.version, name, None) for name in ("cuda", "hip", "xpu")]
+    assert accelerator_possible() == any(built_for)

@@ -210,3 +210,50 @@ def test_a_bad_cache_mode_is_one_usage_line(project: pytest.Pytester) -> None:
     result = project.runpytest("--llmeval-cache=sometimes")
     result.stderr.fnmatch_lines(["*llmeval: --llmeval-cache: expected one of on, off, refresh, readonly, got 'sometimes'"])
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+HOOK_BACKEND = """
+from pathlib import Path
+from pytest_llmeval.models.outputs import Completion
+from pytest_llmeval.settings import LLMSettings
+
+class Echo:
+    capabilities = frozenset({"generate"})
+    fingerprint = {"model": "echo"}
+    settings = LLMSettings()
+
+    def describe(self):
+        return "echo"
+
+    def run_generate(self, requests, progress=None):
+        with open("calls.txt", "a") as fh:
+            fh.write(f"{len(requests)}\\n")
+        return [Completion(r.text.upper()) for r in requests]
+
+    def check(self):
+        return None
+
+def pytest_llmeval_make_backend(config, settings):
+    return Echo()
+"""
+
+
+def test_a_backend_from_the_hook_bypasses_the_cache(pytester: pytest.Pytester, tiny_model_dir: Path) -> None:
+    """It may wrap a live model (training): it cannot say what it is before it exists, and the
+    configured model's identity does not describe it."""
+    pytester.makeini(f"[pytest]\nllmeval_model = {tiny_model_dir}\nllmeval_history = off\n")
+    pytester.makeconftest(HOOK_BACKEND)
+    pytester.makefile(".jsonl", cases=CASES)
+    pytester.makepyfile(
+        """
+        import pytest_llmeval as le
+
+        @le.cases("cases.jsonl", prompt="{question}")
+        def test_gen(case, completion):
+            assert completion == case["question"].upper()
+        """
+    )
+    for _ in range(2):
+        pytester.runpytest().assert_outcomes(passed=4)
+    assert (pytester.path / "calls.txt").read_text().split() == ["4", "4"]
+    assert not (pytester.path / ".llmeval" / "cache.sqlite").exists()
