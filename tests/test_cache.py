@@ -180,6 +180,7 @@ def test_a_changed_fingerprint_under_the_same_identity_drops_the_outputs(tmp_pat
     with pytest.warns(LLMEvalCacheWarning, match="another fingerprint"):
         cache.remember(Changed())
     assert _rows(path) == 0 and _cache(path).fingerprint == Changed.fingerprint
+    assert _cache(path).lookup(reqs) == [None] * 3
 
 
 def test_a_corrupt_file_is_set_aside_and_a_new_one_started(tmp_path: Path) -> None:
