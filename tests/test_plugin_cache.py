@@ -82,11 +82,12 @@ def test_a_fully_cached_run_loads_no_model_and_records_the_same_fingerprint(proj
     results = json.loads((project.path / "out2" / "results.json").read_text())
     assert results["run"]["from_cache"] == {"completions": 4, "rankings": 4}
     assert samples(project.path / "out2") == samples(project.path / "out1")  # texts, tokens, latencies: all kept
+    assert [row.get("cached") for row in samples(project.path / "out2", raw=True)] == [True] * 8
 
 
-def samples(out: Path) -> list[dict[str, Any]]:
+def samples(out: Path, raw: bool = False) -> list[dict[str, Any]]:
     rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in row.items() if "duration" not in k} for row in rows]
+    return rows if raw else [{k: v for k, v in row.items() if "duration" not in k and k != "cached"} for row in rows]
 
 
 def test_refresh_recomputes_and_overwrites(project: pytest.Pytester, loads: list[str]) -> None:

@@ -132,6 +132,7 @@ class EvalSession:
                 "limit": opts.limit,
                 "interrupted": status.interrupted,
                 "stopped_early": status.stopped_early,
+                **({"shard": list(opts.shard)} if opts.shard else {}),
                 "from_cache": from_cache(records),
             },
         )
