@@ -283,3 +283,19 @@ def test_a_cpu_only_torch_build_is_known_without_importing_torch() -> None:
 
     built_for = [getattr(torch.version, name, None) for name in ("cuda", "hip", "xpu")]
     assert accelerator_possible() == any(built_for)
+
+
+def test_merged_shards_still_count_the_cached_outputs() -> None:
+    """``merge`` reads records back from samples.jsonl: the cached flag travels there."""
+    from pytest_llmeval.results.records import CaseRecord
+    from pytest_llmeval.results.report import sample_json
+    from pytest_llmeval.results.session import from_cache
+
+    records = [
+        CaseRecord(suite="s", case_id="a", outcome="pass", completion="x", cached=True),
+        CaseRecord(suite="s", case_id="b", outcome="pass", completion="y"),
+        CaseRecord(suite="r", case_id="c", outcome="fail", choices=("p", "q"), loglikelihoods=(-1.0, -2.0), cached=True),
+    ]
+    back = [CaseRecord.from_json({**sample_json(r), "case_id": r.case_id}) for r in records]
+    assert "cached" not in sample_json(records[1])  # samples of uncached runs are unchanged
+    assert from_cache(back) == {"completions": 1, "rankings": 1}
