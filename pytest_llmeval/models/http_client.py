@@ -222,7 +222,11 @@ class Engine:
             response = await asyncio.wait_for(client.post(self.base_url + path, json=body), self.timeout)
         except (httpx.TimeoutException, asyncio.TimeoutError):
             return "timeout", None, None
-        except httpx.TransportError as exc:
+        except (httpx.TransportError, OSError) as exc:
+            return f"connection: {type(exc).__name__}", None, None
+        except Exception as exc:  # httpcore's own, when httpx did not map it (modules imported twice)
+            if type(exc).__module__.split(".")[0] != "httpcore":
+                raise
             return f"connection: {type(exc).__name__}", None, None
         latency = time.perf_counter() - started
         status = response.status_code
