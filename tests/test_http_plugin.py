@@ -181,3 +181,21 @@ def test_the_key_is_written_nowhere(pytester: pytest.Pytester) -> None:
         assert (pytester.path / name).exists(), name
     assert KEY not in written and KEY not in result.stdout.str() + result.stderr.str()
     assert KEY[8:20] not in written  # not even a part of it
+
+
+@pytest.mark.parametrize("option,message", [("--llmeval-concurrency=0", "must be at least 1"), ("--llmeval-max-cost=cheap", "expected a number")])
+def test_bad_http_options_are_one_line_usage_errors(pytester: pytest.Pytester, option: str, message: str) -> None:
+    write_suites(pytester, ranked=False)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--llmeval-model=openai:m", option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*llmeval: {option.split('=')[0]}: {message}*"])
+
+
+def test_a_missing_openai_key_errors_each_case_in_one_line(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_suites(pytester, ranked=False)
+    monkeypatch.delenv("LLMEVAL_TEST_KEY")
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--llmeval-model=openai:gpt-x")
+    result.assert_outcomes(errors=N_GEN)
+    result.stdout.fnmatch_lines(["*llmeval: the OpenAI API needs a key: set $LLMEVAL_TEST_KEY, or point llmeval_base_url at your own server*"])
+    assert "Traceback" not in result.stdout.str()
