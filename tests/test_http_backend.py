@@ -183,7 +183,7 @@ def test_retries_on_429_5xx_timeouts_and_dropped_connections_then_succeed():
     assert str(out) == "4" and len(calls) == 6
     usage = b.usage()
     assert usage["retries"] == 5 and usage["failed"] == 0 and usage["requests"] == 6
-    assert usage["retried"] == {"HTTP 429": 1, "HTTP 500": 1, "HTTP 503": 1, "connection: RemoteProtocolError": 1, "timeout": 1}
+    assert usage["faults"] == {"HTTP 429": 1, "HTTP 500": 1, "HTTP 503": 1, "connection: RemoteProtocolError": 1, "timeout": 1}
     assert b.slept[0] >= 7  # Retry-After honoured
     assert all(0 < s <= http_client.BACKOFF_CAP for s in b.slept[1:])
 
@@ -198,7 +198,7 @@ def test_bounded_tries_make_the_case_an_error_and_the_others_complete():
     assert [str(out[0]), str(out[2])] == ["a", "c"]
     assert isinstance(out[1], RequestFailed)
     assert str(out[1]) == "POST http://server.test/v1/chat/completions failed: HTTP 500 after 3 tries (llmeval_max_retries = 2)"
-    assert b.usage()["failed"] == 1 and b.usage()["retries"] == 2
+    assert b.usage()["failed"] == 1 and b.usage()["retries"] == 2 and b.usage()["faults"] == {"HTTP 500": 3}
 
 
 def test_a_client_error_is_not_retried_and_its_message_never_shows_the_key():

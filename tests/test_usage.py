@@ -31,10 +31,10 @@ def test_totals_means_and_cost_per_suite_count_only_answered_cases():
 
 
 def test_the_request_line_says_what_went_wrong():
-    usage = usage_json([], {"requests": 3, "retries": 4, "retried": {"HTTP 429": 4}, "failed": 1, "not_sent": 2,
+    usage = usage_json([], {"requests": 3, "retries": 4, "faults": {"HTTP 429": 5}, "failed": 1, "not_sent": 2,
                             "price_in": 1.0, "price_out": 1.0, "cost_usd": 0.5, "max_cost": 0.5, "stopped": "not sent: budget"})  # fmt: skip
     lines = list(usage_lines(usage))
-    assert lines[-2] == ("requests: 3 requests sent, 4 retries (HTTP 429: 4), 1 failed, 2 not sent, cost $0.5000 of $0.5", {"yellow": True})
+    assert lines[-2] == ("requests: 3 requests sent, 4 retries, 1 failed, 2 not sent, cost $0.5000 of $0.5 (faults: HTTP 429: 5)", {"yellow": True})
     assert lines[-1] == ("  not sent: budget", {"red": True})
 
 

@@ -160,7 +160,7 @@ class HTTPBackend:
             "backend": "openai",
             "requests": c.sent,
             "retries": c.retries,
-            "retried": dict(sorted(c.by_problem.items())),
+            "faults": dict(sorted(c.by_problem.items())),
             "failed": c.failed,
             "not_sent": c.not_sent,
             "tokens_in": c.tokens_in,

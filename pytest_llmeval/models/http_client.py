@@ -65,7 +65,7 @@ class Counters:
     tokens_out: int = 0
     spent_usd: float = 0.0
     by_problem: dict[str, int] = field(default_factory=dict)
-    """Retried problems by kind (``HTTP 429``, ``timeout``...)."""
+    """Faults by kind (``HTTP 429``, ``timeout``...): each retry's, and each final failure's."""
 
 
 @dataclass(frozen=True)
@@ -150,9 +150,18 @@ class Engine:
         except RuntimeError:
             return asyncio.run(self._run_all(jobs, progress))
         box: list[Any] = []  # called from inside a running loop: run ours in a thread
-        thread = threading.Thread(target=lambda: box.append(asyncio.run(self._run_all(jobs, progress))))
+
+        def in_thread() -> None:
+            try:
+                box.append(asyncio.run(self._run_all(jobs, progress)))
+            except BaseException as exc:  # handed to the caller below
+                box.append(exc)
+
+        thread = threading.Thread(target=in_thread)
         thread.start()
         thread.join()
+        if isinstance(box[0], BaseException):
+            raise box[0]
         return box[0]
 
     async def _run_all(self, jobs: Sequence[Job[T]], progress: Callable[[int], None] | None) -> list[T | OutputError]:

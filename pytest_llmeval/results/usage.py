@@ -87,9 +87,6 @@ def usage_lines(usage: Mapping[str, Any]) -> Iterator[tuple[str, Markup]]:
 
 def _request_lines(req: Mapping[str, Any]) -> Iterator[tuple[str, Markup]]:
     parts = [plural(int(req.get("requests", 0)), "request") + " sent", plural(int(req.get("retries", 0)), "retry", "retries")]
-    retried = req.get("retried") or {}
-    if retried:
-        parts[-1] += " (" + ", ".join(f"{k}: {v}" for k, v in retried.items()) + ")"
     if req.get("failed"):
         parts.append(f"{req['failed']} failed")
     if req.get("not_sent"):
@@ -97,8 +94,10 @@ def _request_lines(req: Mapping[str, Any]) -> Iterator[tuple[str, Markup]]:
     if "cost_usd" in req:
         limit = f" of ${req['max_cost']:g}" if req.get("max_cost") is not None else ""
         parts.append(f"cost {_money(req['cost_usd'])}{limit}")
+    faults = req.get("faults") or {}
+    seen = f" (faults: {', '.join(f'{k}: {v}' for k, v in faults.items())})" if faults else ""
     bad = bool(req.get("failed") or req.get("not_sent"))
-    yield "requests: " + ", ".join(parts), {"yellow": bad}
+    yield "requests: " + ", ".join(parts) + seen, {"yellow": bad}
     for key in ("fatal", "stopped"):
         if req.get(key):
             yield f"  {req[key]}", {"red": True}
