@@ -174,10 +174,10 @@ def test_the_key_is_written_nowhere(pytester: pytest.Pytester) -> None:
     fake = FakeVLLM()
     with fake.run() as url:
         result, _, samples = run(pytester, url, "--llmeval-baseline=baseline.json", "--llmeval-update-baseline", "--llmeval-force",
-                                 "--llmeval-markdown=summary.md", "--junitxml=junit.xml")  # fmt: skip
+                                 "--llmeval-markdown=summary.md", "--junitxml=junit.xml", "--llmeval-html=report.html")  # fmt: skip
     assert fake.requests and all(r["authorization"] == f"Bearer {KEY}" for r in fake.requests)  # it was used
     written = all_text(pytester.path)
-    for name in ("baseline.json", "out/results.json", "out/samples.jsonl", ".llmeval/history.sqlite", "summary.md", "junit.xml"):
+    for name in ("baseline.json", "out/results.json", "out/samples.jsonl", ".llmeval/history.sqlite", "summary.md", "junit.xml", "report.html"):
         assert (pytester.path / name).exists(), name
     assert KEY not in written and KEY not in result.stdout.str() + result.stderr.str()
     assert KEY[8:20] not in written  # not even a part of it

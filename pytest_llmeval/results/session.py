@@ -124,6 +124,7 @@ class EvalSession:
                 "limit": opts.limit,
                 "interrupted": status.interrupted,
                 "stopped_early": status.stopped_early,
+                **({"shard": list(opts.shard)} if opts.shard else {}),
             },
             usage=usage_json(records, status.backend_usage),
         )
