@@ -78,7 +78,13 @@ def _scheduled(request: pytest.FixtureRequest, llm_settings: Any) -> Any:
         cache = state.completion_cache(coerce_settings(llm_settings))
     except SettingsError:  # the llm fixture reports it
         cache = None
-    return state.scheduler.result(key, Deferred(load), cache)
+    from pytest_llmeval.models import OutputError
+
+    try:
+        return state.scheduler.result(key, Deferred(load), cache)
+    except OutputError as exc:
+        problem = str(exc)
+    pytest.fail(f"llmeval: {problem}", pytrace=False)  # outside the except block: one clean line
 
 
 @pytest.fixture
