@@ -103,6 +103,7 @@ class LlamaCppBackend:
             "dtype": self.tokenizer.file_type,
             "engine": "llama.cpp",
             "kv_cache": "f16",
+            "flash_attn": False,
             "versions": {"llama-cpp-python": llama_cpp_version()},
         }
 

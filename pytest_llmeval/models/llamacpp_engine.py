@@ -66,6 +66,8 @@ class Engine:
         params.n_threads_batch = self.n_threads
         params.kv_unified = False  # one KV stream per sequence: attention sees only its own row
         params.no_perf = True
+        # llama-cpp-python's default (its Llama class): plain attention, so outputs equal a plain loop's.
+        params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         self._ctx = llama_cpp.llama_init_from_model(self.model, params)
         if not self._ctx:
             raise EngineError(f"llama.cpp could not create a context for {self.n_seq} sequences of {self.n_ctx_seq} tokens")

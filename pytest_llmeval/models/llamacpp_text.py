@@ -65,7 +65,7 @@ class GGUFTokenizer:
         self.pad_token_id = self.eos_token_id
         self.add_bos_default = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
         self.n_vocab = int(llama.n_vocab())
-        self.n_ctx_train = int(llama.n_ctx_train())
+        self.n_ctx_train = int(llama_cpp.llama_model_n_ctx_train(llama.model))
         self.file_type = _file_type(llama)
         self.special_tokens_map = {
             name: self.decode([token])
