@@ -167,13 +167,13 @@ def test_stop_strings_cut_the_text(backend) -> None:
 def test_rank_matches_a_one_sequence_reference(backend, plain) -> None:
     """Loglikelihoods from the batched engine equal a plain llama.cpp evaluation, choice by choice.
 
-    Tolerance: both sums add the same float32 logits' log-softmax in float64 over at most a few
-    tokens; only the batch composition differs, which changes float32 matmul accumulation order
-    at most (bounded by ~1e-4 relative on logits of magnitude ~20 here), hence 1e-2 absolute.
+    Exactly, not within a tolerance: llama.cpp's CPU kernels compute each sequence's rows
+    independently of the other sequences in a batch, and both sides turn the same float32 logits
+    into the same float64 sums (bit-identical here; a machine whose kernels mix rows fails this).
     """
     from pytest_llmeval.models.llamacpp_engine import log_softmax_at
 
-    request = Request("rank", "The capital of France is", choices=("Paris", "London", "a banana"))
+    request = Request("rank", "The capital of France is", choices=("Paris", "London", "a banana", "one hundred degrees"))
     (ranked,) = backend.run_rank([request])
     assert ranked.pred == 0
     for choice, ours in zip(request.choices, ranked.loglikelihoods):
@@ -182,7 +182,7 @@ def test_rank_matches_a_one_sequence_reference(backend, plain) -> None:
         plain.reset()
         plain.eval(whole[:-1])
         expected = sum(log_softmax_at(plain.scores[p], whole[p + 1])[0] for p in range(len(ctx) - 1, len(whole) - 1))
-        assert ours == pytest.approx(expected, abs=1e-2)
+        assert ours == expected
 
 
 def run_arithmetic(pytester: pytest.Pytester, model: str) -> tuple[pytest.RunResult, dict[str, str]]:
@@ -237,3 +237,39 @@ def test_a_relative_path_is_resolved_against_the_rootdir(tmp_path: Path, monkeyp
     monkeypatch.chdir(tmp_path.parent)  # the path does not exist relative to the working directory
     with pytest.raises(ModelLoadError, match=r"models/m\.gguf is not a GGUF file"):
         load_backend(LLMSettings(model="llamacpp:models/m.gguf"), base_dir=tmp_path)
+
+
+@needs_llama_cpp
+def test_a_sampled_completion_depends_on_its_seed_and_prompt_only(backend) -> None:
+    from pytest_llmeval.models.llamacpp import LlamaCppBackend
+
+    sampling = backend.settings.replace(generation=GenerationSettings(max_new_tokens=8, do_sample=True, temperature=1.5))
+    sampler = LlamaCppBackend(backend.llama, backend.path, backend._digest, sampling, backend.n_threads)
+    requests = [Request("generate", f"Write one word about {topic}.", chat=True) for topic in ("rain", "tea", "maps")]
+    together = [str(c) for c in sampler.run_generate(requests)]
+    assert together == [str(sampler.run_generate([r])[0]) for r in requests]
+    reseeded = LlamaCppBackend(backend.llama, backend.path, backend._digest, sampling.replace(seed=99), backend.n_threads)
+    assert [str(c) for c in reseeded.run_generate(requests)] != together  # 3 x 8 tokens at temperature 1.5
+
+
+@needs_llama_cpp
+def test_a_ranked_suite_runs_through_the_plugin(backend, pytester: pytest.Pytester) -> None:
+    register_scheme(pytester.path)
+    pytester.syspathinsert()
+    pytester.makeini(f"[pytest]\nllmeval_model = llamacpp:{backend.path}\nllmeval_history = off\n")
+    pytester.makepyfile(
+        """
+        import pytest_llmeval as le
+
+        CASES = [
+            {"id": "fr", "q": "The capital of France is", "choices": ["Paris", "a banana"], "answer": 0},
+            {"id": "wk", "q": "The number of days in a week is", "choices": ["a banana", "seven"], "answer": 1},
+        ]
+
+        @le.cases(CASES, prompt="{q}", choices="choices")
+        def test_mc(case, ranked):
+            le.assert_choice(ranked, case["answer"])
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
