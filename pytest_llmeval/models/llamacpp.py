@@ -94,7 +94,8 @@ class LlamaCppBackend:
     @property
     def fingerprint(self) -> Mapping[str, Any]:
         """The GGUF file's content hash (weights, tokenizer and template are all in it), the
-        template, the weight type, the engine and its version. No paths, no thread counts."""
+        template, the weight type, the engine and its version (a llama-cpp-python release vendors
+        one llama.cpp commit, so its version names llama.cpp's). No paths, no thread counts."""
         template = self.tokenizer.chat_template
         return {
             "model": self._digest,
@@ -112,7 +113,10 @@ class LlamaCppBackend:
         return bool(self.tokenizer.chat_template)
 
     def describe(self) -> str:
-        return f"{self.path.name} via llama.cpp {llama_cpp_version()} ({self.tokenizer.file_type}, {self.n_threads} threads)"
+        return (
+            f"{self.path.name} via llama.cpp (llama-cpp-python {llama_cpp_version()}; "
+            f"{self.tokenizer.file_type}, {self.n_threads} threads)"
+        )
 
     def check(self) -> str | None:
         return None  # llama.cpp has no training mode a test could leave on
