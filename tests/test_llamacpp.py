@@ -225,7 +225,9 @@ def test_a_missing_file_in_the_ini_errors_each_item_in_one_line(pytester: pytest
     )
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*llmeval: llamacpp:models/missing.gguf: no such file *models/missing.gguf; point llmeval_model at a .gguf file*"])
+    result.stdout.fnmatch_lines(
+        ["*llmeval: llamacpp:models/missing.gguf: no such file *models/missing.gguf; point llmeval_model at a .gguf file*"]
+    )
     assert "Traceback" not in result.stdout.str()
 
 

@@ -42,7 +42,9 @@ def resolve_gguf(spec: str, rootdir: Path | None = None) -> Path:
             )
         path = found[0]
     if not path.is_file():
-        raise ModelLoadError(f"llamacpp:{spec}: no such file {path}; point llmeval_model at a .gguf file (llamacpp:path/to/model.gguf)")
+        raise ModelLoadError(
+            f"llamacpp:{spec}: no such file {path}; point llmeval_model at a .gguf file (llamacpp:path/to/model.gguf)"
+        )
     with open(path, "rb") as fh:
         if fh.read(4) != GGUF_MAGIC:
             raise ModelLoadError(f"llamacpp:{spec}: {path} is not a GGUF file; the llamacpp backend reads .gguf files only")
