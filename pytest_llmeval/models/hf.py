@@ -94,6 +94,14 @@ class HFBackend:
 
     # identity ----------------------------------------------------------------
 
+    @staticmethod
+    def identity(settings: LLMSettings, rootdir: Path | None = None) -> dict[str, Any] | None:
+        """What this backend's outputs for ``settings`` depend on, known without loading the model
+        (the completion cache's key); None when it cannot be known so (see :mod:`.hf_identity`)."""
+        from pytest_llmeval.models.hf_identity import model_identity
+
+        return model_identity(settings, rootdir)
+
     @property
     def device(self) -> Any:
         return next(self.model.parameters()).device

@@ -259,6 +259,8 @@ class CaseRecord:
     expected: Any = None
     """What a scorer expected, when the case missed through an ``le.assert_*`` (``EvalFailure.expected``;
     a JSON scalar, or its text)."""
+    cached: bool = False
+    """The output came from the completion cache (the model did not compute it in this run)."""
     repeat: int = 0
     """Which sample of the case this is (0 .. repeats - 1)."""
     repeats: int = 1

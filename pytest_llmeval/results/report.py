@@ -15,6 +15,7 @@ from pytest_llmeval.results.messages import MAX_LISTED, Markup, Message, listing
 from pytest_llmeval.results.records import CaseRecord, Outcome
 from pytest_llmeval.results.repeats import summarize_repeats
 from pytest_llmeval.results.stats import SuiteResult, min_detectable_drop, min_detectable_failures, too_small_to_detect
+from pytest_llmeval.results.usage import usage_lines
 
 __all__ = [
     "RESULTS_SCHEMA", "MAX_LISTED", "GateReport", "Message", "detection_note", "listing", "missed_lines", "pct", "points",
@@ -50,6 +51,8 @@ class GateReport:
     timings: Mapping[str, Any] = field(default_factory=dict)
     run: Mapping[str, Any] = field(default_factory=dict)
     interrupted: bool = False
+    usage: Mapping[str, Any] = field(default_factory=dict)
+    """A served model's tokens, latency and cost per suite and its requests (:mod:`~pytest_llmeval.results.usage`)."""
     pass_ks: tuple[int, ...] = ()
     """With repeats: more k to report pass@k and pass^k for (1 and the k run always are)."""
 
@@ -102,6 +105,7 @@ class GateReport:
             yield from self._repeats()
             yield from self._groups()
             yield from self._metrics()
+            yield from usage_lines(self.usage)
             yield from self._details()
         for message in self.notes:
             yield from message.terminal_lines()
@@ -362,6 +366,7 @@ class GateReport:
             "versions": dict(self.versions),
             "timings": dict(self.timings),
             "run": dict(self.run),
+            **({"usage": dict(self.usage)} if self.usage else {}),
         }
 
     def _comparison_json(self, suite: str) -> dict[str, Any] | None:
@@ -439,6 +444,8 @@ def sample_json(record: CaseRecord) -> dict[str, Any]:
         data["truncated"] = record.truncated
     if record.expected is not None:
         data["expected"] = record.expected
+    if record.cached:  # lets ``merge`` count the outputs that came from the completion cache
+        data["cached"] = True
     if record.require is not None:
         data["require"] = record.require
     return data

@@ -30,8 +30,18 @@ from pytest_llmeval.results.messages import Message
 from pytest_llmeval.results.records import CaseRecord
 from pytest_llmeval.results.report import GateReport, sample_json
 from pytest_llmeval.results.stats import SuiteResult, aggregate_markers, aggregate_suites
+from pytest_llmeval.results.usage import usage_json
 
 __all__ = ["UPDATE_FLAG", "EvalSession", "GateOptions", "RunStatus", "versions"]
+
+
+def from_cache(records: Sequence[CaseRecord]) -> dict[str, int]:
+    """How many completions and rankings of ``records`` came from the completion cache."""
+    cached = [r for r in records if r.cached]
+    return {
+        "completions": sum(r.completion is not None for r in cached),
+        "rankings": sum(r.choices is not None for r in cached),
+    }
 
 
 class EvalSession:
@@ -126,7 +136,9 @@ class EvalSession:
                 "interrupted": status.interrupted,
                 "stopped_early": status.stopped_early,
                 **({"shard": list(opts.shard)} if opts.shard else {}),
+                "from_cache": from_cache(records),
             },
+            usage=usage_json(records, status.backend_usage),
         )
         return self._write_outputs(report, records)
 
