@@ -32,7 +32,7 @@ def run(k: int, limit: int, batch_size: str) -> tuple[float, float, int]:
         cmd = [
             sys.executable, "-m", "pytest", str(SUITE), "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
             f"--llmeval-repeats={k}", f"--llmeval-limit={limit}", "--llmeval-do-sample", "--llmeval-temperature=0.7",
-            f"--llmeval-batch-size={batch_size}", f"--llmeval-baseline={tmp}/none.json", "--llmeval-history=off",
+            f"--llmeval-batch-size={batch_size}", f"--llmeval-baseline={tmp}/none.json", "--llmeval-history=off", "--llmeval-cache=off",
             f"--llmeval-output={tmp}/out",
         ]  # fmt: skip
         started = time.perf_counter()
