@@ -99,3 +99,15 @@ def test_cache_off_sends_every_request_again(pytester: pytest.Pytester) -> None:
         _, results, samples = run(pytester, url, "--llmeval-cache=off")
     assert len(fake.requests) == 2 * N_GEN
     assert not any(s.get("cached") for s in samples) and not any(results["run"].get("from_cache", {}).values())
+
+
+def test_the_identity_is_the_model_and_the_server_without_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_llmeval.models import backend_identity
+    from pytest_llmeval.settings import LLMSettings
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    settings = LLMSettings(model="openai:m", base_url="http://user:secret@example.test:8000/v1/?token=abc#x")
+    assert backend_identity(settings) == {"scheme": "openai", "model": "m", "server": "http://example.test:8000/v1"}
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://other.test/v1")
+    assert backend_identity(settings.replace(base_url=None))["server"] == "http://other.test/v1"  # type: ignore[index]
+    assert backend_identity(settings.replace(model="openai:")) is None  # names no model: loading says so
