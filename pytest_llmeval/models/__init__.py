@@ -10,7 +10,10 @@ Everything the plugin, the batch scheduler and ``evaluate()`` ask of a model goe
 - ``SCHEME:REST`` for any other scheme: the backend that an installed package registers under
   the entry-point group ``pytest_llmeval.backends`` with the name ``SCHEME``. The entry point
   names a callable ``factory(spec, settings)`` that returns a :class:`Backend`; ``spec`` is
-  ``REST``, the text after the scheme.
+  ``REST``, the text after the scheme. A factory with a ``rootdir`` parameter also gets the
+  directory that relative paths are resolved against (pytest's rootdir).
+- ``llamacpp:FILE.gguf``: a GGUF file run by llama.cpp (:mod:`pytest_llmeval.models.llamacpp`,
+  the ``[llamacpp]`` extra), registered through the same entry-point group.
 """
 
 from __future__ import annotations
@@ -148,7 +151,7 @@ def load_backend(settings: LLMSettings, base_dir: Path | None = None) -> Backend
         )
     try:
         factory: BackendFactory = found[scheme].load()
-        backend = factory(spec, settings)
+        backend = factory(spec, settings, **_rootdir_argument(factory, base_dir))
     except ModelLoadError:
         raise
     except Exception as exc:
@@ -185,6 +188,17 @@ def backend_identity(settings: LLMSettings, base_dir: Path | None = None) -> dic
     except Exception:  # the identity is an optimisation: loading says what is wrong
         return None
     return {"scheme": scheme, **found} if isinstance(found, Mapping) else None
+
+
+def _rootdir_argument(factory: Any, base_dir: Path | None) -> dict[str, Any]:
+    """``{"rootdir": base_dir}`` for a factory that takes it (to resolve relative paths), else nothing."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {"rootdir": base_dir} if "rootdir" in parameters else {}
 
 
 def has_chat_template(backend: Any) -> bool:
