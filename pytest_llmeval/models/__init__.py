@@ -5,10 +5,15 @@ Everything the plugin, the batch scheduler and ``evaluate()`` ask of a model goe
 
 - a path, a cached hub id, ``hf:ID`` or ``pkg:PACKAGE/FILE``: a local transformers model
   (:mod:`pytest_llmeval.models.hf`);
+- ``openai:MODEL``: a model behind an OpenAI-compatible HTTP server (vLLM, TGI, llama.cpp's
+  server, Ollama, a hosted API): :mod:`pytest_llmeval.models.http`;
 - ``SCHEME:REST`` for any other scheme: the backend that an installed package registers under
   the entry-point group ``pytest_llmeval.backends`` with the name ``SCHEME``. The entry point
   names a callable ``factory(spec, settings)`` that returns a :class:`Backend`; ``spec`` is
-  ``REST``, the text after the scheme.
+  ``REST``, the text after the scheme. A factory with a ``rootdir`` parameter also gets the
+  directory that relative paths are resolved against (pytest's rootdir).
+- ``llamacpp:FILE.gguf``: a GGUF file run by llama.cpp (:mod:`pytest_llmeval.models.llamacpp`,
+  the ``[llamacpp]`` extra), registered through the same entry-point group.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ Progress = Callable[[int], None]
 ENTRY_POINT_GROUP = "pytest_llmeval.backends"
 GENERATE = "generate"
 RANK = "rank"
+BUILT_IN = ("openai",)
+"""Schemes served by this package's own backends besides ``hf`` and ``pkg``."""
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(?!\\)(.*)$", re.S)
 
 
@@ -34,6 +41,12 @@ class ModelLoadError(RuntimeError):
 
 class ModelStateError(RuntimeError):
     """The model is not in the state evaluation needs (e.g. left in training mode)."""
+
+
+class OutputError(RuntimeError):
+    """One case's output could not be computed (a request that failed for good, a budget
+    spent, a server that cannot rank); the message is one line that says why. A backend may
+    return it in place of a result: that case errors, the others go on."""
 
 
 @runtime_checkable
@@ -54,6 +67,18 @@ class Backend(Protocol):
       backend would give the server's reported model and build; the plugin adds its own
       version). They are compared against the baseline, not required to match: a verdict
       says which changed.
+
+    Optional, for the completion cache: an ``identity(...)`` that says, *without loading the
+    model*, what its outputs depend on (a JSON-able dict, or None when it cannot tell). For a
+    ``SCHEME:`` backend it is an attribute of the entry point's factory, called as
+    ``factory.identity(spec, settings)``; the local transformers backend offers
+    ``HFBackend.identity(settings, rootdir)`` (weights, tokenizer and template file hashes,
+    device, dtype, versions); the ``openai:`` backend gives the model name and the server's
+    address. It must change whenever the loaded backend's ``fingerprint`` would, except for what
+    a backend learns only from its answers: a fingerprint may gain keys after them (a served
+    model's reported name and build), and the cache keeps the extended one. With it,
+    outputs are cached and a run whose outputs are all cached loads nothing and sends nothing.
+    A backend without it bypasses the cache (see :func:`backend_identity`).
     """
 
     settings: LLMSettings
@@ -68,9 +93,14 @@ class Backend(Protocol):
         """One line for the terminal: what was loaded, and where it runs."""
         ...
 
-    def run_generate(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]: ...
+    def run_generate(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
+        """One completion per request, in order. A backend whose cases can fail one by one (an
+        HTTP backend) puts an :class:`OutputError` in place of a failed case's completion."""
+        ...
 
-    def run_rank(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Ranked]: ...
+    def run_rank(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Ranked]:
+        """One ranking per request, in order (an :class:`OutputError` in place of a failed one)."""
+        ...
 
     def check(self) -> str | None:
         """Called after each eval test: a problem the test caused (after putting it right), or None."""
@@ -108,16 +138,20 @@ def load_backend(settings: LLMSettings, base_dir: Path | None = None) -> Backend
         from pytest_llmeval.models.hf import HFBackend
 
         return HFBackend.load(settings.replace(model=spec), rootdir=base_dir)
+    if scheme in BUILT_IN:
+        from pytest_llmeval.models.http import HTTPBackend
+
+        return HTTPBackend.load(spec, settings)
     found = installed_schemes()
     if scheme not in found:
-        known = ", ".join(["hf", "pkg", *sorted(found)])
+        known = ", ".join(["hf", "pkg", *BUILT_IN, *sorted(found)])
         raise ModelLoadError(
             f"model {settings.model!r}: no backend is installed for the scheme {scheme!r} (known: {known}); "
             f"install the package that provides it, or register one under the entry-point group {ENTRY_POINT_GROUP!r}"
         )
     try:
         factory: BackendFactory = found[scheme].load()
-        backend = factory(spec, settings)
+        backend = factory(spec, settings, **_rootdir_argument(factory, base_dir))
     except ModelLoadError:
         raise
     except Exception as exc:
@@ -129,6 +163,42 @@ def load_backend(settings: LLMSettings, base_dir: Path | None = None) -> Backend
             "a backend implements pytest_llmeval.models.Backend"
         )
     return backend
+
+
+def backend_identity(settings: LLMSettings, base_dir: Path | None = None) -> dict[str, Any] | None:
+    """What the backend ``settings.model`` names would compute from, known without loading it;
+    None when that backend cannot tell (it has no ``identity``) or fails to: then the completion
+    cache is bypassed and loading reports any problem."""
+    if not settings.model:
+        return None
+    scheme, spec = split_scheme(settings.model)
+    try:
+        if scheme == "hf":
+            from pytest_llmeval.models.hf import HFBackend
+
+            found = HFBackend.identity(settings.replace(model=spec), base_dir)
+        elif scheme in BUILT_IN:
+            from pytest_llmeval.models.http import HTTPBackend
+
+            found = HTTPBackend.identity(spec, settings)
+        else:
+            entry = installed_schemes().get(scheme)
+            identity = getattr(entry.load(), "identity", None) if entry is not None else None
+            found = identity(spec, settings) if callable(identity) else None
+    except Exception:  # the identity is an optimisation: loading says what is wrong
+        return None
+    return {"scheme": scheme, **found} if isinstance(found, Mapping) else None
+
+
+def _rootdir_argument(factory: Any, base_dir: Path | None) -> dict[str, Any]:
+    """``{"rootdir": base_dir}`` for a factory that takes it (to resolve relative paths), else nothing."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {"rootdir": base_dir} if "rootdir" in parameters else {}
 
 
 def has_chat_template(backend: Any) -> bool:

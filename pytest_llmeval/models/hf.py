@@ -52,6 +52,8 @@ class HFBackend:
     """A transformers causal LM in eval mode, run under ``torch.inference_mode()``."""
 
     capabilities = frozenset({GENERATE, RANK})
+    deterministic = True
+    """Greedy decoding and loglikelihoods give the same output every time (repeats are alike)."""
 
     def __init__(self, model: Any, tokenizer: Any, settings: LLMSettings, *, weights: str | None = None, source: str = "") -> None:
         self.model = model
@@ -91,6 +93,14 @@ class HFBackend:
         return cls(model, tokenizer, settings or LLMSettings())
 
     # identity ----------------------------------------------------------------
+
+    @staticmethod
+    def identity(settings: LLMSettings, rootdir: Path | None = None) -> dict[str, Any] | None:
+        """What this backend's outputs for ``settings`` depend on, known without loading the model
+        (the completion cache's key); None when it cannot be known so (see :mod:`.hf_identity`)."""
+        from pytest_llmeval.models.hf_identity import model_identity
+
+        return model_identity(settings, rootdir)
 
     @property
     def device(self) -> Any:
@@ -202,7 +212,9 @@ class HFBackend:
                 self.render(requests[i].text, chat=chat, system=requests[i].system, examples=requests[i].fewshot)
                 for i in indices
             ]
-            for i, completion in zip(indices, self._generate_rendered(rendered, settings, add_special_tokens=not chat, progress=progress)):
+            seeds = [requests[i].seed for i in indices]
+            done = self._generate_rendered(rendered, settings, add_special_tokens=not chat, progress=progress, seeds=seeds)
+            for i, completion in zip(indices, done):
                 out[i] = completion
         return [c for c in out if c is not None]
 
@@ -213,7 +225,10 @@ class HFBackend:
         *,
         add_special_tokens: bool,
         progress: Progress | None = None,
+        seeds: Sequence[int | None] | None = None,
     ) -> list[Completion]:
+        """``seeds``: one sample seed per prompt; when every prompt has one and the settings
+        sample, each row is drawn with its own seed (:mod:`.sampling`), whatever its batch."""
         import torch
 
         self._check_mode()
@@ -230,7 +245,8 @@ class HFBackend:
         while start < len(order):
             idx = order[start : start + size]
             try:
-                batch = self._generate_batch([encoded[i] for i in idx], settings, seed=self.settings.seed + batch_index)
+                row_seeds = [seeds[i] for i in idx] if seeds is not None and all(s is not None for s in seeds) else None
+                batch = self._generate_batch([encoded[i] for i in idx], settings, seed=self.settings.seed + batch_index, row_seeds=row_seeds)
             except torch.cuda.OutOfMemoryError:
                 if size == 1:
                     raise
@@ -264,7 +280,7 @@ class HFBackend:
         return ids
 
     def _generate_batch(
-        self, rows: Sequence[list[int]], settings: GenerationSettings, *, seed: int
+        self, rows: Sequence[list[int]], settings: GenerationSettings, *, seed: int, row_seeds: Sequence[int] | None = None
     ) -> list[tuple[str, int, str, float]]:
         import torch
         from transformers import GenerationConfig
@@ -288,6 +304,13 @@ class HFBackend:
             eos_token_id=eos or None,
         )
         extra: dict[str, Any] = {}
+        if settings.do_sample and row_seeds is not None:  # per-row seeded sampling: greedy over the sampler's choice
+            from transformers import LogitsProcessorList
+
+            from pytest_llmeval.models.sampling import SeededSampler
+
+            config.do_sample, config.temperature, config.top_p = False, None, None
+            extra["logits_processor"] = LogitsProcessorList([SeededSampler(row_seeds, width, settings.temperature, settings.top_p)])
         if settings.stop:
             config.stop_strings = list(settings.stop)
             extra["tokenizer"] = tok

@@ -30,6 +30,8 @@ def cases(
     target_delimiter: str | None = None,
     fewshot_delimiter: str = "\n\n",
     continuation: str | None = None,
+    repeats: int | None = None,
+    require: str | None = None,
     judge: Any = None,
 ) -> Callable[[F], F]:
     """Parametrize a test with eval cases: one test item per case, its id from the case's ``id``.
@@ -45,6 +47,11 @@ def cases(
     ``num_fewshot`` examples come from ``fewshot_source``, chosen per case id; ``target`` names
     the field with an example's answer. ``target_delimiter`` goes between prompt and choice
     (``" "``, or ``""`` with ``chat``, as in lm-evaluation-harness). ``continuation`` names the
+    field scored after each ``prompt + choice`` (partial scoring, as in WinoGrande).
+    ``repeats`` samples each case that many times (each sample one item, ``test_x[add-001:r3]``;
+    default: ``llmeval_repeats``, else 1); ``require`` says what a case then needs to pass:
+    ``"all"`` its samples or a ``"majority"`` (default: the suite's rate is the mean of its
+    cases' pass rates).
     field scored after each ``prompt + choice`` (partial scoring, as in WinoGrande). ``judge``
     (``le.Rubric(...)`` or ``le.Pairwise(...)``) has a judge model grade each completion: the
     ``judgement`` fixture.
@@ -69,6 +76,8 @@ def cases(
         target_delimiter=target_delimiter,
         fewshot_delimiter=fewshot_delimiter,
         continuation=continuation,
+        repeats=repeats,
+        require=require,
         judge=judge,
     )
 

@@ -62,6 +62,15 @@ def _shard(text: str) -> tuple[int, int]:
     return parse_shard(text)
 
 
+def _ks(text: str) -> tuple[int, ...]:
+    values = []
+    for part in str(text).replace(",", " ").split():
+        if not part.isdigit() or int(part) < 1:
+            raise ValueError(f"expected whole numbers of at least 1 separated by commas, got {text!r}")
+        values.append(int(part))
+    return tuple(sorted(set(values)))
+
+
 def _batch_size(text: str) -> int | str:
     value = str(text).strip()
     if value == "auto":
@@ -144,6 +153,21 @@ OPTIONS: tuple[Option, ...] = (
     # HTML report and shards
     Option("html", "write a self-contained HTML report of the run to this file", path=True),
     Option("shard", "run one deterministic part of the eval cases: I/N (1 <= I <= N), e.g. 2/4; merge the parts' outputs with python -m pytest_llmeval merge", _shard),
+    # OpenAI-compatible HTTP backend (llmeval_model = "openai:MODEL")
+    Option("base-url", "base URL of an OpenAI-compatible server (default $OPENAI_BASE_URL, else https://api.openai.com/v1)", setting="base_url"),
+    Option("api-key-env", "environment variable holding the API key (default OPENAI_API_KEY); the key is never written", setting="api_key_env"),
+    Option("concurrency", "most HTTP requests in flight at once (default 16)", _int(1), setting="concurrency"),
+    Option("request-timeout", "seconds one HTTP request may take before it is retried (default 60)", _float(0.001), setting="request_timeout"),
+    Option("max-retries", "retries of an HTTP request after 429, 5xx, a timeout or a dropped connection (default 4)", _int(0), setting="max_retries"),
+    Option("price-in", "USD per million prompt tokens, to report the cost of HTTP requests", _float(0.0), setting="price_in"),
+    Option("price-out", "USD per million completion tokens, to report the cost of HTTP requests", _float(0.0), setting="price_out"),
+    Option("max-cost", "stop sending HTTP requests once this many USD are spent (needs --llmeval-price-in/-out)", _float(0.0), setting="max_cost"),
+    # the completion cache
+    Option("cache", "completion cache: on (read and write, the default), off, refresh (recompute and overwrite) or readonly", _choice("on", "off", "refresh", "readonly")),
+    Option("cache-path", "SQLite completion cache file (default .llmeval/cache.sqlite under the rootdir)", path=True),
+    # repeated sampling
+    Option("repeats", "samples per eval case (default 1); le.cases(repeats=) wins for its suite", _int(1)),
+    Option("pass-k", "with repeats, more k to report pass@k and pass^k for (comma-separated; 1 and the k run always)", _ks),
     # model-graded scoring (le.Rubric / le.Pairwise judges)
     Option("judge-model", "judge model for le.Rubric/le.Pairwise, in the forms of --llmeval-model (default: the model under test)"),
     Option("judge-max-new-tokens", "most tokens a judge that cannot score loglikelihoods generates for its label (default 8)", _int(1)),
