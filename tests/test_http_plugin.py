@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from pytest_llmeval.models.sampling import sample_seed
+
 pytest.importorskip("httpx", reason="the openai: backend needs httpx (pip install 'pytest-llmeval[http]')")
 
 from http_servers import FakeVLLM, FaultProxy, fake_answer, first_try_faults  # noqa: E402
@@ -74,7 +76,9 @@ def test_suites_through_a_vllm_shaped_server(pytester: pytest.Pytester) -> None:
     assert outcomes == {**{f"n{i}": expected_generation_outcome(i) for i in range(N_GEN)}, **{f"c{i}": ["pass", "fail"][i % 2] for i in range(4)}}
     assert all(r["authorization"] == f"Bearer {KEY}" for r in fake.requests)
     chat = [r["body"] for r in fake.requests if r["path"] == "/v1/chat/completions"]
-    assert len(chat) == N_GEN and all(b["temperature"] == 0.0 and b["max_tokens"] == 8 and b["seed"] == 1234 for b in chat)
+    assert len(chat) == N_GEN and all(b["temperature"] == 0.0 and b["max_tokens"] == 8 for b in chat)
+    # Each case's request carries its own sample seed, derived from the session seed (1234) and the case id.
+    assert sorted(b["seed"] for b in chat) == sorted(sample_seed(1234, f"n{i}", 0) for i in range(N_GEN))
     usage = results["usage"]
     numbers = usage["suites"]["test_suites.py::test_numbers"]
     tokens_in = sum(s["tokens_in"] for s in samples if s["id"].startswith("n"))
