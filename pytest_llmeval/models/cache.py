@@ -190,6 +190,13 @@ class CompletionCache:
         info = self.info()
         return info.get("has_chat_template") if info else None
 
+    @property
+    def capabilities(self) -> frozenset[str] | None:
+        """What the stored backend could do (None when not recorded: stored by an older version)."""
+        info = self.info()
+        found = info.get("capabilities") if info else None
+        return frozenset(found) if isinstance(found, list) else None
+
     def lookup(self, requests: Sequence[Any]) -> list[Result | None]:
         """The stored output of each request, None where there is none (all None unless reading)."""
         if not requests or not self.reads or self.info() is None:
@@ -235,9 +242,13 @@ class CompletionCache:
         something (or the server now serves another model): its outputs are dropped, with a warning."""
         if not self.active:
             return
-        from pytest_llmeval.models import has_chat_template
+        from pytest_llmeval.models import capabilities, has_chat_template
 
-        info = {"fingerprint": canonical(dict(backend.fingerprint)), "has_chat_template": has_chat_template(backend)}
+        info = {
+            "fingerprint": canonical(dict(backend.fingerprint)),
+            "has_chat_template": has_chat_template(backend),
+            "capabilities": sorted(capabilities(backend)),
+        }
         old = self.info()
         if old == info or (old is not None and extends(old, info)):
             return

@@ -64,6 +64,10 @@ class JudgeSession:
         self._used: Any = None
         """The judge backend that judged this session (for the fingerprint)."""
         self.runners: list[Any] = []
+        self._self_judge: Any = None
+        self.judged = 0
+        self.cached = 0
+        """Judgements made, and how many of them came from the completion cache."""
 
     def schedule(self, items: Sequence[pytest.Item]) -> None:
         from pytest_llmeval.plugin.state import eval_item
@@ -82,7 +86,10 @@ class JudgeSession:
         return self.state.options["judge-model"]
 
     def judge_backend(self, llm: Any) -> Any:
-        """The judge: ``llmeval_judge_model``'s backend, or ``llm`` (warned about once)."""
+        """The judge: ``llmeval_judge_model``'s backend, or ``llm`` (warned about once), behind the
+        completion cache (:class:`~pytest_llmeval.plugin.judge_cache.CachedJudge`)."""
+        from pytest_llmeval.plugin.judge_cache import CachedJudge
+
         model = self.judge_model
         if model is None or model == getattr(getattr(llm, "settings", None), "model", None):
             if model is None and not self._warned:
@@ -94,10 +101,16 @@ class JudgeSession:
                     ),
                     stacklevel=1,
                 )
-            self._used = llm
-            return llm
+            if self._self_judge is None:
+                settings = getattr(llm, "settings", None)
+                cache = self.state.completion_cache(settings) if settings is not None else None
+                self._self_judge = CachedJudge(lambda: llm, cache)
+            self._used = self._self_judge
+            return self._self_judge
         if self._judge is None:
-            self._judge = self._load(model, "judge")
+            settings = self._settings(model)
+            cache = self.state.completion_cache(settings, base_dir=self.state.options.base["judge-model"])
+            self._judge = CachedJudge(lambda: self._load(model, "judge"), cache)
         self._used = self._judge
         return self._judge
 
@@ -105,11 +118,14 @@ class JudgeSession:
         from pytest_llmeval.models import load_backend
 
         state = self.state
-        settings = state.settings.replace(model=model, generation=GenerationSettings(max_new_tokens=self.max_new_tokens))
+        settings = self._settings(model)
         started = time.perf_counter()
         backend = load_backend(settings, base_dir=state.options.base["judge-model"])
         state.say(f"llmeval: loaded {role} {backend.describe()} in {time.perf_counter() - started:.1f}s")
         return backend
+
+    def _settings(self, model: str) -> Any:
+        return self.state.settings.replace(model=model, generation=GenerationSettings(max_new_tokens=self.max_new_tokens))
 
     @property
     def max_new_tokens(self) -> int:
@@ -167,12 +183,22 @@ class JudgeSession:
             started = time.perf_counter()
             results = runner.judge(items, progress=sink.update)
             sink.close(time.perf_counter() - started)
+            self._count(judge, results)
         except Exception as exc:  # every item of the window errors with the cause
             for key, _, _ in window:
                 self._results[key] = exc
             raise
         for (key, _, _), result in zip(window, results):
             self._results[key] = result
+
+    def _count(self, judge: Any, results: Sequence[Any]) -> None:
+        """Count the judgements, and those whose every judge prompt came from the cache."""
+        for result in results:
+            if isinstance(result, BaseException):
+                continue
+            self.judged += 1
+            prompts = getattr(result, "judge_prompts", None) or [getattr(result, "judge_prompt", None)]
+            self.cached += all(p in judge.hit_texts for p in prompts)
 
     def _items(self, window: list[tuple[str, str, Case]]) -> list[Any]:
         from pytest_llmeval.scoring.judging import JudgeItem

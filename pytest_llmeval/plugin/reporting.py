@@ -141,6 +141,8 @@ def cache_line(state: LLMEvalState) -> str:
     rankings = len(outputs) - completions
     parts = [f"{counts['completions']} of {completions} completions"] if completions else []
     parts += [f"{counts['rankings']} of {rankings} rankings"] if rankings else []
+    judging = state.judging
+    parts += [f"{judging.cached} of {judging.judged} judgements"] if judging is not None and judging.judged else []
     return f"llmeval: from the completion cache ({mode}, {_shown(cache_path(state.config, state.options))}): {' and '.join(parts)}"
 
 

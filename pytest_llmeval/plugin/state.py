@@ -135,7 +135,7 @@ class LLMEvalState:
             self.say(f"llmeval: loaded {backend.describe()} in {time.perf_counter() - started:.1f}s")
         return backend
 
-    def completion_cache(self, settings: LLMSettings) -> Any:
+    def completion_cache(self, settings: LLMSettings, base_dir: Path | None = None) -> Any:
         """The completion cache of the backend ``settings`` name (a ``CompletionCache``), or None:
         turned off, a backend from the ``pytest_llmeval_make_backend`` hook (which may wrap a live
         model), or one that cannot say what it is without loading."""
@@ -147,7 +147,7 @@ class LLMEvalState:
             from pytest_llmeval.models import backend_identity
             from pytest_llmeval.models.cache import CacheStore, CompletionCache
 
-            identity = backend_identity(settings, base_dir=self.options.base["model"])
+            identity = backend_identity(settings, base_dir=base_dir or self.options.base["model"])
             if identity is not None:
                 if self._cache_store is None:
                     self._cache_store = CacheStore(cache_path(self.config, self.options), readonly=mode == "readonly")
