@@ -107,10 +107,16 @@ def _prefix_kv(model: Any, prefix: tuple[int, ...], store: PrefixCache) -> list[
         logits_to_keep=1,
         **kwargs,
     )
-    cache = getattr(out, "past_key_values", None) or getattr(out, "cache", None)
+    cache = _returned_cache(out)
     store.entries[prefix] = [(layer.keys, layer.values) for layer in cache.layers]
     store.computed_tokens += n - len(base)
     return store.entries[prefix]
+
+
+def _returned_cache(out: Any) -> Any:
+    """The cache a forward pass returned (``cache`` in recent transformers, ``past_key_values`` before)."""
+    cache = out.get("cache") if hasattr(out, "get") else None
+    return cache if cache is not None else out.past_key_values
 
 
 def _batch_cache(model: Any, kv: list[tuple[Any, Any]], batch: int) -> Any:
@@ -175,7 +181,7 @@ def greedy_decode(
             logits_to_keep=1,
             **{key: cache},
         )
-        cache = getattr(out, "past_key_values", None) or getattr(out, "cache", None)
+        cache = _returned_cache(out)
         logits = out.logits[:, -1, :].to(dtype=torch.float32)
         if logits_hook is not None:
             logits = logits_hook(logits, list(state.live), step)
