@@ -66,19 +66,26 @@ def test_mc(case, ranked):
 ''' % (MAX_NEW_TOKENS, STOP, MAX_NEW_TOKENS)
 
 CONFTEST = '''
-import os, time
+import json, os, resource, time
+from pathlib import Path
 from pytest_llmeval.models import hf
 
 _load = hf.HFBackend.load.__func__
+_figures = {}
 
 def _timed_load(cls, *args, **kwargs):
     started = time.perf_counter()
+    import torch, transformers  # lm-eval imports both before its load; time the rest, as there
+    imported = time.perf_counter()
     backend = _load(cls, *args, **kwargs)
-    Path = __import__("pathlib").Path
-    Path(os.environ["BENCH_LOAD_FILE"]).write_text(str(time.perf_counter() - started))
+    _figures.update(import_s=imported - started, load_s=time.perf_counter() - imported)
     return backend
 
 hf.HFBackend.load = classmethod(_timed_load)
+
+def pytest_unconfigure(config):
+    _figures["max_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    Path(os.environ["BENCH_FIGURES"]).write_text(json.dumps(_figures))
 '''
 
 
@@ -107,8 +114,8 @@ def run_plugin(folder: Path, code: Path, gguf: Path, batch: int, out: Path) -> d
     (folder / "pytest.ini").write_text(
         f"[pytest]\nllmeval_model = {gguf}\nllmeval_history = off\nllmeval_batch_size = {batch}\n"
     )
-    load_file = out / "load.txt"
-    env = dict(os.environ, PYTHONPATH=str(code), BENCH_LOAD_FILE=str(load_file), TOKENIZERS_PARALLELISM="false")
+    figures = out / "figures.json"
+    env = dict(os.environ, PYTHONPATH=str(code), BENCH_FIGURES=str(figures), TOKENIZERS_PARALLELISM="false")
     cmd = [sys.executable, "-m", "pytest", str(folder), "-q", "-p", "no:cacheprovider", f"--llmeval-output={out}"]
     started = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=folder)
@@ -122,7 +129,7 @@ def run_plugin(folder: Path, code: Path, gguf: Path, batch: int, out: Path) -> d
         if "completion" in sample and sample["id"].startswith("g"):
             texts[sample["id"]] = sample["completion"]
     return {"whole_s": whole, "generate_s": phases.get("completions", float("nan")),
-            "loglik_s": phases.get("rankings", float("nan")), "load_s": float(load_file.read_text()), "texts": texts}
+            "loglik_s": phases.get("rankings", float("nan")), **json.loads(figures.read_text()), "texts": texts}
 
 
 LMEVAL_DRIVER = r"""
@@ -149,7 +156,9 @@ wrap("generate_until"); wrap("loglikelihood")
 res = simple_evaluate(model=lm, tasks=["same_gen", "same_mc"], task_manager=TaskManager(include_path=task_dir),
                       log_samples=True, apply_chat_template=True)
 texts = {s["doc"]["id"]: s["filtered_resps"][0] for s in res["samples"]["same_gen"]}
-print("BENCH_JSON " + json.dumps({"load_s": load, "import_s": imported - started, **timing, "texts": texts}))
+import resource
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print("BENCH_JSON " + json.dumps({"load_s": load, "import_s": imported - started, **timing, "texts": texts, "max_rss_mib": rss}))
 """
 
 
@@ -180,7 +189,7 @@ def run_lmeval(folder: Path, model_dir: Path, batch: int) -> dict:
         if line.startswith("BENCH_JSON "):
             data = json.loads(line[len("BENCH_JSON "):])
             return {"whole_s": whole, "generate_s": data["generate_until"], "loglik_s": data["loglikelihood"],
-                    "load_s": data["load_s"], "texts": data["texts"]}
+                    "load_s": data["load_s"], "max_rss_mib": data["max_rss_mib"], "texts": data["texts"]}
     sys.exit(f"lm-eval failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
 
 
@@ -216,14 +225,16 @@ def print_table(rows: dict[str, dict], batch: int) -> None:
           f"SmolLM2-135M-Instruct float32 CPU, batch {batch}, one run each")
     cols = [k for k in ("after", "before", "lm-eval") if k in rows]
     phases = [("whole process", "whole_s"), ("generation (200)", "generate_s"),
-              ("loglikelihood (30 cases, 120 choices)", "loglik_s"), ("model + tokenizer load", "load_s")]
+              ("loglikelihood (30 cases, 120 choices)", "loglik_s"), ("model + tokenizer load", "load_s"),
+              ("peak memory (MiB, max RSS)", "max_rss_mib")]
     head = f"| phase | {' | '.join(('pytest-llmeval' if c == 'after' else c) for c in cols)} |"
     ratio_cols = [c for c in ("lm-eval", "before") if c in rows]
     head += "".join(f" ratio vs {c} |" for c in ratio_cols)
     print(head)
     print("|---|" + "---:|" * (len(cols) + len(ratio_cols)))
     for name, key in phases:
-        cells = [f"{rows[c][key]:.1f} s" for c in cols]
+        unit = "" if key == "max_rss_mib" else " s"
+        cells = [f"{rows[c][key]:.1f}{unit}" for c in cols]
         cells += [f"{rows[c][key] / rows['after'][key]:.2f}x" for c in ratio_cols]
         print(f"| {name} | {' | '.join(cells)} |")
     ours = rows["after"]["texts"]

@@ -18,8 +18,11 @@ logged samples):
 Speed: the requests that share a prefix (all choices of one question) are packed into one row:
 the prefix once, then each continuation as a segment that sees the prefix and itself only
 (a block attention mask and restarted position ids), so a context is run once however many
-choices it has. Rows are sorted by length and batched; logits are computed only at the scored
-positions (``logits_to_keep``) and turned into log-probabilities in float32.
+choices it has. Rows are sorted by length and batched; the tokens every row of a batch starts
+with (a chat template's header, the same few-shot examples) are computed once per call at batch 1
+and their key/value cache is shared by the batch's rows (``packing.shared_prefix``). Logits are
+computed only at the scored positions (``logits_to_keep``) and turned into log-probabilities in
+float32.
 """
 
 from __future__ import annotations
