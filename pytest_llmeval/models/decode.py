@@ -53,15 +53,30 @@ class PrefixCache:
 
 
 def can_decode(model: Any) -> bool:
-    """Whether this loop can drive ``model``: a decoder-only model taking position ids and a cache."""
+    """Whether this loop can drive ``model``: a decoder-only model with full attention in every
+    layer, taking position ids, ``logits_to_keep`` and a transformers ``DynamicCache`` made of layers."""
     config = getattr(model, "config", None)
     if config is None or getattr(config, "is_encoder_decoder", False):
+        return False
+    if getattr(config, "sliding_window", None) or getattr(config, "attention_chunk_size", None):
+        return False
+    if any(kind != "full_attention" for kind in getattr(config, "layer_types", None) or ()):
         return False
     try:
         params = inspect.signature(model.forward).parameters
     except (TypeError, ValueError):
         return False
-    return "position_ids" in params and ("cache" in params or "past_key_values" in params)
+    takes = "position_ids" in params and "logits_to_keep" in params
+    return takes and ("cache" in params or "past_key_values" in params) and _layered_cache()
+
+
+def _layered_cache() -> bool:
+    try:
+        from transformers import DynamicCache
+
+        return "config" in inspect.signature(DynamicCache.__init__).parameters and hasattr(DynamicCache(), "layers")
+    except Exception:  # an older transformers: its cache has another shape
+        return False
 
 
 def _cache_kwarg(model: Any) -> str:

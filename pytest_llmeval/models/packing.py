@@ -209,6 +209,10 @@ def _run_batch(
 
     device = _model_device(model)
     shared = shared_prefix(rows) if packed and prefixes is not None else 0
+    if shared:
+        from pytest_llmeval.models.decode import can_decode
+
+        shared = shared if can_decode(model) else 0
     width = max(len(r) for r in rows) - shared
     batch = len(rows)
     ids = torch.full((batch, width), pad_id, dtype=torch.long)
