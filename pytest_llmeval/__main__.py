@@ -16,7 +16,12 @@ from typing import Callable, NoReturn, Sequence
 
 EXIT_USAGE = 3
 
-SUBCOMMAND_MODULES: tuple[str, ...] = ("pytest_llmeval.results.compare", "pytest_llmeval.results.history")
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "pytest_llmeval.results.compare",
+    "pytest_llmeval.results.history",
+    "pytest_llmeval.results.html",
+    "pytest_llmeval.results.merge",
+)
 """Modules that contribute a subcommand through ``register(subparsers)`` (or ``register_cli``);
 absent ones are skipped."""
 

@@ -7,6 +7,7 @@ The state lives in :mod:`.state`, the options table in :mod:`.options`, the fixt
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from typing import Any, Iterator
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from pytest_llmeval.datasets.suite import CaseError, CaseSpec
 from pytest_llmeval.plugin.fixtures import case, completion, llm, llm_settings, ranked
 from pytest_llmeval.plugin import reporting
+from pytest_llmeval.plugin.html_output import write_html
 from pytest_llmeval.plugin.options import add_options
 from pytest_llmeval.plugin.state import MARKER, STATE, LLMEvalState, eval_item, get_state
 from pytest_llmeval.results.records import RECORD_KEY, Outcome, records_from_properties
@@ -129,6 +131,15 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.Fix
     return value
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    shard = get_state(config).options["shard"]
+    if shard is not None:
+        from pytest_llmeval.plugin.shard import select
+
+        select(config, items, shard)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     get_state(session.config).schedule(session.items)
 
@@ -167,6 +178,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if outcome is not None:
         reason = "" if outcome is Outcome.PASS else reporting.failure_reason(call)
         record = state.record_for(item, outcome, reason, item.stash.get(SCORES, {}), call.duration)
+        expected = getattr(call.excinfo.value, "expected", None) if call.excinfo is not None else None
+        if expected is not None:
+            record = replace(record, expected=expected if isinstance(expected, (str, int, float, bool)) else str(expected))
         report.user_properties.append((RECORD_KEY, record.to_json()))
         reporting.label_case(item, report, outcome, reason)
         if outcome is Outcome.MISS and not state.run.strict:
@@ -215,7 +229,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     session.config.hook.pytest_llmeval_report(config=session.config, report=report)
     reporting.write_history(state)
     reporting.add_junit_properties(session.config, report)
-    if report.gate_failed and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+    html_problem = write_html(state, report)
+    if html_problem:
+        state.say(html_problem)
+    if (report.gate_failed or html_problem) and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 

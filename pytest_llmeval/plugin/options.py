@@ -56,6 +56,12 @@ def _choice(*allowed: str) -> Callable[[str], str]:
     return parse
 
 
+def _shard(text: str) -> tuple[int, int]:
+    from pytest_llmeval.plugin.shard import parse_shard
+
+    return parse_shard(text)
+
+
 def _batch_size(text: str) -> int | str:
     value = str(text).strip()
     if value == "auto":
@@ -135,6 +141,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("markdown", "write a Markdown summary (for pull requests) to this file", path=True),
     Option("train-data", "training data (JSONL or text) to check eval cases against for overlap", path=True),
     Option("history", "SQLite run history file (default .llmeval/history.sqlite; 'off' to disable)", path=True),
+    # HTML report and shards
+    Option("html", "write a self-contained HTML report of the run to this file", path=True),
+    Option("shard", "run one deterministic part of the eval cases: I/N (1 <= I <= N), e.g. 2/4; merge the parts' outputs with python -m pytest_llmeval merge", _shard),
 )
 VALUE_FLAGS: frozenset[str] = frozenset(o.flag for o in OPTIONS if o.takes_value)
 """The options that take their value as the next command-line argument."""

@@ -314,6 +314,8 @@ def run_options(config: pytest.Config, options: Values) -> GateOptions:
         narrowed.append("--lf")
     if any("[" in str(arg) for arg in config.args):
         narrowed.append("a node id with a case id")
+    if options["shard"] is not None:
+        narrowed.append("--llmeval-shard")
     tolerance, alpha = options["tolerance"], options["alpha"]
     return GateOptions(
         rootdir=suite_root(config),
@@ -330,6 +332,7 @@ def run_options(config: pytest.Config, options: Values) -> GateOptions:
         narrowed_by=tuple(narrowed),
         invocation=tuple(config.invocation_params.args),
         value_flags=VALUE_FLAGS,
+        shard=options["shard"],
     )
 
 

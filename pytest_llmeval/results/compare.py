@@ -227,6 +227,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="mixed",
         help="mixed (default): MIXED exits 2 and DISCARD 1; discard: only DISCARD fails; never: always exit 0",
     )
+    p.add_argument("--html", metavar="PATH", help="also write both runs side by side, flips first, as one HTML file")
     p.set_defaults(func=run)
 
 
@@ -252,4 +253,9 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
     result = compare_runs(before, after, tolerance=args.tolerance, alpha=args.alpha, force=args.force, interrupted=interrupted)
     for line in render(result, args.a, args.b):
         print(line, file=out)
+    if getattr(args, "html", None):
+        from pytest_llmeval.results.html import write_compare
+
+        if write_compare(args, out) != 0:
+            return EXIT_USAGE
     return exit_code(result, args.fail_on)

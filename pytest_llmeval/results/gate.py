@@ -47,6 +47,8 @@ class GateOptions:
     """The command-line arguments, to print the exact command that records a baseline."""
     value_flags: frozenset[str] = frozenset()
     """The plugin's options that take a value as the next argument (to read ``invocation``)."""
+    shard: tuple[int, int] | None = None
+    """``--llmeval-shard I/N``: this run is shard I of N (written into results.json for ``merge``)."""
 
 
 @dataclass(frozen=True)

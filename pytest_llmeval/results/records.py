@@ -256,6 +256,9 @@ class CaseRecord:
     unused_chat_template: bool = False
     """The case generated from a model that has a chat template without applying it, and
     ``le.cases`` did not say ``chat=``: the report warns once per suite."""
+    expected: Any = None
+    """What a scorer expected, when the case missed through an ``le.assert_*`` (``EvalFailure.expected``;
+    a JSON scalar, or its text)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "outcome", Outcome.parse(self.outcome))

@@ -385,7 +385,12 @@ def sample_json(record: CaseRecord) -> dict[str, Any]:
         duration_s=record.duration_s,
         markers=list(record.markers),
         limited=record.limited,
+        suite_size=record.suite_size,  # lets ``merge`` see a suite that no shard finished
     )
+    if record.truncated:
+        data["truncated"] = record.truncated
+    if record.expected is not None:
+        data["expected"] = record.expected
     return data
 
 

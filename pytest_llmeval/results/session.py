@@ -123,6 +123,7 @@ class EvalSession:
                 "limit": opts.limit,
                 "interrupted": status.interrupted,
                 "stopped_early": status.stopped_early,
+                **({"shard": list(opts.shard)} if opts.shard else {}),
             },
         )
         return self._write_outputs(report, records)

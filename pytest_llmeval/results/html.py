@@ -1,0 +1,417 @@
+"""One self-contained HTML report of a run (or of two runs side by side).
+
+The page needs no network: its CSS, JavaScript and SVG are inline, and the run's data is embedded
+as one JSON document that the script reads with ``JSON.parse`` and renders with ``textContent``
+only, so a completion holding ``</script>`` or markup shows as text and never runs. The cases
+table renders only the rows in view, so a run of 10,000 cases stays quick.
+
+Sources: a run's ``results.json`` and ``samples.jsonl`` (``--llmeval-output``), the run history
+(SQLite) for the trend charts. Fields that newer records carry (cost, repeats, judge output) are
+read with defaults and shown when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from pytest_llmeval.results.html_assets import CSS, SCRIPT
+
+__all__ = [
+    "ReportError", "case_rows", "chat_turns", "compare_page", "embed_json", "history_series", "load_run_dir", "render_page",
+    "run_page", "write_compare", "write_page",
+]  # fmt: skip
+
+EXIT_USAGE = 3
+_HINT = "pass the folder written by pytest --llmeval-output DIR (it holds results.json and samples.jsonl)"
+
+# keys of a samples.jsonl line the page shows in their own place; any other key is listed as it came
+_KNOWN = {
+    "id", "suite", "outcome", "prompt", "completion", "choices", "loglikelihoods", "scores", "reason", "latency_s",
+    "tokens_in", "tokens_out", "duration_s", "markers", "limited", "expected", "suite_size",
+}  # fmt: skip
+_COST_KEYS = ("cost_usd", "cost")
+
+
+class ReportError(Exception):
+    """A run folder the report cannot read; the message names the file and the fix."""
+
+
+# ---------------------------------------------------------------- reading
+
+
+def load_run_dir(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``(results.json, samples.jsonl lines)`` of a run folder (or of the folder of a results.json)."""
+    path = Path(path)
+    folder = path.parent if path.name == "results.json" else path
+    results_path = folder / "results.json"
+    try:
+        results = json.loads(results_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ReportError(f"{results_path}: no such file; {_HINT}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ReportError(f"{results_path}: cannot be read ({exc}); {_HINT}") from None
+    if not isinstance(results, dict) or not isinstance(results.get("suites"), dict):
+        raise ReportError(f'{results_path}: no "suites" object, so not a pytest-llmeval results file; {_HINT}')
+    samples: list[dict[str, Any]] = []
+    samples_path = folder / "samples.jsonl"
+    if samples_path.is_file():
+        for number, line in enumerate(samples_path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ReportError(f"{samples_path}:{number}: not valid JSON ({exc.msg}); {_HINT}") from None
+            if isinstance(row, dict):
+                samples.append(row)
+    return results, samples
+
+
+# ---------------------------------------------------------------- chat turns
+
+
+def chat_turns(prompt: Any) -> list[list[str]] | None:
+    """The chat turns ``[role, text]`` of a prompt sent as a list of messages; ``None`` for a
+    prompt sent as text (the page finds the turns of a text rendered by a chat template itself,
+    so the file holds the text once)."""
+    if not isinstance(prompt, list):
+        return None
+    turns = [[str(m.get("role", "")), str(m.get("content", ""))] for m in prompt if isinstance(m, Mapping)]
+    return turns or None
+
+
+# ---------------------------------------------------------------- building the page's data
+
+
+def _flip(before: str | None, after: str | None) -> str:
+    if before is None or after is None:
+        return ""
+    if before == "pass" and after in ("fail", "error"):
+        return "newly failing"
+    if before in ("fail", "error") and after == "pass":
+        return "newly passing"
+    return ""
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _case_detail(sample: Mapping[str, Any]) -> dict[str, Any]:
+    """What the case panel shows for one sample (the prompt exactly as sent, and the rest)."""
+    prompt = sample.get("prompt")
+    detail: dict[str, Any] = {"prompt": _as_text(prompt), "completion": _as_text(sample.get("completion"))}
+    if chat_turns(prompt):
+        detail["turns"] = chat_turns(prompt)
+    for key in ("expected", "reason", "latency_s", "tokens_in", "tokens_out"):
+        if sample.get(key) not in (None, ""):
+            detail[key] = sample[key] if key != "expected" else _as_text(sample[key])
+    if sample.get("scores"):
+        detail["scores"] = sample["scores"]
+    if sample.get("choices"):
+        lls = list(sample.get("loglikelihoods") or [])
+        detail["choices"] = [[str(c), lls[i] if i < len(lls) else None] for i, c in enumerate(sample["choices"])]
+    extra = {k: v for k, v in sample.items() if k not in _KNOWN and v not in (None, "", [], {})}
+    if extra:
+        detail["extra"] = {k: _as_text(v) if not isinstance(v, (int, float, bool)) else v for k, v in sorted(extra.items())}
+    return detail
+
+
+def _flaky(samples: Sequence[Mapping[str, Any]]) -> set[tuple[str, str]]:
+    """Cases sampled more than once with differing outcomes, or marked flaky by their record."""
+    seen: dict[tuple[str, str], set[str]] = {}
+    out = set()
+    for s in samples:
+        key = (str(s.get("suite")), str(s.get("id")))
+        seen.setdefault(key, set()).add(str(s.get("outcome")))
+        if s.get("flaky"):
+            out.add(key)
+    return out | {k for k, outcomes in seen.items() if len(outcomes) > 1}
+
+
+def _baseline_outcomes(results: Mapping[str, Any]) -> dict[tuple[str, str], str]:
+    """The baseline's outcome of each case a suite shares with it (pass or fail: the baseline
+    keeps one bit), from the verdict's flips and the run's own outcomes."""
+    out: dict[tuple[str, str], str] = {}
+    for name, suite in results.get("suites", {}).items():
+        verdict = suite.get("verdict") or {}
+        if verdict.get("shared") is None:
+            continue
+        newly_failing, newly_passing = set(verdict.get("newly_failing") or ()), set(verdict.get("newly_passing") or ())
+        unknown = set(verdict.get("not_in_baseline") or ())
+        for case_id, outcome in (suite.get("cases") or {}).items():
+            if case_id in unknown:
+                continue
+            if case_id in newly_failing:
+                out[(name, case_id)] = "pass"
+            elif case_id in newly_passing:
+                out[(name, case_id)] = "fail"
+            else:
+                out[(name, case_id)] = "pass" if outcome == "pass" else "fail"
+    return out
+
+
+def case_rows(
+    samples: Sequence[Mapping[str, Any]], suites: Sequence[str], other: Mapping[tuple[str, str], str] | None = None
+) -> list[dict[str, Any]]:
+    """One row per sample: suite index, id, outcome, the other side's outcome (baseline or run A),
+    the flip, flaky, and the case's detail; flips first, then by suite and id."""
+    index = {name: i for i, name in enumerate(suites)}
+    flaky = _flaky(samples)
+    rows = []
+    for s in samples:
+        suite, case_id, outcome = str(s.get("suite")), str(s.get("id")), str(s.get("outcome"))
+        base = (other or {}).get((suite, case_id))
+        row = {"s": index.setdefault(suite, len(index)), "id": case_id, "o": outcome, "d": _case_detail(s)}
+        if base is not None:
+            row["b"] = base
+        if _flip(base, outcome):
+            row["f"] = _flip(base, outcome)
+        if (suite, case_id) in flaky:
+            row["k"] = 1
+        if s.get("repeat") is not None:
+            row["r"] = s.get("repeat")
+        rows.append(row)
+    rows.sort(key=lambda r: (not r.get("f"), r["s"], r["id"], r.get("r") or 0))
+    return rows
+
+
+def _usage(samples: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per suite: tokens in and out, model latency, and cost where the records carry them."""
+    out: dict[str, dict[str, float]] = {}
+    for s in samples:
+        totals = out.setdefault(str(s.get("suite")), {})
+        for key in ("tokens_in", "tokens_out", "latency_s", *_COST_KEYS):
+            value = s.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                totals[key] = totals.get(key, 0) + value
+    return out
+
+
+def _suite_rows(results: Mapping[str, Any], samples: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    usage = _usage(samples)
+    rows = []
+    for name, s in sorted(results.get("suites", {}).items()):
+        v = s.get("verdict") or {}
+        row = {
+            "name": name, "n": s.get("n", 0), "passed": s.get("passed", 0), "failed": s.get("failed", 0),
+            "errors": s.get("errors", 0), "skipped": (s.get("skipped") or 0) + (s.get("xfailed") or 0),
+            "rate": s.get("pass_rate", 0.0), "ci": s.get("ci") or [0.0, 0.0], "min": s.get("min_pass_rate"),
+            "metrics": s.get("metrics") or {}, "usage": usage.get(name, {}),
+        }  # fmt: skip
+        if v:
+            row["verdict"] = {
+                "verdict": v.get("verdict"), "rate": v.get("baseline_rate"), "delta": v.get("delta"), "p": v.get("p_value"),
+                "shared": v.get("shared"), "differing": list(v.get("details") or v.get("differing") or []),
+                "across": [f for f in v.get("compared_across") or [] if f != "versions"],
+                "versions": list(v.get("versions_changed") or []), "recorded": bool(v.get("recorded")),
+                "failing": len(v.get("newly_failing") or []), "passing": len(v.get("newly_passing") or []),
+            }  # fmt: skip
+        rows.append(row)
+    return rows
+
+
+def _groups(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    markers = (results.get("groups") or {}).get("markers") or {}
+    return [
+        {"name": name, "n": g.get("n", 0), "passed": g.get("passed", 0), "rate": g.get("pass_rate", 0.0), "ci": g.get("ci") or [0.0, 0.0]}
+        for name, g in sorted(markers.items())
+    ]
+
+
+def _message(m: Any) -> str:
+    """A note of results.json as one line: its level, text, hint and command."""
+    if not isinstance(m, Mapping):
+        return str(m)
+    parts = [f"{m.get('level', 'note')}: {m.get('text', '')}"] + [str(m[k]) for k in ("hint", "command") if m.get(k)]
+    return "; ".join(parts)
+
+
+def history_series(path: Path | None, suites: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+    """Per suite, the pass rate and its interval in each run of the history file (oldest first)."""
+    if path is None or not Path(path).is_file():
+        return {}
+    from pytest_llmeval.results.history import HistoryError, suite_trend
+
+    wanted = set(suites)
+    try:
+        points = suite_trend(path)
+    except HistoryError:
+        return {}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for p in points:
+        if p.suite in wanted and p.n:
+            label = p.label or (p.git_commit or "")[:8] or p.run_id
+            out.setdefault(p.suite, []).append(
+                {"run": p.run_id, "at": p.created_at, "label": label, "n": p.n, "rate": p.pass_rate, "ci": [p.ci_low, p.ci_high]}
+            )
+    return out
+
+
+def run_page(
+    results: Mapping[str, Any], samples: Sequence[Mapping[str, Any]], *, title: str = "pytest-llmeval report", history: Path | None = None
+) -> dict[str, Any]:
+    """The page's data for one run, compared with its baseline where it had one."""
+    suites = _suite_rows(results, samples)
+    names = [s["name"] for s in suites]
+    gate = results.get("gate") or {}
+    baseline = results.get("baseline") or {}
+    return {
+        "mode": "run",
+        "title": title,
+        "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "gate": {"failed": bool(gate.get("failed")), "failures": list(gate.get("failures") or [])},
+        "summary": results.get("summary") or {},
+        "baseline": {"path": baseline.get("path"), "state": baseline.get("state")},
+        "messages": [_message(m) for m in results.get("messages") or []],
+        "versions": results.get("versions") or {},
+        "timings": results.get("timings") or {},
+        "settings": results.get("settings") or {},
+        "suites": suites,
+        "groups": _groups(results),
+        "cases": case_rows(samples, names, _baseline_outcomes(results)),
+        "history": history_series(history, names),
+        "other": "baseline",
+    }
+
+
+def compare_page(
+    a: tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]],
+    b: tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]],
+    *, labels: tuple[str, str] = ("A", "B"), tolerance: float = 0.02, alpha: float = 0.05, force: bool = False,
+) -> dict[str, Any]:  # fmt: skip
+    """The page's data for run B against run A: B's cases with A's outcome and completion, flips first."""
+    from pytest_llmeval.results.compare import compare_runs
+    from pytest_llmeval.results.stats import SuiteResult
+
+    suites_a = {k: SuiteResult.from_json(k, v) for k, v in a[0].get("suites", {}).items()}
+    suites_b = {k: SuiteResult.from_json(k, v) for k, v in b[0].get("suites", {}).items()}
+    result = compare_runs(suites_a, suites_b, tolerance=tolerance, alpha=alpha, force=force)
+    page = run_page(b[0], b[1], title=f"pytest-llmeval: {labels[1]} against {labels[0]}")
+    by_name = {s["name"]: s for s in page["suites"]}
+    for d in (*result.deltas, *result.incomparable):
+        row = by_name.get(d.suite)
+        if row is not None:
+            verdict = "INCOMPARABLE" if d in result.incomparable else {1: "BETTER", -1: "WORSE", 0: "UNCHANGED"}[d.direction]
+            row["verdict"] = {
+                "verdict": verdict, "rate": d.paired.before_rate, "delta": d.paired.delta, "p": d.paired.p_value,
+                "shared": d.paired.shared, "differing": list(d.details), "across": [], "versions": [], "recorded": False,
+                "failing": len(d.paired.newly_failing), "passing": len(d.paired.newly_passing),
+            }  # fmt: skip
+    outcomes_a = {(str(s.get("suite")), str(s.get("id"))): str(s.get("outcome")) for s in a[1]}
+    completions_a = {(str(s.get("suite")), str(s.get("id"))): _as_text(s.get("completion")) for s in a[1]}
+    names = [s["name"] for s in page["suites"]]
+    page["cases"] = case_rows(b[1], names, outcomes_a)
+    for row in page["cases"]:
+        key = (names[row["s"]] if row["s"] < len(names) else "", row["id"])
+        if key in completions_a:
+            row["d"]["other_completion"] = completions_a[key]
+    page.update(mode="compare", other=labels[0], labels=list(labels), verdict=result.verdict, history={})
+    page["only"] = {"a": list(result.only_before), "b": list(result.only_after)}
+    return page
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def embed_json(data: Any) -> str:
+    """JSON safe inside a ``<script>`` element: no ``<``, ``>``, ``&`` or line separators
+    appear literally, so no text in the data can close the element or start markup."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str)
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(char, escaped)
+    return text
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities (not JSON) as None, recursively."""
+    if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def render_page(data: Mapping[str, Any]) -> str:
+    """The whole HTML document for the page's data."""
+    title = html.escape(str(data.get("title", "pytest-llmeval report")))
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
+        "script-src 'unsafe-inline'; img-src data:\">"
+        f"<title>{title}</title><style>{CSS}</style></head>\n<body><div id=\"app\"><noscript>This report needs JavaScript."
+        "</noscript></div>\n"
+        f"<script type=\"application/json\" id=\"llmeval-data\">{embed_json(_finite(dict(data)))}</script>\n"
+        f"<script>{SCRIPT}</script>\n</body></html>\n"
+    )
+
+
+def write_page(path: Path, data: Mapping[str, Any]) -> int:
+    """Write the page atomically; returns its size in bytes."""
+    from pytest_llmeval.files import atomic_write_text
+
+    text = render_page(data)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(Path(path), text)
+    return len(text.encode("utf-8"))
+
+
+# ---------------------------------------------------------------- command line
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "report",
+        help="write a run's HTML report (one self-contained file)",
+        description="Write one self-contained HTML file for a run folder written by --llmeval-output.",
+    )
+    p.add_argument("results", metavar="RESULTS_DIR", help="the --llmeval-output folder (results.json and samples.jsonl)")
+    p.add_argument("--html", required=True, metavar="PATH", help="the HTML file to write")
+    p.add_argument("--history", metavar="PATH", help="run history for the trend charts (default .llmeval/history.sqlite when present)")
+    p.set_defaults(func=_run_report)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from pytest_llmeval.results.history import DEFAULT_PATH
+
+    try:
+        results, samples = load_run_dir(Path(args.results))
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    history = Path(args.history) if args.history else DEFAULT_PATH
+    return write_cli(Path(args.html), run_page(results, samples, history=history))
+
+
+def write_cli(path: Path, data: Mapping[str, Any], out: Any = None) -> int:
+    """Write the page for a command; one line saying where (or why not)."""
+    try:
+        size = write_page(path, data)
+    except OSError as exc:
+        print(f"error: could not write {path}: {exc}; check the path and its permissions", file=sys.stderr)
+        return EXIT_USAGE
+    shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
+    print(f"wrote {path} ({len(data.get('cases', []))} cases, {shown})", file=out or sys.stdout)
+    return 0
+
+
+def write_compare(args: argparse.Namespace, out: Any = None) -> int:
+    """``compare A B --html PATH``: the page of run B against run A."""
+    try:
+        a, b = load_run_dir(Path(args.a)), load_run_dir(Path(args.b))
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    data = compare_page(a, b, labels=(str(args.a), str(args.b)), tolerance=args.tolerance, alpha=args.alpha, force=args.force)
+    return write_cli(Path(args.html), data, out)

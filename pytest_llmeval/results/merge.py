@@ -1,0 +1,231 @@
+"""``python -m pytest_llmeval merge OUT_DIR SHARD_DIR...``: shards' results, one gate.
+
+Each shard (``pytest --llmeval-shard I/N --llmeval-output DIR``) wrote a ``results.json`` and a
+``samples.jsonl``. Merging reads their case records back, refuses shards that cannot belong to
+one run (a suite with different fingerprints, a case in two shards, a shard missing or given
+twice: one line each), and runs the same session as a single run over the union: the same
+table, the same ``--baseline`` verdicts, ``results.json`` and ``samples.jsonl`` in ``OUT_DIR``,
+and the same exit status (0 passed, 1 the gate failed, 3 the shards cannot be merged).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from pytest_llmeval.results.gate import GateOptions, RunStatus
+from pytest_llmeval.results.records import CaseRecord, Fingerprint
+from pytest_llmeval.results.report import GateReport
+
+__all__ = ["MergeError", "Shard", "merge", "merged_records", "read_shards", "shard_problems"]
+
+EXIT_USAGE = 3
+# fingerprint fields every shard must share, whatever suites it ran: the same model and software
+_RUN_WIDE = ("model", "tokenizer", "chat_template", "dtype", "versions")
+
+
+class MergeError(Exception):
+    """Shards that cannot be merged; the message names the shard and the fix."""
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One shard's output folder: its results.json and its samples.jsonl lines."""
+
+    path: Path
+    results: Mapping[str, Any]
+    samples: Sequence[Mapping[str, Any]]
+
+    @property
+    def spec(self) -> tuple[int, int] | None:
+        """``(I, N)`` when the shard was run with ``--llmeval-shard I/N``."""
+        value = (self.results.get("run") or {}).get("shard")
+        return (int(value[0]), int(value[1])) if isinstance(value, list) and len(value) == 2 else None
+
+    def fingerprint(self, suite: str) -> Fingerprint:
+        return Fingerprint.from_json((self.results["suites"].get(suite) or {}).get("fingerprint"))
+
+    def cases(self) -> set[tuple[str, str]]:
+        return {(str(s.get("suite")), str(s.get("id"))) for s in self.samples}
+
+
+def read_shards(paths: Sequence[Path]) -> list[Shard]:
+    """Each folder's results; raises :class:`MergeError` for one that is unreadable or has no samples."""
+    from pytest_llmeval.results.html import ReportError, load_run_dir
+
+    shards = []
+    for path in paths:
+        try:
+            results, samples = load_run_dir(Path(path))
+        except ReportError as exc:
+            raise MergeError(str(exc)) from None
+        counted = sum(len((s or {}).get("cases") or {}) for s in results["suites"].values())
+        if counted and not samples:
+            raise MergeError(f"{path}: has no samples.jsonl, so its cases cannot be merged; pass the folder written by --llmeval-output")
+        shards.append(Shard(Path(path), results, samples))
+    return shards
+
+
+def shard_problems(shards: Sequence[Shard]) -> list[str]:
+    """Why these shards are not parts of one run, one line each (nothing when they are)."""
+    return [*_spec_problems(shards), *_fingerprint_problems(shards), *_overlap_problems(shards)]
+
+
+def _spec_problems(shards: Sequence[Shard]) -> list[str]:
+    specs = [(s.path, s.spec) for s in shards if s.spec is not None]
+    if not specs:
+        return []
+    out = [f"{s.path}: was not run with --llmeval-shard, the others were; merge only the shards of one run" for s in shards if s.spec is None]
+    totals = {spec[1] for _, spec in specs}
+    if len(totals) > 1:
+        return out + [f"the shards split the run differently ({', '.join(f'{p}: {i}/{n}' for p, (i, n) in specs)}); run every shard with the same N"]
+    total = totals.pop()
+    seen: dict[int, Path] = {}
+    for path, (index, _) in specs:
+        if index in seen:
+            out.append(f"{path}: is shard {index}/{total} again (as {seen[index]}); pass each shard's folder once")
+        seen.setdefault(index, path)
+    missing = [i for i in range(1, total + 1) if i not in seen]
+    if missing:
+        out.append(f"shard{'s' if len(missing) > 1 else ''} {', '.join(f'{i}/{total}' for i in missing)} missing; pass every shard's output folder")
+    return out
+
+
+def _fingerprint_problems(shards: Sequence[Shard]) -> list[str]:
+    """One line per shard whose suites (or model and software) differ from an earlier shard's."""
+    out = []
+    first: dict[str, tuple[Path, Fingerprint]] = {}
+    run_wide: dict[str, tuple[Path, Any]] = {}
+    for shard in shards:
+        differing: dict[str, Path] = {}  # suite -> the shard it differs from
+        fields: set[str] = set()
+        for suite in sorted(shard.results["suites"]):
+            fp = shard.fingerprint(suite)
+            if suite in first and first[suite][1] != fp:
+                diff = first[suite][1].diff(fp)
+                differing[suite] = first[suite][0]
+                fields.update(diff.differing + diff.compared_across or ("fingerprint",))
+            first.setdefault(suite, (shard.path, fp))
+            for key in _RUN_WIDE:
+                value = fp.get(key)
+                if value is not None and key in run_wide and run_wide[key][1] != value:
+                    differing.setdefault(suite, run_wide[key][0])
+                    fields.add(key)
+                if value is not None:
+                    run_wide.setdefault(key, (shard.path, value))
+        if differing:
+            names = list(differing)
+            more = f" and {len(names) - 2} more" if len(names) > 2 else ""
+            out.append(
+                f"{shard.path}: ran {', '.join(names[:2])}{more} with a different {', '.join(sorted(fields))} than "
+                f"{differing[names[0]]}; run every shard with the same model and settings"
+            )
+    return out
+
+
+def _overlap_problems(shards: Sequence[Shard]) -> list[str]:
+    owner: dict[tuple[str, str], Path] = {}
+    out = []
+    for shard in shards:
+        both = sorted(k for k in shard.cases() if k in owner)
+        if both:
+            suite, case = both[0]
+            more = f" and {len(both) - 1} more" if len(both) > 1 else ""
+            out.append(f"{shard.path}: ran {suite}[{case}]{more}, which {owner[both[0]]} ran too; give each shard a different --llmeval-shard I/N")
+        for key in shard.cases():
+            owner.setdefault(key, shard.path)
+    return out
+
+
+def merged_records(shards: Sequence[Shard]) -> list[CaseRecord]:
+    """The case records of every shard, each with its suite's fingerprint and minimum pass rate."""
+    records = []
+    for shard in shards:
+        suites = shard.results["suites"]
+        for sample in shard.samples:
+            suite = suites.get(sample.get("suite")) or {}
+            data = {**sample, "case_id": sample.get("id"), "fingerprint": suite.get("fingerprint") or {}, "min_pass_rate": suite.get("min_pass_rate")}
+            records.append(CaseRecord.from_json(data))
+    return records
+
+
+def merge(out_dir: Path | None, shards: Sequence[Shard], options: GateOptions) -> GateReport:
+    """The session over every shard's records: the report a single run would have given."""
+    from pytest_llmeval.results.session import EvalSession
+
+    narrowed = {n for s in shards for n in (s.results.get("run") or {}).get("narrowed_by") or ()} - {"--llmeval-shard"}
+    run = [s.results.get("run") or {} for s in shards]
+    status = RunStatus(interrupted=any(r.get("interrupted") for r in run), stopped_early=any(r.get("stopped_early") for r in run))
+    session = EvalSession(replace(options, output_dir=out_dir, narrowed_by=tuple(sorted(narrowed))), cwd=options.rootdir)
+    session.add_all(merged_records(shards))
+    return session.finish(status)
+
+
+# ---------------------------------------------------------------- command line
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from pytest_llmeval.results.compare import _fraction
+
+    p = subparsers.add_parser(
+        "merge",
+        help="merge shards' results (--llmeval-shard) into one, and gate it as one run",
+        description=(
+            "Combine the results of shards of one run (pytest --llmeval-shard I/N --llmeval-output DIR) into one "
+            "results.json, then gate it as one run: the same table, verdicts against --baseline and exit status."
+        ),
+    )
+    p.add_argument("out", metavar="OUT_DIR", help="folder for the merged results.json and samples.jsonl")
+    p.add_argument("shards", nargs="+", metavar="SHARD_DIR", help="each shard's --llmeval-output folder")
+    p.add_argument("--baseline", metavar="PATH", help="baseline file to compare with (as llmeval_baseline)")
+    p.add_argument("--update-baseline", action="store_true", help="record the merged suites into the baseline file")
+    p.add_argument("--force", action="store_true", help="update the baseline even from a narrowed run or one with errors")
+    p.add_argument("--strict", action="store_true", default=None, help="fail on any wrong answer (default: as the shards ran)")
+    p.add_argument("--tolerance", type=_fraction, help="drop tolerated before a regression (default: as the shards ran)")
+    p.add_argument("--alpha", type=_fraction, help="significance level (default: as the shards ran)")
+    p.add_argument("--min-pass-rate", type=_fraction, help="default minimum pass rate for every suite")
+    p.add_argument("--markdown", metavar="PATH", help="write the Markdown summary to this file")
+    p.add_argument("--html", metavar="PATH", help="write the HTML report to this file")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, out: Any = None) -> int:
+    out = out or sys.stdout
+    try:
+        shards = read_shards([Path(p) for p in args.shards])
+    except MergeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    problems = shard_problems(shards)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        return EXIT_USAGE
+    settings = shards[0].results.get("settings") or {}
+    pick = lambda given, key, default: given if given is not None else settings.get(key, default)  # noqa: E731
+    cwd = Path.cwd()
+    options = GateOptions(
+        rootdir=cwd,
+        baseline=Path(args.baseline) if args.baseline else None,
+        update_baseline=args.update_baseline,
+        force=args.force,
+        strict=bool(pick(args.strict, "strict", False)),
+        tolerance=pick(args.tolerance, "tolerance", 0.02),
+        alpha=pick(args.alpha, "alpha", 0.05),
+        min_pass_rate=args.min_pass_rate,
+        markdown=Path(args.markdown) if args.markdown else None,
+        invocation=(),
+    )
+    report = merge(Path(args.out), shards, options)
+    for text, _ in report.lines():
+        print(text, file=out)
+    code = 1 if report.gate_failed else 0
+    if args.html:
+        from pytest_llmeval.results.html import load_run_dir, run_page, write_cli
+
+        results, samples = load_run_dir(Path(args.out))
+        code = max(code, write_cli(Path(args.html), run_page(results, samples)))
+    return code
