@@ -81,6 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--limit", type=int, default=200, help="the first N prompts only")
     args = parser.parse_args()
     import importlib.util
 
@@ -98,8 +99,8 @@ def main() -> None:
     prefill_limit = matmul_gflops(shapes, 16 * args.batch_size)
     with tempfile.TemporaryDirectory() as tmp:
         make_work(Path(tmp))
-        prompts = [json.loads(line)["prompt"] for line in (Path(tmp) / "gen.jsonl").read_text().splitlines()]
-    print(f"SmolLM2-135M float32, {torch.get_num_threads()} threads, batch {args.batch_size}; one run (contended machine?)")
+        prompts = [json.loads(line)["prompt"] for line in (Path(tmp) / "gen.jsonl").read_text().splitlines()][: args.limit]
+    print(f"SmolLM2-135M float32, {torch.get_num_threads()} threads, batch {args.batch_size}, {len(prompts)} prompts; one run")
     print(f"matmul limit at the model's shapes: decoding step (M={args.batch_size}) {decode_limit:.1f} GFLOP/s, "
           f"prefill (M={16 * args.batch_size}) {prefill_limit:.1f} GFLOP/s")
     results = {}

@@ -177,12 +177,12 @@ def task_files(folder: Path) -> Path:
     return tasks
 
 
-def run_lmeval(folder: Path, model_dir: Path, batch: int) -> dict:
+def run_lmeval(folder: Path, model_dir: Path, batch: int, python: Path = VENV_PYTHON) -> dict:
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                TOKENIZERS_PARALLELISM="false", HF_DATASETS_CACHE=str(folder / "datasets-cache"))
     env.pop("PYTHONPATH", None)
     started = time.perf_counter()
-    proc = subprocess.run([str(VENV_PYTHON), "-c", LMEVAL_DRIVER, str(model_dir), str(task_files(folder)), str(batch)],
+    proc = subprocess.run([str(python), "-c", LMEVAL_DRIVER, str(model_dir), str(task_files(folder)), str(batch)],
                           capture_output=True, text=True, env=env)
     whole = time.perf_counter() - started
     for line in proc.stdout.splitlines():
@@ -198,6 +198,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--before", type=Path, help="an older checkout of the plugin to run on the same work")
     parser.add_argument("--skip-lmeval", action="store_true")
+    parser.add_argument("--lmeval-python", type=Path, default=VENV_PYTHON, help="python of the lm-eval environment")
+    parser.add_argument("--skip-plugin", action="store_true", help="run lm-eval only (its figures, no ratios)")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     import importlib.util
@@ -211,16 +213,19 @@ def main() -> None:
         work = Path(tmp)
         make_work(work / "suite")
         for label, code in (("after", ROOT), ("before", args.before)):
-            if code is not None:
+            if code is not None and not args.skip_plugin:
                 out = work / f"out-{label}"
                 out.mkdir()
                 rows[label] = run_plugin(work / "suite", code, gguf, args.batch_size, out)
         if not args.skip_lmeval:
-            rows["lm-eval"] = run_lmeval(work / "suite", model_dir, args.batch_size)
+            rows["lm-eval"] = run_lmeval(work / "suite", model_dir, args.batch_size, args.lmeval_python)
     print_table(rows, args.batch_size)
 
 
 def print_table(rows: dict[str, dict], batch: int) -> None:
+    if "after" not in rows:
+        print(json.dumps({k: {f: v for f, v in r.items() if f != "texts"} for k, r in rows.items()}))
+        return
     print(f"200 chat generations (<= {MAX_NEW_TOKENS} tokens, stop {STOP!r}) + 30 chat multiple-choice (120 choices), "
           f"SmolLM2-135M-Instruct float32 CPU, batch {batch}, one run each")
     cols = [k for k in ("after", "before", "lm-eval") if k in rows]
