@@ -53,3 +53,8 @@ def pytest_configure(config: pytest.Config) -> None:
     import transformers  # noqa: F401
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig  # noqa: F401
     from transformers.models.llama import modeling_llama  # noqa: F401
+    try:  # httpx maps httpcore's exceptions by the classes it saw first: keep one copy of each
+        import httpcore  # noqa: F401
+        import httpx  # noqa: F401
+    except ImportError:
+        pass

@@ -66,6 +66,20 @@ class LLMSettings:
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     max_length: int | None = None
     trust_remote_code: bool = False
+    # OpenAI-compatible HTTP backend (llmeval_model = "openai:MODEL"); ignored by local models.
+    base_url: str | None = None
+    """The server's base URL (``None``: ``$OPENAI_BASE_URL``, else the public OpenAI URL)."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """The environment variable that holds the API key (the key itself is never stored)."""
+    concurrency: int = 16
+    request_timeout: float = 60.0
+    max_retries: int = 4
+    price_in: float | None = None
+    """USD per million prompt tokens (``None``: cost is not reported)."""
+    price_out: float | None = None
+    """USD per million completion tokens."""
+    max_cost: float | None = None
+    """Stop sending requests once this many USD are spent (needs both prices)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.batch_size, str) and self.batch_size != "auto":

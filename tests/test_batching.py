@@ -212,3 +212,22 @@ def test_property_interruptions_never_redo_finished_work(n: int, size: int, wind
     assert stops == len([c for c in range(1, len(backend.calls) + 1) if c in interrupts])
     assert all(len(call) <= size for call in backend.calls)
     assert sum(len(call) for call in backend.calls) <= n + stops * size
+
+
+def test_an_output_error_in_place_of_a_result_fails_only_its_item_and_a_rerun_retries_it() -> None:
+    from pytest_llmeval.models import OutputError
+
+    class PartlyFailing(FakeBackend):
+        def run_generate(self, requests, progress=None):
+            self.calls.append([r.text for r in requests])
+            failing = len(self.calls) == 1
+            return [OutputError(f"{r.text} failed") if failing and r.text == "s1" else Completion(r.text.upper()) for r in requests]
+
+    sched, backend = BatchScheduler(), PartlyFailing()
+    sched.plan(entries(3))
+    assert sched.result("s[0]", backend) == "S0"
+    with pytest.raises(OutputError, match="s1 failed"):
+        sched.result("s[1]", backend)
+    assert sched.result("s[2]", backend) == "S2" and backend.calls == [["s0", "s1", "s2"]]
+    sched.retry("s[1]")
+    assert sched.result("s[1]", backend) == "S1" and backend.calls[1] == ["s1"]

@@ -5,6 +5,8 @@ Everything the plugin, the batch scheduler and ``evaluate()`` ask of a model goe
 
 - a path, a cached hub id, ``hf:ID`` or ``pkg:PACKAGE/FILE``: a local transformers model
   (:mod:`pytest_llmeval.models.hf`);
+- ``openai:MODEL``: a model behind an OpenAI-compatible HTTP server (vLLM, TGI, llama.cpp's
+  server, Ollama, a hosted API): :mod:`pytest_llmeval.models.http`;
 - ``SCHEME:REST`` for any other scheme: the backend that an installed package registers under
   the entry-point group ``pytest_llmeval.backends`` with the name ``SCHEME``. The entry point
   names a callable ``factory(spec, settings)`` that returns a :class:`Backend`; ``spec`` is
@@ -25,6 +27,8 @@ Progress = Callable[[int], None]
 ENTRY_POINT_GROUP = "pytest_llmeval.backends"
 GENERATE = "generate"
 RANK = "rank"
+BUILT_IN = ("openai",)
+"""Schemes served by this package's own backends besides ``hf`` and ``pkg``."""
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):(?!\\)(.*)$", re.S)
 
 
@@ -34,6 +38,12 @@ class ModelLoadError(RuntimeError):
 
 class ModelStateError(RuntimeError):
     """The model is not in the state evaluation needs (e.g. left in training mode)."""
+
+
+class OutputError(RuntimeError):
+    """One case's output could not be computed (a request that failed for good, a budget
+    spent, a server that cannot rank); the message is one line that says why. A backend may
+    return it in place of a result: that case errors, the others go on."""
 
 
 @runtime_checkable
@@ -68,9 +78,14 @@ class Backend(Protocol):
         """One line for the terminal: what was loaded, and where it runs."""
         ...
 
-    def run_generate(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]: ...
+    def run_generate(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
+        """One completion per request, in order. A backend whose cases can fail one by one (an
+        HTTP backend) puts an :class:`OutputError` in place of a failed case's completion."""
+        ...
 
-    def run_rank(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Ranked]: ...
+    def run_rank(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Ranked]:
+        """One ranking per request, in order (an :class:`OutputError` in place of a failed one)."""
+        ...
 
     def check(self) -> str | None:
         """Called after each eval test: a problem the test caused (after putting it right), or None."""
@@ -108,9 +123,13 @@ def load_backend(settings: LLMSettings, base_dir: Path | None = None) -> Backend
         from pytest_llmeval.models.hf import HFBackend
 
         return HFBackend.load(settings.replace(model=spec), rootdir=base_dir)
+    if scheme in BUILT_IN:
+        from pytest_llmeval.models.http import HTTPBackend
+
+        return HTTPBackend.load(spec, settings)
     found = installed_schemes()
     if scheme not in found:
-        known = ", ".join(["hf", "pkg", *sorted(found)])
+        known = ", ".join(["hf", "pkg", *BUILT_IN, *sorted(found)])
         raise ModelLoadError(
             f"model {settings.model!r}: no backend is installed for the scheme {scheme!r} (known: {known}); "
             f"install the package that provides it, or register one under the entry-point group {ENTRY_POINT_GROUP!r}"

@@ -109,6 +109,8 @@ class BatchScheduler:
         if key not in self._position:
             raise KeyError(f"{key} was not planned; the scheduler knows only the selected eval items")
         self._compute(self._window_for(key), backend)
+        if key in self._failed:
+            raise self._failed[key]
         return self._results[key]
 
     def _compute(self, window: list[Entry], backend: Any) -> None:
@@ -137,19 +139,24 @@ class BatchScheduler:
             sink.close(seconds, stopped)
 
     @staticmethod
-    def _call(backend: Any, kind: str, chunk: list[Entry], sink: ProgressSink) -> Sequence[Result]:
+    def _call(backend: Any, kind: str, chunk: list[Entry], sink: ProgressSink) -> Sequence[Result | BaseException]:
         requests = [e.request for e in chunk]
         if kind == "generate":
-            outputs: Sequence[Result] = backend.run_generate(requests, progress=sink.update)
+            outputs: Sequence[Result | BaseException] = backend.run_generate(requests, progress=sink.update)
         else:
             outputs = backend.run_rank(requests, progress=sink.update)
         if len(outputs) != len(requests):
             raise RuntimeError(f"the backend returned {len(outputs)} results for {len(requests)} requests")
         return outputs
 
-    def _store(self, chunk: list[Entry], outputs: Sequence[Result]) -> None:
+    def _store(self, chunk: list[Entry], outputs: Sequence[Result | BaseException]) -> None:
+        """Keep each result; an exception in place of a result (a backend's per-case
+        :class:`~pytest_llmeval.models.OutputError`) fails only that item."""
         for e, out in zip(chunk, outputs):
-            self._results[e.key] = out
+            if isinstance(out, BaseException):
+                self._failed[e.key] = out
+            else:
+                self._results[e.key] = out
 
     def _window_for(self, key: str) -> list[Entry]:
         start = self._position[key]

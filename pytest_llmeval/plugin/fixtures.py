@@ -68,7 +68,13 @@ def _scheduled(request: pytest.FixtureRequest, llm: Any) -> Any:
             "use a local model for multiple-choice suites, or score a 'completion' instead",
             pytrace=False,
         )
-    return state.scheduler.result(key, llm)
+    from pytest_llmeval.models import OutputError
+
+    try:
+        return state.scheduler.result(key, llm)
+    except OutputError as exc:
+        problem = str(exc)
+    pytest.fail(f"llmeval: {problem}", pytrace=False)  # outside the except block: one clean line
 
 
 @pytest.fixture

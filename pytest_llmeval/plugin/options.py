@@ -144,6 +144,15 @@ OPTIONS: tuple[Option, ...] = (
     # HTML report and shards
     Option("html", "write a self-contained HTML report of the run to this file", path=True),
     Option("shard", "run one deterministic part of the eval cases: I/N (1 <= I <= N), e.g. 2/4; merge the parts' outputs with python -m pytest_llmeval merge", _shard),
+    # OpenAI-compatible HTTP backend (llmeval_model = "openai:MODEL")
+    Option("base-url", "base URL of an OpenAI-compatible server (default $OPENAI_BASE_URL, else https://api.openai.com/v1)", setting="base_url"),
+    Option("api-key-env", "environment variable holding the API key (default OPENAI_API_KEY); the key is never written", setting="api_key_env"),
+    Option("concurrency", "most HTTP requests in flight at once (default 16)", _int(1), setting="concurrency"),
+    Option("request-timeout", "seconds one HTTP request may take before it is retried (default 60)", _float(0.001), setting="request_timeout"),
+    Option("max-retries", "retries of an HTTP request after 429, 5xx, a timeout or a dropped connection (default 4)", _int(0), setting="max_retries"),
+    Option("price-in", "USD per million prompt tokens, to report the cost of HTTP requests", _float(0.0), setting="price_in"),
+    Option("price-out", "USD per million completion tokens, to report the cost of HTTP requests", _float(0.0), setting="price_out"),
+    Option("max-cost", "stop sending HTTP requests once this many USD are spent (needs --llmeval-price-in/-out)", _float(0.0), setting="max_cost"),
 )
 VALUE_FLAGS: frozenset[str] = frozenset(o.flag for o in OPTIONS if o.takes_value)
 """The options that take their value as the next command-line argument."""

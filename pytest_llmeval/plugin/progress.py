@@ -18,7 +18,9 @@ Say = Callable[[str], None]
 class TerminalProgress:
     """Progress of one batched run of ``total`` requests."""
 
-    def __init__(self, say: Say, what: str, total: int, batch: int | None, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, say: Say, what: str, total: int, batch: int | None, stream: TextIO | None = None, detail: str | None = None
+    ) -> None:
         self.say = say
         self.what = what
         self.total = total
@@ -26,7 +28,7 @@ class TerminalProgress:
         self.started = time.perf_counter()
         self.stream = stream if stream is not None else sys.__stderr__
         self.tty = self.stream is not None and self.stream.isatty()
-        size = f" in batches of up to {batch}" if batch else ""
+        size = f" {detail}" if detail else f" in batches of up to {batch}" if batch else ""
         self.say(f"llmeval: {total} {what}{size}")
 
     def update(self, n: int) -> None:

@@ -199,7 +199,13 @@ class LLMEvalState:
         """How the run ended, for the gate: interrupted, stopped early, cases selected per suite."""
         # (an xdist controller has no items: there the records' suite sizes tell)
         selected = Counter(found[0] for found in map(eval_item, items) if found is not None)
-        return RunStatus(interrupted=self.interrupted, stopped_early=bool(self.stopped) and not self.interrupted, selected=selected)
+        usage = getattr(self.backend, "usage", None)  # a served model's requests, when its backend counts them
+        return RunStatus(
+            interrupted=self.interrupted,
+            stopped_early=bool(self.stopped) and not self.interrupted,
+            selected=selected,
+            backend_usage=usage() if callable(usage) else {},
+        )
 
     def record_for(self, item: pytest.Item, outcome: str, reason: str, scores: Mapping[str, float], duration: float) -> CaseRecord:
         suite, case = eval_item(item)  # type: ignore[misc]
@@ -273,7 +279,9 @@ class LLMEvalState:
     def _progress(self, kind: str, total: int) -> TerminalProgress:
         size = getattr(self.backend, "batch_size", None)
         batch = size() if callable(size) else None
-        return TerminalProgress(self.say, "completions" if kind == "generate" else "rankings", total, batch)
+        in_flight = getattr(self.backend, "in_flight", None)  # an HTTP backend: requests at once, not batches
+        detail = f"with up to {in_flight} requests in flight" if isinstance(in_flight, int) else None
+        return TerminalProgress(self.say, "completions" if kind == "generate" else "rankings", total, batch, detail=detail)
 
     def warn_space_form_paths(self) -> None:
         """Warn about ``--llmeval-output DIR`` (space form) with an existing DIR: pytest took DIR

@@ -11,7 +11,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from pytest_llmeval.results.baseline import BaselineError, Comparison, Recorded, Verdict
 from pytest_llmeval.results.commands import UPDATE_FLAG
@@ -64,6 +64,8 @@ class RunStatus:
     interrupted: bool = False
     stopped_early: bool = False
     selected: Mapping[str, int] = field(default_factory=dict)
+    backend_usage: Mapping[str, Any] = field(default_factory=dict)
+    """What a served model's requests did (sent, retried, failed, cost), when its backend says."""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from pytest_llmeval.results.baseline import Comparison, Verdict
 from pytest_llmeval.results.messages import MAX_LISTED, Markup, Message, listing, pct, plural, points, pvalue
 from pytest_llmeval.results.records import CaseRecord, Outcome
 from pytest_llmeval.results.stats import SuiteResult, min_detectable_drop, min_detectable_failures, too_small_to_detect
+from pytest_llmeval.results.usage import usage_lines
 
 __all__ = [
     "RESULTS_SCHEMA", "MAX_LISTED", "GateReport", "Message", "detection_note", "listing", "missed_lines", "pct", "points",
@@ -49,6 +50,8 @@ class GateReport:
     timings: Mapping[str, Any] = field(default_factory=dict)
     run: Mapping[str, Any] = field(default_factory=dict)
     interrupted: bool = False
+    usage: Mapping[str, Any] = field(default_factory=dict)
+    """A served model's tokens, latency and cost per suite and its requests (:mod:`~pytest_llmeval.results.usage`)."""
 
     @property
     def failures(self) -> tuple[str, ...]:
@@ -98,6 +101,7 @@ class GateReport:
             yield from self._table()
             yield from self._groups()
             yield from self._metrics()
+            yield from usage_lines(self.usage)
             yield from self._details()
         for message in self.notes:
             yield from message.terminal_lines()
@@ -318,6 +322,7 @@ class GateReport:
             "versions": dict(self.versions),
             "timings": dict(self.timings),
             "run": dict(self.run),
+            **({"usage": dict(self.usage)} if self.usage else {}),
         }
 
     def _comparison_json(self, suite: str) -> dict[str, Any] | None:

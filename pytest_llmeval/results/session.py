@@ -30,6 +30,7 @@ from pytest_llmeval.results.messages import Message
 from pytest_llmeval.results.records import CaseRecord
 from pytest_llmeval.results.report import GateReport, sample_json
 from pytest_llmeval.results.stats import SuiteResult, aggregate_markers, aggregate_suites
+from pytest_llmeval.results.usage import usage_json
 
 __all__ = ["UPDATE_FLAG", "EvalSession", "GateOptions", "RunStatus", "versions"]
 
@@ -125,6 +126,7 @@ class EvalSession:
                 "stopped_early": status.stopped_early,
                 **({"shard": list(opts.shard)} if opts.shard else {}),
             },
+            usage=usage_json(records, status.backend_usage),
         )
         return self._write_outputs(report, records)
 

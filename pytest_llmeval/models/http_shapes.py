@@ -1,0 +1,185 @@
+"""The OpenAI-compatible request and response shapes: what is sent for a case, what is read back.
+
+Pure functions over dicts (no network, no httpx), so that the shapes vLLM, TGI, llama.cpp's
+server and OpenAI document can be tested on their own.
+
+- A ``chat`` case goes to ``/chat/completions`` as messages (system, few-shot turns, the prompt);
+  the server applies the model's chat template. Any other case goes to ``/completions`` with
+  the prompt as it is.
+- Generation settings are pinned and sent explicitly: ``temperature`` and ``top_p`` (0 and 1
+  when greedy), ``max_tokens``, ``stop`` (when set) and ``seed``.
+- A ``ranked`` case is scored the way lm-evaluation-harness's ``local-completions`` model does:
+  one ``/completions`` request per choice with the prompt ``context + delimiter + choice``,
+  ``echo=True``, ``logprobs=1``, ``max_tokens=1``, ``temperature=0``; the answer carries each
+  prompt token's logprob, and the continuation's tokens are summed. lm-eval finds where the
+  continuation starts by tokenizing locally; without the tokenizer this uses the
+  ``text_offset`` of each token: a token that ends past the context's end belongs to the
+  continuation (a token straddling the boundary counts as continuation).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from pytest_llmeval.datasets.suite import Request
+from pytest_llmeval.settings import GenerationSettings, LLMSettings
+
+CHAT_PATH = "/chat/completions"
+COMPLETIONS_PATH = "/completions"
+PROBE_PROMPT = "The capital of France is Paris."
+
+
+class ShapeError(ValueError):
+    """An answer that does not have the documented shape (the message says what is missing)."""
+
+
+@dataclass(frozen=True)
+class Generated:
+    text: str
+    finish_reason: str
+    tokens_in: int
+    tokens_out: int
+    served_model: str | None
+    system_fingerprint: str | None
+
+
+def seed_of(request: Request, settings: LLMSettings) -> int:
+    """The request's own seed (repeated sampling) when it has one, else the session seed."""
+    seed = getattr(request, "seed", None)
+    return settings.seed if seed is None else int(seed)
+
+
+def sampling(gen: GenerationSettings) -> dict[str, Any]:
+    """Generation settings as the API names them, every one explicit (greedy: temperature 0)."""
+    body: dict[str, Any] = {
+        "max_tokens": gen.max_new_tokens,
+        "temperature": (1.0 if gen.temperature is None else gen.temperature) if gen.do_sample else 0.0,
+        "top_p": (1.0 if gen.top_p is None else gen.top_p) if gen.do_sample else 1.0,
+        "n": 1,
+    }
+    if gen.stop:
+        body["stop"] = list(gen.stop)
+    return body
+
+
+def messages_of(request: Request) -> list[dict[str, str]]:
+    """The chat messages of a case: the system message, few-shot turns, then the prompt."""
+    messages = [{"role": "system", "content": request.system}] if request.system else []
+    for question, answer in request.fewshot:
+        messages.append({"role": "user", "content": question})
+        messages.append({"role": "assistant", "content": answer})
+    messages.append({"role": "user", "content": request.text})
+    return messages
+
+
+def generate_payload(model: str, request: Request, settings: LLMSettings) -> tuple[str, dict[str, Any]]:
+    """(path, JSON body) of a generation request."""
+    gen = settings.generation.merged(max_new_tokens=request.max_new_tokens, stop=request.stop)
+    body = {"model": model, **sampling(gen), "seed": seed_of(request, settings)}
+    if request.chat:
+        return CHAT_PATH, {**body, "messages": messages_of(request)}
+    return COMPLETIONS_PATH, {**body, "prompt": request.text}
+
+
+def _usage(body: Mapping[str, Any]) -> tuple[int, int]:
+    usage = body.get("usage") or {}
+    return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+
+
+def parse_generation(path: str, body: Any) -> Generated:
+    """The text, finish reason, token counts and served model of a generation answer."""
+    choices = body.get("choices") if isinstance(body, Mapping) else None
+    if not choices or not isinstance(choices[0], Mapping):
+        raise ShapeError("the answer has no 'choices'")
+    first = choices[0]
+    if path == CHAT_PATH:
+        message = first.get("message")
+        if not isinstance(message, Mapping):
+            raise ShapeError("the chat answer's choice has no 'message'")
+        text = message.get("content") or ""
+    else:
+        if "text" not in first:
+            raise ShapeError("the completions answer's choice has no 'text'")
+        text = first.get("text") or ""
+    tokens_in, tokens_out = _usage(body)
+    return Generated(
+        text=str(text),
+        finish_reason=str(first.get("finish_reason") or "stop"),
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        served_model=body.get("model") if isinstance(body.get("model"), str) else None,
+        system_fingerprint=body.get("system_fingerprint") if isinstance(body.get("system_fingerprint"), str) else None,
+    )
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One choice's prompt as sent, where its continuation starts (characters), its score."""
+
+    prompt: str
+    boundary: int
+
+
+def rank_prompts(request: Request) -> list[Scored]:
+    """One prompt per choice, as lm-eval builds them (partial scoring: ``context + choice``
+    then ``delimiter + continuation``)."""
+    delimiter = request.target_delimiter
+    if request.continuation is None:
+        return [Scored(request.text + delimiter + c, len(request.text)) for c in request.choices]
+    return [Scored(request.text + c + delimiter + request.continuation, len(request.text + c)) for c in request.choices]
+
+
+def norm_lengths(request: Request) -> tuple[int, ...]:
+    if request.continuation is None:
+        return tuple(len(c) for c in request.choices)
+    return tuple(len(request.text + c) for c in request.choices)
+
+
+def rank_payload(model: str, prompt: str, seed: int) -> dict[str, Any]:
+    """lm-eval ``local-completions``' loglikelihood request: echo the prompt with its logprobs."""
+    return {"model": model, "prompt": prompt, "max_tokens": 1, "temperature": 0.0, "logprobs": 1, "echo": True, "seed": seed}
+
+
+def _logprobs(body: Any) -> Mapping[str, Any]:
+    choices = body.get("choices") if isinstance(body, Mapping) else None
+    if not choices or not isinstance(choices[0], Mapping):
+        raise ShapeError("the answer has no 'choices'")
+    ordered = sorted(choices, key=lambda c: c.get("index", 0))
+    lp = ordered[0].get("logprobs")
+    if not isinstance(lp, Mapping):
+        raise ShapeError("the answer has no 'logprobs'")
+    for key in ("tokens", "token_logprobs", "text_offset"):
+        if not isinstance(lp.get(key), list):
+            raise ShapeError(f"the answer's logprobs have no '{key}'")
+    return lp
+
+
+def parse_loglikelihood(body: Any, scored: Scored) -> tuple[float, bool, int]:
+    """(sum of the continuation tokens' logprobs, whether each was the top token, prompt tokens).
+
+    Tokens at or past the end of the prompt are what the server generated (``max_tokens=1``)
+    and are dropped, as lm-eval drops the last one.
+    """
+    lp = _logprobs(body)
+    offsets, values = lp["text_offset"], lp["token_logprobs"]
+    top = lp.get("top_logprobs") or [None] * len(values)
+    n_prompt = sum(1 for o in offsets if isinstance(o, int) and o < len(scored.prompt))
+    ends = [*offsets[1:n_prompt], len(scored.prompt)]
+    picked = [i for i in range(n_prompt) if ends[i] > scored.boundary]
+    if not picked or any(values[i] is None for i in picked) or picked[0] == 0:
+        raise ShapeError("the answer has no logprobs for the scored tokens of the prompt (does the server echo prompt logprobs?)")
+    total = math.fsum(float(values[i]) for i in picked)
+    greedy = all(isinstance(top[i], Mapping) and top[i] and values[i] == max(top[i].values()) for i in picked)
+    tokens_in = int((body.get("usage") or {}).get("prompt_tokens") or n_prompt)
+    return total, greedy, tokens_in
+
+
+def has_prompt_logprobs(body: Any, prompt: str = PROBE_PROMPT) -> bool:
+    """Whether a probe's answer carries a logprob for the prompt's tokens after the first."""
+    try:
+        parse_loglikelihood(body, Scored(prompt, boundary=max(1, len(prompt) // 2)))
+    except (ShapeError, TypeError, ValueError, IndexError, KeyError, AttributeError):
+        return False
+    return True
