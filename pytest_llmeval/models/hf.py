@@ -14,8 +14,8 @@ from typing import Any, Mapping, Sequence
 from pytest_llmeval.datasets.suite import Request
 from pytest_llmeval.files import sha256_text
 from pytest_llmeval.models import GENERATE, RANK, ModelLoadError, ModelStateError, Progress
-from pytest_llmeval.models.hf_loading import load_model, resolve_device, resolve_dtype, tokenizer_fingerprint, weights_fingerprint
 from pytest_llmeval.models.decode import PrefixCache
+from pytest_llmeval.models.hf_loading import load_model, resolve_device, resolve_dtype, tokenizer_fingerprint, weights_fingerprint
 from pytest_llmeval.models.outputs import Completion, Ranked
 from pytest_llmeval.settings import GenerationSettings, LLMSettings
 
