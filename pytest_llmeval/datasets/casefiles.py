@@ -60,6 +60,8 @@ class Case(Mapping[str, Any]):
     fields: Mapping[str, Any]
     source: str = "<list>"
     line: int | None = None
+    repeat: int = 0
+    """Which sample of the case an item is, when the suite samples each case several times."""
 
     def __getitem__(self, key: str) -> Any:
         try:

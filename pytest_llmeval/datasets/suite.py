@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -78,6 +78,11 @@ class CaseSpec:
     continuation: str | None = None
     function: str = field(default="", compare=False)
     """The name of the decorated test function, for messages."""
+    repeats: int | None = None
+    """Samples per case (``None``: the session's ``llmeval_repeats``, else 1)."""
+    require: str | None = None
+    """With repeats, what a case needs to pass: ``"all"`` samples or a ``"majority"``; ``None``:
+    the suite's rate is the mean of its cases' pass rates."""
 
     @property
     def delimiter(self) -> str:
@@ -127,6 +132,8 @@ _ARGUMENTS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("target_delimiter", _text_or_none, "a string"),
     ("fewshot_delimiter", lambda v: isinstance(v, str), "a string"),
     ("continuation", _text_or_none, "the name of the field scored after each choice"),
+    ("repeats", lambda v: v is None or (_is_int(v) and v >= 1), "a whole number of at least 1"),
+    ("require", lambda v: v in (None, "all", "majority"), "'all' or 'majority'"),
 )
 """Each argument of ``le.cases``, what a usable value is, and how to say it."""
 
@@ -172,6 +179,11 @@ class Request:
     """For partial scoring (WinoGrande): the text scored after each ``context + choice``."""
     fewshot: tuple[tuple[str, str], ...] = ()
     """Few-shot (question, answer) pairs sent as earlier chat turns (with ``chat``)."""
+    seed: int | None = None
+    """This sample's seed, from (session seed, case id, repeat): a sampling backend draws the
+    sample with it, so that it never depends on the batch (an HTTP backend sends it)."""
+    repeat: int = 0
+    """Which sample of the case this is (0 .. repeats - 1); part of any cache key."""
 
 
 def case_choices(spec: CaseSpec, case: Case) -> tuple[str, ...]:
@@ -339,11 +351,16 @@ def fewshot_prefix_for(spec: CaseSpec, plan: SuitePlan, case: Case) -> str:
     )
 
 
-def request_for(spec: CaseSpec, plan: SuitePlan, case: Case, kind: Literal["generate", "rank"]) -> Request:
-    """What the model computes for ``case``: its prompt, with its few-shot examples as earlier chat
-    turns under a chat template (lm-eval's default) or as a plain-text prefix otherwise."""
+def request_for(
+    spec: CaseSpec, plan: SuitePlan, case: Case, kind: Literal["generate", "rank"], *, repeat: int = 0, seed: int | None = None
+) -> Request:
+    """What the model computes for sample ``repeat`` of ``case`` (seeded ``seed``): its prompt,
+    with its few-shot examples as earlier chat turns under a chat template (lm-eval's default)
+    or as a plain-text prefix otherwise."""
     if spec.num_fewshot and spec.chat:
-        return build_request(spec, case, kind, fewshot=fewshot_pairs_for(spec, plan, case))
-    if spec.num_fewshot:
-        return build_request(spec, case, kind, fewshot_prefix_for(spec, plan, case))
-    return build_request(spec, case, kind)
+        request = build_request(spec, case, kind, fewshot=fewshot_pairs_for(spec, plan, case))
+    elif spec.num_fewshot:
+        request = build_request(spec, case, kind, fewshot_prefix_for(spec, plan, case))
+    else:
+        request = build_request(spec, case, kind)
+    return replace(request, seed=seed, repeat=repeat) if seed is not None or repeat else request

@@ -10,7 +10,10 @@ Everything the plugin, the batch scheduler and ``evaluate()`` ask of a model goe
 - ``SCHEME:REST`` for any other scheme: the backend that an installed package registers under
   the entry-point group ``pytest_llmeval.backends`` with the name ``SCHEME``. The entry point
   names a callable ``factory(spec, settings)`` that returns a :class:`Backend`; ``spec`` is
-  ``REST``, the text after the scheme.
+  ``REST``, the text after the scheme. A factory with a ``rootdir`` parameter also gets the
+  directory that relative paths are resolved against (pytest's rootdir).
+- ``llamacpp:FILE.gguf``: a GGUF file run by llama.cpp (:mod:`pytest_llmeval.models.llamacpp`,
+  the ``[llamacpp]`` extra), registered through the same entry-point group.
 """
 
 from __future__ import annotations
@@ -64,6 +67,16 @@ class Backend(Protocol):
       backend would give the server's reported model and build; the plugin adds its own
       version). They are compared against the baseline, not required to match: a verdict
       says which changed.
+
+    Optional, for the completion cache: an ``identity(...)`` that says, *without loading the
+    model*, what its outputs depend on (a JSON-able dict, or None when it cannot tell). For a
+    ``SCHEME:`` backend it is an attribute of the entry point's factory, called as
+    ``factory.identity(spec, settings)``; the local transformers backend offers
+    ``HFBackend.identity(settings, rootdir)`` (weights, tokenizer and template file hashes,
+    device, dtype, versions). It must change whenever the loaded backend's ``fingerprint`` would;
+    an HTTP backend would give the served model's name and the server's fingerprint. With it,
+    outputs are cached and a run whose outputs are all cached loads nothing and sends nothing.
+    A backend without it bypasses the cache (see :func:`backend_identity`).
     """
 
     settings: LLMSettings
@@ -136,7 +149,7 @@ def load_backend(settings: LLMSettings, base_dir: Path | None = None) -> Backend
         )
     try:
         factory: BackendFactory = found[scheme].load()
-        backend = factory(spec, settings)
+        backend = factory(spec, settings, **_rootdir_argument(factory, base_dir))
     except ModelLoadError:
         raise
     except Exception as exc:
@@ -148,6 +161,38 @@ def load_backend(settings: LLMSettings, base_dir: Path | None = None) -> Backend
             "a backend implements pytest_llmeval.models.Backend"
         )
     return backend
+
+
+def backend_identity(settings: LLMSettings, base_dir: Path | None = None) -> dict[str, Any] | None:
+    """What the backend ``settings.model`` names would compute from, known without loading it;
+    None when that backend cannot tell (it has no ``identity``; the built-in ``openai:`` backend
+    has none yet) or fails to: then the completion cache is bypassed and loading reports any problem."""
+    if not settings.model:
+        return None
+    scheme, spec = split_scheme(settings.model)
+    try:
+        if scheme == "hf":
+            from pytest_llmeval.models.hf import HFBackend
+
+            found = HFBackend.identity(settings.replace(model=spec), base_dir)
+        else:
+            entry = installed_schemes().get(scheme)
+            identity = getattr(entry.load(), "identity", None) if entry is not None else None
+            found = identity(spec, settings) if callable(identity) else None
+    except Exception:  # the identity is an optimisation: loading says what is wrong
+        return None
+    return {"scheme": scheme, **found} if isinstance(found, Mapping) else None
+
+
+def _rootdir_argument(factory: Any, base_dir: Path | None) -> dict[str, Any]:
+    """``{"rootdir": base_dir}`` for a factory that takes it (to resolve relative paths), else nothing."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {"rootdir": base_dir} if "rootdir" in parameters else {}
 
 
 def has_chat_template(backend: Any) -> bool:

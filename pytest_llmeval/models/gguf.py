@@ -9,6 +9,13 @@ from pathlib import Path
 from pytest_llmeval.files import cache_dir, cached_file_hash
 
 
+def converted_path(gguf_path: str | Path, cache: Path | None = None) -> Path:
+    """Where the transformers copy of ``gguf_path`` is kept (complete when it holds ``.complete``)."""
+    gguf_path = Path(gguf_path).resolve()
+    digest = cached_file_hash(gguf_path, cache)
+    return (cache or cache_dir()) / "converted" / f"{gguf_path.stem}-{digest[:16]}"
+
+
 def ensure_converted(gguf_path: str | Path, cache: Path | None = None) -> Path:
     """A transformers copy (safetensors, tokenizer, chat template) of a ``.gguf`` file.
 
@@ -19,11 +26,11 @@ def ensure_converted(gguf_path: str | Path, cache: Path | None = None) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf_path = Path(gguf_path).resolve()
-    digest = cached_file_hash(gguf_path, cache)
-    root = (cache or cache_dir()) / "converted"
-    target = root / f"{gguf_path.stem}-{digest[:16]}"
+    target = converted_path(gguf_path, cache)
     if (target / ".complete").exists():
         return target
+    root = target.parent
+    digest = cached_file_hash(gguf_path, cache)
     root.mkdir(parents=True, exist_ok=True)
     work = root / f".{target.name}.{os.getpid()}.tmp"
     shutil.rmtree(work, ignore_errors=True)

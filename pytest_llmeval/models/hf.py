@@ -53,6 +53,8 @@ class HFBackend:
     """A transformers causal LM in eval mode, run under ``torch.inference_mode()``."""
 
     capabilities = frozenset({GENERATE, RANK})
+    deterministic = True
+    """Greedy decoding and loglikelihoods give the same output every time (repeats are alike)."""
 
     def __init__(self, model: Any, tokenizer: Any, settings: LLMSettings, *, weights: str | None = None, source: str = "") -> None:
         self.model = model
@@ -94,6 +96,14 @@ class HFBackend:
         return cls(model, tokenizer, settings or LLMSettings())
 
     # identity ----------------------------------------------------------------
+
+    @staticmethod
+    def identity(settings: LLMSettings, rootdir: Path | None = None) -> dict[str, Any] | None:
+        """What this backend's outputs for ``settings`` depend on, known without loading the model
+        (the completion cache's key); None when it cannot be known so (see :mod:`.hf_identity`)."""
+        from pytest_llmeval.models.hf_identity import model_identity
+
+        return model_identity(settings, rootdir)
 
     @property
     def device(self) -> Any:
@@ -205,7 +215,9 @@ class HFBackend:
                 self.render(requests[i].text, chat=chat, system=requests[i].system, examples=requests[i].fewshot)
                 for i in indices
             ]
-            for i, completion in zip(indices, self._generate_rendered(rendered, settings, add_special_tokens=not chat, progress=progress)):
+            seeds = [requests[i].seed for i in indices]
+            done = self._generate_rendered(rendered, settings, add_special_tokens=not chat, progress=progress, seeds=seeds)
+            for i, completion in zip(indices, done):
                 out[i] = completion
         return [c for c in out if c is not None]
 
@@ -216,7 +228,10 @@ class HFBackend:
         *,
         add_special_tokens: bool,
         progress: Progress | None = None,
+        seeds: Sequence[int | None] | None = None,
     ) -> list[Completion]:
+        """``seeds``: one sample seed per prompt; when every prompt has one and the settings
+        sample, each row is drawn with its own seed (:mod:`.sampling`), whatever its batch."""
         import torch
 
         self._check_mode()
@@ -234,8 +249,10 @@ class HFBackend:
         while start < len(order):
             idx = order[start : start + size]
             try:
+                row_seeds = [seeds[i] for i in idx] if seeds is not None and all(s is not None for s in seeds) else None
                 batch = self._generate_batch(
-                    [encoded[i] for i in idx], settings, seed=self.settings.seed + batch_index, prefixes=prefixes
+                    [encoded[i] for i in idx], settings, seed=self.settings.seed + batch_index, row_seeds=row_seeds,
+                    prefixes=prefixes,
                 )
             except torch.cuda.OutOfMemoryError:
                 if size == 1:
@@ -270,7 +287,13 @@ class HFBackend:
         return ids
 
     def _generate_batch(
-        self, rows: Sequence[list[int]], settings: GenerationSettings, *, seed: int, prefixes: Any = None
+        self,
+        rows: Sequence[list[int]],
+        settings: GenerationSettings,
+        *,
+        seed: int,
+        row_seeds: Sequence[int] | None = None,
+        prefixes: Any = None,
     ) -> list[tuple[str, int, str, float]]:
         import torch
 
@@ -289,7 +312,7 @@ class HFBackend:
                 )
             produced = [(d.tokens, d.reason) for d in decoded]
         else:
-            produced = self._generate_with_transformers(rows, settings, pad, eos)
+            produced = self._generate_with_transformers(rows, settings, pad, eos, row_seeds)
         seconds = (time.perf_counter() - started) / len(rows)
         results = []
         for tokens, reason in produced:
@@ -302,7 +325,8 @@ class HFBackend:
         return results
 
     def _generate_with_transformers(
-        self, rows: Sequence[list[int]], settings: GenerationSettings, pad: int, eos: list[int]
+        self, rows: Sequence[list[int]], settings: GenerationSettings, pad: int, eos: list[int],
+        row_seeds: Sequence[int] | None = None,
     ) -> list[tuple[list[int], str]]:
         """``model.generate`` on left-padded rows (sampling, and models the greedy loop cannot drive)."""
         import torch
@@ -325,6 +349,13 @@ class HFBackend:
             eos_token_id=eos or None,
         )
         extra: dict[str, Any] = {}
+        if settings.do_sample and row_seeds is not None:  # per-row seeded sampling: greedy over the sampler's choice
+            from transformers import LogitsProcessorList
+
+            from pytest_llmeval.models.sampling import SeededSampler
+
+            config.do_sample, config.temperature, config.top_p = False, None, None
+            extra["logits_processor"] = LogitsProcessorList([SeededSampler(row_seeds, width, settings.temperature, settings.top_p)])
         if settings.stop:
             config.stop_strings = list(settings.stop)
             extra["tokenizer"] = tok

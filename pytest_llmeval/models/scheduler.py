@@ -8,6 +8,10 @@ keeps the results until their items ask.
 A window is computed in chunks (the backend's batch size), longest prompts first, and each
 chunk's results are kept as soon as it is done. A run stopped part-way (pytest-timeout, Ctrl-C)
 loses at most the chunk in progress: the next item that needs an output continues from there.
+
+With a completion cache, a window's cached outputs are taken from it first and only the rest is
+computed (and stored); the backend may be :class:`Deferred`, loaded only when something is not
+cached.
 """
 
 from __future__ import annotations
@@ -33,6 +37,20 @@ class ProgressSink:
 
     def close(self, seconds: float, stopped: bool = False) -> None:  # pragma: no cover - trivial
         """The run ended; ``stopped``: interrupted (a timeout, Ctrl-C) before computing everything."""
+
+
+class Deferred:
+    """A backend that is loaded only when an output must be computed (``load`` is called once)."""
+
+    def __init__(self, load: Callable[[], Any]) -> None:
+        self._load = load
+
+    def get(self) -> Any:
+        return self._load()
+
+
+def resolve(backend: Any) -> Any:
+    return backend.get() if isinstance(backend, Deferred) else backend
 
 
 @dataclass(frozen=True)
@@ -82,6 +100,7 @@ class BatchScheduler:
         self._position: dict[str, int] = {}
         self._results: dict[str, Result] = {}
         self._failed: dict[str, BaseException] = {}
+        self._cached: set[str] = set()
         self.runs: list[tuple[str, int, float]] = []
         """(kind, number of requests computed, seconds) of every batched run, for reports and tests."""
 
@@ -100,27 +119,48 @@ class BatchScheduler:
         pos = self._position.get(key)
         return None if pos is None else self._entries[pos].request
 
-    def result(self, key: str, backend: Any) -> Result:
-        """The output for ``key``, computing its window first if needed."""
+    def from_cache(self, key: str) -> bool:
+        """Whether the output of ``key`` came from the completion cache."""
+        return key in self._cached
+
+    def result(self, key: str, backend: Any, cache: Any = None) -> Result:
+        """The output for ``key``, computing its window first if needed (``backend`` may be
+        :class:`Deferred`; ``cache``: a :class:`~pytest_llmeval.models.cache.CompletionCache`)."""
         if key in self._results:
             return self._results[key]
         if key in self._failed:
             raise self._failed[key]
         if key not in self._position:
             raise KeyError(f"{key} was not planned; the scheduler knows only the selected eval items")
-        self._compute(self._window_for(key), backend)
+        window = self._window_for(key)
+        if cache is not None:
+            window = self._from_cache(window, cache)
+        if window:
+            self._compute(window, resolve(backend), cache)
         if key in self._failed:
             raise self._failed[key]
         return self._results[key]
 
-    def _compute(self, window: list[Entry], backend: Any) -> None:
+    def _from_cache(self, window: list[Entry], cache: Any) -> list[Entry]:
+        """Keep the cached outputs of ``window``; the entries still to compute."""
+        found = cache.lookup([e.request for e in window])
+        for e, out in zip(window, found):
+            if out is not None:
+                self._results[e.key] = out
+                self._cached.add(e.key)
+        return [e for e, out in zip(window, found) if out is None]
+
+    def _compute(self, window: list[Entry], backend: Any, cache: Any = None) -> None:
         kind = window[0].request.kind
         sink = self.progress(kind, len(window)) if self.progress else ProgressSink()
         started = time.perf_counter()
         done, stopped = 0, False
         try:
             for chunk in chunks(window, chunk_size(backend)):
-                self._store(chunk, self._call(backend, kind, chunk, sink))
+                outputs = self._call(backend, kind, chunk, sink)
+                self._store(chunk, outputs)
+                if cache is not None:
+                    cache.save([e.request for e in chunk], outputs)
                 done += len(chunk)
         except Exception as exc:
             # The rest of the window errors with the same cause; none is retried in a loop.
@@ -157,6 +197,7 @@ class BatchScheduler:
                 self._failed[e.key] = out
             else:
                 self._results[e.key] = out
+                self._cached.discard(e.key)
 
     def _window_for(self, key: str) -> list[Entry]:
         start = self._position[key]

@@ -17,7 +17,7 @@ from pytest_llmeval.plugin.fixtures import case, completion, llm, llm_settings, 
 from pytest_llmeval.plugin import reporting
 from pytest_llmeval.plugin.html_output import write_html
 from pytest_llmeval.plugin.options import add_options
-from pytest_llmeval.plugin.state import MARKER, STATE, LLMEvalState, eval_item, get_state
+from pytest_llmeval.plugin.state import MARKER, STATE, LLMEvalState, eval_item, get_state, sample_id, samples_of
 from pytest_llmeval.results.records import RECORD_KEY, Outcome, records_from_properties
 from pytest_llmeval.scoring.recording import collecting_scores
 from pytest_llmeval.settings import SettingsError
@@ -102,9 +102,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         pytest.fail(f"llmeval: {problem}", pytrace=False)
     if overlaps:
         warnings.warn(overlap_warning(metafunc.definition.nodeid, len(plan.cases), overlaps), stacklevel=1)
+    repeats = state.repeats_of(spec)
     params = [
-        pytest.param(c, id=c.id, marks=[getattr(pytest.mark, OVERLAP_MARKER)] if c.id in overlaps else [])
+        pytest.param(sample, id=sample_id(sample, repeats), marks=[getattr(pytest.mark, OVERLAP_MARKER)] if c.id in overlaps else [])
         for c in plan.cases
+        for sample in samples_of(c, repeats)
     ]
     metafunc.parametrize("case", params)
 

@@ -30,6 +30,8 @@ def cases(
     target_delimiter: str | None = None,
     fewshot_delimiter: str = "\n\n",
     continuation: str | None = None,
+    repeats: int | None = None,
+    require: str | None = None,
 ) -> Callable[[F], F]:
     """Parametrize a test with eval cases: one test item per case, its id from the case's ``id``.
 
@@ -45,6 +47,10 @@ def cases(
     the field with an example's answer. ``target_delimiter`` goes between prompt and choice
     (``" "``, or ``""`` with ``chat``, as in lm-evaluation-harness). ``continuation`` names the
     field scored after each ``prompt + choice`` (partial scoring, as in WinoGrande).
+    ``repeats`` samples each case that many times (each sample one item, ``test_x[add-001:r3]``;
+    default: ``llmeval_repeats``, else 1); ``require`` says what a case then needs to pass:
+    ``"all"`` its samples or a ``"majority"`` (default: the suite's rate is the mean of its
+    cases' pass rates).
 
     Nothing is checked or read here, when the test module is imported: the suite's arguments
     and data are checked when pytest collects it, and a problem is one collection error line.
@@ -66,6 +72,8 @@ def cases(
         target_delimiter=target_delimiter,
         fewshot_delimiter=fewshot_delimiter,
         continuation=continuation,
+        repeats=repeats,
+        require=require,
     )
 
     def decorate(func: F) -> F:

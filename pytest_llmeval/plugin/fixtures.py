@@ -50,8 +50,9 @@ def case(request: pytest.FixtureRequest) -> Any:
     pytest.fail("the 'case' fixture comes from @pytest_llmeval.cases(...): decorate the test with it", pytrace=False)
 
 
-def _scheduled(request: pytest.FixtureRequest, llm: Any) -> Any:
+def _scheduled(request: pytest.FixtureRequest, llm_settings: Any) -> Any:
     from pytest_llmeval.models import RANK, capabilities
+    from pytest_llmeval.models.scheduler import Deferred
 
     state = _state(request.config)
     key = request.node.nodeid
@@ -62,28 +63,38 @@ def _scheduled(request: pytest.FixtureRequest, llm: Any) -> Any:
             "decorate it with @pytest_llmeval.cases(source, prompt=...)",
             pytrace=False,
         )
-    if planned.kind == RANK and RANK not in capabilities(llm):
-        pytest.fail(
-            f"llmeval: the model backend ({type(llm).__name__}) cannot score loglikelihoods, so 'ranked' cases cannot run; "
-            "use a local model for multiple-choice suites, or score a 'completion' instead",
-            pytrace=False,
-        )
+
+    def load() -> Any:  # the model is loaded only for an output that is not cached
+        llm = request.getfixturevalue("llm")
+        if planned.kind == RANK and RANK not in capabilities(llm):
+            pytest.fail(
+                f"llmeval: the model backend ({type(llm).__name__}) cannot score loglikelihoods, so 'ranked' cases cannot run; "
+                "use a local model for multiple-choice suites, or score a 'completion' instead",
+                pytrace=False,
+            )
+        return llm
+
+    try:
+        cache = state.completion_cache(coerce_settings(llm_settings))
+    except SettingsError:  # the llm fixture reports it
+        cache = None
     from pytest_llmeval.models import OutputError
 
     try:
-        return state.scheduler.result(key, llm)
+        return state.scheduler.result(key, Deferred(load), cache)
     except OutputError as exc:
         problem = str(exc)
     pytest.fail(f"llmeval: {problem}", pytrace=False)  # outside the except block: one clean line
 
 
 @pytest.fixture
-def completion(request: pytest.FixtureRequest, llm: Any, case: Any) -> Any:
-    """The generated text of this case (a ``str`` with tokens, latency and finish reason)."""
-    return _scheduled(request, llm)
+def completion(request: pytest.FixtureRequest, llm_settings: Any, case: Any) -> Any:
+    """The generated text of this case (a ``str`` with tokens, latency and finish reason);
+    from the completion cache when it holds it (then the model is not loaded for it)."""
+    return _scheduled(request, llm_settings)
 
 
 @pytest.fixture
-def ranked(request: pytest.FixtureRequest, llm: Any, case: Any) -> Any:
-    """Per-choice loglikelihoods of this multiple-choice case."""
-    return _scheduled(request, llm)
+def ranked(request: pytest.FixtureRequest, llm_settings: Any, case: Any) -> Any:
+    """Per-choice loglikelihoods of this multiple-choice case (from the cache when it holds them)."""
+    return _scheduled(request, llm_settings)

@@ -62,6 +62,15 @@ def _shard(text: str) -> tuple[int, int]:
     return parse_shard(text)
 
 
+def _ks(text: str) -> tuple[int, ...]:
+    values = []
+    for part in str(text).replace(",", " ").split():
+        if not part.isdigit() or int(part) < 1:
+            raise ValueError(f"expected whole numbers of at least 1 separated by commas, got {text!r}")
+        values.append(int(part))
+    return tuple(sorted(set(values)))
+
+
 def _batch_size(text: str) -> int | str:
     value = str(text).strip()
     if value == "auto":
@@ -153,6 +162,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("price-in", "USD per million prompt tokens, to report the cost of HTTP requests", _float(0.0), setting="price_in"),
     Option("price-out", "USD per million completion tokens, to report the cost of HTTP requests", _float(0.0), setting="price_out"),
     Option("max-cost", "stop sending HTTP requests once this many USD are spent (needs --llmeval-price-in/-out)", _float(0.0), setting="max_cost"),
+    # the completion cache
+    Option("cache", "completion cache: on (read and write, the default), off, refresh (recompute and overwrite) or readonly", _choice("on", "off", "refresh", "readonly")),
+    Option("cache-path", "SQLite completion cache file (default .llmeval/cache.sqlite under the rootdir)", path=True),
+    # repeated sampling
+    Option("repeats", "samples per eval case (default 1); le.cases(repeats=) wins for its suite", _int(1)),
+    Option("pass-k", "with repeats, more k to report pass@k and pass^k for (comma-separated; 1 and the k run always)", _ks),
 )
 VALUE_FLAGS: frozenset[str] = frozenset(o.flag for o in OPTIONS if o.takes_value)
 """The options that take their value as the next command-line argument."""

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from pytest_llmeval.plugin.state import LLMEvalState, history_path
+from pytest_llmeval.plugin.state import LLMEvalState, cache_path, history_path
 from pytest_llmeval.results.records import RECORD_KEY, Outcome, records_from_properties
 
 CASE_LABELS = {Outcome.PASS: "pass", Outcome.MISS: "missed", Outcome.ERROR: "error", Outcome.SKIPPED: "skipped", Outcome.XFAILED: "xfailed"}
@@ -118,11 +118,40 @@ def write_summary(reporter: Any, exitstatus: int, state: LLMEvalState) -> None:
     verbose = state.config.getoption("verbose", default=0) > 0
     for text, markup in missed_lines(state.records, per_suite=None if verbose else 3):
         reporter.write_line(text, **markup)
+    cached = cache_line(state)
+    if cached:
+        reporter.write_line(cached)
     other = _other_problems(reporter, exitstatus, state) if report.suites and not report.gate_failed else ""
     for text, markup in report.lines():
         reporter.write_line(text, **({"yellow": True, "bold": True} if other and markup.get("green") else markup))
     if other:  # the gate line must not read as "all is well" when the run fails
         reporter.write_line(f"llmeval: the gate passed, but the run failed for other reasons: {other}", red=True, bold=True)
+
+
+def cache_line(state: LLMEvalState) -> str:
+    """How many of the run's completions and rankings came from the completion cache."""
+    mode = state.options["cache"] or "on"
+    outputs = [r for r in state.records if r.completion is not None or r.choices is not None]
+    if mode == "off" or not outputs:
+        return ""
+    from pytest_llmeval.results.session import from_cache
+
+    counts = from_cache(outputs)
+    completions = sum(r.completion is not None for r in outputs)
+    rankings = len(outputs) - completions
+    parts = [f"{counts['completions']} of {completions} completions"] if completions else []
+    parts += [f"{counts['rankings']} of {rankings} rankings"] if rankings else []
+    return f"llmeval: from the completion cache ({mode}, {_shown(cache_path(state.config, state.options))}): {' and '.join(parts)}"
+
+
+def _shown(path: Any) -> str:
+    import os
+
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
 
 
 def html_miss_line(report: pytest.TestReport) -> str | None:

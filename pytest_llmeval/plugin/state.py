@@ -45,6 +45,19 @@ def suite_id(config: pytest.Config, path: Path, nodeid: str) -> str:
     return f"{rel}::{name.split('[', 1)[0]}"
 
 
+def samples_of(case: Any, repeats: int) -> list[Any]:
+    """The items of one case: the case itself, or one copy per sample (``case.repeat`` 0..k-1)."""
+    import dataclasses
+
+    return [case] if repeats <= 1 else [dataclasses.replace(case, repeat=r) for r in range(repeats)]
+
+
+def sample_id(case: Any, repeats: int) -> str:
+    """An item's id: the case id, with ``:rN`` for sample N when the suite samples repeatedly
+    (``add-001:r3``: ``-k`` and ``--lf`` select it like any id)."""
+    return case.id if repeats <= 1 else f"{case.id}:r{case.repeat}"
+
+
 def eval_item(item: pytest.Item) -> tuple[str, Any] | None:
     """(suite, case) of an eval item, or None for a plain test."""
     found = item.stash.get(CASE, None)
@@ -78,6 +91,8 @@ class LLMEvalState:
         self.plans: dict[str, SuitePlan] = {}
         self.requests: dict[tuple[str, str], Request] = {}
         self.backend: Any = None
+        self._caches: dict[LLMSettings, Any] = {}
+        self._cache_store: Any = None
         self.contamination: Any = None
         self.load_error: BaseException | None = None
         self.records: list[CaseRecord] = []
@@ -111,9 +126,36 @@ class LLMEvalState:
             self.load_error = ModelLoadError(f"{exc}{self._where_settings_came_from(settings)}")
             raise self.load_error from None
         self.backend = backend
+        cache = self.completion_cache(settings)
+        if cache is not None:
+            cache.remember(backend)
         if settings.model:
             self.say(f"llmeval: loaded {backend.describe()} in {time.perf_counter() - started:.1f}s")
         return backend
+
+    def completion_cache(self, settings: LLMSettings) -> Any:
+        """The completion cache of the backend ``settings`` name (a ``CompletionCache``), or None:
+        turned off, a backend from the ``pytest_llmeval_make_backend`` hook (which may wrap a live
+        model), or one that cannot say what it is without loading."""
+        if settings in self._caches:
+            return self._caches[settings]
+        cache = None
+        mode = self.options["cache"] or "on"
+        if mode != "off" and not self.config.hook.pytest_llmeval_make_backend.get_hookimpls():
+            from pytest_llmeval.models import backend_identity
+            from pytest_llmeval.models.cache import CacheStore, CompletionCache
+
+            identity = backend_identity(settings, base_dir=self.options.base["model"])
+            if identity is not None:
+                if self._cache_store is None:
+                    self._cache_store = CacheStore(cache_path(self.config, self.options), readonly=mode == "readonly")
+                cache = CompletionCache(self._cache_store, identity, settings, mode)
+        self._caches[settings] = cache
+        return cache
+
+    def _cache_served(self) -> Any:
+        """The completion cache that served outputs without a loaded backend, if one did."""
+        return next((c for c in self._caches.values() if c is not None and c.hits and c.info() is not None), None)
 
     def _where_settings_came_from(self, settings: LLMSettings) -> str:
         if settings.model:
@@ -128,10 +170,19 @@ class LLMEvalState:
         plan = plan_suite(spec, base_dir=metafunc.definition.path.parent, limit=self.run.limit)
         kind = "generate" if "completion" in metafunc.fixturenames else "rank" if "ranked" in metafunc.fixturenames else None
         if kind is not None:
+            from pytest_llmeval.models.sampling import sample_seed
+
+            seed = self.settings.seed
             for case in plan.cases:
-                self.requests[(suite, case.id)] = request_for(spec, plan, case, kind)
+                for r in range(self.repeats_of(spec) if kind == "generate" else 1):
+                    request = request_for(spec, plan, case, kind, repeat=r, seed=sample_seed(seed, case.id, r))
+                    self.requests[(suite, case.id, r)] = request
         self.plans[suite] = plan
         return plan
+
+    def repeats_of(self, spec: CaseSpec) -> int:
+        """Samples per case of a suite: ``le.cases(repeats=)``, else ``llmeval_repeats``, else 1."""
+        return spec.repeats or self.options["repeats"] or 1
 
     def overlaps(self, spec: CaseSpec, plan: SuitePlan) -> dict[str, str]:
         """Case id -> why it looks trained on, when ``--llmeval-train-data`` is given."""
@@ -163,7 +214,7 @@ class LLMEvalState:
             if found is None:
                 continue
             suite, case = found
-            request = self.requests.get((suite, case.id))
+            request = self.requests.get((suite, case.id, case.repeat)) or self.requests.get((suite, case.id, 0))
             if request is not None:
                 entries.append(Entry(key=item.nodeid, suite=suite, request=request))
         self.scheduler.plan(entries)
@@ -175,10 +226,12 @@ class LLMEvalState:
         it, this plugin's included), the prompt's and the data's."""
         fingerprint: dict[str, Any] = {}
         backend = self.backend
-        if backend is not None and request is not None:
+        cached = self._cache_served() if backend is None else None
+        model = backend.fingerprint if backend is not None else cached.fingerprint if cached is not None else None
+        if model is not None and request is not None:
             from pytest_llmeval import __version__
 
-            fingerprint.update(backend.fingerprint)
+            fingerprint.update(model)
             versions = fingerprint.get("versions")
             fingerprint["versions"] = {**(versions if isinstance(versions, Mapping) else {}), "pytest-llmeval": __version__}
         plan = self.plans.get(suite)
@@ -189,7 +242,7 @@ class LLMEvalState:
         if request is not None:
             fingerprint["chat"] = request.chat
             if request.kind == "generate":
-                gen = backend.settings.generation if backend is not None else self.settings.generation
+                gen = (backend.settings if backend is not None else cached.settings if cached is not None else self.settings).generation
                 fingerprint["generation"] = gen.merged(max_new_tokens=request.max_new_tokens, stop=request.stop).to_json()
             else:
                 fingerprint["generation"] = {"loglikelihood": True, "target_delimiter": request.target_delimiter}
@@ -198,7 +251,8 @@ class LLMEvalState:
     def run_status(self, items: list[pytest.Item]) -> RunStatus:
         """How the run ended, for the gate: interrupted, stopped early, cases selected per suite."""
         # (an xdist controller has no items: there the records' suite sizes tell)
-        selected = Counter(found[0] for found in map(eval_item, items) if found is not None)
+        cases = {(found[0], found[1].id) for found in map(eval_item, items) if found is not None}  # a case once, however many samples
+        selected = Counter(suite for suite, _ in cases)
         usage = getattr(self.backend, "usage", None)  # a served model's requests, when its backend counts them
         return RunStatus(
             interrupted=self.interrupted,
@@ -210,7 +264,7 @@ class LLMEvalState:
     def record_for(self, item: pytest.Item, outcome: str, reason: str, scores: Mapping[str, float], duration: float) -> CaseRecord:
         suite, case = eval_item(item)  # type: ignore[misc]
         plan = self.plans.get(suite)
-        request = self.requests.get((suite, case.id))
+        request = self.requests.get((suite, case.id, case.repeat)) or self.requests.get((suite, case.id, 0))
         result = self.scheduler.peek(item.nodeid)
         record = CaseRecord(
             suite=suite,
@@ -233,15 +287,32 @@ class LLMEvalState:
             suite_size=len(plan.cases) if plan else None,
             truncated=getattr(result, "truncated", 0) or 0,
             unused_chat_template=self._unused_chat_template(plan, request),
+            cached=self.scheduler.from_cache(item.nodeid),
+            repeat=case.repeat,
+            repeats=self.repeats_of(plan.spec) if plan else 1,
+            require=plan.spec.require if plan else None,
+            identical_repeats=self._identical_repeats(plan, request),
         )
         if outcome != "error":  # an errored item may be rerun (pytest-rerunfailures): keep its output
             self.scheduler.discard(item.nodeid)
         return record
 
+    def _identical_repeats(self, plan: SuitePlan | None, request: Request | None) -> bool:
+        """Repeated samples that a deterministic backend (a local model) computes greedily: all alike."""
+        if plan is None or request is None or self.repeats_of(plan.spec) <= 1 or self.backend is None:
+            return False
+        if not getattr(self.backend, "deterministic", False):
+            return False
+        settings = getattr(self.backend, "settings", self.settings)
+        return request.kind != "generate" or not settings.generation.do_sample
+
     def _unused_chat_template(self, plan: SuitePlan | None, request: Request | None) -> bool:
         """A generation case that did not say ``chat=``, sent to a model with a chat template."""
-        if plan is None or request is None or request.kind != "generate" or plan.spec.chat is not None or self.backend is None:
+        if plan is None or request is None or request.kind != "generate" or plan.spec.chat is not None:
             return False
+        if self.backend is None:
+            cached = self._cache_served()
+            return bool(cached is not None and cached.has_chat_template)
         from pytest_llmeval.models import has_chat_template
 
         return has_chat_template(self.backend)
@@ -341,7 +412,13 @@ def run_options(config: pytest.Config, options: Values) -> GateOptions:
         invocation=tuple(config.invocation_params.args),
         value_flags=VALUE_FLAGS,
         shard=options["shard"],
+        pass_ks=options["pass-k"] or (),
     )
+
+
+def cache_path(config: pytest.Config, options: Values) -> Path:
+    """The completion cache file: ``llmeval_cache_path``, else ``.llmeval/cache.sqlite`` under the rootdir."""
+    return options.path("cache-path") or config.rootpath / ".llmeval" / "cache.sqlite"
 
 
 def history_path(config: pytest.Config, options: Values) -> Path | None:

@@ -6,7 +6,8 @@ The file is diff-friendly JSON (sorted keys, 2-space indent, trailing newline, n
         "fingerprint": {...}, "n": 200, "passed": 128, "failed": 72, "errors": 0,
         "cases": {"add-000": 1, "add-001": 0}}}}
 
-``cases`` holds 1 for a pass and 0 for a miss or an error; skipped and xfailed cases are not
+``cases`` holds 1 for a pass and 0 for a miss or an error, or for a suite sampled several times
+per case ``[passes, samples]`` (``[3, 5]``); skipped and xfailed cases are not
 written (a suite with some adds ``"skipped"`` / ``"xfailed"`` counts, which older readers ignore).
 Recording takes ``<file>.lock`` beside the file, re-reads the file under it, and replaces it
 atomically; a file that cannot be read is never rewritten.
@@ -23,13 +24,13 @@ from typing import Any, Iterable, Mapping, Sequence
 from pytest_llmeval.files import atomic_write_text
 from pytest_llmeval.results.locking import LOCK_TIMEOUT_S, locked
 from pytest_llmeval.results.records import COMPARED, MUST_MATCH, Fingerprint, Outcome
-from pytest_llmeval.results.stats import Paired, SuiteResult, paired_comparison
+from pytest_llmeval.results.stats import Paired, SuiteResult, paired_comparison, paired_rates
 
 SCHEMA = 1
 
 __all__ = [
     "COMPARED", "MUST_MATCH", "SCHEMA", "Baseline", "BaselineError", "Comparison", "Recorded", "Verdict",
-    "compare_suite", "dumps_baseline", "entry_json", "fingerprint_diff", "load_baseline", "parse_baseline",
+    "adjust_for_suites", "compare_suite", "dumps_baseline", "entry_json", "fingerprint_diff", "load_baseline", "parse_baseline",
     "prune_suites", "record_suites", "updated_suites", "write_atomic", "write_baseline",
 ]  # fmt: skip
 
@@ -136,10 +137,16 @@ def _parse_entry(path: Path, name: str, raw: Any) -> SuiteResult:
     cases = raw.get("cases")
     if not isinstance(cases, dict):
         raise bad('"cases" must be an object mapping case ids to 1 (pass) or 0')
+    counts_of: dict[str, tuple[int, int]] = {}
     for case_id, value in cases.items():
-        if value not in (0, 1) or isinstance(value, float):
-            raise bad(f"cases[{json.dumps(case_id)}] must be 1 or 0, got {json.dumps(value)}")
-    defaults = {"n": len(cases), "passed": sum(cases.values()), "errors": 0, "skipped": 0, "xfailed": 0}
+        pair = _case_counts(value)
+        if pair is None:
+            raise bad(f"cases[{json.dumps(case_id)}] must be 1 or 0, or [passes, samples], got {json.dumps(value)}")
+        counts_of[str(case_id)] = pair
+    repeated = any(k > 1 for _, k in counts_of.values())
+    outcomes = {k: Outcome.PASS if c == n else Outcome.MISS for k, (c, n) in sorted(counts_of.items())}
+    all_pass = sum(o is Outcome.PASS for o in outcomes.values())
+    defaults = {"n": len(cases), "passed": all_pass, "errors": 0, "skipped": 0, "xfailed": 0}
     counts = {}
     for key, default in defaults.items():
         value = raw.get(key, default)
@@ -154,10 +161,21 @@ def _parse_entry(path: Path, name: str, raw: Any) -> SuiteResult:
     return SuiteResult(
         name=name,
         failed=failed,
-        outcomes={str(k): Outcome.from_bit(v) for k, v in sorted(cases.items())},
+        outcomes=outcomes,
         fingerprint=Fingerprint.from_json(fingerprint),
+        case_passes=counts_of if repeated else {},
         **counts,
     )
+
+
+def _case_counts(value: Any) -> tuple[int, int] | None:
+    """A stored case as (passes, samples): 1 / 0 is one sample; ``[c, k]`` is c passes of k."""
+    if isinstance(value, int) and not isinstance(value, bool) and value in (0, 1):
+        return (value, 1)
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        if 0 <= value[0] <= value[1] and value[1] >= 1:
+            return (value[0], value[1])
+    return None
 
 
 # ---------------------------------------------------------------- writing
@@ -173,6 +191,8 @@ def entry_json(result: SuiteResult) -> dict[str, Any]:
         "errors": result.errors,
         "cases": {k: o.to_bit() for k, o in sorted(result.outcomes.items()) if o.counted},
     }
+    if result.repeated:  # passes out of samples per case
+        data["cases"] = {k: [c, n] for k, (c, n) in sorted(result.case_passes.items())}
     for key in ("skipped", "xfailed"):  # written only when there are some: older files stay as they are
         if getattr(result, key):
             data[key] = getattr(result, key)
@@ -301,7 +321,10 @@ def compare_suite(result: SuiteResult, entry: SuiteResult | None, *, tolerance: 
             compared_across=diff.compared_across,
             versions_changed=diff.versions_changed,
         )
-    paired = paired_comparison(entry.passes(), result.passes())
+    if entry.repeated or result.repeated:
+        paired = paired_rates(entry.rates(), result.rates())
+    else:
+        paired = paired_comparison(entry.passes(), result.passes())
     if paired.shared == 0:
         return Comparison(
             result.name,
@@ -318,3 +341,27 @@ def compare_suite(result: SuiteResult, entry: SuiteResult | None, *, tolerance: 
         result.name, verdict, paired=paired, baseline_rate=entry.pass_rate,
         compared_across=diff.compared_across, versions_changed=diff.versions_changed,
     )  # fmt: skip
+
+
+def adjust_for_suites(comparisons: Mapping[str, Comparison], *, tolerance: float, alpha: float) -> dict[str, Comparison]:
+    """Holm's correction across the suites gated at once: each compared suite's p-value is
+    adjusted over all of them, and its verdict decided again on the adjusted p (with one suite,
+    nothing changes). NEW and INCOMPARABLE suites take no part."""
+    from dataclasses import replace
+
+    from pytest_llmeval.results.repeats import holm
+
+    tested = [name for name, c in comparisons.items() if c.paired is not None and c.paired.shared and c.verdict in _TESTED]
+    if len(tested) < 2:
+        return dict(comparisons)
+    adjusted = holm([comparisons[name].paired.p_value for name in tested])  # type: ignore[union-attr]
+    out = dict(comparisons)
+    for name, p in zip(tested, adjusted):
+        c = comparisons[name]
+        paired = replace(c.paired, adjusted_p=p)  # type: ignore[arg-type]
+        verdict = {-1: Verdict.REGRESSED, 1: Verdict.IMPROVED, 0: Verdict.UNCHANGED}[paired.direction(tolerance, alpha)]
+        out[name] = replace(c, paired=paired, verdict=verdict)
+    return out
+
+
+_TESTED = frozenset({Verdict.REGRESSED, Verdict.IMPROVED, Verdict.UNCHANGED})

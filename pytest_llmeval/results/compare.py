@@ -1,7 +1,9 @@
 """``python -m pytest_llmeval compare A B``: is run B better than run A?
 
 A and B are ``results.json`` files written by ``--llmeval-output``. Each suite both share is
-compared on the case ids both ran (exact paired McNemar test); the overall verdict is
+compared on the case ids both ran (exact paired McNemar test; with repeated samples, the exact
+sign-flip permutation test on per-case pass rates), with Holm's correction across the suites
+compared; the overall verdict is
 
 - KEEP: some suite significantly better, none significantly worse (exit 0);
 - UNCHANGED: no significant change (exit 0);
@@ -17,12 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 from pytest_llmeval.results.messages import listing, pct, points, pvalue
-from pytest_llmeval.results.stats import Paired, SuiteResult, paired_comparison, wilson_interval
+from pytest_llmeval.results.repeats import holm
+from pytest_llmeval.results.stats import Paired, SuiteResult, paired_comparison, paired_rates
 
 EXIT = {"KEEP": 0, "UNCHANGED": 0, "DISCARD": 1, "MIXED": 2}
 EXIT_USAGE = 3
@@ -115,7 +118,7 @@ def compare_runs(
     for name in sorted(set(before) & set(after)):
         a, b = before[name], after[name]
         diff = a.fingerprint.diff(b.fingerprint)
-        paired = paired_comparison(a.passes(), b.passes())
+        paired = paired_rates(a.rates(), b.rates()) if a.repeated or b.repeated else paired_comparison(a.passes(), b.passes())
         delta = SuiteDelta(name, a, b, paired, paired.direction(tolerance, alpha), diff.differing, diff.details)
         if diff.differing and not force:
             incomparable.append(delta)
@@ -127,6 +130,7 @@ def compare_runs(
         if a.limited or b.limited:
             which = " and ".join(x for x, s in (("A", a), ("B", b)) if s.limited)
             warnings.append(f"{name}: {which} came from an --llmeval-limit run; compared on {paired.shared} shared cases only")
+    deltas = _holm(deltas, tolerance, alpha)
     better = any(d.direction > 0 for d in deltas)
     worse = any(d.direction < 0 for d in deltas)
     verdict = "MIXED" if better and worse else "DISCARD" if worse else "KEEP" if better else "UNCHANGED"
@@ -140,9 +144,22 @@ def compare_runs(
     )
 
 
+def _holm(deltas: list[SuiteDelta], tolerance: float, alpha: float) -> list[SuiteDelta]:
+    """Holm's correction across the compared suites; each direction decided on its adjusted p."""
+    if len(deltas) < 2:
+        return deltas
+    adjusted = holm([d.paired.p_value for d in deltas])
+    out = []
+    for d, p in zip(deltas, adjusted):
+        paired = replace(d.paired, adjusted_p=p)
+        out.append(replace(d, paired=paired, direction=paired.direction(tolerance, alpha)))
+    return out
+
+
 def render(result: RunComparison, a_label: str, b_label: str) -> list[str]:
     lines = [f"A = {a_label}", f"B = {b_label}", ""]
-    rows = [["suite", "A", "B", "delta", "p", "shared", ""]]
+    holm_shown = any(d.paired.adjusted_p is not None for d in result.deltas)
+    rows = [["suite", "A", "B", "delta", "p", *(["Holm p"] if holm_shown else []), "shared", ""]]
     for d in result.deltas:
         rows.append(
             [
@@ -151,6 +168,7 @@ def render(result: RunComparison, a_label: str, b_label: str) -> list[str]:
                 _rate(d.after),
                 points(d.paired.delta),
                 pvalue(d.paired.p_value),
+                *([pvalue(d.paired.gate_p)] if holm_shown else []),
                 str(d.paired.shared),
                 {1: "better", -1: "WORSE", 0: ""}[d.direction],
             ]
@@ -158,7 +176,7 @@ def render(result: RunComparison, a_label: str, b_label: str) -> list[str]:
     if result.deltas:
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         for row in rows:
-            lines.append("  ".join(c.rjust(w) if 0 < i < 6 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+            lines.append("  ".join(c.rjust(w) if 0 < i < len(row) - 1 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
         for d in result.deltas:
             if d.paired.newly_failing or d.paired.newly_passing:
                 lines.append(f"{d.suite}:")
@@ -194,8 +212,9 @@ def render(result: RunComparison, a_label: str, b_label: str) -> list[str]:
 
 
 def _rate(s: SuiteResult) -> str:
-    low, high = wilson_interval(s.passed, s.n)
-    return f"{pct(s.passed / s.n if s.n else 0.0)} [{low * 100:.1f}, {high * 100:.1f}] n={s.n}"
+    low, high = s.interval()
+    k = max((n for _, n in s.case_passes.values()), default=1)
+    return f"{pct(s.pass_rate)} [{low * 100:.1f}, {high * 100:.1f}] n={s.n}" + (f" k={k}" if k > 1 else "")
 
 
 def exit_code(result: RunComparison, fail_on: str = "mixed") -> int:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from pytest_llmeval.results.baseline import BaselineError, Comparison, Recorded, Verdict
 from pytest_llmeval.results.commands import UPDATE_FLAG
-from pytest_llmeval.results.messages import Message, blocking, listing, plural, points, pvalue
+from pytest_llmeval.results.messages import Message, blocking, listing, plural, points, pvalue, pvalues
 from pytest_llmeval.results.records import CaseRecord
 from pytest_llmeval.results.stats import SuiteResult
 
@@ -49,6 +49,8 @@ class GateOptions:
     """The plugin's options that take a value as the next argument (to read ``invocation``)."""
     shard: tuple[int, int] | None = None
     """``--llmeval-shard I/N``: this run is shard I of N (written into results.json for ``merge``)."""
+    pass_ks: tuple[int, ...] = ()
+    """With repeats: more k to report pass@k and pass^k for (1 and the k run always are)."""
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,17 @@ def chat_template_messages(records: Sequence[CaseRecord]) -> list[Message]:
     ]
 
 
+def identical_repeats_messages(records: Sequence[CaseRecord]) -> list[Message]:
+    """Once per run: suites that sample each case several times with greedy decoding on a
+    local model, whose samples are therefore all alike."""
+    suites = sorted({r.suite for r in records if r.identical_repeats})
+    if not suites:
+        return []
+    return [Message("warning", f"{listing(suites)}: repeated samples with greedy decoding on a local model are identical, "
+                               "so repeats add cost and no information",
+                    "sample with --llmeval-do-sample (and llmeval_temperature), or drop the repeats")]  # fmt: skip
+
+
 # ---------------------------------------------------------------- the baseline
 
 
@@ -208,7 +221,7 @@ def verdict_messages(pending: Sequence[SuiteResult], comparisons: Mapping[str, C
             p = c.paired
             upgraded = f"; versions changed since the baseline: {', '.join(c.versions_changed)}" if c.versions_changed else ""
             out.append(blocking(f"{s.name}: REGRESSED {p.before_rate:.1%} -> {p.after_rate:.1%} "
-                                f"({points(p.delta)}, {pvalue(p.p_value)}, {len(p.newly_failing)} newly failing{upgraded})"))  # fmt: skip
+                                f"({points(p.delta)}, {pvalues(p.p_value, p.adjusted_p)}, {len(p.newly_failing)} newly failing{upgraded})"))  # fmt: skip
     if new:
         are = "s are" if len(new) != 1 else " is"
         out.append(Message("error", f"{len(new)} suite{are} not in the baseline {shown} (NEW): {', '.join(new)}", "record with:", command_for(new)))

@@ -307,7 +307,7 @@ def record_run(
             conn.executemany(
                 "INSERT INTO cases VALUES (?, ?, ?, ?, ?, ?)",
                 [
-                    (run_id, r.suite, r.case_id, r.outcome.value, (r.reason or "")[:500], json.dumps(dict(r.scores), sort_keys=True))
+                    (run_id, r.suite, r.case_id if r.repeats <= 1 else f"{r.case_id}:r{r.repeat}", r.outcome.value, (r.reason or "")[:500], json.dumps(dict(r.scores), sort_keys=True))
                     for r in merge_case_records(list(records)).values()
                 ],
             )

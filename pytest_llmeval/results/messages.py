@@ -66,6 +66,11 @@ def pvalue(p: float) -> str:
     return f"p={p:.3f}" if p < 0.01 else f"p={p:.2f}"
 
 
+def pvalues(p: float, adjusted: float | None) -> str:
+    """``p=0.012`` and, when several suites were gated at once, ``Holm p=0.036`` (what decides)."""
+    return pvalue(p) if adjusted is None else f"{pvalue(p)}, Holm {pvalue(adjusted)}"
+
+
 def listing(items: Sequence[str], limit: int = MAX_LISTED, code: bool = False) -> str:
     shown = [f"`{i}`" if code else i for i in items[:limit]]
     more = len(items) - limit

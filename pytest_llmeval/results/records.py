@@ -259,6 +259,17 @@ class CaseRecord:
     expected: Any = None
     """What a scorer expected, when the case missed through an ``le.assert_*`` (``EvalFailure.expected``;
     a JSON scalar, or its text)."""
+    cached: bool = False
+    """The output came from the completion cache (the model did not compute it in this run)."""
+    repeat: int = 0
+    """Which sample of the case this is (0 .. repeats - 1)."""
+    repeats: int = 1
+    """How many samples of the case the suite draws."""
+    require: str | None = None
+    """With repeats: what a case needs to pass (``"all"``, ``"majority"``; ``None``: the suite's
+    rate is the mean of its cases' rates)."""
+    identical_repeats: bool = False
+    """Repeated samples from greedy decoding on a local model: they are all alike (warned once)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "outcome", Outcome.parse(self.outcome))

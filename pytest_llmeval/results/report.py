@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from pytest_llmeval.results.baseline import Comparison, Verdict
-from pytest_llmeval.results.messages import MAX_LISTED, Markup, Message, listing, pct, plural, points, pvalue
+from pytest_llmeval.results.messages import MAX_LISTED, Markup, Message, listing, pct, plural, points, pvalue, pvalues
 from pytest_llmeval.results.records import CaseRecord, Outcome
+from pytest_llmeval.results.repeats import summarize_repeats
 from pytest_llmeval.results.stats import SuiteResult, min_detectable_drop, min_detectable_failures, too_small_to_detect
 from pytest_llmeval.results.usage import usage_lines
 
@@ -52,6 +53,8 @@ class GateReport:
     interrupted: bool = False
     usage: Mapping[str, Any] = field(default_factory=dict)
     """A served model's tokens, latency and cost per suite and its requests (:mod:`~pytest_llmeval.results.usage`)."""
+    pass_ks: tuple[int, ...] = ()
+    """With repeats: more k to report pass@k and pass^k for (1 and the k run always are)."""
 
     @property
     def failures(self) -> tuple[str, ...]:
@@ -99,6 +102,7 @@ class GateReport:
         if self.suites:
             yield f"llmeval: {self.summary()}", {"bold": True}
             yield from self._table()
+            yield from self._repeats()
             yield from self._groups()
             yield from self._metrics()
             yield from usage_lines(self.usage)
@@ -157,12 +161,44 @@ class GateReport:
         text = c.verdict.value
         if c.paired is not None and c.paired.shared and c.verdict is not Verdict.INCOMPARABLE:
             note = "" if c.verdict is Verdict.REGRESSED else detection_note(c.paired.shared, self.tolerance, self.alpha)
-            text += f" {points(c.paired.delta)} ({pvalue(c.paired.p_value)}{'; ' + note if note else ''})"
+            text += f" {points(c.paired.delta)} ({pvalues(c.paired.p_value, c.paired.adjusted_p)}{'; ' + note if note else ''})"
         elif c.differing:
             text += f" ({', '.join(c.differing)})"
         if suite in self.recorded:
             text += ", recorded"
         return text
+
+    def repeat_lines(self, code: bool = False) -> list[str]:
+        """One line per suite sampled several times per case: the mean rate with its
+        cluster-aware interval, pass@k, pass^k, the flaky cases (flakiest first) and, when
+        compared with a baseline, the smallest drop its cases could show as significant."""
+        out = []
+        for s in self.suites:
+            if not s.repeated:
+                continue
+            r = summarize_repeats(s.case_passes, self.confidence, self.pass_ks)
+            low, high = r.interval
+            at = ", ".join(f"pass@{j} {pct(v)}" for j, v in r.pass_at.items())
+            hat = ", ".join(f"pass^{j} {pct(v)}" for j, v in r.pass_hat.items() if j > 1)
+            flaky = [f"{cid} ({c}/{n})" for cid, (c, n) in r.flaky]
+            name = f"`{s.name}`" if code else s.name
+            line = (f"{name}: {r.samples} samples of {plural(r.cases, 'case')} (k={r.k}); mean {pct(r.mean)} "
+                    f"[{low * 100:.1f}, {high * 100:.1f}]; {at}; {hat}; {len(flaky)} flaky")  # fmt: skip
+            if flaky:
+                line += f": {listing(flaky)}"
+            c = self.comparisons.get(s.name)
+            drop = c.paired.min_detectable_drop(self.alpha) if c is not None and c.paired is not None and c.paired.shared else None
+            if c is not None and c.paired is not None and c.paired.shared:
+                line += f"; smallest detectable drop {'none' if drop is None else f'{drop * 100:.1f} pts'} at alpha {self.alpha:g}"
+            out.append(line)
+        return out
+
+    def _repeats(self) -> Iterator[tuple[str, Markup]]:
+        lines = self.repeat_lines()
+        if lines:
+            yield f"repeated samples (mean of case rates, {self.confidence:.0%} CI with cases as clusters):", {"bold": True}
+            for line in lines:
+                yield f"  {line}", {}
 
     def _groups(self) -> Iterator[tuple[str, Markup]]:
         if not self.groups:
@@ -205,7 +241,7 @@ class GateReport:
             markup: Markup = {"red": True} if c.verdict is Verdict.REGRESSED else {"green": True} if c.verdict is Verdict.IMPROVED else {}
             head = (
                 f"{s.name}: {c.verdict.value} {pct(p.before_rate)} -> {pct(p.after_rate)} on {p.shared} shared "
-                f"case{'s' if p.shared != 1 else ''} ({points(p.delta)}, {pvalue(p.p_value)})"
+                f"case{'s' if p.shared != 1 else ''} ({points(p.delta)}, {pvalues(p.p_value, p.adjusted_p)})"
             )
             if c.verdict is Verdict.UNCHANGED and changed:
                 head += " within noise" if (p.newly_failing or p.newly_passing) else ""
@@ -249,12 +285,18 @@ class GateReport:
             if self._shows_skips:
                 out.append(f"\n{NOT_COUNTED_NOTE}")
             out.append("")
+            repeats = self.repeat_lines(code=True)
+            if repeats:
+                out.append(f"**Repeated samples** (mean of case rates, {self.confidence:.0%} CI with cases as clusters)")
+                out.append("")
+                out.extend(f"- {line}" for line in repeats)
+                out.append("")
         for s in self.suites:
             c = self.comparisons.get(s.name)
             if c is None or c.paired is None or not (c.paired.newly_failing or c.paired.newly_passing):
                 continue
             p = c.paired
-            out.append(f"<details><summary><code>{s.name}</code>: {c.verdict.value} ({points(p.delta)}, {pvalue(p.p_value)})</summary>")
+            out.append(f"<details><summary><code>{s.name}</code>: {c.verdict.value} ({points(p.delta)}, {pvalues(p.p_value, p.adjusted_p)})</summary>")
             out.append("")
             if p.newly_failing:
                 out.append(f"- newly failing ({len(p.newly_failing)}): " + listing(p.newly_failing, code=True))
@@ -298,6 +340,8 @@ class GateReport:
                 if c.paired is not None and c.paired.shared:
                     props.append((f"{key}.delta", f"{c.paired.delta:.4f}"))
                     props.append((f"{key}.p_value", f"{c.paired.p_value:.4g}"))
+                    if c.paired.adjusted_p is not None:
+                        props.append((f"{key}.p_holm", f"{c.paired.adjusted_p:.4g}"))
             for metric, value in s.metrics.items():
                 props.append((f"{key}.metric.{metric}", f"{value:.4f}"))
         return props
@@ -310,7 +354,7 @@ class GateReport:
             "gate": {"failed": self.gate_failed, "failures": list(self.failures)},
             "summary": {**self.totals, "suites": len(self.suites)},
             "settings": {"confidence": self.confidence, "tolerance": self.tolerance, "alpha": self.alpha, "strict": self.strict},
-            "suites": {s.name: {**s.to_json(self.confidence), "verdict": self._comparison_json(s.name)} for s in self.suites},
+            "suites": {s.name: {**s.to_json(self.confidence, ks=self.pass_ks), "verdict": self._comparison_json(s.name)} for s in self.suites},
             "groups": {"markers": {g.name: g.to_json(self.confidence, cases=False) for g in self.groups}},
             "baseline": {
                 "path": str(self.baseline_path) if self.baseline_path else None,
@@ -347,11 +391,13 @@ class GateReport:
                 after_rate=p.after_rate,
                 delta=p.delta,
                 p_value=p.p_value,
+                p_holm=p.adjusted_p,
+                test="sign-flip permutation over cases" if p.rates is not None else "exact McNemar",
                 newly_failing=list(p.newly_failing),
                 newly_passing=list(p.newly_passing),
                 not_in_baseline=list(p.only_after),
                 not_run=list(p.only_before),
-                min_detectable_drop=min_detectable_drop(p.shared, self.alpha) if p.shared else None,
+                min_detectable_drop=p.min_detectable_drop(self.alpha) if p.shared else None,
                 too_small=bool(p.shared) and too_small_to_detect(p.shared, self.tolerance, self.alpha),
             )
         return data
@@ -372,6 +418,8 @@ def sample_json(record: CaseRecord) -> dict[str, Any]:
     """One line of samples.jsonl: the case as sent, what came back, and how it was judged."""
     data: dict[str, Any] = {
         "id": record.case_id,
+        "repeat": record.repeat,
+        "repeats": record.repeats,
         "suite": record.suite,
         "outcome": record.outcome.value,
         "prompt": record.prompt,
@@ -396,6 +444,10 @@ def sample_json(record: CaseRecord) -> dict[str, Any]:
         data["truncated"] = record.truncated
     if record.expected is not None:
         data["expected"] = record.expected
+    if record.cached:  # lets ``merge`` count the outputs that came from the completion cache
+        data["cached"] = True
+    if record.require is not None:
+        data["require"] = record.require
     return data
 
 
@@ -424,6 +476,7 @@ def missed_lines(records: Sequence[CaseRecord], per_suite: int | None = 3) -> It
         shown = misses if per_suite is None else misses[:per_suite]
         for record in shown:
             reason = " ".join(record.reason.split())
-            yield f"  {suite}[{record.case_id}]: {reason[:160]}", {"yellow": True}
+            sample = f":r{record.repeat}" if record.repeats > 1 else ""
+            yield f"  {suite}[{record.case_id}{sample}]: {reason[:160]}", {"yellow": True}
         if len(shown) < len(misses):
             yield f"  ... and {len(misses) - len(shown)} more in {suite}", {}

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from pytest_llmeval.results import gate
-from pytest_llmeval.results.baseline import Baseline, BaselineError, Comparison, compare_suite, load_baseline, record_suites, write_atomic
+from pytest_llmeval.results.baseline import Baseline, BaselineError, Comparison, adjust_for_suites, compare_suite, load_baseline, record_suites, write_atomic
 from pytest_llmeval.results.commands import UPDATE_FLAG, files_picked_by_node_id, record_command
 from pytest_llmeval.files import ReadOnlyFileError
 from pytest_llmeval.results.gate import GateOptions, RunStatus
@@ -33,6 +33,15 @@ from pytest_llmeval.results.stats import SuiteResult, aggregate_markers, aggrega
 from pytest_llmeval.results.usage import usage_json
 
 __all__ = ["UPDATE_FLAG", "EvalSession", "GateOptions", "RunStatus", "versions"]
+
+
+def from_cache(records: Sequence[CaseRecord]) -> dict[str, int]:
+    """How many completions and rankings of ``records`` came from the completion cache."""
+    cached = [r for r in records if r.cached]
+    return {
+        "completions": sum(r.completion is not None for r in cached),
+        "rankings": sum(r.choices is not None for r in cached),
+    }
 
 
 class EvalSession:
@@ -101,6 +110,7 @@ class EvalSession:
         messages += gate.run_messages(opts, suites, status, gaps)
         messages += gate.truncation_messages(records)
         messages += gate.chat_template_messages(records)
+        messages += gate.identical_repeats_messages(records)
 
         report = GateReport(
             suites=tuple(suites),
@@ -114,6 +124,7 @@ class EvalSession:
             strict=opts.strict,
             tolerance=opts.tolerance,
             alpha=opts.alpha,
+            pass_ks=opts.pass_ks,
             interrupted=status.interrupted,
             versions=versions(self.version),
             timings=self._timings(records),
@@ -125,6 +136,7 @@ class EvalSession:
                 "interrupted": status.interrupted,
                 "stopped_early": status.stopped_early,
                 **({"shard": list(opts.shard)} if opts.shard else {}),
+                "from_cache": from_cache(records),
             },
             usage=usage_json(records, status.backend_usage),
         )
@@ -197,7 +209,7 @@ class EvalSession:
         messages: list[Message] = []
         out_dir = self._path(opts.output_dir)
         if out_dir is not None:
-            ordered = sorted(records, key=lambda r: (r.suite, r.case_id))
+            ordered = sorted(records, key=lambda r: (r.suite, r.case_id, r.repeat))
             samples = "".join(json.dumps(sample_json(r), sort_keys=True, ensure_ascii=False) + "\n" for r in ordered)
             try:
                 write_atomic(out_dir / "results.json", json.dumps(report.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
@@ -238,7 +250,8 @@ def _compare(suites: Sequence[SuiteResult], baseline: Baseline | None, opts: Gat
     """The verdict of each suite with a counted case (one whose every case was skipped has none)."""
     if baseline is None:
         return {}
-    return {s.name: compare_suite(s, baseline.suites.get(s.name), tolerance=opts.tolerance, alpha=opts.alpha) for s in suites if s.n}
+    found = {s.name: compare_suite(s, baseline.suites.get(s.name), tolerance=opts.tolerance, alpha=opts.alpha) for s in suites if s.n}
+    return adjust_for_suites(found, tolerance=opts.tolerance, alpha=opts.alpha)
 
 
 def versions(package_version: str | None = None) -> dict[str, str]:

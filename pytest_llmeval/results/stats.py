@@ -13,6 +13,7 @@ from statistics import NormalDist
 from typing import Any, Iterable, Mapping, Sequence
 
 from pytest_llmeval.results.records import CaseRecord, Fingerprint, Outcome
+from pytest_llmeval.results.repeats import cluster_interval, mean_rate, summarize_repeats
 
 # Markers that say how a test is run, not what it is about: not reported as groups.
 _PLUMBING_MARKERS = frozenset(
@@ -167,6 +168,11 @@ class SuiteResult:
     reasons: Mapping[str, str] = field(default_factory=dict)
     skipped: int = 0
     xfailed: int = 0
+    case_passes: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    """With repeats: each counted case's (passes, samples); empty for a suite sampled once.
+    Then ``outcomes`` holds each case's outcome (an error if a sample errored, a pass if the
+    samples meet ``require``, by default all of them) and ``n``/``passed``... count cases."""
+    require: str | None = None
 
     def __post_init__(self) -> None:
         if any(not isinstance(o, Outcome) for o in self.outcomes.values()):
@@ -192,11 +198,28 @@ class SuiteResult:
         )
 
     @property
+    def repeated(self) -> bool:
+        """Whether some case has more than one sample."""
+        return any(k > 1 for _, k in self.case_passes.values())
+
+    @property
     def pass_rate(self) -> float:
+        """The share of cases passing; with repeats and no ``require``, the mean of the cases' rates."""
+        if self.repeated and self.require is None:
+            return mean_rate(self.case_passes)
         return self.passed / self.n if self.n else 0.0
 
     def interval(self, confidence: float = 0.95) -> tuple[float, float]:
+        """Wilson over cases; with repeats and no ``require``, :func:`~.repeats.cluster_interval`."""
+        if self.repeated and self.require is None:
+            return cluster_interval(self.case_passes, confidence)
         return wilson_interval(self.passed, self.n, confidence)
+
+    def rates(self) -> dict[str, tuple[int, int]]:
+        """Each counted case's (passes, samples): (1, 1) or (0, 1) for a suite sampled once."""
+        if self.case_passes:
+            return dict(self.case_passes)
+        return {k: (int(passed), 1) for k, passed in self.passes().items()}
 
     @property
     def file(self) -> str:
@@ -213,8 +236,9 @@ class SuiteResult:
 
     # ------------------------------------------------------------ results.json
 
-    def to_json(self, confidence: float = 0.95, *, cases: bool = True) -> dict[str, Any]:
-        """The suite as ``results.json`` holds it; ``cases=False`` for a marker group."""
+    def to_json(self, confidence: float = 0.95, *, cases: bool = True, ks: Sequence[int] = ()) -> dict[str, Any]:
+        """The suite as ``results.json`` holds it; ``cases=False`` for a marker group; ``ks``:
+        with repeats, more k for pass@k and pass^k."""
         low, high = self.interval(confidence)
         data: dict[str, Any] = {
             "n": self.n,
@@ -227,8 +251,12 @@ class SuiteResult:
             "ci": [low, high],
             "metrics": dict(self.metrics),
         }
+        if self.case_passes:
+            data["repeats"] = summarize_repeats(self.case_passes, confidence, ks).to_json()
         if not cases:
             return data
+        if self.case_passes:
+            data.update(samples={k: list(v) for k, v in self.case_passes.items()}, require=self.require)
         data.update(
             min_pass_rate=self.min_pass_rate,
             under_min=self.under_min,
@@ -263,6 +291,7 @@ class SuiteResult:
                 outcomes[str(key)] = Outcome(value)
         metrics = data.get("metrics")
         min_rate = data.get("min_pass_rate")
+        samples = _read_samples(data.get("samples"), outcomes)
         return cls.from_outcomes(
             name,
             outcomes,
@@ -270,18 +299,43 @@ class SuiteResult:
             fingerprint=Fingerprint.from_json(data.get("fingerprint") if isinstance(data.get("fingerprint"), Mapping) else None),
             min_pass_rate=float(min_rate) if isinstance(min_rate, (int, float)) and not isinstance(min_rate, bool) else None,
             limited=bool(data.get("limited")),
+            case_passes=samples,
+            require=data.get("require") if data.get("require") in ("all", "majority") else None,
         )
 
 
+def _read_samples(raw: Any, outcomes: Mapping[str, Outcome]) -> dict[str, tuple[int, int]]:
+    """``results.json``'s per-case ``[passes, samples]`` of a repeated suite (none: sampled once)."""
+    if not isinstance(raw, Mapping):
+        return {}
+    out = {}
+    for key, value in raw.items():
+        ok = isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        if not ok or not 0 <= value[0] <= value[1] or value[1] < 1 or str(key) not in outcomes:
+            raise ValueError(f"has bad samples {value!r} for case {key!r} (expected [passes, samples])")
+        out[str(key)] = (int(value[0]), int(value[1]))
+    return out
+
+
+def case_outcome(samples: Sequence[Outcome], require: str | None) -> Outcome:
+    """One case's outcome from its counted samples: an error if one errored, a pass if the
+    passes meet ``require`` (``"majority"``: more than half; otherwise all), else a miss."""
+    if Outcome.ERROR in samples:
+        return Outcome.ERROR
+    passes = sum(o is Outcome.PASS for o in samples)
+    needed = len(samples) // 2 + 1 if require == "majority" else len(samples)
+    return Outcome.PASS if passes >= needed else Outcome.MISS
+
+
 def merge_case_records(records: Sequence[CaseRecord]) -> dict[tuple[str, str], CaseRecord]:
-    """One record per (suite, case id): the worst outcome wins (error > miss > skipped > pass).
+    """One record per (suite, case id, sample): the worst outcome wins (error > miss > skipped > pass).
 
     A case can report more than once (an error in teardown after a pass in the call); it
-    counts once, as its worst phase.
+    counts once, as its worst phase. Each sample of a repeated case is its own entry.
     """
-    merged: dict[tuple[str, str], CaseRecord] = {}
+    merged: dict[tuple[str, str, int], CaseRecord] = {}
     for record in records:
-        key = (record.suite, record.case_id)
+        key = (record.suite, record.case_id, record.repeat)
         old = merged.get(key)
         if old is None or record.outcome.rank >= old.outcome.rank:
             if old is not None and old.scores and not record.scores:
@@ -294,13 +348,26 @@ def _summarize(name: str, records: Sequence[CaseRecord], default_min: float | No
     outcomes: dict[str, Outcome] = {}
     reasons: dict[str, str] = {}
     metric_values: dict[str, list[float]] = {}
+    samples: dict[str, list[Outcome]] = {}
+    require = next((r.require for r in records if r.require is not None), None)
     for r in records:
         key = r.case_id if r.suite == name else f"{r.suite}::{r.case_id}"
-        outcomes[key] = r.outcome
+        samples.setdefault(key, []).append(r.outcome)
         if r.outcome is not Outcome.PASS and r.reason:
-            reasons[key] = r.reason
+            reasons.setdefault(key, r.reason)
         for metric, value in r.scores.items():
             metric_values.setdefault(metric, []).append(float(value))
+    repeated = any(r.repeats > 1 for r in records)
+    case_passes: dict[str, tuple[int, int]] = {}
+    for key, outs in samples.items():
+        counted = [o for o in outs if o.counted]
+        if not repeated:
+            outcomes[key] = outs[0]
+        elif counted:
+            outcomes[key] = case_outcome(counted, require)
+            case_passes[key] = (sum(o is Outcome.PASS for o in counted), len(counted))
+        else:
+            outcomes[key] = min(outs, key=lambda o: o.rank)
     min_rate = next((r.min_pass_rate for r in records if r.min_pass_rate is not None), default_min)
     fingerprint = next((r.fingerprint for r in records if r.fingerprint), Fingerprint())
     return SuiteResult.from_outcomes(
@@ -312,13 +379,15 @@ def _summarize(name: str, records: Sequence[CaseRecord], default_min: float | No
         limited=any(r.limited for r in records),
         duration_s=math.fsum(r.duration_s for r in records),
         reasons=dict(sorted(reasons.items())),
+        case_passes=case_passes,
+        require=require if repeated else None,
     )
 
 
 def aggregate_suites(records: Sequence[CaseRecord], default_min_pass_rate: float | None = None) -> list[SuiteResult]:
     """One :class:`SuiteResult` per suite, sorted by suite id."""
     by_suite: dict[str, list[CaseRecord]] = {}
-    for (suite, _), record in merge_case_records(records).items():
+    for (suite, _, _), record in merge_case_records(records).items():
         by_suite.setdefault(suite, []).append(record)
     return [_summarize(s, by_suite[s], default_min_pass_rate) for s in sorted(by_suite)]
 
@@ -334,58 +403,5 @@ def aggregate_markers(records: Sequence[CaseRecord]) -> list[SuiteResult]:
     return [replace(_summarize(m, by_marker[m], None), fingerprint=Fingerprint()) for m in sorted(by_marker)]
 
 
-@dataclass(frozen=True)
-class Paired:
-    """Two runs of the same cases, compared case by case (``True`` is a pass).
-
-    ``newly_failing`` passed before and not now (McNemar's ``b``), ``newly_passing`` the
-    reverse (``c``); ``delta`` is the change in pass rate over the shared cases.
-    """
-
-    shared: int
-    before_passed: int
-    after_passed: int
-    newly_failing: tuple[str, ...]
-    newly_passing: tuple[str, ...]
-    only_before: tuple[str, ...]
-    only_after: tuple[str, ...]
-    p_value: float
-
-    @property
-    def before_rate(self) -> float:
-        return self.before_passed / self.shared if self.shared else 0.0
-
-    @property
-    def after_rate(self) -> float:
-        return self.after_passed / self.shared if self.shared else 0.0
-
-    @property
-    def delta(self) -> float:
-        return (len(self.newly_passing) - len(self.newly_failing)) / self.shared if self.shared else 0.0
-
-    def direction(self, tolerance: float, alpha: float) -> int:
-        """-1 for a significant drop beyond ``tolerance``, +1 for such a gain, else 0."""
-        if not self.shared or self.p_value >= alpha:
-            return 0
-        if self.delta < -tolerance - 1e-12:
-            return -1
-        if self.delta > tolerance + 1e-12:
-            return 1
-        return 0
-
-
-def paired_comparison(before: Mapping[str, bool], after: Mapping[str, bool]) -> Paired:
-    """Compare two runs on the case ids they share, with the exact McNemar p-value."""
-    shared = sorted(set(before) & set(after))
-    newly_failing = tuple(k for k in shared if before[k] and not after[k])
-    newly_passing = tuple(k for k in shared if after[k] and not before[k])
-    return Paired(
-        shared=len(shared),
-        before_passed=sum(1 for k in shared if before[k]),
-        after_passed=sum(1 for k in shared if after[k]),
-        newly_failing=newly_failing,
-        newly_passing=newly_passing,
-        only_before=tuple(sorted(set(before) - set(after))),
-        only_after=tuple(sorted(set(after) - set(before))),
-        p_value=mcnemar_exact(len(newly_failing), len(newly_passing)),
-    )
+# The paired comparison of two runs lives in .paired; importable from here as it always was.
+from pytest_llmeval.results.paired import Paired, paired_comparison, paired_rates  # noqa: E402

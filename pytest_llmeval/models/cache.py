@@ -1,0 +1,250 @@
+"""The completion cache: every completion and ranking a backend computed, in one SQLite file.
+
+An output is stored under a key made of
+
+- the backend's *identity*: what its outputs depend on, known without loading it (for a local
+  model the content hashes of its weights, tokenizer and chat-template files, the device, the
+  dtype and the versions of the software that computes; see :func:`backend_identity`);
+- the model settings (seed, generation settings, batch size, context length...);
+- the request exactly as the scheduler hands it to the backend: every field of
+  :class:`~pytest_llmeval.datasets.suite.Request`, taken generically, so fields added later
+  (the sample's ``seed``, its ``repeat`` index) are part of the key without a change here;
+- this package's version and the cache's schema.
+
+Next to the outputs the cache keeps, per identity, what the loaded backend reported about itself
+(its fingerprint, whether it has a chat template), so a run whose outputs are all cached records
+the same fingerprint as one that loaded the model, without loading it. Failures are never stored:
+only the outputs of a backend call that returned.
+
+The file (:mod:`.cache_file`) is shared by concurrent sessions and xdist workers (WAL journal, a
+busy timeout, retries). A corrupt file is set aside (renamed ``NAME.corrupt-TIME-PID``) with a
+warning and a new one is started; a file that cannot be opened or written is a warning and the
+run goes on uncached.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+import json
+import time
+import warnings
+from typing import Any, Mapping, Sequence
+
+from pytest_llmeval.models.cache_file import CacheStore, LLMEvalCacheWarning, transaction, transaction_many
+from pytest_llmeval.models.outputs import Completion, Ranked
+
+__all__ = ["MODES", "CacheStore", "CompletionCache", "LLMEvalCacheWarning", "decode", "encode", "request_key"]
+
+Result = Completion | Ranked
+MODES = ("on", "off", "refresh", "readonly")
+"""``on``: read and write; ``off``: neither; ``refresh``: recompute and overwrite; ``readonly``: read only."""
+SCHEMA = 1
+QUERY_CHUNK = 500
+
+
+# ----------------------------------------------------------------------------- keys
+
+
+def canonical(value: Any) -> Any:
+    """``value`` as plain JSON data, for hashing: a dataclass becomes its type name and every field
+    (generically: fields added later are included), tuples become lists, mappings sorted dicts."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = {f.name: canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {"__type__": type(value).__name__, **out}
+    if isinstance(value, Mapping):
+        return {str(k): canonical(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [canonical(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return {"__repr__": repr(value)}
+
+
+def digest(data: Any) -> str:
+    text = json.dumps(canonical(data), sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _plugin_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("pytest-llmeval")
+    except metadata.PackageNotFoundError:  # a source checkout
+        return "unknown"
+
+
+def identity_key(identity: Mapping[str, Any]) -> str:
+    """The key of a backend identity; this package's version is part of it (a new version may
+    compute differently)."""
+    return digest({"schema": SCHEMA, "plugin": _plugin_version(), "identity": identity})
+
+
+def request_key(identity: str, settings: Any, request: Any) -> str:
+    """The key of one output: the backend identity (its key), the model settings but the model's
+    name (the identity says what it is) and, for a ranking, the generation settings (a
+    loglikelihood does not depend on them), and every field of the request."""
+    fields = canonical(settings)
+    if isinstance(fields, dict):
+        fields.pop("model", None)
+        if getattr(request, "kind", None) == "rank":
+            fields.pop("generation", None)
+    return digest({"identity": identity, "settings": fields, "request": request})
+
+
+# ----------------------------------------------------------------------------- values
+
+
+def encode(result: Result) -> str:
+    """A completion (its text and every attribute it carries) or a ranking, as JSON."""
+    if isinstance(result, Completion):
+        return json.dumps({"type": "completion", "text": result.text, "attrs": dict(vars(result))})
+    if isinstance(result, Ranked):
+        return json.dumps({"type": "ranked", "fields": canonical(result)})
+    raise TypeError(f"cannot cache a {type(result).__name__}")
+
+
+def decode(text: str) -> Result:
+    data = json.loads(text)
+    if data["type"] == "completion":
+        accepted = set(inspect.signature(Completion.__new__).parameters) - {"cls", "text"}
+        attrs = dict(data["attrs"])
+        out = Completion(data["text"], **{k: v for k, v in attrs.items() if k in accepted})
+        for name, value in attrs.items():  # attributes a backend added beyond the constructor's
+            if name not in accepted:
+                setattr(out, name, value)
+        return out
+    fields = {f.name for f in dataclasses.fields(Ranked)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data["fields"].items() if k in fields}
+    return Ranked(**values)
+
+
+def cacheable(result: Any) -> bool:
+    """Only real outputs are stored: never an error a backend returned in place of one."""
+    if not isinstance(result, (Completion, Ranked)):
+        return False
+    return getattr(result, "finish_reason", None) != "error" and not getattr(result, "error", None)
+
+
+# ----------------------------------------------------------------------------- one session's view
+
+
+class CompletionCache:
+    """The cache as a session uses it: one backend identity, one set of model settings, a mode.
+
+    ``identity`` is None when the backend cannot say what it is without loading (the cache is then
+    bypassed). ``hits`` counts the outputs served from the file, by request kind.
+    """
+
+    def __init__(self, store: CacheStore | None, identity: Mapping[str, Any] | None, settings: Any, mode: str = "on") -> None:
+        if mode not in MODES:
+            raise ValueError(f"cache mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.store = store
+        self.mode = mode
+        self.settings = settings
+        self.identity = identity_key(identity) if identity is not None and mode != "off" else None
+        self.hits: dict[str, int] = {}
+        self.written = 0
+        self._info: Mapping[str, Any] | None = None
+        self._info_read = False
+
+    @property
+    def active(self) -> bool:
+        return self.identity is not None and self.store is not None and self.store.problem is None
+
+    @property
+    def reads(self) -> bool:
+        return self.active and self.mode in ("on", "readonly")
+
+    @property
+    def writes(self) -> bool:
+        return self.active and self.mode in ("on", "refresh")
+
+    def info(self) -> Mapping[str, Any] | None:
+        """What the loaded backend reported about itself when its outputs were stored, or None."""
+        if not self._info_read and self.active:
+            assert self.store is not None and self.identity is not None
+            row = self.store.run("read", lambda c: c.execute("SELECT info FROM backends WHERE identity = ?", (self.identity,)).fetchone(), None)
+            self._info = json.loads(row[0]) if row else None
+            self._info_read = True
+        return self._info
+
+    @property
+    def fingerprint(self) -> Mapping[str, Any] | None:
+        info = self.info()
+        return info.get("fingerprint") if info else None
+
+    @property
+    def has_chat_template(self) -> bool | None:
+        info = self.info()
+        return info.get("has_chat_template") if info else None
+
+    def lookup(self, requests: Sequence[Any]) -> list[Result | None]:
+        """The stored output of each request, None where there is none (all None unless reading)."""
+        if not requests or not self.reads or self.info() is None:
+            return [None] * len(requests)
+        assert self.store is not None and self.identity is not None
+        keys = [request_key(self.identity, self.settings, r) for r in requests]
+        found: dict[str, str] = {}
+        for i in range(0, len(keys), QUERY_CHUNK):
+            part = keys[i : i + QUERY_CHUNK]
+            sql = f"SELECT key, value FROM outputs WHERE key IN ({','.join('?' * len(part))})"
+            found.update(self.store.run("read", lambda c, p=part, s=sql: dict(c.execute(s, p).fetchall()), {}))
+        out: list[Result | None] = []
+        for request, key in zip(requests, keys):
+            try:
+                result = decode(found[key]) if key in found else None
+            except (ValueError, KeyError, TypeError):  # a row this version cannot read: compute it again
+                result = None
+            if result is not None:
+                self.hits[request.kind] = self.hits.get(request.kind, 0) + 1
+            out.append(result)
+        return out
+
+    def save(self, requests: Sequence[Any], outputs: Sequence[Any]) -> None:
+        """Store the outputs a backend call returned (not errors; nothing unless writing)."""
+        if not self.writes or self._info is None:
+            return
+        assert self.store is not None and self.identity is not None
+        now = time.time()
+        rows = [
+            (request_key(self.identity, self.settings, r), self.identity, r.kind, encode(o), now)
+            for r, o in zip(requests, outputs)
+            if cacheable(o)
+        ]
+        if rows and self.store.run("write", lambda c: transaction(c, "INSERT OR REPLACE INTO outputs VALUES (?, ?, ?, ?, ?)", rows), False):
+            self.written += len(rows)
+
+    def remember(self, backend: Any) -> None:
+        """Keep what the loaded ``backend`` says about itself, so a fully cached run records the
+        same fingerprint without loading it. A fingerprint that differs from the one stored for
+        this identity means the identity missed something: its outputs are dropped, with a warning."""
+        if not self.active:
+            return
+        from pytest_llmeval.models import has_chat_template
+
+        info = {"fingerprint": canonical(dict(backend.fingerprint)), "has_chat_template": has_chat_template(backend)}
+        old = self.info()
+        if old == info:
+            return
+        if not self.writes:  # read-only: what is stored describes another model (or none): read nothing
+            self._info = None
+            return
+        assert self.store is not None and self.identity is not None
+        if old is not None:
+            warnings.warn(
+                LLMEvalCacheWarning(
+                    "llmeval: the completion cache held outputs of a model that reported another fingerprint under the same "
+                    "identity; they were dropped (it may be a backend bug: report it if the model files did not change)"
+                ),
+                stacklevel=2,
+            )
+        identity = self.identity
+        statements = [
+            ("DELETE FROM outputs WHERE identity = ?", [(identity,)] if old is not None else []),
+            ("INSERT OR REPLACE INTO backends VALUES (?, ?)", [(identity, json.dumps(info))]),
+        ]
+        if self.store.run("write", lambda c: transaction_many(c, statements), False):
+            self._info, self._info_read = info, True

