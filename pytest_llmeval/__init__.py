@@ -40,6 +40,12 @@ _LAZY = {
     "assert_gsm8k": "scoring",
     "gsm8k_answer": "scoring",
     "gsm8k_exact_match": "scoring",
+    # model-graded scoring
+    "Rubric": "scoring.judges",
+    "Pairwise": "scoring.judges",
+    "Judgement": "scoring.judges",
+    "JudgeError": "scoring.judges",
+    "assert_judged": "scoring.judges",
     # models
     "HFBackend": "models.hf",
     # training-time evaluation
@@ -83,6 +89,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pytest_llmeval.models.hf import HFBackend
     from pytest_llmeval.training.callbacks import EvalEvery, LLMEvalCallback
     from pytest_llmeval.training.inline import evaluate
+    from pytest_llmeval.scoring.judges import Judgement, JudgeError, Pairwise, Rubric, assert_judged
     from pytest_llmeval.scoring import (
         assert_choice,
         assert_contains,

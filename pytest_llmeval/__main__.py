@@ -21,6 +21,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "pytest_llmeval.results.history",
     "pytest_llmeval.results.html",
     "pytest_llmeval.results.merge",
+    "pytest_llmeval.results.review",
 )
 """Modules that contribute a subcommand through ``register(subparsers)`` (or ``register_cli``);
 absent ones are skipped."""

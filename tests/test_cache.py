@@ -22,6 +22,7 @@ from pytest_llmeval.models.cache import (
     cacheable,
     decode,
     encode,
+    extends,
     identity_key,
     request_key,
 )
@@ -69,6 +70,9 @@ def test_seed_and_generation_settings_are_in_the_key(request: Request, seed: int
     assert request_key(identity_key({**IDENTITY, "weights": "sha256:abd"}), settings, request) != key
     # the model's name is not part of the key: the identity says what the model is
     assert request_key(ident, settings.replace(model="elsewhere/m"), request) == key
+    # nor how requests are sent to a server: the identity has the server, answers do not depend on the rest
+    sending = dict(base_url="http://u:p@h:1/v1", api_key_env="K", concurrency=1, request_timeout=1.0, max_retries=0)
+    assert request_key(ident, settings.replace(**sending, price_in=1.0, price_out=2.0, max_cost=3.0), request) == key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,6 +185,50 @@ def test_a_changed_fingerprint_under_the_same_identity_drops_the_outputs(tmp_pat
         cache.remember(Changed())
     assert _rows(path) == 0 and _cache(path).fingerprint == Changed.fingerprint
     assert _cache(path).lookup(reqs) == [None] * 3
+
+
+class Answered(FakeBackend):
+    """The backend after its answers: they told it the served model (an HTTP backend)."""
+
+    fingerprint = {**FakeBackend.fingerprint, "versions": {"x": "1", "served_model": "m-2024"}}
+
+
+@pytest.mark.parametrize("mode", ["on", "readonly"])
+def test_a_fingerprint_completed_by_answers_keeps_the_outputs(tmp_path: Path, mode: str) -> None:
+    path = tmp_path / "c.sqlite"
+    reqs = _fill(path)
+    cache = _cache(path, mode)
+    cache.remember(FakeBackend())
+    cache.remember(Answered())  # no warning (pytest runs with warnings as errors), nothing dropped
+    assert all(cache.lookup(reqs)) and cache.fingerprint == Answered.fingerprint
+    stored = _cache(path).fingerprint
+    assert stored == (Answered.fingerprint if mode == "on" else FakeBackend.fingerprint)
+
+
+def test_a_fresh_backend_keeps_the_completed_fingerprint(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    reqs = _fill(path)
+    _cache(path).remember(Answered())
+    cache = _cache(path)
+    cache.remember(FakeBackend())  # loaded again, no answer yet: what it knows is all stored
+    assert all(cache.lookup(reqs)) and _cache(path).fingerprint == Answered.fingerprint
+
+
+fingerprints = st.recursive(
+    st.none() | st.booleans() | st.integers(0, 3) | st.sampled_from(["a", "b"]),
+    lambda inner: st.dictionaries(st.sampled_from(["k", "l", "m"]), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(fingerprints, fingerprints)
+def test_extends_is_a_partial_order_with_equality_at_its_base(a: Any, b: Any) -> None:
+    assert extends(a, a)
+    if extends(a, b) and extends(b, a):
+        assert a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        assert extends({**b, **a}, a)
+        assert extends(a, b) == all(k in a and extends(a[k], v) for k, v in b.items())
 
 
 def test_a_corrupt_file_is_set_aside_and_a_new_one_started(tmp_path: Path) -> None:

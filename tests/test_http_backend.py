@@ -64,7 +64,7 @@ def test_chat_and_completion_requests_pin_every_generation_setting():
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        body = json.loads(request.content)
+        json.loads(request.content)  # the body is JSON
         if request.url.path.endswith("/chat/completions"):
             return httpx.Response(200, json=chat_answer())
         return httpx.Response(200, json={"model": "served-name", "choices": [{"index": 0, "text": " 4", "finish_reason": "length"}]})

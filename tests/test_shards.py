@@ -177,7 +177,7 @@ def test_merge_gates_the_union_and_refuses_what_is_not_one_run(tmp_path: Path, c
     assert merged["suites"]["e/test_a.py::test_a"]["n"] == 40 and "shard" not in merged["run"]
 
     code, _, err = _merge(capsys, tmp_path / "m2", dirs[0], dirs[2])
-    assert code == 3 and err == [f"error: shard 2/3 missing; pass every shard's output folder"]
+    assert code == 3 and err == ["error: shard 2/3 missing; pass every shard's output folder"]
 
     code, _, err = _merge(capsys, tmp_path / "m3", dirs[0], dirs[1], dirs[2], dirs[1])
     assert code == 3 and any("is shard 2/3 again" in line for line in err) and any("which" in line and "ran too" in line for line in err)

@@ -76,6 +76,8 @@ class CaseSpec:
     target_delimiter: str | None = None
     fewshot_delimiter: str = "\n\n"
     continuation: str | None = None
+    judge: Any = None
+    """A judge (``le.Rubric`` / ``le.Pairwise``) that grades each completion (the ``judgement`` fixture)."""
     function: str = field(default="", compare=False)
     """The name of the decorated test function, for messages."""
     repeats: int | None = None
@@ -134,6 +136,7 @@ _ARGUMENTS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("continuation", _text_or_none, "the name of the field scored after each choice"),
     ("repeats", lambda v: v is None or (_is_int(v) and v >= 1), "a whole number of at least 1"),
     ("require", lambda v: v in (None, "all", "majority"), "'all' or 'majority'"),
+    ("judge", lambda v: v is None or callable(getattr(v, "judge_problem", None)), "le.Rubric(...) or le.Pairwise(...)"),
 )
 """Each argument of ``le.cases``, what a usable value is, and how to say it."""
 
@@ -152,6 +155,9 @@ def check_spec(spec: CaseSpec) -> None:
         raise CaseError(
             f"{spec.label}: num_fewshot={spec.num_fewshot} needs fewshot_source=: the file or list the examples are drawn from"
         )
+    judge_problem = spec.judge.judge_problem() if spec.judge is not None else None
+    if judge_problem is not None:
+        raise CaseError(f"{spec.label}: judge=: {judge_problem}")
     if isinstance(spec.prompt, str):
         problem = template_problem(spec.prompt)
         if problem is not None:

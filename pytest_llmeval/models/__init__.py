@@ -73,8 +73,10 @@ class Backend(Protocol):
     ``SCHEME:`` backend it is an attribute of the entry point's factory, called as
     ``factory.identity(spec, settings)``; the local transformers backend offers
     ``HFBackend.identity(settings, rootdir)`` (weights, tokenizer and template file hashes,
-    device, dtype, versions). It must change whenever the loaded backend's ``fingerprint`` would;
-    an HTTP backend would give the served model's name and the server's fingerprint. With it,
+    device, dtype, versions); the ``openai:`` backend gives the model name and the server's
+    address. It must change whenever the loaded backend's ``fingerprint`` would, except for what
+    a backend learns only from its answers: a fingerprint may gain keys after them (a served
+    model's reported name and build), and the cache keeps the extended one. With it,
     outputs are cached and a run whose outputs are all cached loads nothing and sends nothing.
     A backend without it bypasses the cache (see :func:`backend_identity`).
     """
@@ -165,8 +167,8 @@ def load_backend(settings: LLMSettings, base_dir: Path | None = None) -> Backend
 
 def backend_identity(settings: LLMSettings, base_dir: Path | None = None) -> dict[str, Any] | None:
     """What the backend ``settings.model`` names would compute from, known without loading it;
-    None when that backend cannot tell (it has no ``identity``; the built-in ``openai:`` backend
-    has none yet) or fails to: then the completion cache is bypassed and loading reports any problem."""
+    None when that backend cannot tell (it has no ``identity``) or fails to: then the completion
+    cache is bypassed and loading reports any problem."""
     if not settings.model:
         return None
     scheme, spec = split_scheme(settings.model)
@@ -175,6 +177,10 @@ def backend_identity(settings: LLMSettings, base_dir: Path | None = None) -> dic
             from pytest_llmeval.models.hf import HFBackend
 
             found = HFBackend.identity(settings.replace(model=spec), base_dir)
+        elif scheme in BUILT_IN:
+            from pytest_llmeval.models.http import HTTPBackend
+
+            found = HTTPBackend.identity(spec, settings)
         else:
             entry = installed_schemes().get(scheme)
             identity = getattr(entry.load(), "identity", None) if entry is not None else None

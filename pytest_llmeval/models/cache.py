@@ -4,7 +4,8 @@ An output is stored under a key made of
 
 - the backend's *identity*: what its outputs depend on, known without loading it (for a local
   model the content hashes of its weights, tokenizer and chat-template files, the device, the
-  dtype and the versions of the software that computes; see :func:`backend_identity`);
+  dtype and the versions of the software that computes; for a served model its name and the
+  server's address, never the API key; see :func:`backend_identity`);
 - the model settings (seed, generation settings, batch size, context length...);
 - the request exactly as the scheduler hands it to the backend: every field of
   :class:`~pytest_llmeval.datasets.suite.Request`, taken generically, so fields added later
@@ -13,7 +14,9 @@ An output is stored under a key made of
 
 Next to the outputs the cache keeps, per identity, what the loaded backend reported about itself
 (its fingerprint, whether it has a chat template), so a run whose outputs are all cached records
-the same fingerprint as one that loaded the model, without loading it. Failures are never stored:
+the same fingerprint as one that loaded the model, without loading it. It is stored again after
+the backend's answers, which may complete it (a served model's reported name and
+``system_fingerprint``). Failures are never stored:
 only the outputs of a backend call that returned.
 
 The file (:mod:`.cache_file`) is shared by concurrent sessions and xdist workers (WAL journal, a
@@ -82,13 +85,19 @@ def identity_key(identity: Mapping[str, Any]) -> str:
     return digest({"schema": SCHEMA, "plugin": _plugin_version(), "identity": identity})
 
 
+UNKEYED = ("model", "base_url", "api_key_env", "concurrency", "request_timeout", "max_retries", "price_in", "price_out", "max_cost")
+"""Settings that are not in an output's key: the model and server (the identity says what they
+are) and how requests are sent, retried and priced (an answer does not depend on them)."""
+
+
 def request_key(identity: str, settings: Any, request: Any) -> str:
-    """The key of one output: the backend identity (its key), the model settings but the model's
-    name (the identity says what it is) and, for a ranking, the generation settings (a
-    loglikelihood does not depend on them), and every field of the request."""
+    """The key of one output: the backend identity (its key), the model settings but the
+    :data:`UNKEYED` ones and, for a ranking, the generation settings (a loglikelihood does not
+    depend on them), and every field of the request."""
     fields = canonical(settings)
     if isinstance(fields, dict):
-        fields.pop("model", None)
+        for name in UNKEYED:
+            fields.pop(name, None)
         if getattr(request, "kind", None) == "rank":
             fields.pop("generation", None)
     return digest({"identity": identity, "settings": fields, "request": request})
@@ -219,20 +228,28 @@ class CompletionCache:
 
     def remember(self, backend: Any) -> None:
         """Keep what the loaded ``backend`` says about itself, so a fully cached run records the
-        same fingerprint without loading it. A fingerprint that differs from the one stored for
-        this identity means the identity missed something: its outputs are dropped, with a warning."""
+        same fingerprint without loading it. Called after loading and again after the backend's
+        answers: a fingerprint may only gain keys from them (a served model's reported name), so
+        one that extends the stored one replaces it, and one the stored one extends keeps it. A
+        fingerprint that contradicts the one stored for this identity means the identity missed
+        something (or the server now serves another model): its outputs are dropped, with a warning."""
         if not self.active:
             return
         from pytest_llmeval.models import has_chat_template
 
         info = {"fingerprint": canonical(dict(backend.fingerprint)), "has_chat_template": has_chat_template(backend)}
         old = self.info()
-        if old == info:
+        if old == info or (old is not None and extends(old, info)):
+            return
+        if old is not None and extends(info, old):  # learned from answers: the outputs stand
+            if self.writes:
+                self._store_info(info, drop=False)
+            else:
+                self._info = info
             return
         if not self.writes:  # read-only: what is stored describes another model (or none): read nothing
             self._info = None
             return
-        assert self.store is not None and self.identity is not None
         if old is not None:
             warnings.warn(
                 LLMEvalCacheWarning(
@@ -241,10 +258,23 @@ class CompletionCache:
                 ),
                 stacklevel=2,
             )
+        self._store_info(info, drop=old is not None)
+
+    def _store_info(self, info: Mapping[str, Any], *, drop: bool) -> None:
+        """Write ``info`` for this identity; ``drop``: delete its stored outputs first."""
+        assert self.store is not None and self.identity is not None
         identity = self.identity
         statements = [
-            ("DELETE FROM outputs WHERE identity = ?", [(identity,)] if old is not None else []),
+            ("DELETE FROM outputs WHERE identity = ?", [(identity,)] if drop else []),
             ("INSERT OR REPLACE INTO backends VALUES (?, ?)", [(identity, json.dumps(info))]),
         ]
         if self.store.run("write", lambda c: transaction_many(c, statements), False):
             self._info, self._info_read = info, True
+
+
+def extends(big: Any, small: Any) -> bool:
+    """Whether ``big`` holds everything ``small`` does: equal, or mappings where every key of
+    ``small`` is in ``big`` with a value that extends it (``big`` may have more keys)."""
+    if isinstance(big, Mapping) and isinstance(small, Mapping):
+        return all(k in big and extends(big[k], v) for k, v in small.items())
+    return big == small

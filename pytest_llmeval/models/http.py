@@ -16,6 +16,10 @@ result: that case errors, the others complete. Request and answer shapes are in
 The fingerprint needs no request: :attr:`HTTPBackend.static_fingerprint` is the model name and
 the server's address; :attr:`HTTPBackend.fingerprint` adds, under ``versions``, the model name the
 server reported and its ``system_fingerprint`` once an answer has given them.
+
+For the completion cache, :meth:`HTTPBackend.identity` is the static fingerprint, known without a
+request (never the API key). The served model and ``system_fingerprint`` are learned from the
+answers; the cache keeps the complete fingerprint after them, so a fully cached run records it too.
 """
 
 from __future__ import annotations
@@ -120,6 +124,16 @@ class HTTPBackend:
                 f"the OpenAI API needs a key: set ${settings.api_key_env}, or point llmeval_base_url at your own server"
             )
         return cls(spec, settings, base_url=base_url, api_key=key, transport=transport)
+
+    @staticmethod
+    def identity(spec: str, settings: LLMSettings, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """What the outputs of ``openai:SPEC`` depend on, known without a request: the model name
+        and the server's address without credentials, query or fragment (the completion cache adds
+        the settings; the API key is never part of it)."""
+        if not spec:
+            raise ModelLoadError("llmeval_model 'openai:' names no model")
+        url = resolve_base_url(settings, os.environ if environ is None else environ)
+        return {"model": spec, "server": shown_url(url)}
 
     # what it is --------------------------------------------------------------
 

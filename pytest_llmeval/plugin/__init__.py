@@ -14,6 +14,7 @@ import pytest
 
 from pytest_llmeval.datasets.suite import CaseError, CaseSpec
 from pytest_llmeval.plugin.fixtures import case, completion, llm, llm_settings, ranked
+from pytest_llmeval.plugin.judging import judgement
 from pytest_llmeval.plugin import reporting
 from pytest_llmeval.plugin.html_output import write_html
 from pytest_llmeval.plugin.options import add_options
@@ -22,7 +23,7 @@ from pytest_llmeval.results.records import RECORD_KEY, Outcome, records_from_pro
 from pytest_llmeval.scoring.recording import collecting_scores
 from pytest_llmeval.settings import SettingsError
 
-__all__ = ["STATE", "case", "completion", "llm", "llm_settings", "ranked"]
+__all__ = ["STATE", "case", "completion", "judgement", "llm", "llm_settings", "ranked"]
 
 SCORES = pytest.StashKey[dict[str, float]]()
 

@@ -32,6 +32,7 @@ def cases(
     continuation: str | None = None,
     repeats: int | None = None,
     require: str | None = None,
+    judge: Any = None,
 ) -> Callable[[F], F]:
     """Parametrize a test with eval cases: one test item per case, its id from the case's ``id``.
 
@@ -51,6 +52,9 @@ def cases(
     default: ``llmeval_repeats``, else 1); ``require`` says what a case then needs to pass:
     ``"all"`` its samples or a ``"majority"`` (default: the suite's rate is the mean of its
     cases' pass rates).
+    field scored after each ``prompt + choice`` (partial scoring, as in WinoGrande). ``judge``
+    (``le.Rubric(...)`` or ``le.Pairwise(...)``) has a judge model grade each completion: the
+    ``judgement`` fixture.
 
     Nothing is checked or read here, when the test module is imported: the suite's arguments
     and data are checked when pytest collects it, and a problem is one collection error line.
@@ -74,6 +78,7 @@ def cases(
         continuation=continuation,
         repeats=repeats,
         require=require,
+        judge=judge,
     )
 
     def decorate(func: F) -> F:

@@ -168,6 +168,9 @@ OPTIONS: tuple[Option, ...] = (
     # repeated sampling
     Option("repeats", "samples per eval case (default 1); le.cases(repeats=) wins for its suite", _int(1)),
     Option("pass-k", "with repeats, more k to report pass@k and pass^k for (comma-separated; 1 and the k run always)", _ks),
+    # model-graded scoring (le.Rubric / le.Pairwise judges)
+    Option("judge-model", "judge model for le.Rubric/le.Pairwise, in the forms of --llmeval-model (default: the model under test)"),
+    Option("judge-max-new-tokens", "most tokens a judge that cannot score loglikelihoods generates for its label (default 8)", _int(1)),
 )
 VALUE_FLAGS: frozenset[str] = frozenset(o.flag for o in OPTIONS if o.takes_value)
 """The options that take their value as the next command-line argument."""

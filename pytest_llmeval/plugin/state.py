@@ -93,6 +93,8 @@ class LLMEvalState:
         self.backend: Any = None
         self._caches: dict[LLMSettings, Any] = {}
         self._cache_store: Any = None
+        self.judging: Any = None
+        """The session's judges (:class:`pytest_llmeval.plugin.judging.JudgeSession`), once a suite has one."""
         self.contamination: Any = None
         self.load_error: BaseException | None = None
         self.records: list[CaseRecord] = []
@@ -177,6 +179,12 @@ class LLMEvalState:
                 for r in range(self.repeats_of(spec) if kind == "generate" else 1):
                     request = request_for(spec, plan, case, kind, repeat=r, seed=sample_seed(seed, case.id, r))
                     self.requests[(suite, case.id, r)] = request
+        if spec.judge is not None:
+            from pytest_llmeval.plugin.judging import check_judged_plan, judging
+
+            labels_file = check_judged_plan(spec, plan, metafunc.definition.path.parent)
+            if labels_file is not None:
+                judging(self).labels_files[suite] = labels_file
         self.plans[suite] = plan
         return plan
 
@@ -218,6 +226,10 @@ class LLMEvalState:
             if request is not None:
                 entries.append(Entry(key=item.nodeid, suite=suite, request=request))
         self.scheduler.plan(entries)
+        if any(plan.spec.judge is not None for plan in self.plans.values()):
+            from pytest_llmeval.plugin.judging import judging
+
+            judging(self).schedule(items)
 
     # results -----------------------------------------------------------------
 
@@ -239,6 +251,10 @@ class LLMEvalState:
             fingerprint["prompt"] = plan.prompt
             fingerprint["dataset"] = plan.dataset
             fingerprint["num_fewshot"] = plan.spec.num_fewshot
+            if plan.spec.judge is not None:
+                from pytest_llmeval.plugin.judging import judging
+
+                fingerprint["judge"] = judging(self).fingerprint(plan.spec.judge)
         if request is not None:
             fingerprint["chat"] = request.chat
             if request.kind == "generate":
@@ -292,6 +308,7 @@ class LLMEvalState:
             repeats=self.repeats_of(plan.spec) if plan else 1,
             require=plan.spec.require if plan else None,
             identical_repeats=self._identical_repeats(plan, request),
+            judgement=self.judging.record_json(item.nodeid, suite, plan.spec if plan else None) if self.judging else None,
         )
         if outcome != "error":  # an errored item may be rerun (pytest-rerunfailures): keep its output
             self.scheduler.discard(item.nodeid)

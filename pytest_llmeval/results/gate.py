@@ -15,7 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from pytest_llmeval.results.baseline import BaselineError, Comparison, Recorded, Verdict
 from pytest_llmeval.results.commands import UPDATE_FLAG
-from pytest_llmeval.results.messages import Message, blocking, listing, plural, points, pvalue, pvalues
+from pytest_llmeval.results.messages import Message, blocking, listing, plural, points, pvalues
 from pytest_llmeval.results.records import CaseRecord
 from pytest_llmeval.results.stats import SuiteResult
 

@@ -120,6 +120,8 @@ class Fingerprint:
     chat_template: str | None = field(default=None, metadata=_COMPARED)
     dtype: str | None = field(default=None, metadata=_COMPARED)
     versions: Mapping[str, str] | None = field(default=None, metadata=_COMPARED)
+    judge: Mapping[str, Any] | None = field(default=None, metadata=_MUST_MATCH)
+    """A judged suite's judge: its model, how it scores labels, the rubric's hash."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -270,6 +272,9 @@ class CaseRecord:
     rate is the mean of its cases' rates)."""
     identical_repeats: bool = False
     """Repeated samples from greedy decoding on a local model: they are all alike (warned once)."""
+    judgement: Mapping[str, Any] | None = None
+    """What the judge said (a judged suite): label, probabilities, score, raw answer, judge
+    prompt, the reference shown; and the suite's ``min_kappa`` and ``labels_file`` if it has them."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "outcome", Outcome.parse(self.outcome))

@@ -448,6 +448,8 @@ def sample_json(record: CaseRecord) -> dict[str, Any]:
         data["cached"] = True
     if record.require is not None:
         data["require"] = record.require
+    if record.judgement is not None:
+        data["judgement"] = dict(record.judgement)
     return data
 
 

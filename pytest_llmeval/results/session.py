@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from pytest_llmeval.results import gate
+from pytest_llmeval.results.review import calibration_messages
 from pytest_llmeval.results.baseline import Baseline, BaselineError, Comparison, adjust_for_suites, compare_suite, load_baseline, record_suites, write_atomic
 from pytest_llmeval.results.commands import UPDATE_FLAG, files_picked_by_node_id, record_command
 from pytest_llmeval.files import ReadOnlyFileError
@@ -111,6 +112,7 @@ class EvalSession:
         messages += gate.truncation_messages(records)
         messages += gate.chat_template_messages(records)
         messages += gate.identical_repeats_messages(records)
+        messages += calibration_messages(records)
 
         report = GateReport(
             suites=tuple(suites),

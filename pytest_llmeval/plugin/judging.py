@@ -1,0 +1,271 @@
+"""The ``judgement`` fixture and the session's judges (``llmeval_judge_model``).
+
+Judging follows the completions a window at a time: when an item first asks for its
+judgement, every later selected item of a judged suite whose completion the scheduler already
+holds is judged with it, in one batched run of the judge backend
+(:class:`~pytest_llmeval.scoring.judging.JudgeRunner`). The judge is ``llmeval_judge_model``,
+loaded like ``llmeval_model`` (:func:`pytest_llmeval.models.load_backend`), or by default the
+model under test, with a warning that a model judging itself flatters itself.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import pytest
+
+from pytest_llmeval.datasets.suite import Case, CaseError, CaseSpec, SuitePlan
+from pytest_llmeval.scoring.judges import JudgeError, Pairwise, field_problem, judge_of
+from pytest_llmeval.settings import GenerationSettings
+
+SELF = "the model under test"
+
+
+class LLMEvalSelfJudgeWarning(UserWarning):
+    """The judge is the model under test (``llmeval_judge_model`` is not set)."""
+
+
+def check_judged_plan(spec: CaseSpec, plan: SuitePlan, base_dir: Path) -> str | None:
+    """The absolute labels file of a judged suite (None without one); a case without the field
+    the judge is shown, or a missing labels file, is a :class:`CaseError`."""
+    judge = judge_of(spec.judge)
+    if judge is None:
+        return None
+    for case in plan.cases:
+        problem = field_problem(judge, case.fields)
+        if problem is not None:
+            raise CaseError(f"{case.where}: case {case.id!r} {problem}; add it, or change the rubric's reference=/against=")
+    if judge.labels_file is None:
+        return None
+    path = (base_dir / judge.labels_file).resolve()
+    if not path.is_file():
+        raise CaseError(
+            f"{spec.label}: labels_file={judge.labels_file!r} does not exist ({path}); write it with "
+            "'python -m pytest_llmeval review export RESULTS_DIR labels.csv' and label it, or drop min_kappa="
+        )
+    return str(path)
+
+
+class JudgeSession:
+    """The session's judge backends, which items are judged, and their judgements."""
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+        self.order: list[tuple[str, str, Case]] = []
+        """(node id, suite, case) of every selected item of a judged suite, in run order."""
+        self.labels_files: dict[str, str] = {}
+        self._results: dict[str, Any] = {}
+        self._judge: Any = None
+        self._others: dict[str, Any] = {}
+        self._warned = False
+        self._used: Any = None
+        """The judge backend that judged this session (for the fingerprint)."""
+        self.runners: list[Any] = []
+
+    def schedule(self, items: Sequence[pytest.Item]) -> None:
+        from pytest_llmeval.plugin.state import eval_item
+
+        self.order = []
+        for item in items:
+            found = eval_item(item)
+            plan = self.state.plans.get(found[0]) if found else None
+            if found is not None and plan is not None and plan.spec.judge is not None:
+                self.order.append((item.nodeid, found[0], found[1]))
+
+    # ------------------------------------------------------------ backends
+
+    @property
+    def judge_model(self) -> str | None:
+        return self.state.options["judge-model"]
+
+    def judge_backend(self, llm: Any) -> Any:
+        """The judge: ``llmeval_judge_model``'s backend, or ``llm`` (warned about once)."""
+        model = self.judge_model
+        if model is None or model == getattr(getattr(llm, "settings", None), "model", None):
+            if model is None and not self._warned:
+                self._warned = True
+                warnings.warn(
+                    LLMEvalSelfJudgeWarning(
+                        "llmeval: the model under test is also the judge, and a model judging its own answers flatters "
+                        "them; set llmeval_judge_model (or --llmeval-judge-model) to another model"
+                    ),
+                    stacklevel=1,
+                )
+            self._used = llm
+            return llm
+        if self._judge is None:
+            self._judge = self._load(model, "judge")
+        self._used = self._judge
+        return self._judge
+
+    def _load(self, model: str, role: str) -> Any:
+        from pytest_llmeval.models import load_backend
+
+        state = self.state
+        settings = state.settings.replace(model=model, generation=GenerationSettings(max_new_tokens=self.max_new_tokens))
+        started = time.perf_counter()
+        backend = load_backend(settings, base_dir=state.options.base["judge-model"])
+        state.say(f"llmeval: loaded {role} {backend.describe()} in {time.perf_counter() - started:.1f}s")
+        return backend
+
+    @property
+    def max_new_tokens(self) -> int:
+        from pytest_llmeval.scoring.judging import JUDGE_MAX_NEW_TOKENS
+
+        value = self.state.options["judge-max-new-tokens"]
+        return JUDGE_MAX_NEW_TOKENS if value is None else int(value)
+
+    def other_backend(self, model: str) -> Any:
+        if model not in self._others:
+            self._others[model] = self._load(model, "second model")
+        return self._others[model]
+
+    # ------------------------------------------------------------ judging
+
+    def judgement(self, key: str, llm: Any) -> Any:
+        """The judgement of item ``key``, judging its window first if needed."""
+        if key not in self._results:
+            self._judge_window(self._window(key), llm)
+        found = self._results[key]
+        if isinstance(found, BaseException):
+            raise found
+        return found
+
+    def _window(self, key: str) -> list[tuple[str, str, Case]]:
+        scheduler = self.state.scheduler
+        keys = [k for k, _, _ in self.order]
+        start = keys.index(key) if key in keys else None
+        if start is None:
+            raise KeyError(f"{key} is not a selected item of a judged suite")
+        first = self.order[start]
+        chosen = [first]
+        for entry in self.order[start + 1 :]:
+            if scheduler.window is not None and len(chosen) >= scheduler.window:
+                break
+            if entry[0] in self._results or scheduler.peek(entry[0]) is None:
+                continue
+            if scheduler.same_suite and entry[1] != first[1]:
+                continue
+            chosen.append(entry)
+        return chosen
+
+    def _judge_window(self, window: list[tuple[str, str, Case]], llm: Any) -> None:
+        from pytest_llmeval.models import has_chat_template
+        from pytest_llmeval.models.scheduler import chunk_size
+        from pytest_llmeval.plugin.progress import TerminalProgress
+        from pytest_llmeval.scoring.judging import JudgeRunner
+
+        try:
+            judge = self.judge_backend(llm)
+            runner = JudgeRunner(judge, chat=has_chat_template(judge), max_new_tokens=self.max_new_tokens)
+            self.runners.append(runner)
+            items = self._items(window)
+            sink = TerminalProgress(self.state.say, "judgements", len(items), chunk_size(judge))
+            started = time.perf_counter()
+            results = runner.judge(items, progress=sink.update)
+            sink.close(time.perf_counter() - started)
+        except Exception as exc:  # every item of the window errors with the cause
+            for key, _, _ in window:
+                self._results[key] = exc
+            raise
+        for (key, _, _), result in zip(window, results):
+            self._results[key] = result
+
+    def _items(self, window: list[tuple[str, str, Case]]) -> list[Any]:
+        from pytest_llmeval.scoring.judging import JudgeItem
+
+        scheduler = self.state.scheduler
+        others = self._other_answers(window)
+        items = []
+        for key, suite, case in window:
+            judge = self.state.plans[suite].spec.judge
+            request = scheduler.request_of(key)
+            if isinstance(judge, Pairwise):
+                reference = others[key] if judge.against_model is not None else str(case.fields[judge.against])
+            else:
+                reference = None if judge.reference is None else str(case.fields[judge.reference])
+            items.append(JudgeItem(judge, request.text, str(scheduler.peek(key)), reference))
+        return items
+
+    def _other_answers(self, window: list[tuple[str, str, Case]]) -> dict[str, str]:
+        """A second model's answers to the window's prompts (pairwise rubrics with ``against_model``)."""
+        from pytest_llmeval.scoring.judging import run_batched
+
+        by_model: dict[str, list[str]] = {}
+        for key, suite, _ in window:
+            model = getattr(self.state.plans[suite].spec.judge, "against_model", None)
+            if model is not None:
+                by_model.setdefault(model, []).append(key)
+        out: dict[str, str] = {}
+        for model, keys in by_model.items():
+            requests = [self.state.scheduler.request_of(k) for k in keys]
+            for key, answer in zip(keys, run_batched(self.other_backend(model), requests, "generate")):
+                out[key] = str(answer)
+        return out
+
+    # ------------------------------------------------------------ records
+
+    def record_json(self, key: str, suite: str, spec: CaseSpec | None) -> dict[str, Any] | None:
+        """What a case record keeps of its judgement (and the suite's calibration requirement)."""
+        found = self._results.get(key)
+        if spec is None or spec.judge is None or found is None or isinstance(found, BaseException):
+            return None
+        data = found.to_json()
+        data["labels"] = list(spec.judge.labels)
+        if spec.judge.min_kappa is not None:
+            data["min_kappa"] = spec.judge.min_kappa
+            data["labels_file"] = self.labels_files.get(suite)
+        return data
+
+    def fingerprint(self, judge: Any) -> dict[str, Any]:
+        """The judged suite's must-match ``judge`` fingerprint: who judges, how, and the rubric."""
+        backend = self._used
+        data: dict[str, Any] = {"rubric": judge.fingerprint()}
+        if backend is None:
+            data["model"] = self.judge_model or SELF
+            return data
+        from pytest_llmeval.models import RANK, capabilities, has_chat_template
+
+        fingerprint = backend.fingerprint
+        data.update({k: fingerprint[k] for k in ("model", "tokenizer", "chat_template", "dtype") if fingerprint.get(k) is not None})
+        rank = RANK in capabilities(backend)
+        data["method"] = "rank" if rank else "generate"
+        data["chat"] = has_chat_template(backend)
+        if not rank:
+            data["generation"] = {"max_new_tokens": self.max_new_tokens, "do_sample": False, "stop": ["\n"]}
+        return data
+
+
+def judging(state: Any) -> JudgeSession:
+    """The session's :class:`JudgeSession` (made on first use)."""
+    if getattr(state, "judging", None) is None:
+        state.judging = JudgeSession(state)
+    return state.judging
+
+
+@pytest.fixture
+def judgement(request: pytest.FixtureRequest, llm: Any, case: Any, completion: Any) -> Any:
+    """What the judge said about this case's completion (``le.cases(..., judge=le.Rubric(...))``):
+    ``.label``, ``.score``, ``.probabilities``, ``.raw``, ``.judge_prompt``."""
+    from pytest_llmeval.models import ModelLoadError
+    from pytest_llmeval.plugin.state import eval_item, get_state
+
+    state = get_state(request.config)
+    found = eval_item(request.node)
+    plan = state.plans.get(found[0]) if found else None
+    if plan is None or plan.spec.judge is None:
+        pytest.fail(
+            f"llmeval: {request.node.name} asks for 'judgement' but its suite has no judge; "
+            "pass judge=le.Rubric('...') to le.cases",
+            pytrace=False,
+        )
+    try:
+        return judging(state).judgement(request.node.nodeid, llm)
+    except ModelLoadError as exc:
+        problem = f"judge model: {exc}"
+    except JudgeError as exc:
+        problem = str(exc)
+    pytest.fail(f"llmeval: {problem}", pytrace=False)  # an error of the case (in setup), one line

@@ -1,0 +1,234 @@
+"""People in the loop of model-graded scoring: ``review export`` / ``review import`` / ``calibrate``.
+
+- ``python -m pytest_llmeval review export RESULTS_DIR labels.csv`` writes every judged case of
+  a run (``RESULTS_DIR/samples.jsonl``) as a CSV row for people to label: suite, id, prompt,
+  completion, reference, the judge's label and its probability, and an empty ``human_label``.
+- ``python -m pytest_llmeval review import RESULTS_DIR labels.csv`` reads the labels back: it
+  checks every label is one the judge could give and every case is in the run, says how many are
+  labelled, and with ``--write FILE`` keeps the labelled rows (suite, id, human_label): the
+  ``labels_file=`` of a rubric.
+- ``python -m pytest_llmeval calibrate RESULTS_DIR labels.csv`` prints the judge's agreement with
+  the people (:mod:`pytest_llmeval.results.agreement`): accuracy, Cohen's kappa with its 95%
+  interval, the confusion matrix and the cases they disagree on.
+
+A rubric with ``min_kappa=`` and ``labels_file=`` is checked at the end of every run:
+:func:`calibration_messages` fails the gate when this run's judge agrees with the labels less.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from pytest_llmeval.results.agreement import Agreement, agreement
+from pytest_llmeval.results.messages import Message, blocking, plural
+
+EXIT_USAGE = 3
+EXPORT_COLUMNS = ("suite", "id", "prompt", "completion", "reference", "judge_label", "judge_probability", "human_label")
+HUMAN = "human_label"
+
+
+class ReviewError(ValueError):
+    """A results folder or labels file that cannot be used; the message says how to fix it."""
+
+
+# ---------------------------------------------------------------- reading
+
+
+def judged_samples(results_dir: Path) -> list[dict[str, Any]]:
+    """The judged cases of a run: its ``samples.jsonl`` lines that have a judgement."""
+    path = Path(results_dir) / "samples.jsonl"
+    if not path.is_file():
+        raise ReviewError(f"{path} does not exist; run the suite with --llmeval-output={results_dir} first")
+    out = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ReviewError(f"{path}:{number}: not JSON ({exc.msg}); write the folder again with --llmeval-output") from None
+        if isinstance(data, dict) and isinstance(data.get("judgement"), dict):
+            out.append(data)
+    return out
+
+
+def read_labels(path: Path) -> dict[tuple[str, str], str]:
+    """People's labels: (suite, case id) -> label; a row without a suite has suite ``""``
+    (it matches the case id in any suite). Rows with an empty ``human_label`` are left out."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+            header = rows[0].keys() if rows else []
+    except OSError as exc:
+        raise ReviewError(f"cannot read the labels file {path}: {exc.strerror or exc}; check the path") from None
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise ReviewError(f"{path} is not a UTF-8 CSV file ({exc}); export it again with 'review export'") from None
+    if rows and ("id" not in header or HUMAN not in header):
+        raise ReviewError(f"{path} needs the columns 'id' and '{HUMAN}' (it has: {', '.join(header)}); export it with 'review export'")
+    return {((row.get("suite") or "").strip(), str(row["id"]).strip()): row[HUMAN].strip() for row in rows if (row.get(HUMAN) or "").strip()}
+
+
+def label_pairs(samples: Iterable[Mapping[str, Any]], labels: Mapping[tuple[str, str], str]) -> list[tuple[str, str, str, str]]:
+    """(suite, id, people's label, judge's label) of every judged case people labelled."""
+    out = []
+    for sample in samples:
+        suite, case_id = str(sample.get("suite")), str(sample.get("id"))
+        human = labels.get((suite, case_id), labels.get(("", case_id)))
+        if human is not None:
+            out.append((suite, case_id, human, str(sample["judgement"]["label"])))
+    return out
+
+
+def judge_labels(samples: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Every label the judge could give, in the rubric's order."""
+    seen: dict[str, None] = {}
+    for sample in samples:
+        judgement = sample["judgement"]
+        seen.update(dict.fromkeys(str(x) for x in judgement.get("labels") or ()))
+        seen.update(dict.fromkeys(judgement.get("probabilities") or {}))
+        seen[str(judgement.get("label"))] = None
+        if set(seen) >= {"WIN", "LOSE"}:
+            seen["TIE"] = None
+    return list(seen)
+
+
+# ---------------------------------------------------------------- the gate
+
+
+def calibration_messages(records: Sequence[Any]) -> list[Message]:
+    """For each suite whose rubric has ``min_kappa``: a blocking line when this run's judge
+    agrees with the suite's labels file less (or the file cannot be read)."""
+    by_suite: dict[str, list[Any]] = {}
+    for record in records:
+        judgement = getattr(record, "judgement", None)
+        if isinstance(judgement, Mapping) and judgement.get("min_kappa") is not None and judgement.get("labels_file"):
+            by_suite.setdefault(record.suite, []).append(record)
+    out: list[Message] = []
+    for suite, rows in sorted(by_suite.items()):
+        out += _suite_calibration(suite, rows)
+    return out
+
+
+def _suite_calibration(suite: str, rows: Sequence[Any]) -> list[Message]:
+    minimum, path = float(rows[0].judgement["min_kappa"]), Path(rows[0].judgement["labels_file"])
+    hint = f"see where they disagree: python -m pytest_llmeval calibrate RESULTS_DIR {path.name}; then improve the rubric or the judge model"
+    try:
+        labels = read_labels(path)
+    except ReviewError as exc:
+        return [Message("error", f"{suite}: the judge could not be checked against people: {exc}"), blocking(f"{suite}: judge not calibrated")]
+    samples = [{"suite": r.suite, "id": r.case_id, "judgement": r.judgement} for r in rows]
+    found = agreement(label_pairs(samples, labels), judge_labels(samples))
+    if not found.n:
+        return [Message("warning", f"{suite}: none of the cases in {path.name} ran, so the judge was not checked against people (min_kappa {minimum:g})",
+                        "run the labelled cases too")]  # fmt: skip
+    kappa, interval = found.kappa, found.kappa_interval
+    shown = "undefined" if kappa is None else f"{kappa:.2f}" + (f" (95% CI {interval[0]:.2f} to {interval[1]:.2f})" if interval else "")
+    what = f"{suite}: the judge agrees with people at kappa {shown} on {plural(found.n, 'labelled case')} ({path.name})"
+    if kappa is None or kappa < minimum:
+        return [Message("error", f"{what}, below min_kappa {minimum:g}", hint), blocking(f"{suite}: judge agrees with people below min_kappa {minimum:g}")]
+    return [Message("info", f"{what}, at least min_kappa {minimum:g}")]
+
+
+# ---------------------------------------------------------------- commands
+
+
+def export(results_dir: Path, out: Path, *, force: bool = False) -> int:
+    samples = judged_samples(results_dir)
+    if not samples:
+        raise ReviewError(f"{results_dir}/samples.jsonl has no judged case; run a suite with le.cases(..., judge=le.Rubric(...))")
+    if out.exists() and not force:
+        raise ReviewError(f"{out} exists and may hold people's labels; choose another file, or pass --force to overwrite it")
+    rows = [
+        {
+            "suite": s.get("suite"), "id": s.get("id"), "prompt": s.get("prompt"), "completion": s.get("completion"),
+            "reference": s["judgement"].get("reference"), "judge_label": s["judgement"].get("label"),
+            "judge_probability": f"{float(s['judgement'].get('probabilities', {}).get(s['judgement'].get('label'), 0.0)):.3f}",
+            HUMAN: "",
+        }
+        for s in sorted(samples, key=lambda s: (str(s.get("suite")), str(s.get("id"))))
+    ]  # fmt: skip
+    _write_csv(out, EXPORT_COLUMNS, rows)
+    print(f"wrote {plural(len(rows), 'judged case')} to {out}; fill in the {HUMAN} column ({', '.join(judge_labels(samples))})")
+    return 0
+
+
+def import_labels(results_dir: Path, labels_path: Path, *, write: Path | None = None) -> int:
+    samples = judged_samples(results_dir)
+    labels = read_labels(labels_path)
+    known = set(judge_labels(samples))
+    ids = {(str(s.get("suite")), str(s.get("id"))) for s in samples}
+    bad = sorted(f"{s or '*'}::{c}: {label!r}" for (s, c), label in labels.items() if label not in known)
+    missing = sorted(f"{s or '*'}::{c}" for s, c in labels if (s, c) not in ids and not (s == "" and any(c == i for _, i in ids)))
+    print(f"{plural(len(labels), 'labelled case')} in {labels_path}, {len(label_pairs(samples, labels))} of them in {results_dir}")
+    for line in missing[:10]:
+        print(f"  not in the run: {line}")
+    if bad:
+        for line in bad[:20]:
+            print(f"  not a label the judge gives ({', '.join(sorted(known))}): {line}", file=sys.stderr)
+        return 1
+    if write is not None:
+        _write_csv(write, ("suite", "id", HUMAN), [{"suite": s, "id": c, HUMAN: label} for (s, c), label in sorted(labels.items())])
+        print(f"wrote the labels to {write} (use it as labels_file= of the rubric)")
+    return 0
+
+
+def calibrate(results_dir: Path, labels_path: Path, *, min_kappa: float | None = None) -> int:
+    samples = judged_samples(results_dir)
+    found: Agreement = agreement(label_pairs(samples, read_labels(labels_path)), judge_labels(samples))
+    for line in found.lines():
+        print(line)
+    if not found.n:
+        print(f"no case of {labels_path} is judged in {results_dir}: check the suite and id columns", file=sys.stderr)
+        return 1
+    if min_kappa is not None and (found.kappa is None or found.kappa < min_kappa):
+        print(f"kappa is below {min_kappa:g}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(columns))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    review = subparsers.add_parser("review", help="export judged cases for people to label, and read the labels back")
+    actions = review.add_subparsers(dest="review_command", metavar="ACTION", parser_class=type(review))
+    exp = actions.add_parser("export", help="write the judged cases of RESULTS_DIR to a CSV file for labelling")
+    exp.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="the --llmeval-output folder of a run")
+    exp.add_argument("labels", type=Path, metavar="LABELS_CSV")
+    exp.add_argument("--force", action="store_true", help="overwrite LABELS_CSV if it exists")
+    exp.set_defaults(func=lambda a: _guarded(lambda: export(a.results_dir, a.labels, force=a.force)))
+    imp = actions.add_parser("import", help="check people's labels against the run and keep them")
+    imp.add_argument("results_dir", type=Path, metavar="RESULTS_DIR")
+    imp.add_argument("labels", type=Path, metavar="LABELS_CSV")
+    imp.add_argument("--write", type=Path, metavar="FILE", help="write the labelled rows (suite, id, human_label) to FILE")
+    imp.set_defaults(func=lambda a: _guarded(lambda: import_labels(a.results_dir, a.labels, write=a.write)))
+    review.set_defaults(func=lambda a: _usage(review))
+    cal = subparsers.add_parser("calibrate", help="how well the judge agrees with people's labels (accuracy, Cohen's kappa)")
+    cal.add_argument("results_dir", type=Path, metavar="RESULTS_DIR")
+    cal.add_argument("labels", type=Path, metavar="LABELS_CSV")
+    cal.add_argument("--min-kappa", type=float, default=None, help="exit 1 when kappa is below this")
+    cal.set_defaults(func=lambda a: _guarded(lambda: calibrate(a.results_dir, a.labels, min_kappa=a.min_kappa)))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_usage(sys.stderr)
+    print("error: say export or import", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _guarded(run: Any) -> int:
+    try:
+        return int(run())
+    except ReviewError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE

@@ -1,0 +1,164 @@
+"""Running a judge over many completions at once: one batched backend call per chunk, never one per case.
+
+Every judge prompt of a window becomes one :class:`~pytest_llmeval.datasets.suite.Request`
+sent through the backend protocol (``run_rank``, or ``run_generate`` for a judge that cannot
+score loglikelihoods), so whatever sits in front of a backend (a completion cache) serves judges
+too.
+
+- A judge with the ``"rank"`` capability: a ``rank`` request per judge prompt whose choices are
+  the labels; the softmax of the labels' loglikelihoods gives their probabilities.
+- A judge without it: constrained generation. The judge answers with the label alone (a few
+  tokens, up to the first newline); the answer is parsed strictly (:func:`parse_label`); one that
+  is not a label is asked once more, with the answer quoted back; a second miss is a
+  :class:`JudgeError` showing both answers, an error of the case and never a miss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from pytest_llmeval.datasets.suite import Request
+from pytest_llmeval.models import RANK, capabilities
+from pytest_llmeval.models.scheduler import chunk_size
+from pytest_llmeval.scoring.judges import Judge, Judgement, JudgeError, Pairwise, parse_label, softmax
+
+Progress = Callable[[int], None]
+JUDGE_MAX_NEW_TOKENS = 8
+"""Tokens a generating judge may use for its label (the judge's own ``max_new_tokens`` setting)."""
+
+
+@dataclass(frozen=True)
+class JudgeItem:
+    """One completion to judge: the rubric, the prompt it answered, the completion, and the
+    reference shown to the judge (a :class:`Pairwise` rubric: the other answer)."""
+
+    judge: Judge
+    prompt: str
+    completion: str
+    reference: str | None = None
+
+
+@dataclass(frozen=True)
+class _Ask:
+    item: int
+    text: str
+    labels: tuple[str, ...]
+    system: str | None
+
+
+class JudgeRunner:
+    """Judges batches of :class:`JudgeItem` with one judge backend.
+
+    ``chat``: send judge prompts through the judge's chat template (the label is then the start
+    of the assistant's reply). ``max_new_tokens``: the label budget of a generating judge.
+    """
+
+    def __init__(self, backend: Any, *, chat: bool = False, max_new_tokens: int = JUDGE_MAX_NEW_TOKENS) -> None:
+        self.backend = backend
+        self.chat = chat
+        self.max_new_tokens = max_new_tokens
+        self.calls: list[tuple[str, int]] = []
+        """(kind, number of requests) of every backend call, for reports and tests."""
+
+    @property
+    def method(self) -> str:
+        """``"rank"`` (labels scored) or ``"generate"`` (labels generated and parsed)."""
+        return "rank" if RANK in capabilities(self.backend) else "generate"
+
+    def judge(self, items: Sequence[JudgeItem], progress: Progress | None = None) -> list[Judgement | JudgeError]:
+        """The judgement of each item (a :class:`JudgeError` where the judge gave no label)."""
+        asks = [ask for i, item in enumerate(items) for ask in _asks(i, item)]
+        if self.method == "rank":
+            answers: list[Any] = self._rank(asks, progress)
+        else:
+            answers = self._generate(asks, progress)
+        out: list[Judgement | JudgeError] = []
+        position = 0
+        for item in items:
+            count = 2 if isinstance(item.judge, Pairwise) else 1
+            mine, mine_asks = answers[position : position + count], asks[position : position + count]
+            position += count
+            out.append(self._judgement(item, mine_asks, mine))
+        return out
+
+    # ------------------------------------------------------------ backend calls
+
+    def _batches(self, requests: list[Request], kind: str, progress: Progress | None) -> list[Any]:
+        return run_batched(self.backend, requests, kind, progress, self.calls)
+
+    def _rank(self, asks: list[_Ask], progress: Progress | None) -> list[dict[str, float]]:
+        requests = [
+            Request(kind="rank", text=a.text, chat=self.chat, system=a.system, choices=a.labels, target_delimiter="" if self.chat else " ")
+            for a in asks
+        ]
+        return [dict(zip(a.labels, ranked.loglikelihoods)) for a, ranked in zip(asks, self._batches(requests, "rank", progress))]
+
+    def _generate(self, asks: list[_Ask], progress: Progress | None) -> list[str | JudgeError]:
+        first = [str(c) for c in self._batches([self._label_request(a.text, a) for a in asks], "generate", progress)]
+        answers: list[str | JudgeError] = list(first)
+        missed = [i for i, text in enumerate(first) if parse_label(text, asks[i].labels) is None]
+        if missed:
+            retry = [self._label_request(_retry_text(asks[i], first[i]), asks[i]) for i in missed]
+            for i, completion in zip(missed, self._batches(retry, "generate", None)):
+                second = str(completion)
+                if parse_label(second, asks[i].labels) is not None:
+                    answers[i] = second
+                else:
+                    answers[i] = JudgeError(
+                        f"the judge answered {first[i]!r}, then {second!r} when asked again: neither is one of the "
+                        f"labels {', '.join(asks[i].labels)}; use a judge that can score loglikelihoods, or a stronger judge model"
+                    )
+        return answers
+
+    def _label_request(self, text: str, ask: _Ask) -> Request:
+        return Request(kind="generate", text=text, chat=self.chat, system=ask.system, max_new_tokens=self.max_new_tokens, stop=("\n",))
+
+    # ------------------------------------------------------------ verdicts
+
+    def _judgement(self, item: JudgeItem, asks: Sequence[_Ask], answers: Sequence[Any]) -> Judgement | JudgeError:
+        failed = next((a for a in answers if isinstance(a, JudgeError)), None)
+        if failed is not None:
+            return failed
+        prompts = [a.text for a in asks]
+        if self.method == "rank":
+            probabilities = [dict(zip(a.labels, softmax(list(answer.values())))) for a, answer in zip(asks, answers)]
+            raw: Any = answers[0] if len(answers) == 1 else list(answers)
+        else:
+            probabilities = [{label: float(label == parse_label(text, a.labels)) for label in a.labels} for a, text in zip(asks, answers)]
+            raw = answers[0] if len(answers) == 1 else list(answers)
+        if isinstance(item.judge, Pairwise):
+            return item.judge.judgement(probabilities[0], probabilities[1], raw=raw, prompts=prompts, method=self.method, reference=item.reference)
+        return item.judge.judgement(probabilities[0], raw=raw, prompts=prompts, method=self.method, reference=item.reference)
+
+
+def run_batched(backend: Any, requests: Sequence[Request], kind: str, progress: Progress | None = None, calls: list[tuple[str, int]] | None = None) -> list[Any]:
+    """``requests`` through ``backend`` in chunks of its batch size, longest first; results in order."""
+    order = sorted(range(len(requests)), key=lambda i: -len(requests[i].text))
+    size = chunk_size(backend)
+    results: list[Any] = [None] * len(requests)
+    for start in range(0, len(order), size):
+        chunk = order[start : start + size]
+        batch = [requests[i] for i in chunk]
+        outputs = (backend.run_rank if kind == "rank" else backend.run_generate)(batch, progress=progress)
+        if calls is not None:
+            calls.append((kind, len(batch)))
+        if len(outputs) != len(batch):
+            raise RuntimeError(f"the backend returned {len(outputs)} results for {len(batch)} requests")
+        for i, output in zip(chunk, outputs):
+            results[i] = output
+    return results
+
+
+def _asks(index: int, item: JudgeItem) -> list[_Ask]:
+    judge = item.judge
+    if isinstance(judge, Pairwise):
+        texts: Sequence[str] = judge.judge_prompts(prompt=item.prompt, completion=item.completion, other=item.reference or "")
+    else:
+        texts = [judge.judge_prompt(prompt=item.prompt, completion=item.completion, reference=item.reference)]
+    return [_Ask(index, text, tuple(judge.judge_labels), judge.system) for text in texts]
+
+
+def _retry_text(ask: _Ask, answer: str) -> str:
+    labels = ", ".join(ask.labels)
+    return f"{ask.text} {answer.strip()}\n\nThat is not one of: {labels}. Answer with exactly one of {labels} and nothing else.\nVerdict:"

@@ -1,0 +1,83 @@
+"""Small fake backends for judge tests, installed as a package that registers the ``fake`` scheme."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+FAKE_PACKAGE = '''
+from pytest_llmeval import Completion, Ranked
+
+CALLS = []
+"""(spec, kind, number of requests) of every backend call, across backends."""
+
+
+def _reply(text):
+    """The reply a judge prompt shows (between 'Reply:' and the next blank line)."""
+    if "Reply:" not in text:
+        return text
+    return text.split("Reply:", 1)[1].split("\\n\\n", 1)[0]
+
+
+class FakeBackend:
+    """``fake:model`` answers with the prompt's last word; ``fake:rank`` judges by scoring labels
+    (PASS when the reply says 'good'); ``fake:gen-good`` generates the label; ``fake:gen-chatty``
+    chats first and answers the label when asked again; ``fake:gen-bad`` never gives a label."""
+
+    def __init__(self, spec, settings):
+        self.spec = spec
+        self.settings = settings
+        self.capabilities = frozenset({"generate", "rank"} if spec == "rank" else {"generate"})
+
+    @property
+    def fingerprint(self):
+        return {"model": "fake:" + self.spec}
+
+    def describe(self):
+        return "fake " + self.spec
+
+    def batch_size(self):
+        return 64
+
+    def verdict(self, text):
+        return "PASS" if "good" in _reply(text) else "FAIL"
+
+    def run_generate(self, requests, progress=None):
+        CALLS.append((self.spec, "generate", len(requests)))
+        out = []
+        for r in requests:
+            if self.spec == "model" or "Verdict:" not in r.text:
+                answer = r.text.split()[-1]
+            elif self.spec == "gen-good":
+                answer = " " + self.verdict(r.text) + "."
+            elif self.spec == "gen-chatty":
+                answer = self.verdict(r.text) if "That is not one of" in r.text else "I would say " + self.verdict(r.text)
+            else:
+                answer = "maybe, hard to tell"
+            out.append(Completion(answer, prompt=r.text))
+        return out
+
+    def run_rank(self, requests, progress=None):
+        CALLS.append((self.spec, "rank", len(requests)))
+        out = []
+        for r in requests:
+            wanted = self.verdict(r.text)
+            lls = tuple(0.0 if c == wanted else -2.0 for c in r.choices)
+            out.append(Ranked(context=r.text, choices=r.choices, loglikelihoods=lls, is_greedy=(False,) * len(lls)))
+        return out
+
+    def check(self):
+        return None
+
+
+def make(spec, settings):
+    return FakeBackend(spec, settings)
+'''
+
+
+def install_fake_package(root: Path) -> None:
+    """A package on sys.path that registers the 'fake' scheme, as `pip install` would."""
+    (root / "fake_backend.py").write_text(FAKE_PACKAGE)
+    dist = root / "fake_backend-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-backend\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[pytest_llmeval.backends]\nfake = fake_backend:make\n")
