@@ -298,17 +298,21 @@ class HFBackend:
         import torch
 
         from pytest_llmeval.models.decode import can_decode, greedy_decode
+        from pytest_llmeval.models.sampling import seeded_hook
 
         tok = self.tokenizer
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
         eos = sorted(self._eos_ids())
         seed_everything(seed)
         started = time.perf_counter()
-        if self.fast_decode and not settings.do_sample and can_decode(self.model):
+        seeded = settings.do_sample and row_seeds is not None
+        if self.fast_decode and (seeded or not settings.do_sample) and can_decode(self.model):
+            # Per-row seeded sampling runs in the same loop: the hook draws each row's token.
+            hook = seeded_hook(list(row_seeds or ()), settings.temperature, settings.top_p) if seeded else None
             with torch.inference_mode():
                 decoded = greedy_decode(
                     self.model, tok, rows, max_new_tokens=settings.max_new_tokens, eos=eos, pad_id=pad,
-                    stop=settings.stop or (), prefixes=prefixes, share_prefix=self.share_prefix,
+                    stop=settings.stop or (), prefixes=prefixes, share_prefix=self.share_prefix, logits_hook=hook,
                 )
             produced = [(d.tokens, d.reason) for d in decoded]
         else:
