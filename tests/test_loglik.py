@@ -375,3 +375,45 @@ def test_chat_context_without_template_is_a_clear_error():
 
     with pytest.raises(ChatTemplateError, match="no chat template"):
         chat_context(Plain(), "hi")
+
+
+# ----------------------------------------------------------------------------- prefixes shared across items
+
+CHAT_ITEMS = [
+    ("What is the capital of France?", ["Paris", "London", "Rome"]),
+    ("What is two plus two?", ["four", "five"]),
+    ("The quick brown fox?", ["jumps", "sleeps", "x", "y"]),
+    ("Please answer politely", ["Thank you", "!"]),
+]
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 64])
+def test_a_prefix_shared_across_items_is_computed_once_and_changes_no_score(tiny, monkeypatch, batch_size):
+    """Chat contexts share the template's header: its key/values are computed once at batch 1
+    and reused by every row; totals stay within rounding of the plain algorithm (assert_close)."""
+    from pytest_llmeval.models import decode
+
+    model, tok = tiny
+    items = [(chat_context(tok, f"{q} ({i})"), choices) for i in range(3) for q, choices in CHAT_ITEMS]
+    computed: list[int] = []
+    real = decode._prefix_kv
+
+    def spy(model, prefix, store):
+        before = store.computed_tokens
+        out = real(model, prefix, store)
+        computed.append(store.computed_tokens - before)
+        return out
+
+    monkeypatch.setattr(decode, "_prefix_kv", spy)
+    ranked = rank_choices(model, tok, items, batch_size=batch_size, target_delimiter="")
+    reqs = [(c, ch) for c, choices in items for ch in choices]
+    got = [(ll, g) for r in ranked for ll, g in zip(r.loglikelihoods, r.is_greedy)]
+    assert_close(got, naive(model, tok, reqs))
+    contexts = [tok(c, add_special_tokens=False)["input_ids"] for c, _ in items]
+    header = decode.common_prefix(contexts)  # the template's opening, shared by every context
+    assert header >= 3
+    if batch_size == 1:
+        assert computed == []  # a row alone has nobody to share with
+    else:  # the header is computed by the first batch only; later batches reuse or extend it
+        assert computed[0] >= header
+        assert len(computed) == len(range(0, len(items), batch_size)) and sum(computed[1:]) < max(1, len(computed) - 1) * header

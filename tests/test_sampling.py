@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,3 +89,44 @@ def test_backend_samples_are_the_same_at_batch_sizes_1_7_and_64(tiny_model_dir: 
         outputs[bs] = [str(c) for c in backend.run_generate(requests)]
     assert outputs[1] == outputs[7] == outputs[64]
     assert len(set(outputs[1])) > 32  # 64 samples: sampled, not one greedy text per prompt
+
+
+def test_seeded_samples_from_the_fast_loop_equal_transformers_generate(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The decode loop (shared prefix, finished rows dropped) samples through the same stateless
+    sampler as ``model.generate``, so both give the same texts. The two compute each row's logits
+    in a different layout, which changes float32 logits by a few units in the last place (about
+    1e-6 here); a sampled token could only differ where the best two noised, tempered logits are
+    closer than that, so the test first checks that no step comes within 1e-4 of such a tie."""
+    import torch
+
+    from pytest_llmeval.datasets.suite import Request
+    from pytest_llmeval.models import sampling
+    from pytest_llmeval.models.hf import HFBackend
+    from pytest_llmeval.settings import GenerationSettings, LLMSettings
+
+    temperature, top_p = 1.2, 0.95
+    margins: list[float] = []
+    original = sampling.seeded_hook
+
+    def recording_hook(seeds: Any, t: Any, p: Any) -> Any:
+        inner = original(seeds, t, p)
+
+        def hook(logits: Any, rows: Any, step: int) -> Any:
+            scaled = sampling.nucleus(logits.float() / t, p)
+            noise = torch.stack([sampling.gumbel_noise(seeds[r], step, scaled.shape[-1]) for r in rows])
+            top = torch.topk(scaled + noise, 2, dim=-1).values
+            margins.extend((top[:, 0] - top[:, 1]).tolist())
+            return inner(logits, rows, step)
+
+        return hook
+
+    monkeypatch.setattr(sampling, "seeded_hook", recording_hook)
+    prompts = [("What is " + "two plus " * (i % 5) + "two?") for i in range(8)]
+    requests = [Request(kind="generate", text=q, chat=True, seed=sample_seed(7, f"c{i}", r), repeat=r) for i, q in enumerate(prompts) for r in range(3)]
+    gen = GenerationSettings(max_new_tokens=8, do_sample=True, temperature=temperature, top_p=top_p)
+    backend = HFBackend.load(LLMSettings(model=str(tiny_model_dir), batch_size=8, generation=gen))
+    fast = [str(c) for c in backend.run_generate(requests)]
+    assert margins and min(margins) > 1e-4, "a sampled step is within float error of a tie: pick other seeds"
+    backend.fast_decode = False
+    assert [str(c) for c in backend.run_generate(requests)] == fast
+    assert len(set(fast)) > 8

@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 from pytest_llmeval.datasets.suite import Request
 from pytest_llmeval.files import sha256_text
 from pytest_llmeval.models import GENERATE, RANK, ModelLoadError, ModelStateError, Progress
+from pytest_llmeval.models.decode import PrefixCache
 from pytest_llmeval.models.hf_loading import load_model, resolve_device, resolve_dtype, tokenizer_fingerprint, weights_fingerprint
 from pytest_llmeval.models.outputs import Completion, Ranked
 from pytest_llmeval.settings import GenerationSettings, LLMSettings
@@ -63,6 +64,8 @@ class HFBackend:
         self._weights = weights
         self._fingerprint: dict[str, Any] | None = None
         self.load_seconds = 0.0
+        self.fast_decode = True  # greedy decoding by models.decode (False: transformers' generate)
+        self.share_prefix = True  # compute a batch's shared prompt prefix once
         if getattr(tokenizer, "pad_token_id", None) is None and getattr(tokenizer, "eos_token", None) is not None:
             tokenizer.pad_token = tokenizer.eos_token
 
@@ -242,11 +245,15 @@ class HFBackend:
         size = self.batch_size()
         start = 0
         batch_index = 0
+        prefixes = PrefixCache()  # shared prefixes, computed once per call (the weights may change between calls)
         while start < len(order):
             idx = order[start : start + size]
             try:
                 row_seeds = [seeds[i] for i in idx] if seeds is not None and all(s is not None for s in seeds) else None
-                batch = self._generate_batch([encoded[i] for i in idx], settings, seed=self.settings.seed + batch_index, row_seeds=row_seeds)
+                batch = self._generate_batch(
+                    [encoded[i] for i in idx], settings, seed=self.settings.seed + batch_index, row_seeds=row_seeds,
+                    prefixes=prefixes,
+                )
             except torch.cuda.OutOfMemoryError:
                 if size == 1:
                     raise
@@ -280,20 +287,62 @@ class HFBackend:
         return ids
 
     def _generate_batch(
-        self, rows: Sequence[list[int]], settings: GenerationSettings, *, seed: int, row_seeds: Sequence[int] | None = None
+        self,
+        rows: Sequence[list[int]],
+        settings: GenerationSettings,
+        *,
+        seed: int,
+        row_seeds: Sequence[int] | None = None,
+        prefixes: Any = None,
     ) -> list[tuple[str, int, str, float]]:
+        import torch
+
+        from pytest_llmeval.models.decode import can_decode, greedy_decode
+        from pytest_llmeval.models.sampling import seeded_hook
+
+        tok = self.tokenizer
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        eos = sorted(self._eos_ids())
+        seed_everything(seed)
+        started = time.perf_counter()
+        seeded = settings.do_sample and row_seeds is not None
+        if self.fast_decode and (seeded or not settings.do_sample) and can_decode(self.model):
+            # Per-row seeded sampling runs in the same loop: the hook draws each row's token.
+            hook = seeded_hook(list(row_seeds or ()), settings.temperature, settings.top_p) if seeded else None
+            with torch.inference_mode():
+                decoded = greedy_decode(
+                    self.model, tok, rows, max_new_tokens=settings.max_new_tokens, eos=eos, pad_id=pad,
+                    stop=settings.stop or (), prefixes=prefixes, share_prefix=self.share_prefix, logits_hook=hook,
+                )
+            produced = [(d.tokens, d.reason) for d in decoded]
+        else:
+            produced = self._generate_with_transformers(rows, settings, pad, eos, row_seeds)
+        seconds = (time.perf_counter() - started) / len(rows)
+        results = []
+        for tokens, reason in produced:
+            text = tok.decode(tokens, skip_special_tokens=True)
+            if settings.stop:
+                hits = [text.find(s) for s in settings.stop if s and s in text]
+                if hits:
+                    text, reason = text[: min(hits)], "stop"
+            results.append((text, len(tokens), reason, seconds))
+        return results
+
+    def _generate_with_transformers(
+        self, rows: Sequence[list[int]], settings: GenerationSettings, pad: int, eos: list[int],
+        row_seeds: Sequence[int] | None = None,
+    ) -> list[tuple[list[int], str]]:
+        """``model.generate`` on left-padded rows (sampling, and models the greedy loop cannot drive)."""
         import torch
         from transformers import GenerationConfig
 
         tok = self.tokenizer
-        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
         width = max(len(r) for r in rows)
         input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
         attention = torch.zeros((len(rows), width), dtype=torch.long)
         for j, row in enumerate(rows):  # left padding: every row's last token sits in the last column
             input_ids[j, width - len(row) :] = torch.tensor(row, dtype=torch.long)
             attention[j, width - len(row) :] = 1
-        eos = sorted(self._eos_ids())
         config = GenerationConfig(
             max_new_tokens=settings.max_new_tokens,
             do_sample=settings.do_sample,
@@ -315,8 +364,6 @@ class HFBackend:
             config.stop_strings = list(settings.stop)
             extra["tokenizer"] = tok
         device = self.device
-        seed_everything(seed)
-        started = time.perf_counter()
         with torch.inference_mode():
             out = self.model.generate(
                 input_ids=input_ids.to(device),
@@ -324,25 +371,17 @@ class HFBackend:
                 generation_config=config,
                 **extra,
             )
-        seconds = (time.perf_counter() - started) / len(rows)
-        new = out[:, width:].to("cpu").tolist()
         eos_set = set(eos)
-        results = []
-        for tokens in new:
+        produced = []
+        for tokens in out[:, width:].to("cpu").tolist():
             reason = "length"
             cut = len(tokens)
             for k, t in enumerate(tokens):
                 if t in eos_set:
                     cut, reason = k, "stop"
                     break
-            tokens = tokens[:cut]
-            text = tok.decode(tokens, skip_special_tokens=True)
-            if settings.stop:
-                hits = [text.find(s) for s in settings.stop if s and s in text]
-                if hits:
-                    text, reason = text[: min(hits)], "stop"
-            results.append((text, len(tokens), reason, seconds))
-        return results
+            produced.append((tokens[:cut], reason))
+        return produced
 
     # loglikelihood -----------------------------------------------------------
 

@@ -18,8 +18,11 @@ logged samples):
 Speed: the requests that share a prefix (all choices of one question) are packed into one row:
 the prefix once, then each continuation as a segment that sees the prefix and itself only
 (a block attention mask and restarted position ids), so a context is run once however many
-choices it has. Rows are sorted by length and batched; logits are computed only at the scored
-positions (``logits_to_keep``) and turned into log-probabilities in float32.
+choices it has. Rows are sorted by length and batched; the tokens every row of a batch starts
+with (a chat template's header, the same few-shot examples) are computed once per call at batch 1
+and their key/value cache is shared by the batch's rows (``packing.shared_prefix``). Logits are
+computed only at the scored positions (``logits_to_keep``) and turned into log-probabilities in
+float32.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Sequence
 
+from pytest_llmeval.models.decode import PrefixCache
 from pytest_llmeval.models.outputs import Ranked
 from pytest_llmeval.models.packing import _Row, _can_pack, _pack_group, _run_batch, _Scored
 
@@ -232,11 +236,12 @@ def _score(
     for row in rows:
         left_in_group[row.owner] += 1
     rowless = left_in_group.count(0)  # items whose requests all repeat other items'
+    prefixes = PrefixCache() if share_context else None  # prefixes shared across items, computed once per call
     with torch.inference_mode():
         for start in range(0, len(rows), batch_size):
             chunk = rows[start : start + batch_size]
             began = time.perf_counter()
-            for index, total, greedy in _run_batch(model, chunk, packed, int(pad_id)):
+            for index, total, greedy in _run_batch(model, chunk, packed, int(pad_id), prefixes):
                 results[index] = (total, greedy)
             spent = time.perf_counter() - began
             batch_tokens = sum(len(r) for r in chunk)

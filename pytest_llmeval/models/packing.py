@@ -178,34 +178,58 @@ def _kept_logits(model: Any, kwargs: dict[str, Any], keep: "torch.Tensor") -> "t
     return logits[keep]
 
 
-def _run_batch(model: Any, rows: Sequence[_Row], packed: bool, pad_id: int) -> list[tuple[int, float, bool]]:
-    """Forward one batch of rows; ``(request index, total logprob, is_greedy)`` per request."""
+def shared_prefix(rows: Sequence[_Row]) -> int:
+    """How many leading tokens every row of a batch shares and may take from one cached prefix:
+    tokens of each row's own prefix (segment 0, positions from 0) before its first scored position."""
+    if len(rows) < 2:
+        return 0
+    n = min(min(w for _, where, _ in r.scored for w in where) for r in rows)
+    for row in rows:
+        own = next((k for k, seg in enumerate(row.segments) if seg != 0), len(row))
+        n = min(n, own)
+    first = rows[0].tokens
+    for row in rows[1:]:
+        i = 0
+        while i < n and row.tokens[i] == first[i]:
+            i += 1
+        n = i
+    return n
+
+
+def _run_batch(
+    model: Any, rows: Sequence[_Row], packed: bool, pad_id: int, prefixes: Any = None
+) -> list[tuple[int, float, bool]]:
+    """Forward one batch of rows; ``(request index, total logprob, is_greedy)`` per request.
+
+    With ``prefixes`` (a :class:`~pytest_llmeval.models.decode.PrefixCache`) and packed rows, the
+    tokens all rows share (:func:`shared_prefix`) come from a key/value cache computed once at
+    batch 1; the rows run only their remaining tokens.
+    """
     import torch
 
     device = _model_device(model)
-    width = max(len(r) for r in rows)
+    shared = shared_prefix(rows) if packed and prefixes is not None else 0
+    if shared:
+        from pytest_llmeval.models.decode import can_decode
+
+        shared = shared if can_decode(model) else 0
+    width = max(len(r) for r in rows) - shared
     batch = len(rows)
     ids = torch.full((batch, width), pad_id, dtype=torch.long)
     keep = torch.zeros((batch, width), dtype=torch.bool)
     for b, row in enumerate(rows):
-        ids[b, : len(row)] = torch.tensor(row.tokens, dtype=torch.long)
+        ids[b, : len(row) - shared] = torch.tensor(row.tokens[shared:], dtype=torch.long)
         for _, where, _ in row.scored:
-            keep[b, where] = True
+            keep[b, [w - shared for w in where]] = True
     kwargs: dict[str, Any] = {"input_ids": ids.to(device), "use_cache": False}
     if packed:
-        positions = torch.zeros((batch, width), dtype=torch.long)
-        # segment ids: 0 the shared prefix, k the k-th segment, a unique negative id per pad slot
-        segs = -torch.arange(1, width + 1, dtype=torch.long).repeat(batch, 1)
-        for b, row in enumerate(rows):
-            positions[b, : len(row)] = torch.tensor(row.positions, dtype=torch.long)
-            segs[b, : len(row)] = torch.tensor(row.segments, dtype=torch.long)
-        allowed = (segs[:, None, :] == 0) | (segs[:, None, :] == segs[:, :, None])
-        allowed &= torch.ones((width, width), dtype=torch.bool).tril()
-        dtype = _model_dtype(model)
-        mask = torch.zeros((batch, 1, width, width), dtype=dtype)
-        mask.masked_fill_(~allowed[:, None], torch.finfo(dtype).min)
-        kwargs["attention_mask"] = mask.to(device)
-        kwargs["position_ids"] = positions.to(device)
+        kwargs.update(_packed_inputs(model, rows, shared, width, device))
+    if shared:
+        from pytest_llmeval.models.decode import _batch_cache, _cache_kwarg, _prefix_kv
+
+        kv = _prefix_kv(model, tuple(rows[0].tokens[:shared]), prefixes)
+        kwargs[_cache_kwarg(model)] = _batch_cache(model, kv, batch)
+        kwargs["use_cache"] = True
     logits = _kept_logits(model, kwargs, keep.to(device))
     logprobs = torch.log_softmax(logits.float(), dim=-1)
     greedy = logprobs.argmax(dim=-1)
@@ -215,10 +239,29 @@ def _run_batch(model: Any, rows: Sequence[_Row], packed: bool, pad_id: int) -> l
     results = []
     for b, row in enumerate(rows):
         for index, where, targets in row.scored:
-            at = flat[b, where].to(logprobs.device)
+            at = flat[b, [w - shared for w in where]].to(logprobs.device)
             tgt = torch.tensor(targets, dtype=torch.long, device=logprobs.device)
             total = float(logprobs[at, tgt].double().sum())
             results.append((index, total, bool((greedy[at] == tgt).all())))
     return results
 
 
+def _packed_inputs(model: Any, rows: Sequence[_Row], shared: int, width: int, device: Any) -> dict[str, Any]:
+    """The block attention mask (every row sees the ``shared`` cached prefix, its own prefix and
+    each segment itself) and the position ids of the rows' tokens after ``shared``."""
+    import torch
+
+    batch = len(rows)
+    positions = torch.zeros((batch, width), dtype=torch.long)
+    # segment ids: 0 the shared prefix, k the k-th segment, a unique negative id per pad slot
+    segs = -torch.arange(1, width + 1, dtype=torch.long).repeat(batch, 1)
+    for b, row in enumerate(rows):
+        positions[b, : len(row) - shared] = torch.tensor(row.positions[shared:], dtype=torch.long)
+        segs[b, : len(row) - shared] = torch.tensor(row.segments[shared:], dtype=torch.long)
+    allowed = (segs[:, None, :] == 0) | (segs[:, None, :] == segs[:, :, None])
+    allowed &= torch.ones((width, width), dtype=torch.bool).tril()
+    allowed = torch.cat([torch.ones((batch, width, shared), dtype=torch.bool), allowed], dim=2)
+    dtype = _model_dtype(model)
+    mask = torch.zeros((batch, 1, width, shared + width), dtype=dtype)
+    mask.masked_fill_(~allowed[:, None], torch.finfo(dtype).min)
+    return {"attention_mask": mask.to(device), "position_ids": positions.to(device)}

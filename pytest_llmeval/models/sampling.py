@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Sequence
 
-__all__ = ["SeededSampler", "mix_seed", "sample_next", "sample_seed"]
+__all__ = ["SeededSampler", "mix_seed", "sample_next", "sample_seed", "seeded_hook"]
 
 _MASK63 = (1 << 63) - 1
 _MASK64 = (1 << 64) - 1
@@ -120,3 +120,20 @@ class SeededSampler:
         out = torch.full_like(scores, float("-inf"))
         out.scatter_(-1, tokens.unsqueeze(-1), 0.0)
         return out
+
+
+def seeded_hook(seeds: Sequence[int], temperature: float | None, top_p: float | None) -> Any:
+    """A ``logits_hook`` for :func:`pytest_llmeval.models.decode.greedy_decode` that samples
+    with :func:`sample_next`: row ``r`` of the call (``seeds[r]``) gets its own noise at its own
+    step, and the returned logits are 0 on the sampled token and -inf elsewhere, so the loop's
+    argmax picks it. Rows leaving the batch early do not shift the others' noise."""
+
+    def hook(logits: Any, rows: Sequence[int], step: int) -> Any:
+        import torch
+
+        tokens = sample_next(logits, [seeds[r] for r in rows], [step] * len(rows), temperature, top_p)
+        out = torch.full_like(logits, float("-inf"))
+        out.scatter_(-1, tokens.unsqueeze(-1), 0.0)
+        return out
+
+    return hook
