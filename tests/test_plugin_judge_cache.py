@@ -62,6 +62,11 @@ def run(pytester: pytest.Pytester, *args: str) -> tuple[Any, list[Any], dict[str
     return result, calls, judged
 
 
+def fingerprints(pytester: pytest.Pytester) -> dict[str, Any]:
+    data = json.loads((pytester.path / "out" / "results.json").read_text())
+    return data["suites"]["test_suite.py::test_judged"]["fingerprint"]
+
+
 def judge_calls(calls: list[Any], judge: str) -> list[Any]:
     return [c for c in calls if c[0] == judge]
 
@@ -70,11 +75,14 @@ def test_a_second_run_takes_every_judgement_from_the_cache_without_loading_the_j
     setup(pytester)
     first, calls, judged = run(pytester)
     assert judge_calls(calls, "rank") == [("rank", "rank", 6)]
+    fingerprint = fingerprints(pytester)
+    assert fingerprint["judge"]["model"] == "fake:rank" and fingerprint["judge"]["method"] == "rank"
     first.stdout.fnmatch_lines(["*loaded judge fake rank*"])
     second, calls, again = run(pytester)
     assert calls == []
     assert again == judged and {j["label"] for j in again.values()} == {"PASS", "FAIL"}
-    assert "loaded judge" not in second.stdout.str()
+    assert "loaded" not in second.stdout.str()  # neither the judge nor the model under test
+    assert fingerprints(pytester) == fingerprint  # recorded from the cache, as if loaded
     second.stdout.fnmatch_lines(["*from the completion cache (on, *): 6 of 6 completions and 6 of 6 judgements*"])
     second.assert_outcomes(passed=4, failed=0)  # 3 judged PASS, 3 missed (not failures), and test_zz_calls
 

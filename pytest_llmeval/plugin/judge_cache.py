@@ -14,10 +14,11 @@ from typing import Any, Callable, Sequence
 
 class CachedJudge:
     """A judge backend behind ``cache`` (a ``CompletionCache``, or None: no caching);
-    ``load()`` gives the real backend, called at most once, when an output is not cached."""
+    ``load()`` gives the real backend, called at most once, when an output is not cached (it may
+    be replaced before the backend is loaded: a fixture request's loader holds for one test)."""
 
     def __init__(self, load: Callable[[], Any], cache: Any) -> None:
-        self._load = load
+        self.load = load
         self._backend: Any = None
         self.cache = cache
         self.hit_texts: set[str] = set()
@@ -26,7 +27,7 @@ class CachedJudge:
     @property
     def loaded(self) -> Any:
         if self._backend is None:
-            self._backend = self._load()
+            self._backend = self.load()
             if self.cache is not None:
                 self.cache.remember(self._backend)
         return self._backend

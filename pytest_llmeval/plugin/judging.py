@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import pytest
 
@@ -85,13 +85,15 @@ class JudgeSession:
     def judge_model(self) -> str | None:
         return self.state.options["judge-model"]
 
-    def judge_backend(self, llm: Any) -> Any:
-        """The judge: ``llmeval_judge_model``'s backend, or ``llm`` (warned about once), behind the
-        completion cache (:class:`~pytest_llmeval.plugin.judge_cache.CachedJudge`)."""
+    def judge_backend(self, settings: Any, load_llm: Callable[[], Any]) -> Any:
+        """The judge: ``llmeval_judge_model``'s backend, or the model under test (its ``settings``;
+        ``load_llm()`` loads it; warned about once), behind the completion cache
+        (:class:`~pytest_llmeval.plugin.judge_cache.CachedJudge`): loaded only for a judgement
+        that is not cached."""
         from pytest_llmeval.plugin.judge_cache import CachedJudge
 
         model = self.judge_model
-        if model is None or model == getattr(getattr(llm, "settings", None), "model", None):
+        if model is None or model == getattr(settings, "model", None):
             if model is None and not self._warned:
                 self._warned = True
                 warnings.warn(
@@ -102,9 +104,9 @@ class JudgeSession:
                     stacklevel=1,
                 )
             if self._self_judge is None:
-                settings = getattr(llm, "settings", None)
                 cache = self.state.completion_cache(settings) if settings is not None else None
-                self._self_judge = CachedJudge(lambda: llm, cache)
+                self._self_judge = CachedJudge(load_llm, cache)
+            self._self_judge.load = load_llm
             self._used = self._self_judge
             return self._self_judge
         if self._judge is None:
@@ -141,10 +143,10 @@ class JudgeSession:
 
     # ------------------------------------------------------------ judging
 
-    def judgement(self, key: str, llm: Any) -> Any:
+    def judgement(self, key: str, settings: Any, load_llm: Callable[[], Any]) -> Any:
         """The judgement of item ``key``, judging its window first if needed."""
         if key not in self._results:
-            self._judge_window(self._window(key), llm)
+            self._judge_window(self._window(key), settings, load_llm)
         found = self._results[key]
         if isinstance(found, BaseException):
             raise found
@@ -168,14 +170,14 @@ class JudgeSession:
             chosen.append(entry)
         return chosen
 
-    def _judge_window(self, window: list[tuple[str, str, Case]], llm: Any) -> None:
+    def _judge_window(self, window: list[tuple[str, str, Case]], settings: Any, load_llm: Callable[[], Any]) -> None:
         from pytest_llmeval.models import has_chat_template
         from pytest_llmeval.models.scheduler import chunk_size
         from pytest_llmeval.plugin.progress import TerminalProgress
         from pytest_llmeval.scoring.judging import JudgeRunner
 
         try:
-            judge = self.judge_backend(llm)
+            judge = self.judge_backend(settings, load_llm)
             runner = JudgeRunner(judge, chat=has_chat_template(judge), max_new_tokens=self.max_new_tokens)
             self.runners.append(runner)
             items = self._items(window)
@@ -273,10 +275,13 @@ def judging(state: Any) -> JudgeSession:
 
 
 @pytest.fixture
-def judgement(request: pytest.FixtureRequest, llm: Any, case: Any, completion: Any) -> Any:
+def judgement(request: pytest.FixtureRequest, llm_settings: Any, case: Any, completion: Any) -> Any:
     """What the judge said about this case's completion (``le.cases(..., judge=le.Rubric(...))``):
-    ``.label``, ``.score``, ``.probabilities``, ``.raw``, ``.judge_prompt``."""
+    ``.label``, ``.score``, ``.probabilities``, ``.raw``, ``.judge_prompt``. From the completion
+    cache when it holds the judge's answers (then no model is loaded for it)."""
     from pytest_llmeval.models import ModelLoadError
+    from pytest_llmeval.plugin.fixtures import coerce_settings
+    from pytest_llmeval.settings import SettingsError
     from pytest_llmeval.plugin.state import eval_item, get_state
 
     state = get_state(request.config)
@@ -289,7 +294,11 @@ def judgement(request: pytest.FixtureRequest, llm: Any, case: Any, completion: A
             pytrace=False,
         )
     try:
-        return judging(state).judgement(request.node.nodeid, llm)
+        settings = coerce_settings(llm_settings)
+    except SettingsError:  # the llm fixture reports it
+        settings = request.getfixturevalue("llm").settings
+    try:
+        return judging(state).judgement(request.node.nodeid, settings, lambda: request.getfixturevalue("llm"))
     except ModelLoadError as exc:
         problem = f"judge model: {exc}"
     except JudgeError as exc:
