@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from pytest_llmeval.results.html_assets import CSS, SCRIPT
+from pytest_llmeval.results.samplefile import SamplesError, read_samples
 
 __all__ = [
     "ReportError", "case_rows", "chat_turns", "compare_page", "embed_json", "history_series", "load_run_dir", "render_page",
@@ -61,15 +62,10 @@ def load_run_dir(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     samples: list[dict[str, Any]] = []
     samples_path = folder / "samples.jsonl"
     if samples_path.is_file():
-        for number, line in enumerate(samples_path.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ReportError(f"{samples_path}:{number}: not valid JSON ({exc.msg}); {_HINT}") from None
-            if isinstance(row, dict):
-                samples.append(row)
+        try:
+            samples = read_samples(samples_path)
+        except SamplesError as exc:
+            raise ReportError(f"{exc}; {_HINT}") from None
     return results, samples
 
 

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from pytest_llmeval.results.agreement import Agreement, agreement
 from pytest_llmeval.results.messages import Message, blocking, plural
+from pytest_llmeval.results.samplefile import SamplesError, read_samples
 
 EXIT_USAGE = 3
 EXPORT_COLUMNS = ("suite", "id", "prompt", "completion", "reference", "judge_label", "judge_probability", "human_label")
@@ -44,17 +44,11 @@ def judged_samples(results_dir: Path) -> list[dict[str, Any]]:
     path = Path(results_dir) / "samples.jsonl"
     if not path.is_file():
         raise ReviewError(f"{path} does not exist; run the suite with --llmeval-output={results_dir} first")
-    out = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ReviewError(f"{path}:{number}: not JSON ({exc.msg}); write the folder again with --llmeval-output") from None
-        if isinstance(data, dict) and isinstance(data.get("judgement"), dict):
-            out.append(data)
-    return out
+    try:
+        rows = read_samples(path)
+    except SamplesError as exc:
+        raise ReviewError(f"{exc}; write the folder again with --llmeval-output") from None
+    return [row for row in rows if isinstance(row.get("judgement"), dict)]
 
 
 def read_labels(path: Path) -> dict[tuple[str, str], str]:
