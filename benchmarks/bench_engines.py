@@ -56,7 +56,7 @@ def scheme_env(scratch: Path) -> dict[str, str]:
 def plugin_run(extra: list[str], env: dict[str, str] | None, limit: int) -> dict:
     with tempfile.TemporaryDirectory() as out:
         cmd = [sys.executable, "-m", "pytest", str(HERE / "engines_suite"), "-q", "-p", "no:cacheprovider",
-               "-p", "no:randomly", "--llmeval-output", out, f"--llmeval-limit={limit}", *extra]
+               "-p", "no:randomly", "--llmeval-cache=off", "--llmeval-output", out, f"--llmeval-limit={limit}", *extra]
         seconds, stdout = timed(cmd, env)
         match = re.search(r"llmeval: (\d+)/\d+ completions in ([0-9.]+)s", stdout)
         samples = [json.loads(line) for line in Path(out, "samples.jsonl").read_text().splitlines()]

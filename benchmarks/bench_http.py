@@ -39,7 +39,7 @@ def run(model: str, base_url: str | None, concurrency: int, cases: int) -> tuple
         ]  # fmt: skip
         cmd = [
             sys.executable, "-m", "pytest", "example_suites/arithmetic", "-q", "-p", "no:cacheprovider", *where,
-            "--llmeval-baseline=", f"--llmeval-output={out}", "--llmeval-history=off",
+            "--llmeval-baseline=", f"--llmeval-output={out}", "--llmeval-history=off", "--llmeval-cache=off",
             *([f"--llmeval-limit={cases}"] if cases < 200 else []),
         ]  # fmt: skip
         started = time.perf_counter()

@@ -112,7 +112,7 @@ def make_work(folder: Path, seed: int = 11) -> None:
 
 def run_plugin(folder: Path, code: Path, gguf: Path, batch: int, out: Path) -> dict:
     (folder / "pytest.ini").write_text(
-        f"[pytest]\nllmeval_model = {gguf}\nllmeval_history = off\nllmeval_batch_size = {batch}\n"
+        f"[pytest]\nllmeval_model = {gguf}\nllmeval_history = off\nllmeval_cache = off\nllmeval_batch_size = {batch}\n"
     )
     figures = out / "figures.json"
     env = dict(os.environ, PYTHONPATH=str(code), BENCH_FIGURES=str(figures), TOKENIZERS_PARALLELISM="false")
