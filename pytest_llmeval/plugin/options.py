@@ -144,7 +144,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("force", "update the baseline even from a narrowed run or one with errors", _flag, "flag"),
     Option("strict", "fail the session on any wrong answer, not only on gates", _flag, "flag"),
     Option("tolerance", "drop in pass rate (0-1) tolerated before a regression (default 0.02)", _float(0.0, 1.0)),
-    Option("alpha", "significance level of the paired McNemar test (default 0.05)", _float(0.0, 1.0)),
+    Option("alpha", "significance level of the paired test: McNemar, or a sign-flip test over cases with repeats (default 0.05)", _float(0.0, 1.0)),
     Option("min-pass-rate", "default minimum pass rate (0-1) for every suite", _float(0.0, 1.0)),
     Option("output", "directory for results.json and samples.jsonl", path=True),
     Option("markdown", "write a Markdown summary (for pull requests) to this file", path=True),
