@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from backend_packages import register_scheme
+
 FAKE_PACKAGE = '''
 from pytest_llmeval import Completion, Ranked
 
@@ -76,8 +78,4 @@ def make(spec, settings):
 
 def install_fake_package(root: Path) -> None:
     """A package on sys.path that registers the 'fake' scheme, as `pip install` would."""
-    (root / "fake_backend.py").write_text(FAKE_PACKAGE)
-    dist = root / "fake_backend-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fake-backend\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[pytest_llmeval.backends]\nfake = fake_backend:make\n")
+    register_scheme(root, "fake", "fake_backend:make", module="fake_backend", source=FAKE_PACKAGE)

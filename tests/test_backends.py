@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from backend_packages import register_scheme
 from pytest_llmeval.models import ModelLoadError, load_backend, split_scheme
 from pytest_llmeval.settings import LLMSettings
 
@@ -55,11 +56,7 @@ def make(spec, settings):
 
 def install_echo_package(root: Path) -> None:
     """A package on sys.path that registers the 'echo' scheme, as `pip install` would."""
-    (root / "echo_backend.py").write_text(ECHO_PACKAGE)
-    dist = root / "echo_backend-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: echo-backend\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[pytest_llmeval.backends]\necho = echo_backend:make\n")
+    register_scheme(root, "echo", "echo_backend:make", module="echo_backend", source=ECHO_PACKAGE)
 
 
 @pytest.mark.parametrize(

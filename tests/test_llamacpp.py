@@ -19,6 +19,8 @@ from pytest_llmeval.datasets.suite import Request
 from pytest_llmeval.models import ModelLoadError, load_backend
 from pytest_llmeval.settings import GenerationSettings, LLMSettings
 
+from backend_packages import register_scheme
+
 needs_llama_cpp = pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None,
     reason="llama-cpp-python is not installed (pip install 'pytest-llmeval[llamacpp]')",
@@ -29,12 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 ARITHMETIC = ROOT / "example_suites" / "arithmetic"
 
 
-def register_scheme(root: Path) -> None:
+def register_llamacpp(root: Path) -> None:
     """The entry point the ``[llamacpp]`` install registers, for a checkout not reinstalled since."""
-    dist = root / "llamacpp_scheme-0.1.dist-info"
-    dist.mkdir(exist_ok=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: llamacpp-scheme\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[pytest_llmeval.backends]\nllamacpp = pytest_llmeval.models.llamacpp:make\n")
+    register_scheme(root, "llamacpp", "pytest_llmeval.models.llamacpp:make")
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +71,7 @@ def test_fingerprint_is_the_gguf_hash_and_the_engine(backend, llama_cpp, smollm2
 
 
 def test_a_missing_file_is_one_clear_line(tmp_path: Path) -> None:
-    register_scheme(tmp_path)
+    register_llamacpp(tmp_path)
     sys.path.insert(0, str(tmp_path))
     try:
         with pytest.raises(ModelLoadError) as info:
@@ -188,7 +187,7 @@ def test_rank_matches_a_one_sequence_reference(backend, plain) -> None:
 def run_arithmetic(pytester: pytest.Pytester, model: str) -> tuple[pytest.RunResult, dict[str, str]]:
     shutil.copy(ARITHMETIC / "arithmetic.jsonl", pytester.path)
     shutil.copy(ARITHMETIC / "test_arithmetic.py", pytester.path)
-    register_scheme(pytester.path)
+    register_llamacpp(pytester.path)
     pytester.syspathinsert()
     pytester.makeini(f"[pytest]\nllmeval_model = {model}\nllmeval_history = off\nllmeval_batch_size = 16\n")
     out = pytester.path / "out"
@@ -211,7 +210,7 @@ def test_the_arithmetic_suite_runs_and_repeats_exactly(backend, pytester: pytest
 
 
 def test_a_missing_file_in_the_ini_errors_each_item_in_one_line(pytester: pytest.Pytester) -> None:
-    register_scheme(pytester.path)
+    register_llamacpp(pytester.path)
     pytester.syspathinsert()
     pytester.makeini("[pytest]\nllmeval_model = llamacpp:models/missing.gguf\nllmeval_history = off\n")
     pytester.makepyfile(
@@ -232,7 +231,7 @@ def test_a_missing_file_in_the_ini_errors_each_item_in_one_line(pytester: pytest
 
 
 def test_a_relative_path_is_resolved_against_the_rootdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    register_scheme(tmp_path)
+    register_llamacpp(tmp_path)
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "m.gguf").write_bytes(b"not gguf")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -256,7 +255,7 @@ def test_a_sampled_completion_depends_on_its_seed_and_prompt_only(backend) -> No
 
 @needs_llama_cpp
 def test_a_ranked_suite_runs_through_the_plugin(backend, pytester: pytest.Pytester) -> None:
-    register_scheme(pytester.path)
+    register_llamacpp(pytester.path)
     pytester.syspathinsert()
     pytester.makeini(f"[pytest]\nllmeval_model = llamacpp:{backend.path}\nllmeval_history = off\n")
     pytester.makepyfile(
