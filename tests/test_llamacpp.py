@@ -10,7 +10,6 @@ import importlib.util
 import json
 import shutil
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -53,6 +52,7 @@ def backend(llama_cpp, smollm2_gguf: Path):
 
 
 def test_pyproject_registers_the_scheme_and_the_extra() -> None:
+    tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11's tomllib")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["entry-points"]["pytest_llmeval.backends"]["llamacpp"] == "pytest_llmeval.models.llamacpp:make"
     assert any(dep.startswith("llama-cpp-python") for dep in project["optional-dependencies"]["llamacpp"])
