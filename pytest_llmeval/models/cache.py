@@ -219,6 +219,12 @@ class CompletionCache:
             out.append(result)
         return out
 
+    def save_answers(self, backend: Any, requests: Sequence[Any], outputs: Sequence[Any]) -> None:
+        """Store what ``backend`` answered to ``requests``: its fingerprint first (its answers may
+        have completed it, see :meth:`remember`), then the outputs (:meth:`save`)."""
+        self.remember(backend)
+        self.save(requests, outputs)
+
     def save(self, requests: Sequence[Any], outputs: Sequence[Any]) -> None:
         """Store the outputs a backend call returned (not errors; nothing unless writing)."""
         if not self.writes or self._info is None:

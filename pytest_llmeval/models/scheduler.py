@@ -159,9 +159,8 @@ class BatchScheduler:
             for chunk in chunks(window, chunk_size(backend)):
                 outputs = self._call(backend, kind, chunk, sink)
                 self._store(chunk, outputs)
-                if cache is not None:  # the fingerprint first: answers may have completed it
-                    cache.remember(backend)
-                    cache.save([e.request for e in chunk], outputs)
+                if cache is not None:
+                    cache.save_answers(backend, [e.request for e in chunk], outputs)
                 done += len(chunk)
         except Exception as exc:
             # The rest of the window errors with the same cause; none is retried in a loop.

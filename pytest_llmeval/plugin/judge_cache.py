@@ -85,9 +85,8 @@ class CachedJudge:
         backend = self.loaded
         asked = [requests[i] for i in misses]
         outputs = run_batched(backend, asked, kind, progress)
-        if self.cache is not None:  # the fingerprint first: answers may have completed it
-            self.cache.remember(backend)
-            self.cache.save(asked, outputs)
+        if self.cache is not None:
+            self.cache.save_answers(backend, asked, outputs)
         out = list(found)
         for i, output in zip(misses, outputs):
             out[i] = output
