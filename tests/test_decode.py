@@ -94,20 +94,19 @@ def test_the_logits_hook_sees_live_rows_and_steps(tiny_model_dir: Path) -> None:
     tok = backend.tokenizer
     rows = [tok(backend.render(p, chat=True), add_special_tokens=False)["input_ids"] for p in CHAT_PROMPTS[:4]]
     forced = tok.convert_tokens_to_ids(tok.tokenize("two"))[0]
-    seen: list[tuple[list[int], int]] = []
+    seen: list[tuple[list[int], list[int]]] = []
 
-    def hook(logits: torch.Tensor, live: list[int], step: int) -> torch.Tensor:
-        seen.append((list(live), step))
+    def hook(logits: torch.Tensor, live: list[int], steps: list[int]) -> torch.Tensor:
+        seen.append((list(live), list(steps)))
         out = logits.clone()
-        if step == 1:
-            out[:, forced] = 1e9  # every row's second token
+        out[[k for k, s in enumerate(steps) if s == 1], forced] = 1e9  # every row's second token
         return out
 
     with torch.inference_mode():
         decoded = greedy_decode(backend.model, tok, rows, max_new_tokens=3, eos=[tok.eos_token_id],
                                 pad_id=tok.pad_token_id, logits_hook=hook)
-    assert [s for _, s in seen] == list(range(len(seen)))
-    assert seen[0][0] == [0, 1, 2, 3]
+    assert [set(s) for _, s in seen] == [{step} for step in range(len(seen))]
+    assert sorted(seen[0][0]) == [0, 1, 2, 3]
     assert all(d.tokens[1] == forced for d in decoded if len(d.tokens) > 1)
 
 
@@ -117,3 +116,98 @@ def test_the_logits_hook_sees_live_rows_and_steps(tiny_model_dir: Path) -> None:
 )
 def test_common_prefix_leaves_every_row_a_token(rows: list[list[int]], expected: int) -> None:
     assert common_prefix(rows) == expected
+
+
+TEMPLATED = [f"Is {a} bigger than {b}? Answer yes or no." for a, b in [(3, 4), (3, 7), (12, 5), (8, 8)]] + [
+    f"Name one fact about {t}." for t in ("owls", "tea", "the moon")
+]
+
+
+def _rows(backend: Any, prompts: list[str]) -> list[list[int]]:
+    tok = backend.tokenizer
+    return [tok(backend.render(p, chat=True), add_special_tokens=False)["input_ids"] for p in prompts]
+
+
+def test_prompt_tokens_shared_by_some_rows_are_computed_once(tiny_model_dir: Path) -> None:
+    """Past the prefix all rows share, the prompts run as one prefix tree: a token that several
+    prompts have at the same place after the same tokens is computed once."""
+    import torch
+
+    backend = _backend(tiny_model_dir, 8)
+    rows = _rows(backend, TEMPLATED)
+    shared = common_prefix(rows)
+    nodes = {tuple(r[:i]) for r in rows for i in range(shared + 1, len(r) + 1)}
+    store = PrefixCache()
+    with torch.inference_mode():
+        greedy_decode(backend.model, backend.tokenizer, rows, max_new_tokens=2, eos=[backend.tokenizer.eos_token_id],
+                      pad_id=backend.tokenizer.pad_token_id, prefixes=store)
+    assert store.computed_tokens == shared
+    assert store.prompt_tokens == len(nodes) < sum(len(r) - shared for r in rows)
+
+
+def test_waiting_rows_join_as_others_finish(tiny_model_dir: Path) -> None:
+    """With fewer slots than rows, rows join the running ones: no forward pass has more rows than
+    the slots, rows at different steps share a pass, and the outputs are those of one batch."""
+    import functools
+
+    import torch
+
+    backend = _backend(tiny_model_dir, 10)
+    tok = backend.tokenizer
+    prompts = CHAT_PROMPTS + TEMPLATED
+    _no_near_tie(backend, prompts, 10)
+    rows = _rows(backend, prompts)
+    kw: dict[str, Any] = {"max_new_tokens": 10, "eos": [tok.eos_token_id], "pad_id": tok.pad_token_id, "stop": ["o"]}
+    with torch.inference_mode():
+        together = greedy_decode(backend.model, tok, rows, **kw)
+    passes: list[tuple[int, ...]] = []
+    widths: list[int] = []
+    steps_seen: list[set[int]] = []
+    forward = backend.model.forward
+
+    @functools.wraps(forward)
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        passes.append(tuple(kwargs["input_ids"].shape))
+        if kwargs["input_ids"].shape[1] == 1:  # a decoding step (a prefill's mask spans its prefix tree)
+            widths.append(kwargs["attention_mask"].shape[-1])
+        return forward(*args, **kwargs)
+
+    def hook(logits: torch.Tensor, live: list[int], steps: list[int]) -> torch.Tensor:
+        steps_seen.append(set(steps))
+        return logits
+
+    backend.model.forward = recording
+    try:
+        with torch.inference_mode():
+            done: list[int] = []
+            slotted = greedy_decode(backend.model, tok, rows, slots=4, logits_hook=hook, on_done=done.append, **kw)
+    finally:
+        del backend.model.forward
+    assert [(d.tokens, d.reason) for d in slotted] == [(d.tokens, d.reason) for d in together]
+    assert sorted(done) == list(range(len(rows)))
+    decode_rows = [shape[0] for shape in passes if shape[1] == 1]
+    assert max(decode_rows) <= 4
+    assert sum(1 for shape in passes if shape[0] == 1 and shape[1] > 1) > 1  # several admissions
+    assert any(len(s) > 1 for s in steps_seen)  # rows at different steps in one pass
+    # columns that no running row uses any more are dropped when rows join: the cache never
+    # grows past the longest prompt and its new tokens
+    assert max(widths) <= max(len(r) for r in rows) + kw["max_new_tokens"]
+    assert {d.reason for d in slotted} == {"stop", "length"}
+
+
+def test_a_cache_layer_with_room_grows_like_concatenation() -> None:
+    import torch
+
+    from pytest_llmeval.models.kv_cache import new_buffer, roomy_layer
+
+    gen = torch.Generator().manual_seed(0)
+    k, v = torch.randn(2, 3, 5, 4, generator=gen), torch.randn(2, 3, 5, 4, generator=gen)
+    layer = roomy_layer(new_buffer(k, 5, 6), new_buffer(v, 5, 6), 5, room=1)
+    for n in (1, 2, 1):  # the second update outgrows the room
+        k_new, v_new = torch.randn(2, 3, n, 4, generator=gen), torch.randn(2, 3, n, 4, generator=gen)
+        keys, values = layer.update(k_new, v_new)
+        k, v = torch.cat([k, k_new], dim=2), torch.cat([v, v_new], dim=2)
+        assert torch.equal(keys, k) and torch.equal(values, v)
+    assert layer.get_seq_length() == 9
+    layer.batch_select_indices(torch.tensor([1]))
+    assert torch.equal(layer.keys, k[1:]) and torch.equal(layer.values, v[1:])

@@ -391,12 +391,12 @@ CHAT_ITEMS = [
 def test_a_prefix_shared_across_items_is_computed_once_and_changes_no_score(tiny, monkeypatch, batch_size):
     """Chat contexts share the template's header: its key/values are computed once at batch 1
     and reused by every row; totals stay within rounding of the plain algorithm (assert_close)."""
-    from pytest_llmeval.models import decode
+    from pytest_llmeval.models import prefill
 
     model, tok = tiny
     items = [(chat_context(tok, f"{q} ({i})"), choices) for i in range(3) for q, choices in CHAT_ITEMS]
     computed: list[int] = []
-    real = decode._prefix_kv
+    real = prefill.prefix_kv
 
     def spy(model, prefix, store):
         before = store.computed_tokens
@@ -404,16 +404,35 @@ def test_a_prefix_shared_across_items_is_computed_once_and_changes_no_score(tiny
         computed.append(store.computed_tokens - before)
         return out
 
-    monkeypatch.setattr(decode, "_prefix_kv", spy)
+    monkeypatch.setattr(prefill, "prefix_kv", spy)
     ranked = rank_choices(model, tok, items, batch_size=batch_size, target_delimiter="")
     reqs = [(c, ch) for c, choices in items for ch in choices]
     got = [(ll, g) for r in ranked for ll, g in zip(r.loglikelihoods, r.is_greedy)]
     assert_close(got, naive(model, tok, reqs))
     contexts = [tok(c, add_special_tokens=False)["input_ids"] for c, _ in items]
-    header = decode.common_prefix(contexts)  # the template's opening, shared by every context
+    header = prefill.common_prefix(contexts)  # the template's opening, shared by every context
     assert header >= 3
     if batch_size == 1:
         assert computed == []  # a row alone has nobody to share with
     else:  # the header is computed by the first batch only; later batches reuse or extend it
         assert computed[0] >= header
         assert len(computed) == len(range(0, len(items), batch_size)) and sum(computed[1:]) < max(1, len(computed) - 1) * header
+
+
+def test_a_pass_holds_at_most_batch_tokens(tiny, monkeypatch):
+    """Long rows make smaller batches (fewer rows than the batch size), with the same results."""
+    model, tok = tiny
+    reqs = requests_of(ITEMS)
+    want = loglikelihood(model, tok, reqs, batch_size=64)
+    passes: list[tuple[int, int]] = []
+    run = loglik._run_batch
+
+    def recording(model, rows, *args, **kwargs):
+        passes.append((len(rows), max(len(r) for r in rows)))
+        return run(model, rows, *args, **kwargs)
+
+    monkeypatch.setattr(loglik, "_run_batch", recording)
+    monkeypatch.setattr(loglik, "BATCH_TOKENS", 40)
+    assert_close(loglikelihood(model, tok, reqs, batch_size=64), want)
+    assert len(passes) > 2 and any(n > 1 for n, _ in passes)
+    assert all(n == 1 or n * width <= 40 for n, width in passes)

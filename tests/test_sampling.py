@@ -111,12 +111,12 @@ def test_seeded_samples_from_the_fast_loop_equal_transformers_generate(tiny_mode
     def recording_hook(seeds: Any, t: Any, p: Any) -> Any:
         inner = original(seeds, t, p)
 
-        def hook(logits: Any, rows: Any, step: int) -> Any:
+        def hook(logits: Any, rows: Any, steps: Any) -> Any:
             scaled = sampling.nucleus(logits.float() / t, p)
-            noise = torch.stack([sampling.gumbel_noise(seeds[r], step, scaled.shape[-1]) for r in rows])
+            noise = torch.stack([sampling.gumbel_noise(seeds[r], k, scaled.shape[-1]) for r, k in zip(rows, steps)])
             top = torch.topk(scaled + noise, 2, dim=-1).values
             margins.extend((top[:, 0] - top[:, 1]).tolist())
-            return inner(logits, rows, step)
+            return inner(logits, rows, steps)
 
         return hook
 

@@ -21,7 +21,7 @@ def test_defaults_are_greedy_and_pinned() -> None:
 
 def test_every_model_option_reaches_its_setting() -> None:
     values = {"model": "m", "dtype": "float16", "device": "cpu", "batch-size": 3, "seed": 7, "max-new-tokens": 5,
-              "stop": ("END",), "do-sample": True, "temperature": 0.5, "top-p": 0.9, "max-length": 99,
+              "stop": ("END",), "do-sample": True, "temperature": 0.5, "top-p": 0.9, "max-length": 99, "cpu-matmul": "torch",
               "base-url": "http://h/v1", "api-key-env": "K", "concurrency": 3, "request-timeout": 2.5, "max-retries": 1,
               "price-in": 0.5, "price-out": 1.5, "max-cost": 2.0}
     settings = settings_from(values)

@@ -1,39 +1,53 @@
-"""Greedy decoding with a shared prompt prefix computed once and finished rows dropped.
+"""Greedy decoding: the prompts' shared tokens computed once, finished rows replaced by waiting ones.
 
-``model.generate`` runs every row of a batch from its first token to the batch's last step. Here:
+``model.generate`` runs every row of a batch from its first token to the batch's last step, and
+computes every prompt token of every row. Here:
 
-- **a shared prefix is computed once.** The rows of a batch usually start with the same tokens
-  (the chat template's header and system prompt, the same few-shot examples). Their key/value
-  cache is computed once, at batch 1, and copied to every row. Each row is laid out as
-  ``prefix | padding | own tokens``; the padding has attention-mask zeros and the position ids
-  come from the mask's running count, so every token sits at the position it has without the
-  sharing (that of left padding).
-- **finished rows stop computing.** A row that produced an end-of-sequence token, completed a
-  stop string or reached ``max_new_tokens`` leaves the batch: its cache rows are dropped once
-  enough rows have finished (:data:`COMPACT_FRACTION`), so later steps run only the live rows.
+- **shared prompt tokens are computed once.** Prompts are taken in token order, so neighbours
+  share their longest prefixes (the chat template's header, a few-shot block, a question's
+  template). The tokens every admitted prompt shares come from a key/value cache computed once
+  at batch 1 (:class:`PrefixCache`, kept across calls of one run). The remaining tokens of all
+  admitted prompts form a prefix tree that runs as one sequence: each token is one node, at the
+  position it has in its prompt, and attends to the shared tokens and its ancestors only (a 4D
+  additive mask). Each prompt then takes its path's keys and values, left padded.
+- **finished rows make room.** A row that produced an end-of-sequence token, completed a stop
+  string or reached ``max_new_tokens`` leaves the batch; once at least :data:`REFILL_FRACTION`
+  of the ``slots`` are free, waiting prompts are prefilled and join the rows being decoded
+  (continuous batching). Each row keeps its own positions, so rows at different steps share a
+  forward pass.
 
 Greedy semantics are those of ``model.generate(do_sample=False)``: the float32 argmax of the last
 position's logits (first index on ties), the end-of-sequence ids and transformers' own
 ``StopStringCriteria`` (same stopping step), ``max_new_tokens`` steps at most.
 
-The hook: ``logits_hook(logits, rows, step)`` gets the float32 logits of the live rows
-(``[B, V]``), the index of each of those rows in the caller's list, and the step (0 for the
-first new token; every live row is at the same step). It returns the logits to take the argmax
-of, e.g. per-row sampling noise derived from each row's seed and the step.
+The hook: ``logits_hook(logits, rows, steps)`` gets the float32 logits of the rows choosing a
+token (``[B, V]``), the index of each of those rows in the caller's list, and each row's step
+(0 for its first new token). It returns the logits to take the argmax of, e.g. per-row sampling
+noise derived from each row's seed and step.
 """
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from pytest_llmeval.models.kv_cache import cache_kwarg, layered_cache, new_buffer, place_right, returned_cache, roomy_cache
+from pytest_llmeval.models.prefill import PrefixCache, common_prefix, prefill
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-LogitsHook = Callable[["torch.Tensor", Sequence[int], int], "torch.Tensor"]
+__all__ = ["Decoded", "PrefixCache", "can_decode", "common_prefix", "greedy_decode"]
+
+LogitsHook = Callable[["torch.Tensor", Sequence[int], Sequence[int]], "torch.Tensor"]
+REFILL_FRACTION = 0.25
+"""Admit waiting prompts once at least this share of the slots is free."""
 COMPACT_FRACTION = 0.125
 """Drop finished rows from the batch once they are at least this share of it."""
+ROOM = 16
+"""Cache columns allocated ahead of the rows' new tokens (a layer's buffer grows by as many when full)."""
 
 
 @dataclass
@@ -44,19 +58,14 @@ class Decoded:
     reason: str  # "stop" (end of sequence or stop string) or "length"
 
 
-@dataclass
-class PrefixCache:
-    """Key/value caches of shared prefixes, computed at batch 1 and reused across batches of one call."""
-
-    entries: dict[tuple[int, ...], Any] = field(default_factory=dict)
-    computed_tokens: int = 0  # prefix tokens run through the model (for the benchmarks)
-
-
 def can_decode(model: Any) -> bool:
     """Whether this loop can drive ``model``: a decoder-only model with full attention in every
-    layer, taking position ids, ``logits_to_keep`` and a transformers ``DynamicCache`` made of layers."""
+    layer, an attention that takes a custom 4D mask (sdpa, eager), position ids,
+    ``logits_to_keep`` and a transformers ``DynamicCache`` made of layers."""
     config = getattr(model, "config", None)
     if config is None or getattr(config, "is_encoder_decoder", False):
+        return False
+    if getattr(config, "_attn_implementation", None) not in ("sdpa", "eager"):
         return False
     if getattr(config, "sliding_window", None) or getattr(config, "attention_chunk_size", None):
         return False
@@ -67,80 +76,7 @@ def can_decode(model: Any) -> bool:
     except (TypeError, ValueError):
         return False
     takes = "position_ids" in params and "logits_to_keep" in params
-    return takes and ("cache" in params or "past_key_values" in params) and _layered_cache()
-
-
-def _layered_cache() -> bool:
-    try:
-        from transformers import DynamicCache
-
-        return "config" in inspect.signature(DynamicCache.__init__).parameters and hasattr(DynamicCache(), "layers")
-    except Exception:  # an older transformers: its cache has another shape
-        return False
-
-
-def _cache_kwarg(model: Any) -> str:
-    params = inspect.signature(model.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
-
-
-def common_prefix(rows: Sequence[Sequence[int]]) -> int:
-    """Length of the longest token prefix every row shares, leaving each row one token of its own."""
-    n = min(len(r) for r in rows) - 1
-    first = rows[0]
-    for row in rows[1:]:
-        i = 0
-        while i < n and row[i] == first[i]:
-            i += 1
-        n = i
-    return max(n, 0)
-
-
-def _prefix_kv(model: Any, prefix: tuple[int, ...], store: PrefixCache) -> list[tuple[Any, Any]]:
-    """The key/values of ``prefix`` at batch 1: a stored longer prefix's first positions, or a
-    stored shorter prefix extended by the tokens it lacks, or computed from scratch."""
-    import torch
-
-    if prefix in store.entries:
-        return store.entries[prefix]
-    n = len(prefix)
-    for key, kv in store.entries.items():
-        if len(key) > n and key[:n] == prefix:
-            store.entries[prefix] = [(k[:, :, :n], v[:, :, :n]) for k, v in kv]
-            return store.entries[prefix]
-    base = max((key for key in store.entries if key == prefix[: len(key)]), key=len, default=())
-    device = next(model.parameters()).device
-    ids = torch.tensor([list(prefix[len(base) :])], dtype=torch.long, device=device)
-    kwargs: dict[str, Any] = {}
-    if base:
-        kwargs[_cache_kwarg(model)] = _batch_cache(model, store.entries[base], 1)
-    out = model(
-        input_ids=ids,
-        attention_mask=torch.ones((1, n), dtype=torch.long, device=device),
-        position_ids=torch.arange(len(base), n, device=device)[None],
-        use_cache=True,
-        logits_to_keep=1,
-        **kwargs,
-    )
-    cache = _returned_cache(out)
-    store.entries[prefix] = [(layer.keys, layer.values) for layer in cache.layers]
-    store.computed_tokens += n - len(base)
-    return store.entries[prefix]
-
-
-def _returned_cache(out: Any) -> Any:
-    """The cache a forward pass returned (``cache`` in recent transformers, ``past_key_values`` before)."""
-    cache = out.get("cache") if hasattr(out, "get") else None
-    return cache if cache is not None else out.past_key_values
-
-
-def _batch_cache(model: Any, kv: list[tuple[Any, Any]], batch: int) -> Any:
-    from transformers import DynamicCache
-
-    cache = DynamicCache(config=model.config)
-    for i, (k, v) in enumerate(kv):
-        cache.update(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1), i)
-    return cache
+    return takes and ("cache" in params or "past_key_values" in params) and layered_cache()
 
 
 def _stop_criteria(tokenizer: Any, stop: Sequence[str]) -> Any:
@@ -149,6 +85,133 @@ def _stop_criteria(tokenizer: Any, stop: Sequence[str]) -> Any:
     from transformers.generation.stopping_criteria import StopStringCriteria
 
     return StopStringCriteria(tokenizer=tokenizer, stop_strings=list(stop))
+
+
+# ----------------------------------------------------------------------------- decoding
+
+
+class _Batch:
+    """The rows being decoded: their cache, mask (cache columns), next input, and bookkeeping."""
+
+    def __init__(self, pad_id: int, eos: Sequence[int], room: int) -> None:
+        import torch
+
+        self.room = room  # cache columns to allocate ahead of the rows' new tokens
+        self.pad_id = pad_id
+        self.eos = torch.tensor(sorted(set(eos)), dtype=torch.long) if eos else None
+        self.cache: Any = None
+        self.mask = torch.zeros((0, 0), dtype=torch.long)
+        self.next_ids = torch.zeros(0, dtype=torch.long)
+        self.next_pos = torch.zeros(0, dtype=torch.long)
+        self.alive = torch.zeros(0, dtype=torch.bool)
+        self.live: list[int] = []  # the caller's index of each row
+        self.steps: list[int] = []  # each row's next step
+        self.history: list[list[int]] = []  # each row's prompt and new tokens: what the stop criteria read
+
+    def __len__(self) -> int:
+        return len(self.live)
+
+    def running(self) -> int:
+        return int(self.alive.sum())
+
+    def add(self, model: Any, buffers: Sequence[tuple[Any, Any]], mask: "torch.Tensor", rows: Sequence[Sequence[int]],
+            index: Sequence[int]) -> None:
+        """Join prefilled rows (``buffers`` and ``mask`` from :func:`_prefill`); their first token is
+        chosen next, by :meth:`advance`."""
+        import torch
+
+        n = len(index)
+        positions = torch.tensor([len(r) for r in rows], dtype=torch.long)
+        width = mask.shape[1]
+        if self.cache is not None:  # one new buffer: the running rows, then the new ones, right-aligned
+            old = self.mask[:, int((self.mask.cumsum(1) == 0).sum(1).min()) :]  # columns no running row uses: gone
+            width = max(old.shape[1], width)
+            merged = []
+            for layer, new in zip(self.cache.layers, list(buffers)):
+                pair = []
+                for held, added in ((layer.keys, new[0]), (layer.values, new[1])):
+                    buf = new_buffer(held[:, :, held.shape[2] - old.shape[1] :], width, width + self.room, len(self) + n)
+                    place_right(buf[len(self) :], added[:, :, : mask.shape[1]], width)
+                    pair.append(buf)
+                merged.append((pair[0], pair[1]))
+                layer.k_buf = layer.v_buf = layer.keys = layer.values = None  # free as we go: one layer's copy at a time
+            pad = lambda m: torch.cat([torch.zeros((m.shape[0], width - m.shape[1]), dtype=m.dtype), m], dim=1)  # noqa: E731
+            buffers, mask = merged, torch.cat([pad(old), pad(mask)])
+        self.cache, self.mask = roomy_cache(model, buffers, width, self.room), mask
+        self.next_pos = torch.cat([self.next_pos, positions])
+        self.next_ids = torch.cat([self.next_ids, torch.full((n,), self.pad_id, dtype=torch.long)])
+        self.alive = torch.cat([self.alive, torch.ones(n, dtype=torch.bool)])
+        self.live += list(index)
+        self.steps += [0] * n
+        self.history += [list(r) for r in rows]
+
+    def step(self, model: Any) -> "torch.Tensor":
+        """One forward pass of every row's next token; the last position's logits."""
+        import torch
+
+        device = next(model.parameters()).device
+        self.mask = torch.cat([self.mask, torch.ones((len(self), 1), dtype=torch.long)], dim=1)
+        out = model(
+            input_ids=self.next_ids[:, None].to(device),
+            attention_mask=self.mask.to(device),
+            position_ids=self.next_pos[:, None].to(device),
+            use_cache=True,
+            logits_to_keep=1,
+            **{cache_kwarg(model): self.cache},
+        )
+        self.cache = returned_cache(out)
+        self.next_pos = self.next_pos + 1
+        return out.logits[:, -1, :]
+
+    def advance(self, which: Sequence[int], tokens: "torch.Tensor", criteria: Any, max_new: int,
+                out: list[list[int]], reasons: list[str | None]) -> list[int]:
+        """Take ``tokens`` for the batch rows ``which``; returns the caller's indices that finished."""
+        import torch
+
+        for b, token in zip(which, tokens.tolist()):
+            self.history[b].append(token)
+            self.steps[b] += 1
+        is_eos = torch.isin(tokens, self.eos) if self.eos is not None else torch.zeros(len(which), dtype=torch.bool)
+        stopped = None
+        if criteria is not None:
+            width = max(len(self.history[b]) for b in which)
+            ids = torch.full((len(which), width), self.pad_id, dtype=torch.long)
+            for k, b in enumerate(which):
+                ids[k, width - len(self.history[b]) :] = torch.tensor(self.history[b], dtype=torch.long)
+            stopped = criteria(ids, None).to("cpu")
+        finished = []
+        for k, b in enumerate(which):
+            r = self.live[b]
+            if bool(is_eos[k]):
+                reasons[r] = "stop"
+            else:
+                out[r].append(self.history[b][-1])
+                if stopped is not None and bool(stopped[k]):
+                    reasons[r] = "stop"
+                elif self.steps[b] >= max_new:
+                    reasons[r] = "length"
+            if reasons[r] is not None:
+                self.alive[b] = False
+                finished.append(r)
+        self.next_ids[list(which)] = tokens
+        self.next_ids = self.next_ids.masked_fill(~self.alive, self.pad_id)
+        return finished
+
+    def compact(self, model: Any) -> None:
+        """Drop finished rows from the batch."""
+        keep = self.alive.nonzero().flatten()
+        if len(keep) == len(self):
+            return
+        if len(keep) == 0:
+            self.cache, self.mask = None, self.mask[:0, :0]
+        else:
+            self.cache.batch_select_indices(keep.to(next(model.parameters()).device))
+            self.mask = self.mask[keep]
+        self.next_ids, self.next_pos, self.alive = self.next_ids[keep], self.next_pos[keep], self.alive[keep]
+        kept = keep.tolist()
+        self.live = [self.live[i] for i in kept]
+        self.steps = [self.steps[i] for i in kept]
+        self.history = [self.history[i] for i in kept]
 
 
 def greedy_decode(
@@ -163,100 +226,48 @@ def greedy_decode(
     prefixes: PrefixCache | None = None,
     share_prefix: bool = True,
     logits_hook: LogitsHook | None = None,
+    slots: int | None = None,
+    on_done: Callable[[int], None] | None = None,
 ) -> list[Decoded]:
-    """Greedy continuations of token ``rows`` (see the module docstring); call under inference mode."""
+    """Greedy continuations of token ``rows`` (see the module docstring); call under inference mode.
+
+    ``slots``: at most this many rows in a forward pass (default: all). ``on_done(i)`` is called
+    when row ``i`` has finished."""
     import torch
 
-    device = next(model.parameters()).device
     n = len(rows)
+    out: list[list[int]] = [[] for _ in range(n)]
+    reasons: list[str | None] = [None] * n
+    if max_new_tokens <= 0:
+        return [Decoded([], "length") for _ in range(n)]
     store = prefixes if prefixes is not None else PrefixCache()
-    shared = common_prefix(rows) if share_prefix and n else 0
-    cache = None
-    if shared:
-        cache = _batch_cache(model, _prefix_kv(model, tuple(rows[0][:shared]), store), n)
-    width = max(len(r) - shared for r in rows)
-    ids = torch.full((n, width), pad_id, dtype=torch.long)
-    mask = torch.zeros((n, shared + width), dtype=torch.long)
-    mask[:, :shared] = 1
-    for j, row in enumerate(rows):  # own tokens right-aligned: padding sits between prefix and them
-        own = list(row[shared:])
-        ids[j, width - len(own) :] = torch.tensor(own, dtype=torch.long)
-        mask[j, shared + width - len(own) :] = 1
-    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)[:, shared:]
-    state = _Rows(rows, pad_id, eos)
+    slots = max(1, slots or n)
     criteria = _stop_criteria(tokenizer, stop)
-    key = _cache_kwarg(model)
-    step_ids, step_pos = ids, positions
-    for step in range(max_new_tokens):
-        out = model(
-            input_ids=step_ids.to(device),
-            attention_mask=mask.to(device),
-            position_ids=step_pos.to(device),
-            use_cache=True,
-            logits_to_keep=1,
-            **{key: cache},
-        )
-        cache = _returned_cache(out)
-        logits = out.logits[:, -1, :].to(dtype=torch.float32)
+    waiting = deque(sorted(range(n), key=lambda i: list(rows[i])))  # token order: neighbours share prefixes
+    batch = _Batch(pad_id, eos, room=min(max_new_tokens + 1, ROOM))
+
+    def choose(logits: "torch.Tensor", which: list[int]) -> None:
+        logits = logits.to(dtype=torch.float32)
         if logits_hook is not None:
-            logits = logits_hook(logits, list(state.live), step)
-        nxt = logits.argmax(dim=-1).to("cpu")
-        state.advance(nxt, criteria, last=step + 1 == max_new_tokens)
-        if not bool(state.alive.any()) or step + 1 == max_new_tokens:
-            break
-        mask = torch.cat([mask, torch.ones((len(state.live), 1), dtype=torch.long)], dim=1)
-        step_ids, step_pos = nxt.masked_fill(~state.alive, pad_id)[:, None], step_pos[:, -1:] + 1
-        finished = int((~state.alive).sum())
-        if finished >= max(1, COMPACT_FRACTION * len(state.live)):
-            keep = state.alive.nonzero().flatten()
-            cache.batch_select_indices(keep.to(device))
-            state.select(keep)
-            mask, step_ids, step_pos = mask[keep], step_ids[keep], step_pos[keep]
-    return state.results()
+            logits = logits_hook(logits, [batch.live[b] for b in which], [batch.steps[b] for b in which])
+        tokens = logits.argmax(dim=-1).to("cpu")
+        for r in batch.advance(which, tokens, criteria, max_new_tokens, out, reasons):
+            if on_done is not None:
+                on_done(r)
 
-
-class _Rows:
-    """The rows of a batch being decoded: which are still running, their tokens, why they stopped."""
-
-    def __init__(self, rows: Sequence[Sequence[int]], pad_id: int, eos: Sequence[int]) -> None:
-        import torch
-
-        n = len(rows)
-        width = max(len(r) for r in rows)
-        # what the stop criteria read: each row's whole prompt (left padded), then its new tokens
-        self.history = torch.full((n, width), pad_id, dtype=torch.long)
-        for j, row in enumerate(rows):
-            self.history[j, width - len(row) :] = torch.tensor(list(row), dtype=torch.long)
-        self.pad_id = pad_id
-        self.eos = torch.tensor(sorted(set(eos)), dtype=torch.long) if eos else None
-        self.live = list(range(n))  # the caller's index of each batch row
-        self.alive = torch.ones(n, dtype=torch.bool)
-        self.generated: list[list[int]] = [[] for _ in range(n)]
-        self.reasons: list[str | None] = [None] * n
-
-    def advance(self, nxt: "torch.Tensor", criteria: Any, *, last: bool) -> None:
-        import torch
-
-        tokens = nxt.masked_fill(~self.alive, self.pad_id)
-        self.history = torch.cat([self.history, tokens[:, None]], dim=1)
-        is_eos = torch.isin(tokens, self.eos) if self.eos is not None else torch.zeros_like(self.alive)
-        stopped = criteria(self.history, None).to("cpu") if criteria is not None else torch.zeros_like(self.alive)
-        for b in self.alive.nonzero().flatten().tolist():
-            r = self.live[b]
-            if bool(is_eos[b]):
-                self.reasons[r] = "stop"
-            else:
-                self.generated[r].append(int(tokens[b]))
-                if bool(stopped[b]):
-                    self.reasons[r] = "stop"
-                elif last:
-                    self.reasons[r] = "length"
-            if self.reasons[r] is not None:
-                self.alive[b] = False
-
-    def select(self, keep: "torch.Tensor") -> None:
-        self.history, self.alive = self.history[keep], self.alive[keep]
-        self.live = [self.live[int(i)] for i in keep]
-
-    def results(self) -> list[Decoded]:
-        return [Decoded(tokens, reason or "length") for tokens, reason in zip(self.generated, self.reasons)]
+    while waiting or batch.running():
+        free = slots - batch.running()
+        if waiting and (not batch.running() or free >= max(1, REFILL_FRACTION * slots)):
+            batch.compact(model)
+            take = [waiting.popleft() for _ in range(min(free, len(waiting)))]
+            buffers, mask, logits = prefill(model, [rows[i] for i in take], store, share_prefix, batch.room)
+            start = len(batch)
+            batch.add(model, buffers, mask, [rows[i] for i in take], take)
+            choose(logits, list(range(start, len(batch))))
+        if batch.running():
+            running = batch.alive.nonzero().flatten()
+            logits = batch.step(model)
+            choose(logits[running.to(logits.device)], running.tolist())
+            if len(batch) - batch.running() >= max(1, COMPACT_FRACTION * len(batch)):
+                batch.compact(model)
+    return [Decoded(tokens, reason or "length") for tokens, reason in zip(out, reasons)]

@@ -152,7 +152,10 @@ class HFBackend:
         return model_max_length(self.model, self.tokenizer)
 
     def describe(self) -> str:
-        return f"{self.settings.model or self.source} on {self.device} ({self.dtype})"
+        from pytest_llmeval.models.cpu_matmul import _float32_cpu, onednn_checks_out
+
+        onednn = self.settings.cpu_matmul == "auto" and _float32_cpu(self.model) and onednn_checks_out()
+        return f"{self.settings.model or self.source} on {self.device} ({self.dtype}{', oneDNN matmul' if onednn else ''})"
 
     def check(self) -> str | None:
         """A test that left the model in training mode: put it back in eval mode and say so."""
@@ -221,6 +224,12 @@ class HFBackend:
                 out[i] = completion
         return [c for c in out if c is not None]
 
+    def _kernels(self) -> Any:
+        """The block the model runs in: its linear layers on oneDNN on a CPU (:mod:`.cpu_matmul`)."""
+        from pytest_llmeval.models.cpu_matmul import onednn_linears
+
+        return onednn_linears(self.model, self.settings.cpu_matmul)
+
     def _generate_rendered(
         self,
         prompts: Sequence[str],
@@ -232,27 +241,90 @@ class HFBackend:
     ) -> list[Completion]:
         """``seeds``: one sample seed per prompt; when every prompt has one and the settings
         sample, each row is drawn with its own seed (:mod:`.sampling`), whatever its batch."""
-        import torch
-
         self._check_mode()
         tok = self.tokenizer
         limit = max(1, self.max_length() - settings.max_new_tokens)
         full = [tok(p, add_special_tokens=add_special_tokens)["input_ids"] for p in prompts]
         encoded = [ids[-limit:] for ids in full]
-        # Longest first: memory trouble shows up on the first batch, and rows of a batch have similar lengths.
-        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
-        results: list[Completion | None] = [None] * len(prompts)
         size = self.batch_size()
+        row_seeds = list(seeds) if seeds is not None and all(s is not None for s in seeds) else None
+        with self._kernels():
+            if self._decodes(settings, row_seeds):
+                produced = self._decode_all(encoded, settings, size, row_seeds, progress)
+            else:
+                produced = self._generate_batches(encoded, settings, size, row_seeds, progress)
+        return [
+            Completion(
+                text,
+                prompt=prompts[i],
+                tokens_in=len(encoded[i]),
+                tokens_out=n_out,
+                latency_s=seconds,
+                finish_reason=reason,
+                truncated=len(full[i]) - len(encoded[i]),
+            )
+            for i, (text, n_out, reason, seconds) in enumerate(produced)
+        ]
+
+    def _decodes(self, settings: GenerationSettings, row_seeds: Sequence[int] | None) -> bool:
+        """Whether :mod:`.decode` runs this call: greedy, or sampling with a seed per row."""
+        from pytest_llmeval.models.decode import can_decode
+
+        seeded = settings.do_sample and row_seeds is not None
+        return self.fast_decode and (seeded or not settings.do_sample) and can_decode(self.model)
+
+    def _decode_all(
+        self, rows: Sequence[list[int]], settings: GenerationSettings, slots: int,
+        row_seeds: Sequence[int] | None, progress: Progress | None,
+    ) -> list[tuple[str, int, str, float]]:
+        """All rows through :func:`.decode.greedy_decode`, at most ``slots`` at a time: shared prompt
+        tokens computed once, finished rows replaced by waiting ones (on CUDA out of memory: half the slots)."""
+        import torch
+
+        from pytest_llmeval.models.decode import greedy_decode
+        from pytest_llmeval.models.sampling import seeded_hook
+
+        tok = self.tokenizer
+        hook = seeded_hook(list(row_seeds), settings.temperature, settings.top_p) if settings.do_sample and row_seeds else None
+        done = (lambda _row: progress(1)) if progress is not None else None
+        while True:
+            started = time.perf_counter()
+            try:
+                with torch.inference_mode():
+                    decoded = greedy_decode(
+                        self.model, tok, rows, max_new_tokens=settings.max_new_tokens, eos=sorted(self._eos_ids()),
+                        pad_id=self._pad_id(), stop=settings.stop or (), prefixes=PrefixCache(),
+                        share_prefix=self.share_prefix, logits_hook=hook, slots=slots, on_done=done,
+                    )
+                break
+            except torch.cuda.OutOfMemoryError:
+                if slots == 1:
+                    raise
+                torch.cuda.empty_cache()
+                slots = max(1, slots // 2)
+        seconds = (time.perf_counter() - started) / max(1, len(rows))
+        return [self._finish(d.tokens, d.reason, settings, seconds) for d in decoded]
+
+    def _generate_batches(
+        self, rows: Sequence[list[int]], settings: GenerationSettings, size: int,
+        row_seeds: Sequence[int] | None, progress: Progress | None,
+    ) -> list[tuple[str, int, str, float]]:
+        """transformers' ``generate`` in batches of similar lengths (unseeded sampling, other models)."""
+        import torch
+
+        # Longest first: memory trouble shows up on the first batch, and rows of a batch have similar lengths.
+        order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
+        results: list[tuple[str, int, str, float] | None] = [None] * len(rows)
         start = 0
         batch_index = 0
-        prefixes = PrefixCache()  # shared prefixes, computed once per call (the weights may change between calls)
         while start < len(order):
             idx = order[start : start + size]
+            seed_everything(self.settings.seed + batch_index)
+            started = time.perf_counter()
             try:
-                row_seeds = [seeds[i] for i in idx] if seeds is not None and all(s is not None for s in seeds) else None
-                batch = self._generate_batch(
-                    [encoded[i] for i in idx], settings, seed=self.settings.seed + batch_index, row_seeds=row_seeds,
-                    prefixes=prefixes,
+                produced = self._generate_with_transformers(
+                    [rows[i] for i in idx], settings, self._pad_id(), sorted(self._eos_ids()),
+                    [row_seeds[i] for i in idx] if row_seeds is not None else None,
                 )
             except torch.cuda.OutOfMemoryError:
                 if size == 1:
@@ -260,21 +332,27 @@ class HFBackend:
                 torch.cuda.empty_cache()
                 size = max(1, size // 2)
                 continue
-            for i, (text, n_out, reason, seconds) in zip(idx, batch):
-                results[i] = Completion(
-                    text,
-                    prompt=prompts[i],
-                    tokens_in=len(encoded[i]),
-                    tokens_out=n_out,
-                    latency_s=seconds,
-                    finish_reason=reason,
-                    truncated=len(full[i]) - len(encoded[i]),
-                )
+            seconds = (time.perf_counter() - started) / len(idx)
+            for i, (tokens, reason) in zip(idx, produced):
+                results[i] = self._finish(tokens, reason, settings, seconds)
             if progress is not None:
                 progress(len(idx))
             start += len(idx)
             batch_index += 1
         return [r for r in results if r is not None]
+
+    def _pad_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        return pad if pad is not None else 0
+
+    def _finish(self, tokens: list[int], reason: str, settings: GenerationSettings, seconds: float) -> tuple[str, int, str, float]:
+        """A row's text (cut at the first stop string), token count, finish reason and seconds."""
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        if settings.stop:
+            hits = [text.find(s) for s in settings.stop if s and s in text]
+            if hits:
+                text, reason = text[: min(hits)], "stop"
+        return text, len(tokens), reason, seconds
 
     def _eos_ids(self) -> set[int]:
         ids: set[int] = set()
@@ -285,48 +363,6 @@ class HFBackend:
             elif isinstance(value, (list, tuple)):
                 ids.update(int(v) for v in value)
         return ids
-
-    def _generate_batch(
-        self,
-        rows: Sequence[list[int]],
-        settings: GenerationSettings,
-        *,
-        seed: int,
-        row_seeds: Sequence[int] | None = None,
-        prefixes: Any = None,
-    ) -> list[tuple[str, int, str, float]]:
-        import torch
-
-        from pytest_llmeval.models.decode import can_decode, greedy_decode
-        from pytest_llmeval.models.sampling import seeded_hook
-
-        tok = self.tokenizer
-        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-        eos = sorted(self._eos_ids())
-        seed_everything(seed)
-        started = time.perf_counter()
-        seeded = settings.do_sample and row_seeds is not None
-        if self.fast_decode and (seeded or not settings.do_sample) and can_decode(self.model):
-            # Per-row seeded sampling runs in the same loop: the hook draws each row's token.
-            hook = seeded_hook(list(row_seeds or ()), settings.temperature, settings.top_p) if seeded else None
-            with torch.inference_mode():
-                decoded = greedy_decode(
-                    self.model, tok, rows, max_new_tokens=settings.max_new_tokens, eos=eos, pad_id=pad,
-                    stop=settings.stop or (), prefixes=prefixes, share_prefix=self.share_prefix, logits_hook=hook,
-                )
-            produced = [(d.tokens, d.reason) for d in decoded]
-        else:
-            produced = self._generate_with_transformers(rows, settings, pad, eos, row_seeds)
-        seconds = (time.perf_counter() - started) / len(rows)
-        results = []
-        for tokens, reason in produced:
-            text = tok.decode(tokens, skip_special_tokens=True)
-            if settings.stop:
-                hits = [text.find(s) for s in settings.stop if s and s in text]
-                if hits:
-                    text, reason = text[: min(hits)], "stop"
-            results.append((text, len(tokens), reason, seconds))
-        return results
 
     def _generate_with_transformers(
         self, rows: Sequence[list[int]], settings: GenerationSettings, pad: int, eos: list[int],
@@ -391,14 +427,15 @@ class HFBackend:
 
         self._check_mode()
         conts = [continuations] if isinstance(continuations, str) else list(continuations)
-        (ranked,) = rank_choices(
-            self.model,
-            self.tokenizer,
-            [(context, conts)],
-            batch_size=self.batch_size(),
-            target_delimiter="",
-            max_length=self.max_length(),
-        )
+        with self._kernels():
+            (ranked,) = rank_choices(
+                self.model,
+                self.tokenizer,
+                [(context, conts)],
+                batch_size=self.batch_size(),
+                target_delimiter="",
+                max_length=self.max_length(),
+            )
         return ranked
 
     def run_rank(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Ranked]:
@@ -422,15 +459,16 @@ class HFBackend:
                     items.append((context, list(req.choices), req.continuation))
                 else:
                     items.append((context, list(req.choices)))
-            ranked = rank_choices(
-                self.model,
-                self.tokenizer,
-                items,
-                batch_size=self.batch_size(),
-                target_delimiter=delimiter,
-                max_length=self.max_length(),
-                progress=progress,
-            )
+            with self._kernels():
+                ranked = rank_choices(
+                    self.model,
+                    self.tokenizer,
+                    items,
+                    batch_size=self.batch_size(),
+                    target_delimiter=delimiter,
+                    max_length=self.max_length(),
+                    progress=progress,
+                )
             for i, r in zip(indices, ranked):
                 out[i] = r
         return [r for r in out if r is not None]

@@ -43,6 +43,9 @@ __all__ = [
 ]
 
 DEFAULT_MAX_LENGTH = 2048
+BATCH_TOKENS = 8192
+"""Most padded tokens in one scoring forward pass (fewer rows than the batch size when rows are
+long): the activations of a pass grow with its tokens, and the peak memory with them."""
 _TOKENIZER_INFINITY = 1000000000000000019884624838656
 
 
@@ -238,8 +241,11 @@ def _score(
     rowless = left_in_group.count(0)  # items whose requests all repeat other items'
     prefixes = PrefixCache() if share_context else None  # prefixes shared across items, computed once per call
     with torch.inference_mode():
-        for start in range(0, len(rows), batch_size):
-            chunk = rows[start : start + batch_size]
+        start = 0
+        while start < len(rows):
+            # at most batch_size rows and BATCH_TOKENS padded tokens (the first row is the widest)
+            chunk = rows[start : start + max(1, min(batch_size, BATCH_TOKENS // max(1, len(rows[start]))))]
+            start += len(chunk)
             began = time.perf_counter()
             for index, total, greedy in _run_batch(model, chunk, packed, int(pad_id), prefixes):
                 results[index] = (total, greedy)

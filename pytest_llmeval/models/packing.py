@@ -225,10 +225,11 @@ def _run_batch(
     if packed:
         kwargs.update(_packed_inputs(model, rows, shared, width, device))
     if shared:
-        from pytest_llmeval.models.decode import _batch_cache, _cache_kwarg, _prefix_kv
+        from pytest_llmeval.models.kv_cache import batch_cache, cache_kwarg
+        from pytest_llmeval.models.prefill import prefix_kv
 
-        kv = _prefix_kv(model, tuple(rows[0].tokens[:shared]), prefixes)
-        kwargs[_cache_kwarg(model)] = _batch_cache(model, kv, batch)
+        kv = prefix_kv(model, tuple(rows[0].tokens[:shared]), prefixes)
+        kwargs[cache_kwarg(model)] = batch_cache(model, kv, batch)
         kwargs["use_cache"] = True
     logits = _kept_logits(model, kwargs, keep.to(device))
     logprobs = torch.log_softmax(logits.float(), dim=-1)

@@ -128,10 +128,10 @@ def seeded_hook(seeds: Sequence[int], temperature: float | None, top_p: float | 
     step, and the returned logits are 0 on the sampled token and -inf elsewhere, so the loop's
     argmax picks it. Rows leaving the batch early do not shift the others' noise."""
 
-    def hook(logits: Any, rows: Sequence[int], step: int) -> Any:
+    def hook(logits: Any, rows: Sequence[int], steps: Sequence[int]) -> Any:
         import torch
 
-        tokens = sample_next(logits, [seeds[r] for r in rows], [step] * len(rows), temperature, top_p)
+        tokens = sample_next(logits, [seeds[r] for r in rows], list(steps), temperature, top_p)
         out = torch.full_like(logits, float("-inf"))
         out.scatter_(-1, tokens.unsqueeze(-1), 0.0)
         return out

@@ -1,0 +1,73 @@
+"""oneDNN's linear for the model's layers on a CPU: same float32 results within rounding, scoped, off for training."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from pytest_llmeval.models.cpu_matmul import onednn_checks_out, onednn_linears  # noqa: E402
+from pytest_llmeval.settings import LLMSettings, SettingsError  # noqa: E402
+
+needs_onednn = pytest.mark.skipif(not onednn_checks_out(), reason="this torch has no usable oneDNN linear")
+
+
+def _net() -> torch.nn.Module:
+    gen = torch.Generator().manual_seed(3)
+    net = torch.nn.Sequential(torch.nn.Linear(64, 48), torch.nn.ReLU(), torch.nn.Linear(48, 10, bias=False))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen))
+    return net
+
+
+@needs_onednn
+def test_linear_layers_use_onednn_inside_the_block_only() -> None:
+    net = _net()
+    x = torch.randn(5, 7, 64, generator=torch.Generator().manual_seed(4))
+    with torch.inference_mode():
+        want = net(x)
+        with onednn_linears(net) as switched:
+            assert switched == 2
+            assert all("forward" in vars(m) for m in net if isinstance(m, torch.nn.Linear))
+            got = net(x)
+    assert not any("forward" in vars(m) for m in net)
+    # each output is float32 dot products of length 64 (+ bias), then 48: within twice the float32
+    # bound of an unordered sum, K * 2**-24 * sum|terms|, of the exact values (both ways) at each layer
+    first, second = net[0], net[2]
+    h = torch.relu(x @ first.weight.T + first.bias)
+    bound_h = 2 * 65 * 2.0**-24 * (x.abs() @ first.weight.abs().T + first.bias.abs())
+    bound = 2 * 48 * 2.0**-24 * (h.abs() @ second.weight.abs().T) + bound_h @ second.weight.abs().T
+    assert ((got - want).abs() <= bound).all()
+    assert not torch.equal(got, torch.zeros_like(got))
+
+
+@needs_onednn
+def test_training_keeps_torchs_linear_and_its_gradients() -> None:
+    net = _net()
+    x = torch.randn(3, 64, generator=torch.Generator().manual_seed(5))
+    with onednn_linears(net):
+        net(x).sum().backward()
+    assert net[0].weight.grad is not None and net[0].weight.grad.abs().sum() > 0
+
+
+def test_torch_mode_and_other_dtypes_switch_nothing() -> None:
+    with onednn_linears(_net(), "torch") as switched:
+        assert switched == 0
+    with onednn_linears(_net().to(torch.float64)) as switched:
+        assert switched == 0
+
+
+def test_an_outer_block_owns_the_layers() -> None:
+    net = _net()
+    with onednn_linears(net) as outer:
+        with onednn_linears(net) as inner:
+            assert inner == 0
+        assert all("forward" in vars(m) for m in net if isinstance(m, torch.nn.Linear)) == bool(outer)
+    assert not any("forward" in vars(m) for m in net)
+
+
+def test_the_setting_takes_auto_or_torch() -> None:
+    assert LLMSettings(cpu_matmul="torch").cpu_matmul == "torch"
+    with pytest.raises(SettingsError, match="cpu_matmul"):
+        LLMSettings(cpu_matmul="mkl")
