@@ -211,3 +211,55 @@ def test_a_cache_layer_with_room_grows_like_concatenation() -> None:
     assert layer.get_seq_length() == 9
     layer.batch_select_indices(torch.tensor([1]))
     assert torch.equal(layer.keys, k[1:]) and torch.equal(layer.values, v[1:])
+
+
+@pytest.mark.parametrize("limit", [1, 30, 10_000])
+def test_prefill_passes_hold_at_most_tree_tokens(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, limit: int) -> None:
+    """Admitted prompts are prefilled in groups of at most TREE_TOKENS distinct tokens (a longer
+    prompt alone), with the outputs of one pass."""
+    import functools
+
+    import torch
+
+    from pytest_llmeval.models import decode
+
+    backend = _backend(tiny_model_dir, 10)
+    tok = backend.tokenizer
+    rows = _rows(backend, CHAT_PROMPTS + TEMPLATED)
+    _no_near_tie(backend, CHAT_PROMPTS + TEMPLATED, 6)
+    kw: dict[str, Any] = {"max_new_tokens": 6, "eos": [tok.eos_token_id], "pad_id": tok.pad_token_id}
+    with torch.inference_mode():
+        want = greedy_decode(backend.model, tok, rows, **kw)
+    monkeypatch.setattr(decode, "TREE_TOKENS", limit)
+    prefills: list[int] = []
+    forward = backend.model.forward
+
+    @functools.wraps(forward)
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        if kwargs["input_ids"].shape[1] > 1 and kwargs["attention_mask"].shape[-1] > 0:
+            prefills.append(kwargs["input_ids"].shape[1])
+        return forward(*args, **kwargs)
+
+    backend.model.forward = recording
+    try:
+        with torch.inference_mode():
+            got = greedy_decode(backend.model, tok, rows, **kw)
+    finally:
+        del backend.model.forward
+    assert [(d.tokens, d.reason) for d in got] == [(d.tokens, d.reason) for d in want]
+    tree_passes = prefills[1:] if limit > 1 else prefills  # the first pass computes the shared prefix
+    if limit == 10_000:
+        assert len(tree_passes) == 1
+    else:
+        assert len(tree_passes) > 2
+        assert all(n <= max(limit, max(len(r) for r in rows)) for n in tree_passes)
+
+
+def test_tree_groups_count_distinct_tokens() -> None:
+    from pytest_llmeval.models.prefill import tree_groups
+
+    rows = [[1, 2, 3], [1, 2, 4], [1, 5], [6, 7, 8, 9]]  # a tree of 3 + 1 + 1 + 4 nodes
+    assert tree_groups(rows, 9) == [[0, 1, 2, 3]]
+    assert tree_groups(rows, 5) == [[0, 1, 2], [3]]
+    assert tree_groups(rows, 5, share=False) == [[0], [1, 2], [3]]  # 3, 3 + 2, 4 tokens
+    assert tree_groups(rows, 4) == [[0, 1], [2], [3]]  # 3 + 1, then 2 (a new group starts whole)

@@ -6,10 +6,10 @@ computes every prompt token of every row. Here:
 - **shared prompt tokens are computed once.** Prompts are taken in token order, so neighbours
   share their longest prefixes (the chat template's header, a few-shot block, a question's
   template). The tokens every admitted prompt shares come from a key/value cache computed once
-  at batch 1 (:class:`PrefixCache`, kept across calls of one run). The remaining tokens of all
-  admitted prompts form a prefix tree that runs as one sequence: each token is one node, at the
+  at batch 1 (:class:`PrefixCache`, kept for the call). The remaining tokens of the admitted
+  prompts form prefix trees of at most :data:`TREE_TOKENS` tokens, each run as one sequence: each token is one node, at the
   position it has in its prompt, and attends to the shared tokens and its ancestors only (a 4D
-  additive mask). Each prompt then takes its path's keys and values, left padded.
+  additive mask). Each prompt then takes its path's keys and values, right-aligned.
 - **finished rows make room.** A row that produced an end-of-sequence token, completed a stop
   string or reached ``max_new_tokens`` leaves the batch; once at least :data:`REFILL_FRACTION`
   of the ``slots`` are free, waiting prompts are prefilled and join the rows being decoded
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from pytest_llmeval.models.kv_cache import cache_kwarg, layered_cache, new_buffer, place_right, returned_cache, roomy_cache
-from pytest_llmeval.models.prefill import PrefixCache, common_prefix, prefill
+from pytest_llmeval.models.prefill import PrefixCache, common_prefix, prefill, tree_groups
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -46,6 +46,8 @@ REFILL_FRACTION = 0.25
 """Admit waiting prompts once at least this share of the slots is free."""
 COMPACT_FRACTION = 0.125
 """Drop finished rows from the batch once they are at least this share of it."""
+TREE_TOKENS = 2048
+"""Most prompt tokens in one prefill pass (its mask grows with their square); a longer prompt runs alone."""
 ROOM = 16
 """Cache columns allocated ahead of the rows' new tokens (a layer's buffer grows by as many when full)."""
 
@@ -260,10 +262,12 @@ def greedy_decode(
         if waiting and (not batch.running() or free >= max(1, REFILL_FRACTION * slots)):
             batch.compact(model)
             take = [waiting.popleft() for _ in range(min(free, len(waiting)))]
-            buffers, mask, logits = prefill(model, [rows[i] for i in take], store, share_prefix, batch.room)
-            start = len(batch)
-            batch.add(model, buffers, mask, [rows[i] for i in take], take)
-            choose(logits, list(range(start, len(batch))))
+            for group in tree_groups([rows[i] for i in take], TREE_TOKENS, share_prefix):
+                admitted = [take[g] for g in group]
+                buffers, mask, logits = prefill(model, [rows[i] for i in admitted], store, share_prefix, batch.room)
+                start = len(batch)
+                batch.add(model, buffers, mask, [rows[i] for i in admitted], admitted)
+                choose(logits, list(range(start, len(batch))))
         if batch.running():
             running = batch.alive.nonzero().flatten()
             logits = batch.step(model)

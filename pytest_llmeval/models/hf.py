@@ -286,7 +286,13 @@ class HFBackend:
 
         tok = self.tokenizer
         hook = seeded_hook(list(row_seeds), settings.temperature, settings.top_p) if settings.do_sample and row_seeds else None
-        done = (lambda _row: progress(1)) if progress is not None else None
+        reported: set[int] = set()  # rows counted once, even when an out-of-memory retry decodes them again
+
+        def done(row: int) -> None:
+            if progress is not None and row not in reported:
+                reported.add(row)
+                progress(1)
+
         while True:
             started = time.perf_counter()
             try:

@@ -118,12 +118,39 @@ def _tree_mask(tree: _Tree, shared: int, dtype: Any) -> "torch.Tensor":
     return mask.masked_fill_(~allowed[None, None], torch.finfo(dtype).min)
 
 
+def tree_groups(rows: Sequence[Sequence[int]], limit: int, share: bool = True) -> list[list[int]]:
+    """Consecutive groups of ``rows`` (in token order) whose prefix trees have at most ``limit``
+    nodes each (a longer prompt alone): sorted rows' trees have ``sum(len - lcp(previous))``
+    nodes (``share`` false: ``sum(len)``)."""
+    groups: list[list[int]] = []
+    nodes = 0
+    for i, row in enumerate(rows):
+        new = len(row) - (_lcp(rows[i - 1], row) if groups and share else 0)
+        if groups and nodes + new <= limit:
+            groups[-1].append(i)
+            nodes += new
+        else:
+            groups.append([i])
+            nodes = len(row)
+    return groups
+
+
+def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 def prefill(
     model: Any, rows: Sequence[Sequence[int]], store: PrefixCache, share: bool, room: int
 ) -> tuple[list[tuple[Any, Any]], "torch.Tensor", "torch.Tensor"]:
     """Run ``rows`` (prompts) through the model: the shared prefix from ``store``, the rest as one
-    prefix tree. Returns each row's keys and values per layer (left padded, in buffers with
-    ``room`` more columns), its mask and its last position's logits."""
+    prefix tree. Returns each row's keys and values per layer (right-aligned, in buffers with
+    ``room`` more columns), its mask and its last position's logits. The tree's mask is
+    ``nodes x (shared + nodes)``: keep the nodes few (:func:`tree_groups`)."""
     import torch
 
     device = next(model.parameters()).device
@@ -134,9 +161,13 @@ def prefill(
     if shared:
         kwargs[cache_kwarg(model)] = batch_cache(model, prefix_kv(model, tuple(rows[0][:shared]), store), 1)
     leaves = sorted({path[-1] for path in tree.paths})
+    if len(rows) == 1:  # a chain: the model's own causal mask
+        attention = torch.ones((1, shared + len(tree.tokens)), dtype=torch.long)
+    else:
+        attention = _tree_mask(tree, shared, dtype)
     out = model(
         input_ids=torch.tensor([tree.tokens], dtype=torch.long, device=device),
-        attention_mask=_tree_mask(tree, shared, dtype).to(device),
+        attention_mask=attention.to(device),
         position_ids=torch.tensor([tree.depth], dtype=torch.long, device=device),
         use_cache=True,
         logits_to_keep=torch.tensor(leaves, dtype=torch.long, device=device),
