@@ -436,3 +436,13 @@ def test_a_pass_holds_at_most_batch_tokens(tiny, monkeypatch):
     assert_close(loglikelihood(model, tok, reqs, batch_size=64), want)
     assert len(passes) > 2 and any(n > 1 for n, _ in passes)
     assert all(n == 1 or n * width <= 40 for n, width in passes)
+
+
+def test_log_probabilities_a_few_rows_at_a_time_equal_all_at_once(tiny, monkeypatch):
+    """The log-softmax runs over chunks of logit rows (less memory); each row's values are the
+    same as over all rows at once, so totals and greedy flags are exactly equal."""
+    model, tok = tiny
+    reqs = requests_of(ITEMS)
+    want = loglikelihood(model, tok, reqs, batch_size=64)
+    monkeypatch.setattr(packing, "LOG_SOFTMAX_ROWS", 3)
+    assert loglikelihood(model, tok, reqs, batch_size=64) == want

@@ -232,19 +232,46 @@ def _run_batch(
         kwargs[cache_kwarg(model)] = batch_cache(model, kv, batch)
         kwargs["use_cache"] = True
     logits = _kept_logits(model, kwargs, keep.to(device))
-    logprobs = torch.log_softmax(logits.float(), dim=-1)
-    greedy = logprobs.argmax(dim=-1)
     # flat index of every kept (row, position), in the row-major order of the logits
     flat = torch.full((batch, width), -1, dtype=torch.long)
     flat[keep] = torch.arange(int(keep.sum()), dtype=torch.long)
-    results = []
+    wanted: list[tuple[int, list[int], list[int]]] = []  # (request, logit rows, target tokens)
     for b, row in enumerate(rows):
         for index, where, targets in row.scored:
-            at = flat[b, [w - shared for w in where]].to(logprobs.device)
-            tgt = torch.tensor(targets, dtype=torch.long, device=logprobs.device)
-            total = float(logprobs[at, tgt].double().sum())
-            results.append((index, total, bool((greedy[at] == tgt).all())))
+            wanted.append((index, flat[b, [w - shared for w in where]].tolist(), list(targets)))
+    at = torch.tensor([a for _, rows_at, _ in wanted for a in rows_at], dtype=torch.long)
+    tgt = torch.tensor([t for _, _, targets in wanted for t in targets], dtype=torch.long)
+    picked, greedy = _log_softmax_at(logits, at, tgt)
+    results = []
+    start = 0
+    for index, rows_at, targets in wanted:
+        end = start + len(targets)
+        total = float(picked[start:end].double().sum())
+        results.append((index, total, bool((greedy[at[start:end]] == tgt[start:end]).all())))
+        start = end
     return results
+
+
+LOG_SOFTMAX_ROWS = 256
+"""Logit rows turned into log-probabilities at once: a [rows, vocab] float32 copy, not one of all."""
+
+
+def _log_softmax_at(logits: "torch.Tensor", at: "torch.Tensor", tgt: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
+    """``log_softmax(logits)[at, tgt]`` (float32) and every row's argmax of it, a chunk of rows
+    at a time (each row's values are those of the whole tensor's ``log_softmax``)."""
+    import torch
+
+    picked = torch.empty(len(at), dtype=torch.float32)
+    greedy = torch.empty(logits.shape[0], dtype=torch.long)
+    at_cpu = at.cpu()
+    for first in range(0, logits.shape[0], LOG_SOFTMAX_ROWS):
+        chunk = torch.log_softmax(logits[first : first + LOG_SOFTMAX_ROWS].float(), dim=-1)
+        greedy[first : first + chunk.shape[0]] = chunk.argmax(dim=-1).cpu()
+        inside = ((at_cpu >= first) & (at_cpu < first + chunk.shape[0])).nonzero().flatten()
+        if len(inside):
+            rows_in = (at_cpu[inside] - first).to(chunk.device)
+            picked[inside] = chunk[rows_in, tgt[inside].to(chunk.device)].float().cpu()
+    return picked, greedy
 
 
 def _packed_inputs(model: Any, rows: Sequence[_Row], shared: int, width: int, device: Any) -> dict[str, Any]:
