@@ -118,8 +118,8 @@ class _Batch:
 
     def add(self, model: Any, buffers: Sequence[tuple[Any, Any]], mask: "torch.Tensor", rows: Sequence[Sequence[int]],
             index: Sequence[int]) -> None:
-        """Join prefilled rows (``buffers`` and ``mask`` from :func:`_prefill`); their first token is
-        chosen next, by :meth:`advance`."""
+        """Join prefilled rows (``buffers`` and ``mask`` from :func:`.prefill.prefill`); their first
+        token is chosen next, by :meth:`advance`."""
         import torch
 
         n = len(index)
@@ -137,8 +137,7 @@ class _Batch:
                     pair.append(buf)
                 merged.append((pair[0], pair[1]))
                 layer.k_buf = layer.v_buf = layer.keys = layer.values = None  # free as we go: one layer's copy at a time
-            pad = lambda m: torch.cat([torch.zeros((m.shape[0], width - m.shape[1]), dtype=m.dtype), m], dim=1)  # noqa: E731
-            buffers, mask = merged, torch.cat([pad(old), pad(mask)])
+            buffers, mask = merged, torch.cat([_pad_left(old, width), _pad_left(mask, width)])
         self.cache, self.mask = roomy_cache(model, buffers, width, self.room), mask
         self.next_pos = torch.cat([self.next_pos, positions])
         self.next_ids = torch.cat([self.next_ids, torch.full((n,), self.pad_id, dtype=torch.long)])
@@ -214,6 +213,12 @@ class _Batch:
         self.live = [self.live[i] for i in kept]
         self.steps = [self.steps[i] for i in kept]
         self.history = [self.history[i] for i in kept]
+
+
+def _pad_left(mask: "torch.Tensor", width: int) -> "torch.Tensor":
+    import torch
+
+    return torch.cat([torch.zeros((mask.shape[0], width - mask.shape[1]), dtype=mask.dtype), mask], dim=1)
 
 
 def greedy_decode(
