@@ -51,9 +51,9 @@ def onednn_checks_out() -> bool:
 
 
 MAX_ROWS = 1024
-"""Products of more rows (a long prefill, a packed loglikelihood batch) use torch's kernel: the
-gain is in the many small products of decoding, and in large ones oneDNN's working memory
-raised the peak resident memory of the example suites."""
+"""Products of more rows (a long prefill, a packed scoring pass) keep torch's kernel: the gain is
+in the many small products of decoding, and one SmolLM2 pass of 62 x 232 tokens peaked 333 MiB
+higher in resident memory with oneDNN than with torch's kernel."""
 
 
 def _forward(module: Any, x: Any) -> Any:
