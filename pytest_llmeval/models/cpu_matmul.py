@@ -73,7 +73,7 @@ def onednn_linears(model: Any, mode: str = "auto") -> Iterator[int]:
     ``auto``, when :func:`onednn_checks_out`); yields how many layers it switched. Layers with a
     ``forward`` of their own (hooks of accelerate, an outer block already switched) are left alone."""
     switched: list[Any] = []
-    if mode == "auto" and _float32_cpu(model) and onednn_checks_out():
+    if uses_onednn(model, mode):
         import torch
 
         head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
@@ -88,6 +88,12 @@ def onednn_linears(model: Any, mode: str = "auto") -> Iterator[int]:
     finally:
         for module in switched:
             vars(module).pop("forward", None)
+
+
+def uses_onednn(model: Any, mode: str = "auto") -> bool:
+    """Whether :func:`onednn_linears` switches ``model``'s layers: ``mode`` auto, a CPU float32
+    model, and oneDNN's linear checks out."""
+    return mode == "auto" and _float32_cpu(model) and onednn_checks_out()
 
 
 def _float32_cpu(model: Any) -> bool:

@@ -152,9 +152,9 @@ class HFBackend:
         return model_max_length(self.model, self.tokenizer)
 
     def describe(self) -> str:
-        from pytest_llmeval.models.cpu_matmul import _float32_cpu, onednn_checks_out
+        from pytest_llmeval.models.cpu_matmul import uses_onednn
 
-        onednn = self.settings.cpu_matmul == "auto" and _float32_cpu(self.model) and onednn_checks_out()
+        onednn = uses_onednn(self.model, self.settings.cpu_matmul)
         return f"{self.settings.model or self.source} on {self.device} ({self.dtype}{', oneDNN matmul' if onednn else ''})"
 
     def check(self) -> str | None:
