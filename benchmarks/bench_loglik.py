@@ -148,7 +148,7 @@ def run_ours(model_dir: Path, data: dict, batch: int, threads: int) -> dict:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pytest_llmeval.datasets import benchmarks as formats
+    from pytest_llmeval.datasets import formats
     from pytest_llmeval.datasets.fewshot import build_context
     from pytest_llmeval.models.loglik import rank_choices
 

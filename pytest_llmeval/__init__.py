@@ -68,7 +68,7 @@ __all__ = [
     *_LAZY,
 ]
 
-_LAZY_MODULES = {"formats": "datasets.benchmarks"}  # benchmark file loaders
+_LAZY_MODULES = {"formats": "datasets.formats"}  # benchmark file loaders
 
 
 def __getattr__(name: str) -> Any:
@@ -85,7 +85,7 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pytest_llmeval.datasets import benchmarks as formats
+    from pytest_llmeval.datasets import formats
     from pytest_llmeval.models.hf import HFBackend
     from pytest_llmeval.training.callbacks import EvalEvery, LLMEvalCallback
     from pytest_llmeval.training.inline import evaluate

@@ -110,7 +110,7 @@ def test_jsonl_string_with_a_unicode_line_separator_stays_on_its_line(tmp_path: 
 @pytest.mark.parametrize(
     "text, message",
     [
-        ('{"id": "a"}\r\n{"id": "b",\r\n', r"^c\.jsonl:2: malformed JSON line \(.*\); each line must be one JSON object: fix or remove that line$"),
+        ('{"id": "a"}\r\n{"id": "b",\r\n', r"^c\.jsonl:2: not valid JSON \(.*\); each line must be one JSON object: fix or remove that line$"),
         ('{"id": "a"}\n\n{"q": 1}\n', r"^c\.jsonl:3: case has no 'id' field; .*pass id='<field>' to le\.cases$"),
         ('{"id": "a"}\n{"id": "a"}\n', r"^c\.jsonl:2: duplicate case id 'a' \(first at c\.jsonl:1\)"),
         ('{"id": "a"}\n[1, 2]\n', r"^c\.jsonl:2: a case must be an object with named fields, got list$"),
@@ -277,7 +277,7 @@ CASES = '{"id": "a", "q": "x", "choices": ["p", "r"]}\n{"id": "b", "q": "y", "ch
          re.compile(r"llmeval: lol\.yaml: YAML aliases \(\*name\) expand this file by [\d,]{11,} nodes and characters, more than "
                     r"the 10,000,000 allowed \(nested aliases grow exponentially\); write the repeated values out or alias fewer of them")),
         ({"c.jsonl": '{"id": "a", "q": "x"}\n{"id": "b", "q": \n'}, '@le.cases("c.jsonl", prompt="{q}")',
-         "llmeval: c.jsonl:2: malformed JSON line (Expecting value at column 18); each line must be one JSON object: fix or remove that line"),
+         "llmeval: c.jsonl:2: not valid JSON (Expecting value at column 18); each line must be one JSON object: fix or remove that line"),
         ({}, '@le.cases([{"id": "a", "q": "x"}], prompt="{q}", stop=5)',
          "llmeval: le.cases of test_gen: stop= must be a string or a list of non-empty strings, got 5"),
     ],

@@ -49,7 +49,7 @@ def test_json_yaml_csv_and_lists_read_the_same_cases(tmp_path: Path) -> None:
 
 def test_malformed_jsonl_line_names_file_and_line(tmp_path: Path) -> None:
     write(tmp_path, "bad.jsonl", '{"id": "a"}\n{"id": "b",\n')
-    with pytest.raises(CaseError, match=r"bad\.jsonl:2: malformed JSON line"):
+    with pytest.raises(CaseError, match=r"bad\.jsonl:2: not valid JSON"):
         load_cases("bad.jsonl", base_dir=tmp_path)
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llmeval.datasets import benchmarks as formats
-from pytest_llmeval.datasets.benchmarks import FormatError
+from pytest_llmeval.datasets import formats
+from pytest_llmeval.datasets.formats import FormatError
 from pytest_llmeval.datasets.suite import CaseError
 
 

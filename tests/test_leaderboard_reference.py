@@ -18,7 +18,7 @@ from lm-eval's own loglikelihoods (1e-13: both are the same float64 ratio, a han
 roundings of relative size 2**-53 apart), and from ours within half the largest per-choice
 loglikelihood difference (mc2's gradient with respect to the loglikelihoods has 1-norm
 2P(1-P) <= 1/2, so by the mean value theorem |mc2(a) - mc2(b)| <= max|a - b| / 2;
-tests/test_scorers_benchmarks.py checks that bound); our loglikelihoods must be within the
+tests/test_scorers_leaderboard.py checks that bound); our loglikelihoods must be within the
 per-choice tolerance of test_loglik_reference.py; and ``gsm8k_answer`` / ``gsm8k_exact_match``
 must give lm-eval's filtered answer and exact_match on every logged response and probe.
 
@@ -38,9 +38,9 @@ from typing import Any
 import pytest
 from rounding import Bound, watch_logits
 
-from pytest_llmeval.datasets import benchmarks as formats
+from pytest_llmeval.datasets import formats
 from pytest_llmeval.datasets.fewshot import build_context
-from pytest_llmeval.scoring.benchmarks import gsm8k_answer, gsm8k_exact_match, mc2_score
+from pytest_llmeval.scoring.leaderboard import gsm8k_answer, gsm8k_exact_match, mc2_score
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = json.loads((ROOT / "reference" / "lmeval_leaderboard_reference.json").read_text(encoding="utf-8"))

@@ -63,7 +63,7 @@ from typing import Any
 
 import pytest
 
-from pytest_llmeval.datasets import benchmarks as formats
+from pytest_llmeval.datasets import formats
 from pytest_llmeval.datasets.fewshot import build_context
 from pytest_llmeval.models.chat import chat_fewshot_context
 from pytest_llmeval.models.loglik import encode_pair, model_max_length, rank_choices

@@ -60,7 +60,7 @@ def test_collect_only_never_loads_the_model(pytester: pytest.Pytester) -> None:
 @pytest.mark.parametrize(
     "data,message",
     [
-        ('{"id": "a", "q": "x"}\n{"id": "b", "q": \n', "*cases.jsonl:2: malformed JSON line*fix or remove that line*"),
+        ('{"id": "a", "q": "x"}\n{"id": "b", "q": \n', "*cases.jsonl:2: not valid JSON*fix or remove that line*"),
         ('{"id": "a", "q": "x"}\n{"id": "a", "q": "y"}\n', "*cases.jsonl:2: duplicate case id 'a' (first at cases.jsonl:1)*"),
         ('{"id": "a", "other": "x"}\n', "*cases.jsonl:1: case 'a' has no field 'q' used by the prompt*"),
     ],

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
+from pytest_llmeval.jsonfiles import json_document, jsonl_rows, read_text
+
 __all__ = [
     "MAX_DEPTH",
     "YAML_ALIAS_LIMIT",
@@ -28,9 +30,7 @@ __all__ = [
     "load_cases",
     "load_yaml",
     "parse_rows",
-    "read_text",
     "resolve_source_path",
-    "text_lines",
 ]
 
 CaseSource = Union[str, Path, Sequence[Mapping[str, Any]]]
@@ -119,7 +119,7 @@ def _read_rows(source: CaseSource, base_dir: Path | None) -> tuple[list[tuple[in
     if isinstance(source, (str, Path)):
         path = resolve_source_path(source, base_dir)
         where = str(source)
-        return parse_rows(read_text(path, where), path.suffix.lower(), where), where
+        return parse_rows(read_text(path, where, CaseError), path.suffix.lower(), where), where
     if isinstance(source, Mapping):
         raise CaseError("le.cases takes a file path or a list of dicts, got a single dict: wrap it in a list")
     if isinstance(source, Sequence):
@@ -178,36 +178,12 @@ def _parts(value: Any) -> list[Any]:
     return []
 
 
-def read_text(path: Path, where: str, error: type[ValueError] = CaseError) -> str:
-    """The text of ``path``: UTF-8 without a byte-order mark, line endings as in the file."""
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as fh:
-            return fh.read()
-    except FileNotFoundError:
-        raise error(f"{where}: file not found (looked at {path}); paths are relative to the test file") from None
-    except IsADirectoryError:
-        raise error(f"{where}: is a directory, not a file; name a case file in it") from None
-    except UnicodeDecodeError as exc:
-        raise error(
-            f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8"
-        ) from None
-    except OSError as exc:
-        raise error(f"{where}: cannot read the file ({exc.strerror or exc}); check its permissions") from None
-
-
-def text_lines(text: str) -> Iterator[tuple[int, str]]:
-    """``(line number, line)`` split at ``\\n``, ``\\r\\n`` or ``\\r`` only (as a text file's
-    lines are), so a JSON string holding U+2028 or a form feed stays on its line."""
-    for number, line in enumerate(io.StringIO(text, newline=None), start=1):
-        yield number, line.rstrip("\n")
-
-
 def parse_rows(text: str, suffix: str, where: str) -> list[Row]:
     """The records of a case file's ``text``; ``suffix`` (``".jsonl"``...) says its format."""
     if suffix == ".jsonl":
         return _jsonl_rows(text, where)
     if suffix == ".json":
-        return _listed(_json_document(text, where), where, "a JSON list of cases (or {\"cases\": [...]})")
+        return _listed(json_document(text, where, CaseError), where, "a JSON list of cases (or {\"cases\": [...]})")
     if suffix in {".yaml", ".yml"}:
         return _listed(load_yaml(text, where), where, "a YAML list of cases (or a 'cases:' list)")
     if suffix in {".csv", ".tsv"}:
@@ -216,29 +192,8 @@ def parse_rows(text: str, suffix: str, where: str) -> list[Row]:
 
 
 def _jsonl_rows(text: str, where: str) -> list[Row]:
-    rows: list[Row] = []
-    for number, raw in text_lines(text):
-        if not raw.strip():
-            continue
-        try:
-            rows.append((number, json.loads(raw)))
-        except json.JSONDecodeError as exc:
-            raise CaseError(
-                f"{where}:{number}: malformed JSON line ({exc.msg} at column {exc.colno}); "
-                "each line must be one JSON object: fix or remove that line"
-            ) from None
-        except RecursionError:
-            raise CaseError(f"{where}:{number}: the JSON on this line is nested too deeply; flatten the case") from None
-    return rows
-
-
-def _json_document(text: str, where: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CaseError(f"{where}:{exc.lineno}: malformed JSON ({exc.msg} at column {exc.colno}); fix the file") from None
-    except RecursionError:
-        raise CaseError(f"{where}: the JSON is nested too deeply; flatten the cases") from None
+    fix = "each line must be one JSON object: fix or remove that line"
+    return [(number, row) for number, row in jsonl_rows(text, where, CaseError, fix)]
 
 
 def _listed(data: Any, where: str, expected: str) -> list[Row]:

@@ -112,7 +112,7 @@ def fewshot_prefix(
 def qa_pair(row: Mapping[str, Any]) -> tuple[str, str]:
     """``(question text, answer text)`` of a solved example, as lm-eval shows it in a few-shot prompt.
 
-    Understands the rows of :mod:`pytest_llmeval.datasets.benchmarks` and plain cases with
+    Understands the rows of :mod:`pytest_llmeval.datasets.formats` and plain cases with
     ``question``/``prompt``, ``choices`` and an answer (an index, a letter or a text; see
     :func:`pytest_llmeval.datasets.casetext.answer_texts`): multiple choice shows the correct choice,
     partial scoring (a ``continuation``) shows the context completed by the correct choice

@@ -15,15 +15,14 @@ search. Pure logic: nothing here imports pytest.
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence
 
-from pytest_llmeval.datasets.casefiles import read_text, text_lines
 from pytest_llmeval.datasets.casetext import answer_texts
+from pytest_llmeval.jsonfiles import json_document, jsonl_rows, read_text, text_lines
 
 __all__ = [
     "ContaminationIndex",
@@ -157,27 +156,14 @@ def load_training_texts(path: str | Path) -> list[TrainingText]:
 
 
 def _read_jsonl(path: Path, raw: str) -> Iterator[TrainingText]:
-    for lineno, line in text_lines(raw):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(
-                f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}); "
-                "fix the line, or give the data as a .txt file with one text per line"
-            ) from None
+    fix = "fix the line, or give the data as a .txt file with one text per line"
+    for lineno, record in jsonl_rows(raw, str(path), ValueError, fix):
         for text, exact_only in _record_texts(record, f"{path}:{lineno}"):
             yield TrainingText(text, str(path), lineno, exact_only)
 
 
 def _read_json(path: Path, raw: str) -> Iterator[TrainingText]:
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValueError(
-            f"{path}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno}); fix the file"
-        ) from None
+    data = json_document(raw, str(path), ValueError)
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
     if not isinstance(data, list):

@@ -10,7 +10,7 @@ huge or deeply nested answer is an ``EvalFailure``, never a crash.
 
 from __future__ import annotations
 
-from pytest_llmeval.scoring.benchmarks import assert_gsm8k, assert_mc2, gsm8k_answer, gsm8k_exact_match, mc2_score
+from pytest_llmeval.scoring.leaderboard import assert_gsm8k, assert_mc2, gsm8k_answer, gsm8k_exact_match, mc2_score
 from pytest_llmeval.scoring.choice import assert_choice
 from pytest_llmeval.scoring.normalize import normalize
 from pytest_llmeval.scoring.numbers import NumberMention, assert_number, extract_number, find_numbers

@@ -21,7 +21,7 @@ the blank), ``choices`` (the two options) and ``continuation`` (the rest); score
 
 TruthfulQA MC2 has several true answers: its rows carry ``choices`` and ``labels`` (1 true,
 0 false) instead of ``answer``; its score is the normalised probability of the true answers
-(:func:`pytest_llmeval.scoring.benchmarks.mc2_score`).
+(:func:`pytest_llmeval.scoring.leaderboard.mc2_score`).
 
 GSM8K is generation: rows have ``question``, ``prompt`` (``"Question: ...\\nAnswer:"``),
 ``target`` (the full worked solution, for few-shot examples) and ``answer`` (the final number
@@ -30,22 +30,22 @@ as written after ``####``).
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
-import json
 import re
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
-from pytest_llmeval.datasets.casefiles import CaseError, read_text, text_lines
+from pytest_llmeval.datasets.format_rows import (
+    FormatError,
+    UniqueIds,
+    as_text,
+    as_texts,
+    choice_index,
+    content_id,
+    need,
+    read_records,
+)
 
 __all__ = ["FormatError", "arc", "gsm8k", "hellaswag", "mmlu", "truthfulqa_mc1", "truthfulqa_mc2", "winogrande"]
-
-
-class FormatError(CaseError):
-    """A benchmark file that does not match the schema its loader reads (bad case data, so a
-    ``CaseError`` and a ``ValueError``)."""
 
 
 TRUTHFULQA_PRIMER = (
@@ -67,124 +67,6 @@ TRUTHFULQA_PRIMER = (
 MMLU_LETTERS = ("A", "B", "C", "D")
 
 
-# ----------------------------------------------------------------------------- reading
-
-
-def _read(path: str | Path, schema: str, *, csv_ok: bool = False) -> Iterator[tuple[str, Any]]:
-    """``(location, row)`` for every record of the file; location is ``file:line`` or ``file[i]``.
-
-    Text files are read as UTF-8 with or without a byte-order mark, CSV with its line breaks
-    inside quoted cells kept."""
-    p = Path(path)
-    if not p.is_file():
-        raise FormatError(f"{p}: no such file; point the loader at a local copy of the {schema} data")
-    suffix = p.suffix.lower()
-    if suffix == ".jsonl":
-        yield from _jsonl_records(p, read_text(p, str(p), FormatError))
-    elif suffix == ".json":
-        yield from _json_records(p, read_text(p, str(p), FormatError), schema)
-    elif suffix == ".parquet":
-        yield from _parquet_records(p)
-    elif suffix == ".csv" and csv_ok:
-        reader = csv.reader(io.StringIO(read_text(p, str(p), FormatError), newline=""))
-        try:
-            for row in reader:
-                if row:
-                    yield f"{p}:{reader.line_num}", row
-        except csv.Error as exc:
-            raise FormatError(f"{p}:{reader.line_num}: malformed CSV ({exc}); fix the quoting on that line") from None
-    else:
-        kinds = "JSONL, JSON, CSV or Parquet" if csv_ok else "JSONL, JSON or Parquet"
-        raise FormatError(f"{p}: cannot read {suffix or 'a file without extension'} as {schema} data; use {kinds}")
-
-
-def _jsonl_records(p: Path, text: str) -> Iterator[tuple[str, Any]]:
-    for n, line in text_lines(text):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise FormatError(f"{p}:{n}: not valid JSON ({exc.msg}); fix or remove the line") from None
-        except RecursionError:
-            raise FormatError(f"{p}:{n}: the JSON on this line is nested too deeply; is this the right file?") from None
-        yield f"{p}:{n}", record
-
-
-def _json_records(p: Path, text: str, schema: str) -> Iterator[tuple[str, Any]]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FormatError(f"{p}:{exc.lineno}: not valid JSON ({exc.msg}); fix the file") from None
-    except RecursionError:
-        raise FormatError(f"{p}: the JSON is nested too deeply; is this the right file?") from None
-    if isinstance(data, Mapping):
-        lists = [v for v in data.values() if isinstance(v, list)]
-        if len(lists) != 1:
-            raise FormatError(f"{p}: expected a JSON array of {schema} records; convert the file to JSONL")
-        data = lists[0]
-    if not isinstance(data, list):
-        raise FormatError(f"{p}: expected a JSON array of {schema} records, got {type(data).__name__}")
-    for i, row in enumerate(data):
-        yield f"{p}[{i}]", row
-
-
-def _parquet_records(p: Path) -> Iterator[tuple[str, Any]]:
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise FormatError(f"{p}: reading Parquet needs pyarrow (pip install pyarrow), or convert the file to JSONL") from None
-    try:
-        table = pq.read_table(p)
-    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError, ArrowIOError an OSError
-        raise FormatError(f"{p}: not a readable Parquet file ({exc}); check the download") from None
-    for i, row in enumerate(table.to_pylist()):
-        yield f"{p}[{i}]", row
-
-
-def _need(row: Any, key: str, loc: str, schema: str) -> Any:
-    if not isinstance(row, Mapping):
-        raise FormatError(f"{loc}: expected a {schema} record (an object), got {type(row).__name__}")
-    if key not in row or row[key] is None:
-        raise FormatError(f"{loc}: the {schema} record has no {key!r} field; is this the {schema} file?")
-    return row[key]
-
-
-def _text(value: Any, loc: str, what: str) -> str:
-    if isinstance(value, (dict, list)):
-        raise FormatError(f"{loc}: {what} must be text, got {type(value).__name__}")
-    return str(value)
-
-
-def _texts(value: Any, loc: str, what: str, schema: str) -> list[str]:
-    if not isinstance(value, (list, tuple)) or not value:
-        raise FormatError(f"{loc}: {what} must be a non-empty list, got {value!r:.60}; is this the {schema} file?")
-    return [_text(v, loc, what) for v in value]
-
-
-def _content_id(prefix: str, *parts: str) -> str:
-    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
-    return f"{prefix}-{digest[:12]}"
-
-
-class _Ids:
-    """Keeps ids unique: a repeated id gets ``~2``, ``~3``... in file order."""
-
-    def __init__(self) -> None:
-        self.seen: dict[str, int] = {}
-
-    def __call__(self, value: str) -> str:
-        count = self.seen.get(value, 0) + 1
-        self.seen[value] = count
-        return value if count == 1 else f"{value}~{count}"
-
-
-def _index(answer: Any, n: int, loc: str, what: str) -> int:
-    if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < n:
-        raise FormatError(f"{loc}: {what} {answer!r} is not an index into the {n} choices; check the record")
-    return answer
-
-
 # ----------------------------------------------------------------------------- loaders
 
 
@@ -195,31 +77,31 @@ def arc(path: str | Path) -> list[dict[str, Any]]:
     lm-eval's ``arc_easy``/``arc_challenge``: ``"Question: {question}\\nAnswer:"``, the choice texts.
     """
     schema = "ARC"
-    ids = _Ids()
+    ids = UniqueIds()
     rows = []
-    for loc, row in _read(path, schema):
-        question = _need(row, "question", loc, schema)
+    for loc, row in read_records(path, schema):
+        question = need(row, "question", loc, schema)
         if isinstance(question, Mapping):  # the original AI2 release
-            stem = _text(_need(question, "stem", loc, schema), loc, "question.stem")
-            options = _need(question, "choices", loc, schema)
+            stem = as_text(need(question, "stem", loc, schema), loc, "question.stem")
+            options = need(question, "choices", loc, schema)
             if not isinstance(options, list) or not all(isinstance(o, Mapping) for o in options):
                 raise FormatError(f"{loc}: question.choices must be a list of {{text, label}} objects")
-            texts = [_text(_need(o, "text", loc, schema), loc, "choice text") for o in options]
-            labels = [_text(_need(o, "label", loc, schema), loc, "choice label") for o in options]
+            texts = [as_text(need(o, "text", loc, schema), loc, "choice text") for o in options]
+            labels = [as_text(need(o, "label", loc, schema), loc, "choice label") for o in options]
         else:
-            stem = _text(question, loc, "question")
-            choices = _need(row, "choices", loc, schema)
+            stem = as_text(question, loc, "question")
+            choices = need(row, "choices", loc, schema)
             if not isinstance(choices, Mapping):
                 raise FormatError(f"{loc}: choices must be an object with 'text' and 'label' lists (the ARC schema)")
-            texts = _texts(_need(choices, "text", loc, schema), loc, "choices.text", schema)
-            labels = _texts(_need(choices, "label", loc, schema), loc, "choices.label", schema)
+            texts = as_texts(need(choices, "text", loc, schema), loc, "choices.text", schema)
+            labels = as_texts(need(choices, "label", loc, schema), loc, "choices.label", schema)
         if len(texts) != len(labels):
             raise FormatError(f"{loc}: {len(texts)} choice texts but {len(labels)} labels; fix the record")
-        key = _text(_need(row, "answerKey", loc, schema), loc, "answerKey").strip()
+        key = as_text(need(row, "answerKey", loc, schema), loc, "answerKey").strip()
         if key not in labels:
             raise FormatError(f"{loc}: answerKey {key!r} is not one of the labels {labels}; fix the record")
         prompt = f"Question: {stem}\nAnswer:"
-        rid = str(row["id"]) if row.get("id") not in (None, "") else _content_id("arc", stem, *texts)
+        rid = str(row["id"]) if row.get("id") not in (None, "") else content_id("arc", stem, *texts)
         rows.append(
             {
                 "id": ids(rid),
@@ -249,13 +131,13 @@ def hellaswag(path: str | Path) -> list[dict[str, Any]]:
     endings, both cleaned of WikiHow's bracketed markers.
     """
     schema = "HellaSwag"
-    ids = _Ids()
+    ids = UniqueIds()
     rows = []
-    for loc, row in _read(path, schema):
-        label = _text(_need(row, "activity_label", loc, schema), loc, "activity_label")
-        ctx_a = _text(_need(row, "ctx_a", loc, schema), loc, "ctx_a")
-        ctx_b = _text(row.get("ctx_b") or "", loc, "ctx_b")
-        endings = _texts(_need(row, "endings", loc, schema), loc, "endings", schema)
+    for loc, row in read_records(path, schema):
+        label = as_text(need(row, "activity_label", loc, schema), loc, "activity_label")
+        ctx_a = as_text(need(row, "ctx_a", loc, schema), loc, "ctx_a")
+        ctx_b = as_text(row.get("ctx_b") or "", loc, "ctx_b")
+        endings = as_texts(need(row, "endings", loc, schema), loc, "endings", schema)
         raw = row.get("label")
         if raw in (None, ""):
             raise FormatError(f"{loc}: the record has no label (the unlabelled test split?); use the validation split")
@@ -263,12 +145,12 @@ def hellaswag(path: str | Path) -> list[dict[str, Any]]:
             answer = int(raw)
         except (TypeError, ValueError):
             raise FormatError(f"{loc}: label {raw!r} is not a number; fix the record") from None
-        _index(answer, len(endings), loc, "label")
+        choice_index(answer, len(endings), loc, "label")
         prompt = _hellaswag_clean(label + ": " + ctx_a + " " + ctx_b.capitalize())
         if row.get("ind") not in (None, ""):
             rid = f"hellaswag-{row['ind']}"
         else:
-            rid = _content_id("hellaswag", label, ctx_a, ctx_b, *endings)
+            rid = content_id("hellaswag", label, ctx_a, ctx_b, *endings)
         rows.append(
             {
                 "id": ids(rid),
@@ -307,9 +189,9 @@ def mmlu(path: str | Path, subject: str | None = None) -> list[dict[str, Any]]:
     """
     schema = "MMLU"
     p = Path(path)
-    ids = _Ids()
+    ids = UniqueIds()
     rows = []
-    for loc, row in _read(p, schema, csv_ok=True):
+    for loc, row in read_records(p, schema, csv_ok=True):
         if isinstance(row, list):  # original CSV
             if [c.strip().lower() for c in row[:1]] == ["question"]:
                 continue  # a header line
@@ -321,9 +203,9 @@ def mmlu(path: str | Path, subject: str | None = None) -> list[dict[str, Any]]:
             question, options, answer_raw = row[0], row[1:5], row[5]
             row_subject = subject or _mmlu_subject_from_name(p)
         else:
-            question = _text(_need(row, "question", loc, schema), loc, "question")
-            options = _texts(_need(row, "choices", loc, schema), loc, "choices", schema)
-            answer_raw = _need(row, "answer", loc, schema)
+            question = as_text(need(row, "question", loc, schema), loc, "question")
+            options = as_texts(need(row, "choices", loc, schema), loc, "choices", schema)
+            answer_raw = need(row, "answer", loc, schema)
             row_subject = str(row.get("subject") or subject or "")
             if subject and row.get("subject") and row["subject"] != subject:
                 continue
@@ -335,14 +217,14 @@ def mmlu(path: str | Path, subject: str | None = None) -> list[dict[str, Any]]:
             answer = int(answer_raw)
         else:
             answer = answer_raw
-        answer = _index(answer, 4, loc, "answer")
+        answer = choice_index(answer, 4, loc, "answer")
         prompt = (
             f"{question.strip()}\nA. {options[0]}\nB. {options[1]}\nC. {options[2]}\nD. {options[3]}\nAnswer:"
         )
         description = _mmlu_description(row_subject)
         rows.append(
             {
-                "id": ids(_content_id(f"mmlu-{row_subject}" if row_subject else "mmlu", question, *options)),
+                "id": ids(content_id(f"mmlu-{row_subject}" if row_subject else "mmlu", question, *options)),
                 "subject": row_subject,
                 "question": question,
                 "options": list(options),
@@ -359,11 +241,11 @@ def mmlu(path: str | Path, subject: str | None = None) -> list[dict[str, Any]]:
 def _truthfulqa_targets(row: Any, key: str, loc: str, schema: str) -> tuple[list[str], list[int]]:
     """The choices and 0/1 labels of ``mc1_targets`` or ``mc2_targets``: ``{choices, labels}``
     (the Hugging Face layout) or the original release's ``{answer text: label}`` object."""
-    targets = _need(row, key, loc, schema)
+    targets = need(row, key, loc, schema)
     if not isinstance(targets, Mapping):
         raise FormatError(f"{loc}: {key} must be an object; is this the multiple-choice TruthfulQA file?")
     if "choices" in targets and "labels" in targets:
-        choices = _texts(targets["choices"], loc, f"{key}.choices", schema)
+        choices = as_texts(targets["choices"], loc, f"{key}.choices", schema)
         labels = targets["labels"]
     else:  # the original release: {"answer text": 1, "other": 0, ...}
         choices, labels = [str(k) for k in targets], list(targets.values())
@@ -387,14 +269,14 @@ def truthfulqa_mc1(path: str | Path) -> list[dict[str, Any]]:
     lm-eval's ``truthfulqa_mc1``: a fixed six-question primer, then ``"\\n\\nQ: {question}\\nA:"``.
     """
     schema = "TruthfulQA"
-    ids = _Ids()
+    ids = UniqueIds()
     rows = []
-    for loc, row in _read(path, schema):
-        question = _text(_need(row, "question", loc, schema), loc, "question")
+    for loc, row in read_records(path, schema):
+        question = as_text(need(row, "question", loc, schema), loc, "question")
         choices, labels = _truthfulqa_targets(row, "mc1_targets", loc, schema)
         if labels.count(1) != 1:
             raise FormatError(f"{loc}: mc1_targets must mark exactly one choice with label 1 and the others 0; fix the record")
-        rows.append({"id": ids(_content_id("truthfulqa", question)), **_truthfulqa_row(question, choices), "answer": labels.index(1)})
+        rows.append({"id": ids(content_id("truthfulqa", question)), **_truthfulqa_row(question, choices), "answer": labels.index(1)})
     return rows
 
 
@@ -407,16 +289,16 @@ def truthfulqa_mc2(path: str | Path) -> list[dict[str, Any]]:
     one of each); score them with ``le.assert_mc2(ranked, case["labels"])`` or ``le.mc2_score``.
     """
     schema = "TruthfulQA"
-    ids = _Ids()
+    ids = UniqueIds()
     rows = []
-    for loc, row in _read(path, schema):
-        question = _text(_need(row, "question", loc, schema), loc, "question")
+    for loc, row in read_records(path, schema):
+        question = as_text(need(row, "question", loc, schema), loc, "question")
         choices, labels = _truthfulqa_targets(row, "mc2_targets", loc, schema)
         if 1 not in labels or 0 not in labels:
             raise FormatError(
                 f"{loc}: mc2_targets must mark at least one true (1) and one false (0) answer, got {labels}; fix the record"
             )
-        rows.append({"id": ids(_content_id("truthfulqa", question)), **_truthfulqa_row(question, choices), "labels": labels})
+        rows.append({"id": ids(content_id("truthfulqa", question)), **_truthfulqa_row(question, choices), "labels": labels})
     return rows
 
 
@@ -429,19 +311,19 @@ def winogrande(path: str | Path) -> list[dict[str, Any]]:
     ``continuation`` (after the blank, stripped); score ``(context, choices, continuation)``.
     """
     schema = "WinoGrande"
-    ids = _Ids()
+    ids = UniqueIds()
     rows = []
-    for loc, row in _read(path, schema):
-        sentence = _text(_need(row, "sentence", loc, schema), loc, "sentence")
-        option1 = _text(_need(row, "option1", loc, schema), loc, "option1")
-        option2 = _text(_need(row, "option2", loc, schema), loc, "option2")
+    for loc, row in read_records(path, schema):
+        sentence = as_text(need(row, "sentence", loc, schema), loc, "sentence")
+        option1 = as_text(need(row, "option1", loc, schema), loc, "option1")
+        option2 = as_text(need(row, "option2", loc, schema), loc, "option2")
         if "_" not in sentence:
             raise FormatError(f"{loc}: the sentence has no '_' blank for the options to fill; fix the record")
         raw = str(row.get("answer") or "").strip()
         if raw not in ("1", "2"):
             raise FormatError(f"{loc}: answer must be \"1\" or \"2\", got {row.get('answer')!r} (the unlabelled test split?)")
         idx = sentence.index("_")
-        rid = str(row["qID"]) if row.get("qID") not in (None, "") else _content_id("winogrande", sentence, option1, option2)
+        rid = str(row["qID"]) if row.get("qID") not in (None, "") else content_id("winogrande", sentence, option1, option2)
         rows.append(
             {
                 "id": ids(rid),
@@ -463,11 +345,11 @@ def gsm8k(path: str | Path) -> list[dict[str, Any]]:
     ``target`` the full solution and ``answer`` the number after ``####``, as written.
     """
     schema = "GSM8K"
-    ids = _Ids()
+    ids = UniqueIds()
     rows = []
-    for loc, row in _read(path, schema):
-        question = _text(_need(row, "question", loc, schema), loc, "question")
-        solution = _text(_need(row, "answer", loc, schema), loc, "answer")
+    for loc, row in read_records(path, schema):
+        question = as_text(need(row, "question", loc, schema), loc, "question")
+        solution = as_text(need(row, "answer", loc, schema), loc, "answer")
         if "####" not in solution:
             raise FormatError(f"{loc}: the answer has no '#### <number>' line; is this the GSM8K 'main' file?")
         number = solution.split("####")[-1].strip()
@@ -476,7 +358,7 @@ def gsm8k(path: str | Path) -> list[dict[str, Any]]:
         prompt = f"Question: {question}\nAnswer:"
         rows.append(
             {
-                "id": ids(_content_id("gsm8k", question)),
+                "id": ids(content_id("gsm8k", question)),
                 "question": question,
                 "prompt": prompt,
                 "context": prompt,

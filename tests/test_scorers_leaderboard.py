@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import pytest_llmeval as le
 from pytest_llmeval.models.outputs import Ranked
-from pytest_llmeval.scoring.benchmarks import _gsm8k_normal
+from pytest_llmeval.scoring.leaderboard import _gsm8k_normal
 from pytest_llmeval.scoring.recording import collecting_scores
 
 

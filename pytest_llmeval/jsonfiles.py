@@ -1,0 +1,74 @@
+"""The one reader of text, JSON and JSON Lines files: case files, ``le.formats`` data, training
+data and a run's ``samples.jsonl`` all go through it.
+
+A file is read as UTF-8 with or without a byte-order mark, line endings as in the file. JSON
+Lines are split at ``\\n`` only (a ``\\r`` before it is dropped), never at U+2028, U+2029, U+0085
+or a form feed, which a JSON string may hold raw. Every error names the file and the line and
+ends with what to do; its class is the caller's (``error``), so each reader raises its own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = ["json_document", "jsonl_rows", "read_text", "text_lines"]
+
+DEEP_FIX = "flatten it"
+
+
+def read_text(path: Path, where: str, error: type[Exception] = ValueError) -> str:
+    """The text of ``path``: UTF-8 without a byte-order mark, line endings as in the file.
+    ``where`` names the file in messages (as the user gave it)."""
+    try:
+        with Path(path).open(encoding="utf-8-sig", newline="") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise error(f"{where}: file not found (looked at {path}); paths are relative to the test file") from None
+    except IsADirectoryError:
+        raise error(f"{where}: is a directory, not a file; name a case file in it") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8") from None
+    except OSError as exc:
+        raise error(f"{where}: cannot read the file ({exc.strerror or exc}); check its permissions") from None
+
+
+def text_lines(text: str) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` split at ``\\n`` only, a ``\\r`` before it dropped: a JSON string
+    holding U+2028, U+2029, U+0085 or a form feed stays on its line."""
+    if not text:
+        return
+    lines = text.split("\n")
+    if lines[-1] == "":  # the newline that ends the last line starts no new one
+        lines.pop()
+    for number, line in enumerate(lines, start=1):
+        yield number, line[:-1] if line.endswith("\r") else line
+
+
+def jsonl_rows(text: str, where: str, error: type[Exception] = ValueError, fix: str | None = "fix or remove that line") -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` for each non-blank line of JSON Lines ``text``; a line that is not
+    JSON raises ``error`` (``where:line: not valid JSON (...); fix``)."""
+    for number, line in text_lines(text):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            hint = f"; {fix}" if fix else ""
+            raise error(f"{where}:{number}: not valid JSON ({exc.msg} at column {exc.colno}){hint}") from None
+        except RecursionError:
+            raise error(f"{where}:{number}: the JSON on this line is nested too deeply; {DEEP_FIX}") from None
+        yield number, value
+
+
+def json_document(text: str, where: str, error: type[Exception] = ValueError, fix: str = "fix the file") -> Any:
+    """The value of a JSON document; one that is not JSON raises ``error``
+    (``where:line: not valid JSON (...); fix``)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"{where}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno}); {fix}") from None
+    except RecursionError:
+        raise error(f"{where}: the JSON is nested too deeply; {DEEP_FIX}") from None
