@@ -12,11 +12,8 @@ import pytest
 
 from pytest_llmeval.results.baseline import (
     BaselineError,
-    Verdict,
-    compare_suite,
     dumps_baseline,
     entry_json,
-    fingerprint_diff,
     load_baseline,
     parse_baseline,
     prune_suites,
@@ -25,6 +22,7 @@ from pytest_llmeval.results.baseline import (
     write_baseline,
 )
 from pytest_llmeval.files import ReadOnlyFileError
+from pytest_llmeval.results.comparison import Verdict, compare_suite, fingerprint_diff
 from pytest_llmeval.results.records import Fingerprint, Outcome
 from pytest_llmeval.results.stats import SuiteResult
 

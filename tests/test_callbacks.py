@@ -241,10 +241,10 @@ def test_callback_needs_a_tokenizer(tiny: tuple[Any, Any], evals: Path) -> None:
 def _compare(a: Path, b: Path) -> tuple[int, str]:
     import io
 
-    from pytest_llmeval.results import compare
+    from pytest_llmeval.cli import compare
 
     parser = __import__("argparse").ArgumentParser()
-    compare.register(parser.add_subparsers())
+    compare.COMMAND.register(parser.add_subparsers())
     args = parser.parse_args(["compare", str(a), str(b)])
     out = io.StringIO()
     return compare.run(args, out=out), out.getvalue()

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from pytest_llmeval.__main__ import main
-from pytest_llmeval.results.compare import compare_runs, exit_code, load_results, ResultsError
+from pytest_llmeval.cli.compare import exit_code
+from pytest_llmeval.results.compare import compare_runs, load_results, ResultsError
 from pytest_llmeval.results.records import CaseRecord
 from pytest_llmeval.results.session import EvalSession, GateOptions
 

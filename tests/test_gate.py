@@ -81,7 +81,7 @@ def test_what_force_can_and_cannot_override(
 
 
 def test_a_regression_across_versions_names_the_upgrade():
-    from pytest_llmeval.results.baseline import compare_suite
+    from pytest_llmeval.results.comparison import compare_suite
     from pytest_llmeval.results.gate import verdict_messages
 
     def suite(failing: int, transformers: str):

@@ -13,7 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_llmeval.results import history
+from pytest_llmeval.__main__ import main
+from pytest_llmeval.cli import history as history_command
+from pytest_llmeval.results import history, history_file
 from pytest_llmeval.results.history import HistoryError, case_outcomes, list_runs, record_run, suite_names, suite_trend
 from pytest_llmeval.results.records import CaseRecord
 from pytest_llmeval.results.stats import wilson_interval
@@ -175,7 +177,7 @@ def test_concurrent_writers(tmp_path: Path) -> None:
 def _cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m pytest_llmeval")
     sub = parser.add_subparsers(dest="command")
-    history.register_cli(sub)
+    history_command.COMMAND.register(sub)
     args = parser.parse_args(argv)
     return args.func(args)
 
@@ -212,7 +214,7 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_module_main(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "history.sqlite"
     record_run(db, _records(SUITE, ["pass"]), git_commit="c")
-    assert history.main(["--db", str(db)]) == 0
+    assert main(["history", "--db", str(db)]) == 0
     assert "1 suite(s), 1 run(s)" in capsys.readouterr().out
 
 
@@ -271,5 +273,5 @@ def test_a_file_of_the_first_schema_is_read_as_it_is_and_migrated_by_the_next_wr
     # the next run brings it up to date and keeps the old run
     record_run(db, _records(SUITE, ["pass", "skipped"]), run_id="new", git_commit="c", interrupted=True)
     with closing(sqlite3.connect(db)) as conn:
-        assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == (str(history.SCHEMA_VERSION),)
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == (str(history_file.SCHEMA_VERSION),)
     assert [(p.run_id, p.n, p.skipped, p.interrupted) for p in suite_trend(db, SUITE)] == [("old", 4, 0, False), ("new", 1, 1, True)]

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_llmeval.results.baseline import Comparison, Verdict, adjust_for_suites, compare_suite, entry_json, parse_baseline
+from pytest_llmeval.results.baseline import entry_json, parse_baseline
+from pytest_llmeval.results.comparison import Comparison, Verdict, adjust_for_suites, compare_suite
 from pytest_llmeval.results.records import CaseRecord
 from pytest_llmeval.results.repeats import (
     cluster_interval,
@@ -24,15 +25,8 @@ from pytest_llmeval.results.repeats import (
     pass_hat_k,
     sign_flip_p,
 )
-from pytest_llmeval.results.stats import (
-    SuiteResult,
-    aggregate_suites,
-    mcnemar_exact,
-    min_detectable_failures,
-    paired_comparison,
-    paired_rates,
-    wilson_interval,
-)
+from pytest_llmeval.results.paired import min_detectable_failures, paired_comparison, paired_rates
+from pytest_llmeval.results.stats import SuiteResult, aggregate_suites, mcnemar_exact, wilson_interval
 
 # float(Fraction) is correctly rounded, and enumeration counts are exact integers, so the
 # estimators and their enumerated values agree to the last bit or within one rounding step.

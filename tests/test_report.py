@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_llmeval.results.baseline import Verdict, compare_suite, dumps_baseline, entry_json, parse_baseline
+from pytest_llmeval.results.baseline import dumps_baseline, entry_json, parse_baseline
+from pytest_llmeval.results.comparison import Verdict, compare_suite
 from pytest_llmeval.results.messages import blocking
 from pytest_llmeval.results.records import CaseRecord
 from pytest_llmeval.results.report import GateReport, Message, listing, pct, points, pvalue, sample_json
@@ -220,7 +221,7 @@ def test_a_large_enough_suite_and_a_regression_say_nothing_about_size():
     ],
 )
 def test_detection_note(n: int, tolerance: float, alpha: float, note: str):
-    from pytest_llmeval.results.report import detection_note
+    from pytest_llmeval.results.verdicts import detection_note
 
     assert detection_note(n, tolerance, alpha) == note
 

@@ -11,19 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_llmeval.results.records import CaseRecord
-from pytest_llmeval.results.stats import (
-    aggregate_markers,
-    aggregate_suites,
-    binom_cdf_half,
-    mcnemar_exact,
+from pytest_llmeval.results.paired import (
     min_detectable_drop,
     min_detectable_failures,
     paired_comparison,
     smallest_drop_beyond,
     too_small_to_detect,
-    wilson_interval,
-    z_for,
 )
+from pytest_llmeval.results.stats import aggregate_markers, aggregate_suites, binom_cdf_half, mcnemar_exact, wilson_interval, z_for
 
 
 def rec(suite: str, case_id: str, outcome: str = "pass", **kw) -> CaseRecord:

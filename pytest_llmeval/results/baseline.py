@@ -1,4 +1,5 @@
-"""The committed baseline file: reading, recording into it, and comparing a run's suites with it.
+"""The committed baseline file: reading it and recording into it (comparing with it is
+:mod:`~pytest_llmeval.results.comparison`'s).
 
 The file is diff-friendly JSON (sorted keys, 2-space indent, trailing newline, no timestamps)::
 
@@ -17,35 +18,22 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from pytest_llmeval.files import atomic_write_text
 from pytest_llmeval.results.locking import LOCK_TIMEOUT_S, locked
 from pytest_llmeval.results.records import COMPARED, MUST_MATCH, Fingerprint, Outcome
-from pytest_llmeval.results.stats import Paired, SuiteResult, paired_comparison, paired_rates
+from pytest_llmeval.results.stats import SuiteResult
 
 SCHEMA = 1
 
 __all__ = [
-    "COMPARED", "MUST_MATCH", "SCHEMA", "Baseline", "BaselineError", "Comparison", "Recorded", "Verdict",
-    "adjust_for_suites", "compare_suite", "dumps_baseline", "entry_json", "fingerprint_diff", "load_baseline", "parse_baseline",
-    "prune_suites", "record_suites", "updated_suites", "write_atomic", "write_baseline",
+    "COMPARED", "MUST_MATCH", "SCHEMA", "Baseline", "BaselineError", "Recorded", "dumps_baseline", "entry_json", "load_baseline",
+    "parse_baseline", "prune_suites", "record_suites", "updated_suites", "write_atomic", "write_baseline",
 ]  # fmt: skip
 
 _FIX_JSON = "fix the file"
-
-
-class Verdict(str, Enum):
-    REGRESSED = "REGRESSED"
-    IMPROVED = "IMPROVED"
-    UNCHANGED = "UNCHANGED"
-    NEW = "NEW"
-    INCOMPARABLE = "INCOMPARABLE"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 class BaselineError(Exception):
@@ -99,7 +87,7 @@ def parse_baseline(text: str, path: Path) -> Baseline:
     path = Path(path)
     if not text.strip():
         raise BaselineError(path, "empty", "is empty", "record it with --llmeval-update-baseline")
-    if any(line.startswith(("<<<<<<<", ">>>>>>>")) for line in text.splitlines()):
+    if any(line.startswith(("<<<<<<<", ">>>>>>>")) for line in text.split("\n")):
         raise BaselineError(
             path, "corrupt", "contains merge-conflict markers (<<<<<<< / >>>>>>>)",
             "resolve the merge conflict (keep the suites of both sides)",
@@ -272,96 +260,3 @@ def prune_suites(path: Path, names: Iterable[str], *, timeout: float = LOCK_TIME
         if removed:
             write_atomic(path, dumps_baseline(suites))
     return removed, missing
-
-
-# ---------------------------------------------------------------- comparing
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """One suite of this run against its baseline entry.
-
-    ``differing`` names the must-match fingerprint fields that differ (INCOMPARABLE);
-    ``details`` says how (``generation.max_new_tokens: 32 -> 64``); ``compared_across``
-    names the compared fingerprint fields that differ (a different model is what one compares);
-    ``versions_changed`` says which versions differ (``transformers 4.57.0 -> 4.58.1``).
-    """
-
-    suite: str
-    verdict: Verdict
-    paired: Paired | None = None
-    baseline_rate: float | None = None
-    differing: tuple[str, ...] = ()
-    details: tuple[str, ...] = ()
-    compared_across: tuple[str, ...] = ()
-    note: str = ""
-    versions_changed: tuple[str, ...] = ()
-
-
-def fingerprint_diff(
-    before: Fingerprint | Mapping[str, Any], after: Fingerprint | Mapping[str, Any]
-) -> tuple[list[str], list[str], list[str]]:
-    """(must-match fields that differ, how they differ, compared fields that differ)."""
-    diff = Fingerprint.from_json(before).diff(Fingerprint.from_json(after))
-    return list(diff.differing), list(diff.details), list(diff.compared_across)
-
-
-def compare_suite(result: SuiteResult, entry: SuiteResult | None, *, tolerance: float, alpha: float) -> Comparison:
-    """The verdict for one suite of this run against its baseline entry (``None``: NEW)."""
-    if entry is None:
-        return Comparison(result.name, Verdict.NEW)
-    diff = entry.fingerprint.diff(result.fingerprint)
-    if diff.differing:
-        return Comparison(
-            result.name,
-            Verdict.INCOMPARABLE,
-            baseline_rate=entry.pass_rate,
-            differing=diff.differing,
-            details=diff.details,
-            compared_across=diff.compared_across,
-            versions_changed=diff.versions_changed,
-        )
-    if entry.repeated or result.repeated:
-        paired = paired_rates(entry.rates(), result.rates())
-    else:
-        paired = paired_comparison(entry.passes(), result.passes())
-    if paired.shared == 0:
-        return Comparison(
-            result.name,
-            Verdict.INCOMPARABLE,
-            paired=paired,
-            baseline_rate=entry.pass_rate,
-            compared_across=diff.compared_across,
-            note="no case ids in common with the baseline",
-            versions_changed=diff.versions_changed,
-        )
-    direction = paired.direction(tolerance, alpha)
-    verdict = {-1: Verdict.REGRESSED, 1: Verdict.IMPROVED, 0: Verdict.UNCHANGED}[direction]
-    return Comparison(
-        result.name, verdict, paired=paired, baseline_rate=entry.pass_rate,
-        compared_across=diff.compared_across, versions_changed=diff.versions_changed,
-    )  # fmt: skip
-
-
-def adjust_for_suites(comparisons: Mapping[str, Comparison], *, tolerance: float, alpha: float) -> dict[str, Comparison]:
-    """Holm's correction across the suites gated at once: each compared suite's p-value is
-    adjusted over all of them, and its verdict decided again on the adjusted p (with one suite,
-    nothing changes). NEW and INCOMPARABLE suites take no part."""
-    from dataclasses import replace
-
-    from pytest_llmeval.results.repeats import holm
-
-    tested = [name for name, c in comparisons.items() if c.paired is not None and c.paired.shared and c.verdict in _TESTED]
-    if len(tested) < 2:
-        return dict(comparisons)
-    adjusted = holm([comparisons[name].paired.p_value for name in tested])  # type: ignore[union-attr]
-    out = dict(comparisons)
-    for name, p in zip(tested, adjusted):
-        c = comparisons[name]
-        paired = replace(c.paired, adjusted_p=p)  # type: ignore[arg-type]
-        verdict = {-1: Verdict.REGRESSED, 1: Verdict.IMPROVED, 0: Verdict.UNCHANGED}[paired.direction(tolerance, alpha)]
-        out[name] = replace(c, paired=paired, verdict=verdict)
-    return out
-
-
-_TESTED = frozenset({Verdict.REGRESSED, Verdict.IMPROVED, Verdict.UNCHANGED})

@@ -1,34 +1,31 @@
-"""``python -m pytest_llmeval compare A B``: is run B better than run A?
+"""Run B against run A, as ``python -m pytest_llmeval compare A B`` says it.
 
 A and B are ``results.json`` files written by ``--llmeval-output``. Each suite both share is
-compared on the case ids both ran (exact paired McNemar test; with repeated samples, the exact
-sign-flip permutation test on per-case pass rates), with Holm's correction across the suites
-compared; the overall verdict is
+compared by :func:`~pytest_llmeval.results.comparison.compare_suites` (on the case ids both ran,
+Holm-corrected across suites); the overall verdict is
 
-- KEEP: some suite significantly better, none significantly worse (exit 0);
-- UNCHANGED: no significant change (exit 0);
-- DISCARD: some suite significantly worse, none better (exit 1);
-- MIXED: some better, some worse (exit 2);
+- KEEP: some suite significantly better, none significantly worse;
+- UNCHANGED: no significant change;
+- DISCARD: some suite significantly worse, none better;
+- MIXED: some better, some worse;
 
-and exit 3 for a usage error or an incomparable pair (must-match fingerprint fields differ;
-``--force`` compares anyway).
+and INCOMPARABLE suites are those whose must-match fingerprint fields differ (``force``
+compares them anyway). The command line (:mod:`pytest_llmeval.cli.compare`) maps these to exit
+statuses.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
+from pytest_llmeval.jsonfiles import json_document
+from pytest_llmeval.results.comparison import Comparison, compare_suites
 from pytest_llmeval.results.messages import listing, pct, points, pvalue
-from pytest_llmeval.results.repeats import holm
-from pytest_llmeval.results.stats import Paired, SuiteResult, paired_comparison, paired_rates
+from pytest_llmeval.results.stats import SuiteResult
 
-EXIT = {"KEEP": 0, "UNCHANGED": 0, "DISCARD": 1, "MIXED": 2}
-EXIT_USAGE = 3
+__all__ = ["ResultsError", "RunComparison", "compare_runs", "load_results", "load_run", "render"]
 
 
 class ResultsError(Exception):
@@ -36,23 +33,16 @@ class ResultsError(Exception):
 
 
 @dataclass(frozen=True)
-class SuiteDelta:
-    suite: str
-    before: SuiteResult
-    after: SuiteResult
-    paired: Paired
-    direction: int  # -1 significantly worse, +1 significantly better, 0 no significant change
-    differing: tuple[str, ...] = ()
-    details: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class RunComparison:
+    """The suites of run B against run A in ``compare``'s words: the overall ``verdict``, the
+    suites compared (``deltas``), those that cannot be (``incomparable``), those only one run
+    has, and warnings."""
+
     verdict: str
-    deltas: tuple[SuiteDelta, ...]
+    deltas: tuple[Comparison, ...]
     only_before: tuple[str, ...] = ()
     only_after: tuple[str, ...] = ()
-    incomparable: tuple[SuiteDelta, ...] = ()
+    incomparable: tuple[Comparison, ...] = ()
     warnings: tuple[str, ...] = ()
 
     @property
@@ -74,7 +64,7 @@ def load_run(path: Path) -> tuple[dict[str, SuiteResult], bool]:
     path = Path(path)
     hint = "pass a results.json written by pytest --llmeval-output DIR"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ResultsError(f"{path}: no such file; {hint}") from None
     except IsADirectoryError:
@@ -83,8 +73,7 @@ def load_run(path: Path) -> tuple[dict[str, SuiteResult], bool]:
         raise ResultsError(f"{path}: is a folder without results.json; {hint}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{path}: cannot be read ({exc}); {hint}") from None
-    except json.JSONDecodeError as exc:
-        raise ResultsError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); {hint}") from None
+    data = json_document(text, str(path), ResultsError, hint)
     suites = data.get("suites") if isinstance(data, dict) else None
     if not isinstance(suites, dict):
         raise ResultsError(f'{path}: no "suites" object, so not a pytest-llmeval results file; {hint}')
@@ -108,29 +97,22 @@ def compare_runs(
 ) -> RunComparison:
     """Each suite both runs share, on the case ids both ran; ``interrupted``: whether run A
     and run B were interrupted (a warning: their suites may lack cases)."""
-    deltas: list[SuiteDelta] = []
-    incomparable: list[SuiteDelta] = []
-    warnings: list[str] = [
+    shared = [after[name] for name in sorted(set(before) & set(after))]
+    found = compare_suites(before, shared, tolerance=tolerance, alpha=alpha, force=force, pair_incomparable=True)
+    warnings = [
         f"{label} was interrupted: its suites may lack cases; suites are compared on the cases both ran"
         for label, flag in zip("AB", interrupted)
         if flag
     ]
-    for name in sorted(set(before) & set(after)):
-        a, b = before[name], after[name]
-        diff = a.fingerprint.diff(b.fingerprint)
-        paired = paired_rates(a.rates(), b.rates()) if a.repeated or b.repeated else paired_comparison(a.passes(), b.passes())
-        delta = SuiteDelta(name, a, b, paired, paired.direction(tolerance, alpha), diff.differing, diff.details)
-        if diff.differing and not force:
-            incomparable.append(delta)
-            continue
-        if paired.shared == 0:
-            warnings.append(f"{name}: no case ids in common, nothing to compare")
-            continue
-        deltas.append(delta)
-        if a.limited or b.limited:
-            which = " and ".join(x for x, s in (("A", a), ("B", b)) if s.limited)
-            warnings.append(f"{name}: {which} came from an --llmeval-limit run; compared on {paired.shared} shared cases only")
-    deltas = _holm(deltas, tolerance, alpha)
+    deltas, incomparable = [], []
+    for c in found.values():
+        if c.differing and not force:
+            incomparable.append(c)
+        elif not c.tested:
+            warnings.append(f"{c.suite}: no case ids in common, nothing to compare")
+        else:
+            deltas.append(c)
+            warnings += _limited_warning(c)
     better = any(d.direction > 0 for d in deltas)
     worse = any(d.direction < 0 for d in deltas)
     verdict = "MIXED" if better and worse else "DISCARD" if worse else "KEEP" if better else "UNCHANGED"
@@ -144,16 +126,12 @@ def compare_runs(
     )
 
 
-def _holm(deltas: list[SuiteDelta], tolerance: float, alpha: float) -> list[SuiteDelta]:
-    """Holm's correction across the compared suites; each direction decided on its adjusted p."""
-    if len(deltas) < 2:
-        return deltas
-    adjusted = holm([d.paired.p_value for d in deltas])
-    out = []
-    for d, p in zip(deltas, adjusted):
-        paired = replace(d.paired, adjusted_p=p)
-        out.append(replace(d, paired=paired, direction=paired.direction(tolerance, alpha)))
-    return out
+def _limited_warning(c: Comparison) -> list[str]:
+    a, b = c.before, c.after
+    if a is None or b is None or c.paired is None or not (a.limited or b.limited):
+        return []
+    which = " and ".join(x for x, s in (("A", a), ("B", b)) if s.limited)
+    return [f"{c.suite}: {which} came from an --llmeval-limit run; compared on {c.paired.shared} shared cases only"]
 
 
 def render(result: RunComparison, a_label: str, b_label: str) -> list[str]:
@@ -217,64 +195,3 @@ def _rate(s: SuiteResult) -> str:
     return f"{pct(s.pass_rate)} [{low * 100:.1f}, {high * 100:.1f}] n={s.n}" + (f" k={k}" if k > 1 else "")
 
 
-def exit_code(result: RunComparison, fail_on: str = "mixed") -> int:
-    if result.incomparable or not result.deltas:
-        return EXIT_USAGE
-    code = EXIT[result.verdict]
-    if fail_on == "never" or (fail_on == "discard" and result.verdict == "MIXED"):
-        return 0
-    return code
-
-
-# ---------------------------------------------------------------- command line
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "compare",
-        help="compare two results.json files: KEEP, DISCARD, MIXED or UNCHANGED",
-        description=(__doc__ or "").split("\n\n")[0],
-    )
-    p.add_argument("a", metavar="A", help="results.json of the reference run (or its --llmeval-output folder)")
-    p.add_argument("b", metavar="B", help="results.json of the candidate run")
-    p.add_argument("--tolerance", type=_fraction, default=0.02, help="smallest change in pass rate that counts (default 0.02)")
-    p.add_argument("--alpha", type=_fraction, default=0.05, help="significance level of the paired McNemar test (default 0.05)")
-    p.add_argument("--force", action="store_true", help="compare suites whose prompt, generation, few-shot count or dataset differ")
-    p.add_argument(
-        "--fail-on",
-        choices=("mixed", "discard", "never"),
-        default="mixed",
-        help="mixed (default): MIXED exits 2 and DISCARD 1; discard: only DISCARD fails; never: always exit 0",
-    )
-    p.add_argument("--html", metavar="PATH", help="also write both runs side by side, flips first, as one HTML file")
-    p.set_defaults(func=run)
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text}")
-    return value
-
-
-def run(args: argparse.Namespace, out: Any = None) -> int:
-    out = out or sys.stdout
-    try:
-        before, a_interrupted = load_run(Path(args.a))
-        after, b_interrupted = load_run(Path(args.b))
-    except ResultsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    interrupted = (a_interrupted, b_interrupted)
-    result = compare_runs(before, after, tolerance=args.tolerance, alpha=args.alpha, force=args.force, interrupted=interrupted)
-    for line in render(result, args.a, args.b):
-        print(line, file=out)
-    if getattr(args, "html", None):
-        from pytest_llmeval.results.html import write_compare
-
-        if write_compare(args, out) != 0:
-            return EXIT_USAGE
-    return exit_code(result, args.fail_on)

@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from pytest_llmeval.results.baseline import BaselineError, Comparison, Recorded, Verdict
+from pytest_llmeval.results.baseline import BaselineError, Recorded
+from pytest_llmeval.results.comparison import Comparison, Verdict
 from pytest_llmeval.results.commands import UPDATE_FLAG
 from pytest_llmeval.results.messages import Message, blocking, listing, plural, points, pvalues
 from pytest_llmeval.results.records import CaseRecord
 from pytest_llmeval.results.stats import SuiteResult
+from pytest_llmeval.results.verdicts import incomparable_reason
 
 FORCE_FLAG = "--llmeval-force"
 
@@ -214,8 +216,7 @@ def verdict_messages(pending: Sequence[SuiteResult], comparisons: Mapping[str, C
             out.append(blocking(f"{s.name}: NEW, not in the baseline"))
         elif c.verdict is Verdict.INCOMPARABLE:
             incomparable.append(c)
-            why = ", ".join(c.differing) + (" differ" if len(c.differing) != 1 else " differs") if c.differing else c.note
-            out.append(blocking(f"{s.name}: INCOMPARABLE with the baseline ({why})"))
+            out.append(blocking(f"{s.name}: INCOMPARABLE with the baseline ({incomparable_reason(c)})"))
         elif c.verdict is Verdict.REGRESSED and c.paired is not None:
             regressed.append(s.name)
             p = c.paired

@@ -8,7 +8,8 @@ interval, graded metrics, fingerprint) and every case's outcome. Writers append 
 training job and a CI run) can share the file. A file of an older schema is brought up to
 date by the next run that writes to it; until then it is read as it is.
 
-``python -m pytest_llmeval history`` prints a suite's trend; see :mod:`pytest_llmeval.results.history_cli`.
+The file itself (schema, migrations, opening) is :mod:`~pytest_llmeval.results.history_file`;
+``python -m pytest_llmeval history`` prints a suite's trend (:mod:`pytest_llmeval.cli.history`).
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import sqlite3
-import time
 import subprocess
 from contextlib import closing
 from dataclasses import dataclass
@@ -25,72 +24,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
+from pytest_llmeval.results.history_file import HistoryError, column_or_zero, connect, ensure_schema, open_for_reading
 from pytest_llmeval.results.records import CaseRecord, Fingerprint
 from pytest_llmeval.results.stats import SuiteResult
 
 __all__ = [
-    "DEFAULT_PATH", "SCHEMA_VERSION", "HistoryError", "RunSummary", "TrendPoint", "case_outcomes", "git_commit",
-    "list_runs", "main", "record_run", "register_cli", "suite_names", "suite_trend",
+    "DEFAULT_PATH", "HistoryError", "RunSummary", "TrendPoint", "case_outcomes", "git_commit", "list_runs", "record_run",
+    "suite_names", "suite_trend",
 ]  # fmt: skip
 
 DEFAULT_PATH = Path(".llmeval") / "history.sqlite"
-SCHEMA_VERSION = 2
-EXIT_USAGE = 3  # as every ``python -m pytest_llmeval`` subcommand
-_TIMEOUT_S = 30.0
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id TEXT NOT NULL UNIQUE,
-    created_at TEXT NOT NULL,
-    git_commit TEXT,
-    label TEXT,
-    step INTEGER,
-    model TEXT,
-    interrupted INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS suites (
-    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
-    suite TEXT NOT NULL,
-    n INTEGER NOT NULL,
-    passed INTEGER NOT NULL,
-    failed INTEGER NOT NULL,
-    errors INTEGER NOT NULL,
-    pass_rate REAL NOT NULL,
-    ci_low REAL NOT NULL,
-    ci_high REAL NOT NULL,
-    metrics TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    limited INTEGER NOT NULL,
-    skipped INTEGER NOT NULL DEFAULT 0,
-    xfailed INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (run_id, suite)
-);
-CREATE TABLE IF NOT EXISTS cases (
-    run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
-    suite TEXT NOT NULL,
-    case_id TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    reason TEXT NOT NULL,
-    scores TEXT NOT NULL,
-    PRIMARY KEY (run_id, suite, case_id)
-);
-CREATE INDEX IF NOT EXISTS suites_by_name ON suites (suite);
-"""
-
-# columns each schema version added: (table, column, declaration)
-_MIGRATIONS: dict[int, tuple[tuple[str, str, str], ...]] = {
-    2: (
-        ("runs", "interrupted", "INTEGER NOT NULL DEFAULT 0"),
-        ("suites", "skipped", "INTEGER NOT NULL DEFAULT 0"),
-        ("suites", "xfailed", "INTEGER NOT NULL DEFAULT 0"),
-    ),
-}
-
-
-class HistoryError(RuntimeError):
-    """The history file cannot be used; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -142,95 +85,6 @@ class RunSummary:
     suites: int
     cases: int
     interrupted: bool = False
-
-
-# --------------------------------------------------------------------------- connection
-
-
-def _unusable(path: Path, exc: Exception) -> HistoryError:
-    return HistoryError(f"{path} is not a usable SQLite history file ({exc}); move it away to start a new one")
-
-
-def _connect(path: Path, *, create: bool) -> sqlite3.Connection:
-    path = Path(path)
-    if not create and not path.exists():
-        raise HistoryError(
-            f"no run history at {path}; run the evals first (every run appends to it), "
-            "or pass --db with the right file"
-        )
-    if create:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        conn = sqlite3.connect(str(path), timeout=_TIMEOUT_S, isolation_level=None)
-        conn.execute("PRAGMA busy_timeout=%d" % int(_TIMEOUT_S * 1000))
-        _set_wal(conn)
-        conn.execute("PRAGMA foreign_keys=ON")
-    except sqlite3.DatabaseError as exc:
-        raise _unusable(path, exc) from None
-    return conn
-
-
-def _set_wal(conn: sqlite3.Connection) -> None:
-    """Switch to WAL. While another process creates the file, SQLite answers "database is
-    locked" at once here (its busy handler is not called for this pragma): wait and retry."""
-    deadline = time.monotonic() + _TIMEOUT_S
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
-def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
-    """Create the tables if needed and bring an older file up to date (inside the caller's
-    transaction); refuse a newer one."""
-    try:
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-        row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-    except sqlite3.DatabaseError as exc:
-        raise _unusable(path, exc) from None
-    version = _version(row, path)
-    if version > SCHEMA_VERSION:
-        raise HistoryError(
-            f"{path} has history schema {version}, newer than this pytest-llmeval understands ({SCHEMA_VERSION}); "
-            "upgrade pytest-llmeval or use another history file"
-        )
-    for step in range(version + 1, SCHEMA_VERSION + 1):
-        for table, column, declaration in _MIGRATIONS.get(step, ()):
-            if column not in _columns(conn, table):
-                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
-    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-
-
-def _version(row: Any, path: Path) -> int:
-    """The schema version in a ``meta`` row (none yet: this version's)."""
-    if row is None:
-        return SCHEMA_VERSION
-    try:
-        return int(row[0])
-    except (TypeError, ValueError):
-        raise HistoryError(f"{path} has an unreadable history schema {row[0]!r}; move it away to start a new one") from None
-
-
-def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
-    return {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-
-
-def _check_readable(conn: sqlite3.Connection, path: Path) -> None:
-    try:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-    except sqlite3.DatabaseError as exc:
-        raise HistoryError(f"{path} is not a pytest-llmeval history file ({exc}); check the path given to --db") from None
-    if row is None or _version(row, path) > SCHEMA_VERSION:
-        raise HistoryError(
-            f"{path} has history schema {row[0] if row else 'none'}, not one this pytest-llmeval reads "
-            f"({SCHEMA_VERSION}); upgrade pytest-llmeval or use another history file"
-        )
 
 
 # --------------------------------------------------------------------------- writing
@@ -292,10 +146,10 @@ def record_run(
     suites = aggregate_suites(list(records))
     models = {str(s.fingerprint.model) for s in suites if s.fingerprint.model}
     model = models.pop() if len(models) == 1 else None
-    with closing(_connect(path, create=True)) as conn:
+    with closing(connect(path, create=True)) as conn:
         try:
             conn.execute("BEGIN IMMEDIATE")
-            _ensure_schema(conn, path)
+            ensure_schema(conn, path)
             if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
                 raise HistoryError(f"run id {run_id!r} is already in {path}; give a new run id or leave it out")
             conn.execute(
@@ -341,25 +195,9 @@ def _default_commit(path: Path) -> str | None:
 # --------------------------------------------------------------------------- reading
 
 
-def _open_for_reading(path: str | Path) -> sqlite3.Connection:
-    path = Path(path)
-    conn = _connect(path, create=False)
-    try:
-        _check_readable(conn, path)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def _column_or_zero(conn: sqlite3.Connection, table: str, alias: str, column: str) -> str:
-    """``alias.column``, or ``0`` in a file from before the column existed."""
-    return f"{alias}.{column}" if column in _columns(conn, table) else "0"
-
-
 def suite_names(path: str | Path) -> list[str]:
     """Every suite the history has seen, sorted."""
-    with closing(_open_for_reading(path)) as conn:
+    with closing(open_for_reading(path)) as conn:
         return [r[0] for r in conn.execute("SELECT DISTINCT suite FROM suites ORDER BY suite")]
 
 
@@ -369,12 +207,12 @@ def suite_trend(path: str | Path, suite: str | None = None, *, limit: int | None
     ``suite`` may be a full suite id or a unique part of one (``test_addition``). ``limit``
     keeps the most recent runs.
     """
-    with closing(_open_for_reading(path)) as conn:
+    with closing(open_for_reading(path)) as conn:
         where, params = "", []
         if suite is not None:
             names = [r[0] for r in conn.execute("SELECT DISTINCT suite FROM suites ORDER BY suite")]
             where, params = "WHERE s.suite = ?", [_resolve_suite(suite, names, Path(path))]
-        extra = [_column_or_zero(conn, t, a, c) for t, a, c in (("suites", "s", "skipped"), ("suites", "s", "xfailed"), ("runs", "r", "interrupted"))]
+        extra = [column_or_zero(conn, t, a, c) for t, a, c in (("suites", "s", "skipped"), ("suites", "s", "xfailed"), ("runs", "r", "interrupted"))]
         rows = conn.execute(
             "SELECT r.run_id, r.created_at, r.git_commit, r.label, r.step, s.suite, s.n, s.passed, s.failed,"
             f" s.errors, s.metrics, s.fingerprint, s.limited, {', '.join(extra)}"
@@ -412,12 +250,12 @@ def _resolve_suite(wanted: str, names: Sequence[str], path: Path) -> str:
 
 def list_runs(path: str | Path) -> list[RunSummary]:
     """Every run, oldest first, with how many suites and cases it holds."""
-    with closing(_open_for_reading(path)) as conn:
+    with closing(open_for_reading(path)) as conn:
         rows = conn.execute(
             "SELECT r.run_id, r.created_at, r.git_commit, r.label, r.step, r.model,"
             " (SELECT COUNT(*) FROM suites s WHERE s.run_id = r.run_id),"
             " (SELECT COUNT(*) FROM cases c WHERE c.run_id = r.run_id),"
-            f" {_column_or_zero(conn, 'runs', 'r', 'interrupted')}"
+            f" {column_or_zero(conn, 'runs', 'r', 'interrupted')}"
             " FROM runs r ORDER BY r.seq"
         ).fetchall()
     return [RunSummary(*row[:8], interrupted=bool(row[8])) for row in rows]
@@ -425,7 +263,7 @@ def list_runs(path: str | Path) -> list[RunSummary]:
 
 def case_outcomes(path: str | Path, run_id: str, suite: str | None = None) -> dict[str, dict[str, str]]:
     """``{suite: {case_id: outcome}}`` for one run (one suite when given)."""
-    with closing(_open_for_reading(path)) as conn:
+    with closing(open_for_reading(path)) as conn:
         if not conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
             raise HistoryError(f"no run {run_id!r} in {path}; list the runs with `python -m pytest_llmeval history --runs`")
         sql, params = "SELECT suite, case_id, outcome FROM cases WHERE run_id = ?", [run_id]
@@ -436,25 +274,3 @@ def case_outcomes(path: str | Path, run_id: str, suite: str | None = None) -> di
         for s, case_id, outcome in conn.execute(sql + " ORDER BY suite, case_id", params):
             out.setdefault(s, {})[case_id] = outcome
     return out
-
-
-# --------------------------------------------------------------------------- command line
-
-
-def register_cli(subparsers: Any) -> None:
-    """Add the ``history`` subcommand to an ``argparse`` subparsers object (see
-    :mod:`pytest_llmeval.results.history_cli`)."""
-    from pytest_llmeval.results.history_cli import register_cli as register
-
-    register(subparsers)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``history`` on its own (``python -m pytest_llmeval history``)."""
-    from pytest_llmeval.results.history_cli import main as cli
-
-    return cli(argv)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

@@ -12,23 +12,24 @@ read with defaults and shown when present.
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from pytest_llmeval.jsonfiles import json_document
+from pytest_llmeval.results.compare import compare_runs
+from pytest_llmeval.results.comparison import Verdict
 from pytest_llmeval.results.html_assets import CSS, SCRIPT
 from pytest_llmeval.results.samplefile import SamplesError, read_samples
+from pytest_llmeval.results.stats import SuiteResult
 
 __all__ = [
     "ReportError", "case_rows", "chat_turns", "compare_page", "embed_json", "history_series", "load_run_dir", "render_page",
-    "run_page", "write_compare", "write_page",
+    "run_page", "write_page",
 ]  # fmt: skip
 
-EXIT_USAGE = 3
 _HINT = "pass the folder written by pytest --llmeval-output DIR (it holds results.json and samples.jsonl)"
 
 # keys of a samples.jsonl line the page shows in their own place; any other key is listed as it came
@@ -52,11 +53,12 @@ def load_run_dir(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     folder = path.parent if path.name == "results.json" else path
     results_path = folder / "results.json"
     try:
-        results = json.loads(results_path.read_text(encoding="utf-8"))
+        text = results_path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ReportError(f"{results_path}: no such file; {_HINT}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise ReportError(f"{results_path}: cannot be read ({exc}); {_HINT}") from None
+    results = json_document(text, str(results_path), ReportError, _HINT)
     if not isinstance(results, dict) or not isinstance(results.get("suites"), dict):
         raise ReportError(f'{results_path}: no "suites" object, so not a pytest-llmeval results file; {_HINT}')
     samples: list[dict[str, Any]] = []
@@ -279,15 +281,16 @@ def run_page(
     }
 
 
+_COMPARE_WORDS = {Verdict.REGRESSED: "WORSE", Verdict.IMPROVED: "BETTER", Verdict.UNCHANGED: "UNCHANGED", Verdict.INCOMPARABLE: "INCOMPARABLE"}
+"""The compare view's words for each verdict of :mod:`~pytest_llmeval.results.comparison`."""
+
+
 def compare_page(
     a: tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]],
     b: tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]],
     *, labels: tuple[str, str] = ("A", "B"), tolerance: float = 0.02, alpha: float = 0.05, force: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """The page's data for run B against run A: B's cases with A's outcome and completion, flips first."""
-    from pytest_llmeval.results.compare import compare_runs
-    from pytest_llmeval.results.stats import SuiteResult
-
     suites_a = {k: SuiteResult.from_json(k, v) for k, v in a[0].get("suites", {}).items()}
     suites_b = {k: SuiteResult.from_json(k, v) for k, v in b[0].get("suites", {}).items()}
     result = compare_runs(suites_a, suites_b, tolerance=tolerance, alpha=alpha, force=force)
@@ -296,9 +299,8 @@ def compare_page(
     for d in (*result.deltas, *result.incomparable):
         row = by_name.get(d.suite)
         if row is not None:
-            verdict = "INCOMPARABLE" if d in result.incomparable else {1: "BETTER", -1: "WORSE", 0: "UNCHANGED"}[d.direction]
             row["verdict"] = {
-                "verdict": verdict, "rate": d.paired.before_rate, "delta": d.paired.delta, "p": d.paired.p_value,
+                "verdict": _COMPARE_WORDS[d.verdict], "rate": d.paired.before_rate, "delta": d.paired.delta, "p": d.paired.p_value,
                 "shared": d.paired.shared, "differing": list(d.details), "across": [], "versions": [], "recorded": False,
                 "failing": len(d.paired.newly_failing), "passing": len(d.paired.newly_passing),
             }  # fmt: skip
@@ -361,53 +363,3 @@ def write_page(path: Path, data: Mapping[str, Any]) -> int:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(Path(path), text)
     return len(text.encode("utf-8"))
-
-
-# ---------------------------------------------------------------- command line
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "report",
-        help="write a run's HTML report (one self-contained file)",
-        description="Write one self-contained HTML file for a run folder written by --llmeval-output.",
-    )
-    p.add_argument("results", metavar="RESULTS_DIR", help="the --llmeval-output folder (results.json and samples.jsonl)")
-    p.add_argument("--html", required=True, metavar="PATH", help="the HTML file to write")
-    p.add_argument("--history", metavar="PATH", help="run history for the trend charts (default .llmeval/history.sqlite when present)")
-    p.set_defaults(func=_run_report)
-
-
-def _run_report(args: argparse.Namespace) -> int:
-    from pytest_llmeval.results.history import DEFAULT_PATH
-
-    try:
-        results, samples = load_run_dir(Path(args.results))
-    except ReportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    history = Path(args.history) if args.history else DEFAULT_PATH
-    return write_cli(Path(args.html), run_page(results, samples, history=history))
-
-
-def write_cli(path: Path, data: Mapping[str, Any], out: Any = None) -> int:
-    """Write the page for a command; one line saying where (or why not)."""
-    try:
-        size = write_page(path, data)
-    except OSError as exc:
-        print(f"error: could not write {path}: {exc}; check the path and its permissions", file=sys.stderr)
-        return EXIT_USAGE
-    shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
-    print(f"wrote {path} ({len(data.get('cases', []))} cases, {shown})", file=out or sys.stdout)
-    return 0
-
-
-def write_compare(args: argparse.Namespace, out: Any = None) -> int:
-    """``compare A B --html PATH``: the page of run B against run A."""
-    try:
-        a, b = load_run_dir(Path(args.a)), load_run_dir(Path(args.b))
-    except ReportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    data = compare_page(a, b, labels=(str(args.a), str(args.b)), tolerance=args.tolerance, alpha=args.alpha, force=args.force)
-    return write_cli(Path(args.html), data, out)

@@ -5,13 +5,12 @@ Each shard (``pytest --llmeval-shard I/N --llmeval-output DIR``) wrote a ``resul
 one run (a suite with different fingerprints, a case in two shards, a shard missing or given
 twice: one line each), and runs the same session as a single run over the union: the same
 table, the same ``--baseline`` verdicts, ``results.json`` and ``samples.jsonl`` in ``OUT_DIR``,
-and the same exit status (0 passed, 1 the gate failed, 3 the shards cannot be merged).
+and the same exit status (0 passed, 1 the gate failed, 3 the shards cannot be merged; the command
+line is :mod:`pytest_llmeval.cli.merge`).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -22,7 +21,6 @@ from pytest_llmeval.results.report import GateReport
 
 __all__ = ["MergeError", "Shard", "merge", "merged_records", "read_shards", "shard_problems"]
 
-EXIT_USAGE = 3
 # fingerprint fields every shard must share, whatever suites it ran: the same model and software
 _RUN_WIDE = ("model", "tokenizer", "chat_template", "dtype", "versions")
 
@@ -162,70 +160,3 @@ def merge(out_dir: Path | None, shards: Sequence[Shard], options: GateOptions) -
     session = EvalSession(replace(options, output_dir=out_dir, narrowed_by=tuple(sorted(narrowed))), cwd=options.rootdir)
     session.add_all(merged_records(shards))
     return session.finish(status)
-
-
-# ---------------------------------------------------------------- command line
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    from pytest_llmeval.results.compare import _fraction
-
-    p = subparsers.add_parser(
-        "merge",
-        help="merge shards' results (--llmeval-shard) into one, and gate it as one run",
-        description=(
-            "Combine the results of shards of one run (pytest --llmeval-shard I/N --llmeval-output DIR) into one "
-            "results.json, then gate it as one run: the same table, verdicts against --baseline and exit status."
-        ),
-    )
-    p.add_argument("out", metavar="OUT_DIR", help="folder for the merged results.json and samples.jsonl")
-    p.add_argument("shards", nargs="+", metavar="SHARD_DIR", help="each shard's --llmeval-output folder")
-    p.add_argument("--baseline", metavar="PATH", help="baseline file to compare with (as llmeval_baseline)")
-    p.add_argument("--update-baseline", action="store_true", help="record the merged suites into the baseline file")
-    p.add_argument("--force", action="store_true", help="update the baseline even from a narrowed run or one with errors")
-    p.add_argument("--strict", action="store_true", default=None, help="fail on any wrong answer (default: as the shards ran)")
-    p.add_argument("--tolerance", type=_fraction, help="drop tolerated before a regression (default: as the shards ran)")
-    p.add_argument("--alpha", type=_fraction, help="significance level (default: as the shards ran)")
-    p.add_argument("--min-pass-rate", type=_fraction, help="default minimum pass rate for every suite")
-    p.add_argument("--markdown", metavar="PATH", help="write the Markdown summary to this file")
-    p.add_argument("--html", metavar="PATH", help="write the HTML report to this file")
-    p.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace, out: Any = None) -> int:
-    out = out or sys.stdout
-    try:
-        shards = read_shards([Path(p) for p in args.shards])
-    except MergeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    problems = shard_problems(shards)
-    for problem in problems:
-        print(f"error: {problem}", file=sys.stderr)
-    if problems:
-        return EXIT_USAGE
-    settings = shards[0].results.get("settings") or {}
-    pick = lambda given, key, default: given if given is not None else settings.get(key, default)  # noqa: E731
-    cwd = Path.cwd()
-    options = GateOptions(
-        rootdir=cwd,
-        baseline=Path(args.baseline) if args.baseline else None,
-        update_baseline=args.update_baseline,
-        force=args.force,
-        strict=bool(pick(args.strict, "strict", False)),
-        tolerance=pick(args.tolerance, "tolerance", 0.02),
-        alpha=pick(args.alpha, "alpha", 0.05),
-        min_pass_rate=args.min_pass_rate,
-        markdown=Path(args.markdown) if args.markdown else None,
-        invocation=(),
-    )
-    report = merge(Path(args.out), shards, options)
-    for text, _ in report.lines():
-        print(text, file=out)
-    code = 1 if report.gate_failed else 0
-    if args.html:
-        from pytest_llmeval.results.html import load_run_dir, run_page, write_cli
-
-        results, samples = load_run_dir(Path(args.out))
-        code = max(code, write_cli(Path(args.html), run_page(results, samples)))
-    return code

@@ -1,16 +1,77 @@
 """Two runs of the same cases compared case by case: exact McNemar for one sample per case,
-the exact sign-flip permutation test on per-case pass rates with repeats."""
+the exact sign-flip permutation test on per-case pass rates with repeats; and the smallest drop
+such a test can call significant."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Mapping
 
 from pytest_llmeval.results.repeats import mean_rate, sign_flip_p
-from pytest_llmeval.results.stats import mcnemar_exact, min_detectable_drop
+from pytest_llmeval.results.stats import mcnemar_exact
 
-__all__ = ["Paired", "paired_comparison", "paired_rates"]
+__all__ = [
+    "Paired", "min_detectable_drop", "min_detectable_failures", "paired_comparison", "paired_rates", "smallest_drop_beyond",
+    "too_small_to_detect",
+]  # fmt: skip
+
+
+def min_detectable_failures(alpha: float) -> int:
+    """The fewest newly failing cases, with none newly passing, for which the exact McNemar
+    test gives ``p < alpha``: 6 at alpha 0.05 (p = 2 * 0.5**6 = 0.031; five give 0.0625).
+
+    With none newly passing the p-value is ``min(1, 2 * 0.5**k)``. For the same net drop
+    ``b - c``, newly passing cases only raise it: going from ``(b, c)`` to ``(b + 1, c + 1)``
+    adds ``(P[X=c+1] - P[X=c]) / 4 >= 0`` to ``P[X <= c]`` (``X ~ Binomial(b + c, 0.5)``,
+    ``c + 1 <= (b + c + 1) / 2``), so no split of the same drop does better.
+    """
+    if not 0.0 < alpha <= 1.0:
+        raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+    k = 1
+    while mcnemar_exact(k, 0) >= alpha:
+        k += 1
+    return k
+
+
+def min_detectable_drop(n: int, alpha: float) -> float | None:
+    """The smallest drop in pass rate over ``n`` shared cases that the paired test can call
+    significant at ``alpha`` (what a REGRESSED verdict needs, besides exceeding the
+    tolerance): ``k / n`` for :func:`min_detectable_failures`. ``None`` when no drop can be:
+    ``n`` cases are fewer than ``k``, or ``alpha`` is 0."""
+    if n < 0:
+        raise ValueError(f"n must be non-negative, got {n}")
+    if alpha <= 0.0:
+        return None
+    k = min_detectable_failures(alpha)
+    return k / n if k <= n else None
+
+
+def too_small_to_detect(n: int, tolerance: float, alpha: float) -> bool:
+    """Whether ``n`` shared cases are too few for the tolerance: the smallest drop beyond
+    ``tolerance`` that ``n`` cases can show (:func:`smallest_drop_beyond`) could not be called
+    significant at ``alpha``, so an UNCHANGED verdict does not mean the suite held within the
+    tolerance. ``False`` when no drop beyond the tolerance is possible (a tolerance of 1)."""
+    if n <= 0 or alpha <= 0.0:
+        return True
+    beyond = smallest_drop_beyond(n, tolerance)
+    return beyond is not None and min_detectable_failures(alpha) > beyond
+
+
+def smallest_drop_beyond(n: int, tolerance: float) -> int | None:
+    """The fewest net newly failing cases out of ``n`` whose drop in pass rate exceeds
+    ``tolerance`` as :meth:`Paired.direction` judges it (``k / n > tolerance + 1e-12``);
+    ``None`` when even ``n`` do not."""
+    if n <= 0 or 1.0 <= tolerance + 1e-12:
+        return None
+    k = max(1, min(n, math.floor(n * tolerance)))
+    while k > 1 and (k - 1) / n > tolerance + 1e-12:
+        k -= 1
+    while k / n <= tolerance + 1e-12:
+        k += 1
+    return k
+
 
 
 @dataclass(frozen=True)
@@ -64,7 +125,7 @@ class Paired:
     def min_detectable_drop(self, alpha: float) -> float | None:
         """The smallest drop in mean rate these shared cases could show as significant at
         ``alpha``: the sign-flip test needs at least ``k`` cases all moving the same way
-        (:func:`~.stats.min_detectable_failures`; two-sided ``p >= 2 / 2^m`` for ``m`` non-zero
+        (:func:`min_detectable_failures`; two-sided ``p >= 2 / 2^m`` for ``m`` non-zero
         differences), and each moves by at least ``1 / samples``: ``k / (shared * samples)``."""
         drop = min_detectable_drop(self.shared, alpha)
         return None if drop is None else drop / self.samples

@@ -10,16 +10,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from pytest_llmeval.results.baseline import Comparison, Verdict
+from pytest_llmeval.results.comparison import Comparison, Verdict
 from pytest_llmeval.results.messages import MAX_LISTED, Markup, Message, listing, pct, plural, points, pvalue, pvalues
 from pytest_llmeval.results.records import CaseRecord, Outcome
 from pytest_llmeval.results.repeats import summarize_repeats
-from pytest_llmeval.results.stats import SuiteResult, min_detectable_drop, min_detectable_failures, too_small_to_detect
+from pytest_llmeval.results.stats import SuiteResult
 from pytest_llmeval.results.usage import usage_lines
+from pytest_llmeval.results.verdicts import comparison_json, detail_lines, verdict_cell
 
 __all__ = [
-    "RESULTS_SCHEMA", "MAX_LISTED", "GateReport", "Message", "detection_note", "listing", "missed_lines", "pct", "points",
-    "pvalue", "sample_json",
+    "RESULTS_SCHEMA", "MAX_LISTED", "GateReport", "Message", "listing", "missed_lines", "pct", "points", "pvalue", "sample_json",
 ]  # fmt: skip
 
 RESULTS_SCHEMA = 1
@@ -156,17 +156,7 @@ class GateReport:
 
     def _verdict_cell(self, suite: str) -> str:
         c = self.comparisons.get(suite)
-        if c is None:
-            return "-"
-        text = c.verdict.value
-        if c.paired is not None and c.paired.shared and c.verdict is not Verdict.INCOMPARABLE:
-            note = "" if c.verdict is Verdict.REGRESSED else detection_note(c.paired.shared, self.tolerance, self.alpha)
-            text += f" {points(c.paired.delta)} ({pvalues(c.paired.p_value, c.paired.adjusted_p)}{'; ' + note if note else ''})"
-        elif c.differing:
-            text += f" ({', '.join(c.differing)})"
-        if suite in self.recorded:
-            text += ", recorded"
-        return text
+        return verdict_cell(c, recorded=suite in self.recorded, tolerance=self.tolerance, alpha=self.alpha)
 
     def repeat_lines(self, code: bool = False) -> list[str]:
         """One line per suite sampled several times per case: the mean rate with its
@@ -223,42 +213,7 @@ class GateReport:
 
     def _details(self) -> Iterator[tuple[str, Markup]]:
         for s in self.suites:
-            c = self.comparisons.get(s.name)
-            if c is None or c.verdict is Verdict.NEW:
-                continue
-            if c.verdict is Verdict.INCOMPARABLE:
-                what = c.note or f"{', '.join(c.differing)} differ{'s' if len(c.differing) == 1 else ''} from the baseline"
-                yield f"{s.name}: INCOMPARABLE: {what}", {"red": s.name not in self.recorded}
-                for d in c.details:
-                    yield f"  {d}", {}
-                continue
-            p = c.paired
-            if p is None:
-                continue
-            changed = p.newly_failing or p.newly_passing or p.only_before or p.only_after
-            if c.verdict is Verdict.UNCHANGED and not changed and not c.compared_across:
-                continue
-            markup: Markup = {"red": True} if c.verdict is Verdict.REGRESSED else {"green": True} if c.verdict is Verdict.IMPROVED else {}
-            head = (
-                f"{s.name}: {c.verdict.value} {pct(p.before_rate)} -> {pct(p.after_rate)} on {p.shared} shared "
-                f"case{'s' if p.shared != 1 else ''} ({points(p.delta)}, {pvalues(p.p_value, p.adjusted_p)})"
-            )
-            if c.verdict is Verdict.UNCHANGED and changed:
-                head += " within noise" if (p.newly_failing or p.newly_passing) else ""
-            yield head, markup
-            across = [f for f in c.compared_across if f != "versions"]
-            if across:
-                yield f"  compared across a different {', '.join(across)}", {}
-            if c.versions_changed:
-                yield f"  versions changed since the baseline: {', '.join(c.versions_changed)}", {}
-            if p.newly_failing:
-                yield f"  newly failing ({len(p.newly_failing)}): {listing(p.newly_failing)}", {"red": c.verdict is Verdict.REGRESSED}
-            if p.newly_passing:
-                yield f"  newly passing ({len(p.newly_passing)}): {listing(p.newly_passing)}", {"green": c.verdict is Verdict.IMPROVED}
-            if p.only_after:
-                yield f"  not in the baseline ({len(p.only_after)}): {listing(p.only_after)}", {}
-            if p.only_before:
-                yield f"  in the baseline, not run ({len(p.only_before)}): {listing(p.only_before)}", {}
+            yield from detail_lines(s.name, self.comparisons.get(s.name), recorded=s.name in self.recorded)
 
     def _verdict_lines(self) -> Iterator[tuple[str, Markup]]:
         if self.failures:
@@ -371,47 +326,7 @@ class GateReport:
 
     def _comparison_json(self, suite: str) -> dict[str, Any] | None:
         c = self.comparisons.get(suite)
-        if c is None:
-            return None
-        data: dict[str, Any] = {
-            "verdict": c.verdict.value,
-            "baseline_rate": c.baseline_rate,
-            "differing": list(c.differing),
-            "details": list(c.details),
-            "compared_across": list(c.compared_across),
-            "versions_changed": list(c.versions_changed),
-            "note": c.note,
-            "recorded": suite in self.recorded,
-        }
-        if c.paired is not None:
-            p = c.paired
-            data.update(
-                shared=p.shared,
-                before_rate=p.before_rate,
-                after_rate=p.after_rate,
-                delta=p.delta,
-                p_value=p.p_value,
-                p_holm=p.adjusted_p,
-                test="sign-flip permutation over cases" if p.rates is not None else "exact McNemar",
-                newly_failing=list(p.newly_failing),
-                newly_passing=list(p.newly_passing),
-                not_in_baseline=list(p.only_after),
-                not_run=list(p.only_before),
-                min_detectable_drop=p.min_detectable_drop(self.alpha) if p.shared else None,
-                too_small=bool(p.shared) and too_small_to_detect(p.shared, self.tolerance, self.alpha),
-            )
-        return data
-
-
-def detection_note(n: int, tolerance: float, alpha: float) -> str:
-    """What ``n`` shared cases can detect, when that is more than ``tolerance``
-    (``n=20 can only detect drops of 30+ pts at alpha 0.05``); '' when they can detect it."""
-    if not too_small_to_detect(n, tolerance, alpha):
-        return ""
-    if min_detectable_drop(n, alpha) is None:
-        return f"n={n} cannot detect any drop at alpha {alpha:g}"
-    tenths = min_detectable_failures(alpha) * 1000 // n  # rounded down: drops this large can be detected
-    return f"n={n} can only detect drops of {tenths / 10:g}+ pts at alpha {alpha:g}"
+        return comparison_json(c, recorded=suite in self.recorded, tolerance=self.tolerance, alpha=self.alpha)
 
 
 def sample_json(record: CaseRecord) -> dict[str, Any]:

@@ -17,7 +17,6 @@ A rubric with ``min_kappa=`` and ``labels_file=`` is checked at the end of every
 
 from __future__ import annotations
 
-import argparse
 import csv
 import sys
 from pathlib import Path
@@ -27,7 +26,6 @@ from pytest_llmeval.results.agreement import Agreement, agreement
 from pytest_llmeval.results.messages import Message, blocking, plural
 from pytest_llmeval.results.samplefile import SamplesError, read_samples
 
-EXIT_USAGE = 3
 EXPORT_COLUMNS = ("suite", "id", "prompt", "completion", "reference", "judge_label", "judge_probability", "human_label")
 HUMAN = "human_label"
 
@@ -191,38 +189,3 @@ def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, A
         writer = csv.DictWriter(fh, fieldnames=list(columns))
         writer.writeheader()
         writer.writerows(rows)
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    review = subparsers.add_parser("review", help="export judged cases for people to label, and read the labels back")
-    actions = review.add_subparsers(dest="review_command", metavar="ACTION", parser_class=type(review))
-    exp = actions.add_parser("export", help="write the judged cases of RESULTS_DIR to a CSV file for labelling")
-    exp.add_argument("results_dir", type=Path, metavar="RESULTS_DIR", help="the --llmeval-output folder of a run")
-    exp.add_argument("labels", type=Path, metavar="LABELS_CSV")
-    exp.add_argument("--force", action="store_true", help="overwrite LABELS_CSV if it exists")
-    exp.set_defaults(func=lambda a: _guarded(lambda: export(a.results_dir, a.labels, force=a.force)))
-    imp = actions.add_parser("import", help="check people's labels against the run and keep them")
-    imp.add_argument("results_dir", type=Path, metavar="RESULTS_DIR")
-    imp.add_argument("labels", type=Path, metavar="LABELS_CSV")
-    imp.add_argument("--write", type=Path, metavar="FILE", help="write the labelled rows (suite, id, human_label) to FILE")
-    imp.set_defaults(func=lambda a: _guarded(lambda: import_labels(a.results_dir, a.labels, write=a.write)))
-    review.set_defaults(func=lambda a: _usage(review))
-    cal = subparsers.add_parser("calibrate", help="how well the judge agrees with people's labels (accuracy, Cohen's kappa)")
-    cal.add_argument("results_dir", type=Path, metavar="RESULTS_DIR")
-    cal.add_argument("labels", type=Path, metavar="LABELS_CSV")
-    cal.add_argument("--min-kappa", type=float, default=None, help="exit 1 when kappa is below this")
-    cal.set_defaults(func=lambda a: _guarded(lambda: calibrate(a.results_dir, a.labels, min_kappa=a.min_kappa)))
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_usage(sys.stderr)
-    print("error: say export or import", file=sys.stderr)
-    return EXIT_USAGE
-
-
-def _guarded(run: Any) -> int:
-    try:
-        return int(run())
-    except ReviewError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE

@@ -22,8 +22,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from pytest_llmeval.results import gate
 from pytest_llmeval.results.review import calibration_messages
-from pytest_llmeval.results.baseline import Baseline, BaselineError, Comparison, adjust_for_suites, compare_suite, load_baseline, record_suites, write_atomic
+from pytest_llmeval.results.baseline import Baseline, BaselineError, load_baseline, record_suites, write_atomic
 from pytest_llmeval.results.commands import UPDATE_FLAG, files_picked_by_node_id, record_command
+from pytest_llmeval.results.comparison import Comparison, compare_suites
 from pytest_llmeval.files import ReadOnlyFileError
 from pytest_llmeval.results.gate import GateOptions, RunStatus
 from pytest_llmeval.results.locking import LockTimeout
@@ -130,16 +131,7 @@ class EvalSession:
             interrupted=status.interrupted,
             versions=versions(self.version),
             timings=self._timings(records),
-            run={
-                "rootdir": str(opts.rootdir),
-                "invocation": list(opts.invocation),
-                "narrowed_by": list(opts.narrowed_by),
-                "limit": opts.limit,
-                "interrupted": status.interrupted,
-                "stopped_early": status.stopped_early,
-                **({"shard": list(opts.shard)} if opts.shard else {}),
-                "from_cache": from_cache(records),
-            },
+            run=_run_json(opts, status, records),
             usage=usage_json(records, status.backend_usage),
         )
         return self._write_outputs(report, records)
@@ -252,8 +244,21 @@ def _compare(suites: Sequence[SuiteResult], baseline: Baseline | None, opts: Gat
     """The verdict of each suite with a counted case (one whose every case was skipped has none)."""
     if baseline is None:
         return {}
-    found = {s.name: compare_suite(s, baseline.suites.get(s.name), tolerance=opts.tolerance, alpha=opts.alpha) for s in suites if s.n}
-    return adjust_for_suites(found, tolerance=opts.tolerance, alpha=opts.alpha)
+    return compare_suites(baseline.suites, [s for s in suites if s.n], tolerance=opts.tolerance, alpha=opts.alpha)
+
+
+def _run_json(opts: GateOptions, status: RunStatus, records: Sequence[CaseRecord]) -> dict[str, Any]:
+    """How the run was made, for ``results.json``: where, the command, what narrowed it, how it ended."""
+    return {
+        "rootdir": str(opts.rootdir),
+        "invocation": list(opts.invocation),
+        "narrowed_by": list(opts.narrowed_by),
+        "limit": opts.limit,
+        "interrupted": status.interrupted,
+        "stopped_early": status.stopped_early,
+        **({"shard": list(opts.shard)} if opts.shard else {}),
+        "from_cache": from_cache(records),
+    }
 
 
 def versions(package_version: str | None = None) -> dict[str, str]:

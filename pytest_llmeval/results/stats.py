@@ -1,4 +1,5 @@
-"""Suite statistics: Wilson intervals, the exact paired McNemar test, and suite aggregation.
+"""Suite statistics: Wilson intervals, the exact McNemar test, and suite aggregation (the paired
+comparison of two runs, and what it can detect, is :mod:`~pytest_llmeval.results.paired`).
 
 Pure functions over plain numbers and :class:`~pytest_llmeval.results.records.CaseRecord` lists; no
 pytest, no scipy.
@@ -81,61 +82,6 @@ def mcnemar_exact(b: int, c: int) -> float:
     if n == 0:
         return 1.0
     return min(1.0, 2.0 * binom_cdf_half(min(b, c), n))
-
-
-def min_detectable_failures(alpha: float) -> int:
-    """The fewest newly failing cases, with none newly passing, for which the exact McNemar
-    test gives ``p < alpha``: 6 at alpha 0.05 (p = 2 * 0.5**6 = 0.031; five give 0.0625).
-
-    With none newly passing the p-value is ``min(1, 2 * 0.5**k)``. For the same net drop
-    ``b - c``, newly passing cases only raise it: going from ``(b, c)`` to ``(b + 1, c + 1)``
-    adds ``(P[X=c+1] - P[X=c]) / 4 >= 0`` to ``P[X <= c]`` (``X ~ Binomial(b + c, 0.5)``,
-    ``c + 1 <= (b + c + 1) / 2``), so no split of the same drop does better.
-    """
-    if not 0.0 < alpha <= 1.0:
-        raise ValueError(f"alpha must be in (0, 1], got {alpha}")
-    k = 1
-    while mcnemar_exact(k, 0) >= alpha:
-        k += 1
-    return k
-
-
-def min_detectable_drop(n: int, alpha: float) -> float | None:
-    """The smallest drop in pass rate over ``n`` shared cases that the paired test can call
-    significant at ``alpha`` (what a REGRESSED verdict needs, besides exceeding the
-    tolerance): ``k / n`` for :func:`min_detectable_failures`. ``None`` when no drop can be:
-    ``n`` cases are fewer than ``k``, or ``alpha`` is 0."""
-    if n < 0:
-        raise ValueError(f"n must be non-negative, got {n}")
-    if alpha <= 0.0:
-        return None
-    k = min_detectable_failures(alpha)
-    return k / n if k <= n else None
-
-
-def too_small_to_detect(n: int, tolerance: float, alpha: float) -> bool:
-    """Whether ``n`` shared cases are too few for the tolerance: the smallest drop beyond
-    ``tolerance`` that ``n`` cases can show (:func:`smallest_drop_beyond`) could not be called
-    significant at ``alpha``, so an UNCHANGED verdict does not mean the suite held within the
-    tolerance. ``False`` when no drop beyond the tolerance is possible (a tolerance of 1)."""
-    if n <= 0 or alpha <= 0.0:
-        return True
-    beyond = smallest_drop_beyond(n, tolerance)
-    return beyond is not None and min_detectable_failures(alpha) > beyond
-
-
-def smallest_drop_beyond(n: int, tolerance: float) -> int | None:
-    """The fewest net newly failing cases out of ``n`` whose drop in pass rate exceeds
-    ``tolerance`` as :meth:`Paired.direction` judges it (``k / n > tolerance + 1e-12``);
-    ``None`` when even ``n`` do not."""
-    if n <= 0 or 1.0 <= tolerance + 1e-12:
-        return None
-    k = max(1, min(n, math.floor(n * tolerance)))
-    while k > 1 and (k - 1) / n > tolerance + 1e-12:
-        k -= 1
-    while k / n <= tolerance + 1e-12:
-        k += 1
-    return k
 
 
 def mean(values: Iterable[float]) -> float | None:
@@ -401,7 +347,3 @@ def aggregate_markers(records: Sequence[CaseRecord]) -> list[SuiteResult]:
                 continue
             by_marker.setdefault(marker, []).append(record)
     return [replace(_summarize(m, by_marker[m], None), fingerprint=Fingerprint()) for m in sorted(by_marker)]
-
-
-# The paired comparison of two runs lives in .paired; importable from here as it always was.
-from pytest_llmeval.results.paired import Paired, paired_comparison, paired_rates  # noqa: E402

@@ -1,73 +1,18 @@
-"""``python -m pytest_llmeval history``: a suite's pass-rate trend across runs, as a table or JSON."""
+"""The run history as ``python -m pytest_llmeval history`` prints it: each suite's pass-rate
+trend across runs (a table, or the last N points per suite as JSON), and the list of runs."""
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import sys
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
-from pytest_llmeval.results.history import DEFAULT_PATH, EXIT_USAGE, HistoryError, RunSummary, TrendPoint, list_runs, suite_trend
+from pytest_llmeval.results.history import RunSummary, TrendPoint
 
-def register_cli(subparsers: Any) -> None:
-    """Add the ``history`` subcommand to an ``argparse`` subparsers object.
-
-    The parser's ``func`` default is :func:`cli_main`, called with the parsed namespace; it
-    returns the exit status.
-    """
-    parser = subparsers.add_parser(
-        "history",
-        help="show a suite's pass rate across runs and checkpoints",
-        description="Show the pass-rate trend of eval suites across the runs recorded in the history file.",
-    )
-    add_arguments(parser)
-    parser.set_defaults(func=cli_main)
+__all__ = ["format_runs", "format_trend", "last_per_suite"]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("suite", nargs="?", help="suite id, or a unique part of it (default: every suite)")
-    parser.add_argument("--db", default=str(DEFAULT_PATH), help=f"history file (default: {DEFAULT_PATH})")
-    parser.add_argument("--last", type=int, default=20, metavar="N", help="show the last N runs per suite (default 20)")
-    parser.add_argument("--runs", action="store_true", help="list the runs instead of the suites' trends")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-
-
-def cli_main(args: argparse.Namespace) -> int:
-    try:
-        return _cli(args)
-    except BrokenPipeError:  # `history | head`: the reader left, which is fine
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-
-
-def _cli(args: argparse.Namespace) -> int:
-    try:
-        if args.runs:
-            runs = list_runs(args.db)
-            if args.json:
-                print(json.dumps([asdict(r) for r in runs], indent=2))
-            else:
-                for line in format_runs(runs, args.db):
-                    print(line)
-            return 0
-        points = suite_trend(args.db, args.suite)  # format_trend keeps the last N, with their changes
-    except HistoryError as exc:
-        print(f"history: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    if args.json:
-        if args.last > 0:
-            points = _last_per_suite(points, args.last)
-        print(json.dumps([p.to_json() for p in points], indent=2))
-        return 0
-    for line in format_trend(points, args.db, last=args.last):
-        print(line)
-    return 0
-
-
-def _last_per_suite(points: Sequence[TrendPoint], last: int) -> list[TrendPoint]:
+def last_per_suite(points: Sequence[TrendPoint], last: int) -> list[TrendPoint]:
+    """The last ``last`` points of each suite, in their order."""
     by_suite: dict[str, list[TrendPoint]] = {}
     for p in points:
         by_suite.setdefault(p.suite, []).append(p)
@@ -132,10 +77,3 @@ def format_runs(runs: Sequence[RunSummary], path: str | Path) -> Iterator[str]:
 def _bar(rate: float, width: int = 20) -> str:
     filled = int(round(max(0.0, min(1.0, rate)) * width))
     return "#" * filled + "." * (width - filled)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``history`` on its own (``python -m pytest_llmeval history``)."""
-    parser = argparse.ArgumentParser(prog="python -m pytest_llmeval history")
-    add_arguments(parser)
-    return cli_main(parser.parse_args(argv))

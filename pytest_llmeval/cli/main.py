@@ -1,0 +1,45 @@
+"""``python -m pytest_llmeval``: every subcommand, registered the one way (:class:`~.core.Command`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from pytest_llmeval.cli import compare, history, merge, prune, report, review
+from pytest_llmeval.cli.core import EXIT_USAGE, Command, Parser
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+COMMANDS: tuple[Command, ...] = (
+    compare.COMMAND,
+    history.COMMAND,
+    report.COMMAND,
+    merge.COMMAND,
+    review.REVIEW,
+    review.CALIBRATE,
+    prune.COMMAND,
+)
+"""The subcommands, in the order ``--help`` lists them."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="python -m pytest_llmeval", description="Tools around pytest-llmeval results and baselines.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for command in COMMANDS:
+        command.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; returns its exit status (3 for a usage error)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(argv) if argv is not None else None)
+    except SystemExit as exc:  # --help, or a usage error (exit 3)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    return int(func(args))
