@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pytest_llmeval.plugin.decorator import cases
+from pytest_llmeval.decorator import cases
 from pytest_llmeval.datasets.suite import Case, CaseError
 from pytest_llmeval.scoring.recording import score
 from pytest_llmeval.scoring.failures import EvalFailure
 from pytest_llmeval.models.outputs import Completion, Ranked
 from pytest_llmeval.settings import GenerationSettings, LLMSettings
-
-__version__ = "0.1.0"
+from pytest_llmeval.version import __version__
 
 _LAZY = {
     # scorers

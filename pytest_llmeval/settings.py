@@ -6,7 +6,7 @@ import importlib.util
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 
 class SettingsError(ValueError):
@@ -102,6 +102,23 @@ class LLMSettings:
         data = asdict(self)
         data["generation"] = self.generation.to_json()
         return data
+
+
+def coerce_settings(value: Any) -> LLMSettings:
+    """An ``llm_settings`` value as :class:`LLMSettings`: one as it is, or a dict of its fields
+    (``generation`` a dict of :class:`GenerationSettings` fields); anything else is a :class:`SettingsError`."""
+    if isinstance(value, LLMSettings):
+        return value
+    if isinstance(value, Mapping):
+        data = dict(value)
+        gen = data.pop("generation", None)
+        try:
+            if isinstance(gen, Mapping):
+                data["generation"] = GenerationSettings(**gen)
+            return LLMSettings(**data)
+        except TypeError as exc:
+            raise SettingsError(f"llm_settings: {exc}") from None
+    raise SettingsError(f"the llm_settings fixture must return LLMSettings or a dict, got {type(value).__name__}")
 
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")

@@ -219,6 +219,35 @@ def test_history_default_path_is_under_the_rootdir(trained: tuple[Any, Any, Path
     assert [r.run_id for r in runs] == [result.history_run]
 
 
+def test_a_live_model_s_outputs_stay_out_of_the_completion_cache(trained: tuple[Any, Any, Path], evals: Path) -> None:
+    """Its weights change under one name (the checkpoint the settings name), so nothing is cached."""
+    import pytest_llmeval as le
+
+    model, tokenizer, ckpt = trained
+    result = le.evaluate(model, tokenizer, evals, limit=2, rootdir=evals, history=False, args=["--llmeval-model", str(ckpt)])
+    assert result.n == 4
+    assert not (evals / ".llmeval" / "cache.sqlite").exists()
+
+
+def test_evaluate_s_options_come_from_the_option_table() -> None:
+    import inspect
+
+    from pytest_llmeval.options import option
+    from pytest_llmeval.training.inline import FORWARDED_OPTIONS, _command, evaluate
+
+    assert set(FORWARDED_OPTIONS) <= set(inspect.signature(evaluate).parameters)
+    forwarded = {name: None for name in FORWARDED_OPTIONS} | {"limit": 3, "output_dir": Path("out"), "train_data": "t.jsonl"}
+    cmd = _command(["evals"], forwarded, keyword="add", rootdir=None, quiet=False, extra=["-x"])
+    given = {cmd[i]: cmd[i + 1] for i, arg in enumerate(cmd[:-1]) if arg.startswith("--llmeval-")}
+    assert given == {
+        option("history").flag: "off",
+        option("limit").flag: "3",
+        option("output").flag: str(Path("out").resolve()),
+        option("train-data").flag: "t.jsonl",
+    }
+    assert cmd[-3:] == ["-k", "add", "-x"]
+
+
 def test_a_llama_model_trains_after_an_inline_eval(tmp_path: Path) -> None:
     """No tensor cached during the eval (rotary tables, masks) leaks into the next training step."""
     import torch

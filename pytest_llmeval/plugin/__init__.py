@@ -1,7 +1,11 @@
 """The pytest face of pytest-llmeval: options, hooks and fixtures; hooks stay thin.
 
-The state lives in :mod:`.state`, the options table in :mod:`.options`, the fixtures in
-:mod:`.fixtures`. Heavy modules (torch, transformers) are imported only when a model is needed.
+The session's state lives in :mod:`.state`; what fills it beside it: :mod:`.identity` (which
+items are eval cases, suite and sample ids), :mod:`.planning` (suites to requests),
+:mod:`.backends` (the model and its caches), :mod:`.records` (records and fingerprints),
+:mod:`.run_options` (what the options mean; the table itself is :mod:`pytest_llmeval.options`).
+The fixtures are in :mod:`.fixtures`, the report in :mod:`.reporting`. Heavy modules (torch,
+transformers) are imported only when a model is needed.
 """
 
 from __future__ import annotations
@@ -15,10 +19,13 @@ import pytest
 from pytest_llmeval.datasets.suite import CaseError, CaseSpec
 from pytest_llmeval.plugin.fixtures import case, completion, llm, llm_settings, ranked
 from pytest_llmeval.plugin.judging import judgement
-from pytest_llmeval.plugin import reporting
+from pytest_llmeval.plugin import planning, reporting
 from pytest_llmeval.plugin.html_output import write_html
+from pytest_llmeval.plugin.identity import MARKER, eval_item, sample_id, samples_of
 from pytest_llmeval.plugin.options import add_options
-from pytest_llmeval.plugin.state import MARKER, STATE, LLMEvalState, eval_item, get_state, sample_id, samples_of
+from pytest_llmeval.plugin.records import record_for, run_status
+from pytest_llmeval.plugin.run_options import ignored_cli_settings, warn_space_form_paths
+from pytest_llmeval.plugin.state import STATE, LLMEvalState, get_state
 from pytest_llmeval.results.records import RECORD_KEY, Outcome, records_from_properties
 from pytest_llmeval.scoring.recording import collecting_scores
 from pytest_llmeval.settings import SettingsError
@@ -53,7 +60,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except SettingsError as exc:
         raise pytest.UsageError(f"llmeval: {exc}") from None
     config.stash[STATE] = state
-    state.warn_space_form_paths()
+    warn_space_form_paths(config)
 
 
 class _EvalModule(pytest.Module):
@@ -93,8 +100,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         pytest.fail("@pytest.mark.llmeval is set by pytest_llmeval.cases(); use that decorator", pytrace=False)
     state = get_state(metafunc.config)
     try:
-        plan = state.plan(metafunc, spec)
-        overlaps = state.overlaps(spec, plan)
+        plan = planning.plan(state, metafunc, spec)
+        overlaps = planning.overlaps(state, spec, plan)
     except CaseError as exc:
         problem = str(exc)
     else:
@@ -103,7 +110,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         pytest.fail(f"llmeval: {problem}", pytrace=False)
     if overlaps:
         warnings.warn(overlap_warning(metafunc.definition.nodeid, len(plan.cases), overlaps), stacklevel=1)
-    repeats = state.repeats_of(spec)
+    repeats = planning.repeats_of(state, spec)
     params = [
         pytest.param(sample, id=sample_id(sample, repeats), marks=[getattr(pytest.mark, OVERLAP_MARKER)] if c.id in overlaps else [])
         for c in plan.cases
@@ -120,7 +127,8 @@ class LLMEvalIgnoredOptionsWarning(pytest.PytestWarning):
 def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> Iterator[Any]:
     value = yield
     if fixturedef.argname == "llm_settings":
-        ignored = get_state(request.config).ignored_cli_settings(value)
+        state = get_state(request.config)
+        ignored = ignored_cli_settings(state.options, state.settings, value)
         if ignored:
             warnings.warn(
                 LLMEvalIgnoredOptionsWarning(
@@ -144,7 +152,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    get_state(session.config).schedule(session.items)
+    planning.schedule(get_state(session.config), session.items)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -180,7 +188,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = reporting.item_outcome(report, call)
     if outcome is not None:
         reason = "" if outcome is Outcome.PASS else reporting.failure_reason(call)
-        record = state.record_for(item, outcome, reason, item.stash.get(SCORES, {}), call.duration)
+        record = record_for(state, item, outcome, reason, item.stash.get(SCORES, {}), call.duration)
         expected = getattr(call.excinfo.value, "expected", None) if call.excinfo is not None else None
         if expected is not None:
             record = replace(record, expected=expected if isinstance(expected, (str, int, float, bool)) else str(expected))
@@ -227,7 +235,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     state.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
     state.stopped = session.shouldfail or session.shouldstop
-    report = state.eval_session.finish(state.run_status(session.items))
+    report = state.eval_session.finish(run_status(state, session.items))
     state.final_report = report
     session.config.hook.pytest_llmeval_report(config=session.config, report=report)
     reporting.write_history(state)

@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 import pytest
 
 from pytest_llmeval.plugin.state import get_state as _state
-from pytest_llmeval.settings import GenerationSettings, LLMSettings, SettingsError
-
-
-def coerce_settings(value: Any) -> LLMSettings:
-    if isinstance(value, LLMSettings):
-        return value
-    if isinstance(value, Mapping):
-        data = dict(value)
-        gen = data.pop("generation", None)
-        try:
-            if isinstance(gen, Mapping):
-                data["generation"] = GenerationSettings(**gen)
-            return LLMSettings(**data)
-        except TypeError as exc:
-            raise SettingsError(f"llm_settings: {exc}") from None
-    raise SettingsError(f"the llm_settings fixture must return LLMSettings or a dict, got {type(value).__name__}")
+from pytest_llmeval.settings import LLMSettings, SettingsError, coerce_settings
 
 
 @pytest.fixture(scope="session")

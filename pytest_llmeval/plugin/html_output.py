@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytest_llmeval.plugin.state import LLMEvalState, history_path
+from pytest_llmeval.plugin.run_options import history_path
+from pytest_llmeval.plugin.state import LLMEvalState
 
 
 def write_html(state: LLMEvalState, report: Any) -> str | None:

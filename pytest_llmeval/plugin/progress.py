@@ -8,9 +8,12 @@ backend calls (chunks) still shows as one run; one stopped part-way (a timeout) 
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
-from typing import Callable, TextIO
+from typing import Any, Callable, TextIO
+
+import pytest
 
 Say = Callable[[str], None]
 
@@ -44,3 +47,23 @@ class TerminalProgress:
             self.stream.flush()
         rest = "; stopped before the end, the next item that needs an output computes the rest" if stopped else ""
         self.say(f"llmeval: {self.done}/{self.total} {self.what} in {seconds:.1f}s{rest}")
+
+
+def write_line(config: pytest.Config, line: str) -> None:
+    """One line on the terminal, also while pytest captures output."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capman = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return
+    ctx = capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext()
+    with ctx:
+        reporter.write_line(line)
+
+
+def batch_progress(say: Say, backend: Any, kind: str, total: int) -> TerminalProgress:
+    """The progress of a batched run of ``total`` requests of ``kind`` on ``backend`` (None: not loaded yet)."""
+    size = getattr(backend, "batch_size", None)
+    batch = size() if callable(size) else None
+    in_flight = getattr(backend, "in_flight", None)  # an HTTP backend: requests at once, not batches
+    detail = f"with up to {in_flight} requests in flight" if isinstance(in_flight, int) else None
+    return TerminalProgress(say, "completions" if kind == "generate" else "rankings", total, batch, detail=detail)

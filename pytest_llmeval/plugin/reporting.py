@@ -8,7 +8,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from pytest_llmeval.plugin.state import LLMEvalState, cache_path, history_path
+from pytest_llmeval.plugin.run_options import cache_path, history_path
+from pytest_llmeval.plugin.state import LLMEvalState
 from pytest_llmeval.results.records import RECORD_KEY, Outcome, records_from_properties
 
 CASE_LABELS = {Outcome.PASS: "pass", Outcome.MISS: "missed", Outcome.ERROR: "error", Outcome.SKIPPED: "skipped", Outcome.XFAILED: "xfailed"}

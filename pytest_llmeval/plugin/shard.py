@@ -12,19 +12,10 @@ import hashlib
 
 import pytest
 
-from pytest_llmeval.plugin.state import eval_item
+from pytest_llmeval.options import parse_shard
+from pytest_llmeval.plugin.identity import eval_item
 
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"2/4"`` -> ``(2, 4)``; raises ``ValueError`` saying what a shard looks like."""
-    index, sep, total = str(text).strip().partition("/")
-    try:
-        i, n = int(index), int(total)
-    except ValueError:
-        raise ValueError(f"expected I/N such as 2/4, got {text!r}") from None
-    if not sep or n < 1 or not 1 <= i <= n:
-        raise ValueError(f"expected I/N with 1 <= I <= N, such as 2/4, got {text!r}")
-    return i, n
+__all__ = ["item_key", "parse_shard", "select", "shard_of"]
 
 
 def shard_of(key: str, total: int) -> int:

@@ -7,7 +7,7 @@
     result.log_dict()                                         # {"eval/test_addition/pass_rate": 0.64, ...}
 
 :func:`evaluate` runs ``pytest.main`` on the eval files with a small plugin object that hands
-the plugin a backend wrapping *this* model (the ``pytest_llmeval_make_backend`` hook), so
+the plugin *this* model to run as it is (the ``pytest_llmeval_live_model`` hook), so
 collection, batching, scoring, gates and the ``--llmeval-output`` files are exactly those of a
 ``pytest`` run of the same files. The model is switched to ``eval()`` and the run happens under
 ``torch.inference_mode()``; each module's training flag and the random number generators are
@@ -21,14 +21,15 @@ import importlib.util
 import io
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import pytest
 
+from pytest_llmeval.options import history_off, option
 from pytest_llmeval.results.records import CaseRecord, records_from_properties
 from pytest_llmeval.results.stats import SuiteResult, aggregate_suites
+from pytest_llmeval.training.result import EvalResult, short_names
 
 __all__ = ["EvalResult", "InlineEvalError", "evaluate", "short_names"]
 
@@ -52,116 +53,8 @@ class InlineEvalError(RuntimeError):
         self.output = output
 
 
-@dataclass(frozen=True)
-class EvalResult:
-    """What one inline evaluation found.
-
-    ``suites`` are the per-suite aggregates (pass rate, Wilson interval, graded metrics, case
-    outcomes) exactly as the terminal report and ``results.json`` compute them; ``records`` are
-    the per-case records; ``gate_failures`` the gate lines of the run (a suite under its
-    ``min_pass_rate``, a regression against the baseline, an error); ``exit_code`` is pytest's.
-    """
-
-    suites: tuple[SuiteResult, ...]
-    records: tuple[CaseRecord, ...] = ()
-    gate_failures: tuple[str, ...] = ()
-    exit_code: int = 0
-    seconds: float = 0.0
-    output: str = ""
-    output_dir: Path | None = None
-    history_run: str | None = None
-    label: str | None = None
-    step: int | None = None
-    non_eval_failures: int = 0
-    names: Mapping[str, str] = field(default_factory=dict)
-    """Short suite names (``test_addition``) to full suite ids, for logging keys."""
-
-    @property
-    def passed_gates(self) -> bool:
-        return not self.gate_failures and self.non_eval_failures == 0
-
-    @property
-    def n(self) -> int:
-        return sum(s.n for s in self.suites)
-
-    def suite(self, name: str) -> SuiteResult:
-        """A suite by full id, short name, or a unique part of its id."""
-        full = self.names.get(name, name)
-        for s in self.suites:
-            if s.name == full:
-                return s
-        matches = [s for s in self.suites if name in s.name]
-        if len(matches) == 1:
-            return matches[0]
-        known = ", ".join(self.names) or "none"
-        if not matches:
-            raise KeyError(f"no suite {name!r} in this result (suites: {known})")
-        raise KeyError(f"{name!r} matches {len(matches)} suites ({', '.join(s.name for s in matches)}); use the full id")
-
-    def pass_rate(self, name: str | None = None) -> float:
-        """One suite's pass rate, or (no name) the pass rate over every case of every suite."""
-        if name is not None:
-            return self.suite(name).pass_rate
-        n = self.n
-        return sum(s.passed for s in self.suites) / n if n else 0.0
-
-    def pass_rates(self) -> dict[str, float]:
-        """``{short name: pass rate}`` for every suite."""
-        return {short: self.suite(full).pass_rate for short, full in self.names.items()}
-
-    def log_dict(self, prefix: str = "eval") -> dict[str, float]:
-        """Flat figures for a training logger: ``eval/<suite>/pass_rate``, ``.../ci_low``,
-        ``.../ci_high``, ``.../n``, ``.../errors`` and each graded metric ``.../<metric>``."""
-        out: dict[str, float] = {}
-        for short, full in self.names.items():
-            s = self.suite(full)
-            low, high = s.interval()
-            key = f"{prefix}/{short}"
-            out[f"{key}/pass_rate"] = s.pass_rate
-            out[f"{key}/ci_low"] = low
-            out[f"{key}/ci_high"] = high
-            out[f"{key}/n"] = float(s.n)
-            out[f"{key}/errors"] = float(s.errors)
-            for metric, value in s.metrics.items():
-                out[f"{key}/{metric}"] = float(value)
-        return out
-
-    def summary(self) -> str:
-        """One line per suite: ``test_addition: 64.0% [59.7, 68.1] n=500``."""
-        lines = []
-        for short, full in self.names.items():
-            s = self.suite(full)
-            low, high = s.interval()
-            extra = f" errors={s.errors}" if s.errors else ""
-            lines.append(f"{short}: {s.pass_rate:.1%} [{low * 100:.1f}, {high * 100:.1f}] n={s.n}{extra}")
-        for failure in self.gate_failures:
-            lines.append(f"gate failed: {failure}")
-        return "\n".join(lines)
-
-
-def short_names(suites: Sequence[str]) -> dict[str, str]:
-    """Map each suite id to the shortest unambiguous name: the test function's name
-    (``test_addition``), else ``file_stem/function``, else the full id."""
-    def func(s: str) -> str:
-        return s.rsplit("::", 1)[-1]
-
-    def stem_func(s: str) -> str:
-        path, _, name = s.partition("::")
-        return f"{Path(path).stem}/{name.replace('::', '/')}"
-
-    out: dict[str, str] = {}
-    for s in suites:
-        for candidate in (func(s), stem_func(s), s):
-            if sum(1 for other in suites if candidate in (func(other), stem_func(other), other)) == 1:
-                out[candidate] = s
-                break
-        else:  # pragma: no cover - ids are unique, so the full id always works
-            out[s] = s
-    return out
-
-
 class _InlinePlugin:
-    """Registered for one ``pytest.main`` call: installs the live backend, collects records."""
+    """Registered for one ``pytest.main`` call: hands over the live model, collects records."""
 
     def __init__(self, model: Any, tokenizer: Any) -> None:
         self.model = model
@@ -171,23 +64,19 @@ class _InlinePlugin:
         self.non_eval_failures = 0
         self.rootdir: Path | None = None
         self.history_setting: str | None = None
-        self.backend: Any = None
         self.collect_errors: list[str] = []
         self.suites: tuple[SuiteResult, ...] = ()
 
     def pytest_configure(self, config: pytest.Config) -> None:
         self.rootdir = config.rootpath
         try:
-            self.history_setting = config.getini("llmeval_history") or None
+            self.history_setting = config.getini(option("history").dest) or None
         except ValueError:
             self.history_setting = None
 
-    def pytest_llmeval_make_backend(self, config: pytest.Config, settings: Any) -> Any:
-        """This model, as it is in memory, with the settings a pytest run of these files would use."""
-        import pytest_llmeval as le
-
-        self.backend = le.HFBackend.from_model(self.model, self.tokenizer, settings.replace(model=None))
-        return self.backend
+    def pytest_llmeval_live_model(self, config: pytest.Config) -> tuple[Any, Any]:
+        """This model, as it is in memory (the plugin runs it with the settings a pytest run of these files would use)."""
+        return self.model, self.tokenizer
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -240,14 +129,12 @@ def evaluate(
     Raises :class:`InlineEvalError` when the files cannot be run (collection error, usage
     error, no eval cases).
     """
+    arguments = dict(locals())  # the parameters, before anything else is bound
+    forwarded = {name: arguments[name] for name in FORWARDED_OPTIONS}
     path_args = [str(paths)] if isinstance(paths, (str, Path)) else [str(p) for p in paths]
     if not path_args:
         raise ValueError("evaluate() needs at least one path: the eval files or a folder of them")
-    cmd = _command(
-        path_args, keyword=keyword, limit=limit, output_dir=output_dir, max_new_tokens=max_new_tokens,
-        batch_size=batch_size, seed=seed, train_data=train_data, baseline=baseline, rootdir=rootdir,
-        quiet=quiet, extra=args,
-    )
+    cmd = _command(path_args, forwarded, keyword=keyword, rootdir=rootdir, quiet=quiet, extra=args)
     plugin = _InlinePlugin(model, tokenizer)
     exit_code, output, seconds = _run_on_live_model(model, cmd, plugin, path_args, quiet=quiet)
     if exit_code == 2 and not plugin.collect_errors:
@@ -259,13 +146,14 @@ def evaluate(
         raise InlineEvalError(
             _failure_message(code, path_args, output, plugin.collect_errors), exit_code=exit_code, output=output
         )
+    history_run = _record_history(plugin, history, label, step) if history is not False else None
+    return _result(plugin, exit_code, output, seconds, output_dir=output_dir, history_run=history_run, label=label, step=step)
 
-    # the suites as the run's own report computed them (same min_pass_rate defaults and all)
+
+def _result(plugin: _InlinePlugin, exit_code: int, output: str, seconds: float, *, output_dir: str | Path | None, **run: Any) -> EvalResult:
+    """The result of a run: the suites as its own report computed them (same ``min_pass_rate``
+    defaults and all), else aggregated from its records."""
     suites = plugin.suites or tuple(aggregate_suites(plugin.records))
-    names = short_names([s.name for s in suites])
-    history_run = None
-    if history is not False:
-        history_run = _record_history(plugin, history, label, step)
     return EvalResult(
         suites=suites,
         records=tuple(plugin.records),
@@ -274,11 +162,9 @@ def evaluate(
         seconds=seconds,
         output=output,
         output_dir=_resolve(output_dir, plugin.rootdir) if output_dir is not None else None,
-        history_run=history_run,
-        label=label,
-        step=step,
         non_eval_failures=plugin.non_eval_failures,
-        names=names,
+        names=short_names([s.name for s in suites]),
+        **run,
     )
 
 
@@ -310,22 +196,25 @@ def _run_on_live_model(model: Any, cmd: list[str], plugin: _InlinePlugin, path_a
         _forget_eval_modules(path_args, modules_before, path_before)
     return exit_code, buffer.getvalue(), time.perf_counter() - started
 
+
+FORWARDED_OPTIONS = {
+    "limit": "limit",
+    "output_dir": "output",
+    "max_new_tokens": "max-new-tokens",
+    "batch_size": "batch-size",
+    "seed": "seed",
+    "train_data": "train-data",
+    "baseline": "baseline",
+}
+"""The keyword arguments of :func:`evaluate` that are ``--llmeval-*`` options: the option each one sets."""
+
+
 def _command(
-    paths: list[str],
-    *,
-    keyword: str | None,
-    limit: int | None,
-    output_dir: str | Path | None,
-    max_new_tokens: int | None,
-    batch_size: int | None,
-    seed: int | None,
-    train_data: str | Path | None,
-    baseline: str | Path | None,
-    rootdir: str | Path | None,
-    quiet: bool,
-    extra: Sequence[str],
+    paths: list[str], forwarded: Mapping[str, Any], *, keyword: str | None, rootdir: str | Path | None, quiet: bool, extra: Sequence[str]
 ) -> list[str]:
-    cmd = [*paths, "-p", "no:cacheprovider", "--llmeval-history", "off"]
+    """The pytest command line of an inline run; ``forwarded`` holds the values of
+    :data:`FORWARDED_OPTIONS` (None: not given, the ini key applies)."""
+    cmd = [*paths, "-p", "no:cacheprovider", option("history").flag, "off"]
     # the package is imported before pytest starts in a training process: nothing to rewrite
     cmd += ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
     if importlib.util.find_spec("xdist") is not None:
@@ -336,17 +225,8 @@ def _command(
             # nobody reads the tracebacks of missed cases here, and formatting one costs ~15 ms
             # (pytest parses the source of every frame); the records carry each miss's reason
             cmd += ["--tb=no"]
-    options = {
-        "--llmeval-limit": limit,
-        "--llmeval-output": output_dir,
-        "--llmeval-max-new-tokens": max_new_tokens,
-        "--llmeval-batch-size": batch_size,
-        "--llmeval-seed": seed,
-        "--llmeval-train-data": train_data,
-        "--llmeval-baseline": baseline,
-        "--rootdir": rootdir,
-    }
-    for flag, value in options.items():
+    flags = [(option(FORWARDED_OPTIONS[name]).flag, value) for name, value in forwarded.items()]
+    for flag, value in [*flags, ("--rootdir", rootdir)]:
         if value is not None:
             cmd += [flag, str(Path(value).resolve()) if isinstance(value, Path) else str(value)]
     if keyword:
@@ -390,7 +270,7 @@ def _record_history(plugin: _InlinePlugin, history: str | Path | bool | None, la
 
     if history is None or history is True:
         setting = plugin.history_setting
-        if setting is not None and str(setting).lower() in {"off", "none", "false", "0"}:
+        if history_off(setting):
             return None
         target = Path(setting) if setting else hist.DEFAULT_PATH
     else:

@@ -1,4 +1,9 @@
-"""``cases()``: the decorator that turns a test function into an eval suite."""
+"""``cases()``: the decorator that turns a test function into an eval suite.
+
+Part of the library face (``le.cases``): it only marks the function with its
+:class:`~pytest_llmeval.datasets.suite.CaseSpec`; the plugin (``pytest_llmeval.plugin``) reads
+the mark when pytest collects the test. Nothing here imports the plugin.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,9 @@ import pytest
 from pytest_llmeval.datasets.suite import CaseSource, CaseSpec, PromptTemplate
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+MARKER = "llmeval"
+"""The name of the pytest mark that carries a suite's :class:`CaseSpec`."""
 
 
 def cases(
@@ -51,39 +59,18 @@ def cases(
     ``repeats`` samples each case that many times (each sample one item, ``test_x[add-001:r3]``;
     default: ``llmeval_repeats``, else 1); ``require`` says what a case then needs to pass:
     ``"all"`` its samples or a ``"majority"`` (default: the suite's rate is the mean of its
-    cases' pass rates).
-    field scored after each ``prompt + choice`` (partial scoring, as in WinoGrande). ``judge``
-    (``le.Rubric(...)`` or ``le.Pairwise(...)``) has a judge model grade each completion: the
-    ``judgement`` fixture.
+    cases' pass rates). ``judge`` (``le.Rubric(...)`` or ``le.Pairwise(...)``) has a judge model
+    grade each completion: the ``judgement`` fixture.
 
     Nothing is checked or read here, when the test module is imported: the suite's arguments
     and data are checked when pytest collects it, and a problem is one collection error line.
     """
-    spec = CaseSpec(
-        source=source,
-        prompt=prompt,
-        chat=chat,
-        system=system,
-        choices=choices,
-        id=id,
-        min_pass_rate=min_pass_rate,
-        max_new_tokens=max_new_tokens,
-        stop=_stop_tuple(stop),
-        num_fewshot=num_fewshot,
-        fewshot_source=fewshot_source,
-        fewshot_seed=fewshot_seed,
-        target=target,
-        target_delimiter=target_delimiter,
-        fewshot_delimiter=fewshot_delimiter,
-        continuation=continuation,
-        repeats=repeats,
-        require=require,
-        judge=judge,
-    )
+    arguments = dict(locals())  # the parameters above, which are CaseSpec's fields by name
+    spec = CaseSpec(**{**arguments, "stop": _stop_tuple(stop)})
 
     def decorate(func: F) -> F:
         named = dataclasses.replace(spec, function=getattr(func, "__name__", ""))
-        return pytest.mark.llmeval(named)(func)
+        return getattr(pytest.mark, MARKER)(named)(func)
 
     return decorate
 

@@ -1,0 +1,106 @@
+"""The session's model: the backend, loaded once when an output is first needed, and the
+completion caches in front of it.
+
+The backend comes from a plugin (``pytest_llmeval_make_backend``), from a live model that a
+plugin hands over (``pytest_llmeval_live_model``: ``evaluate()`` during training), or from
+``llmeval_model`` (:func:`pytest_llmeval.models.load_backend`).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from pytest_llmeval.plugin.options import Values
+from pytest_llmeval.plugin.run_options import cache_path
+from pytest_llmeval.settings import LLMSettings
+
+
+class SessionModels:
+    """The session's backend (once loaded, or the error that loading it raised) and its caches."""
+
+    def __init__(self, config: pytest.Config, options: Values, say: Callable[[str], None]) -> None:
+        self.config = config
+        self.options = options
+        self.say = say
+        self.backend: Any = None
+        self.load_error: BaseException | None = None
+        self._caches: dict[LLMSettings, Any] = {}
+        self._cache_store: Any = None
+
+    def get(self, settings: LLMSettings) -> Any:
+        """The session's backend, loaded on the first call; a load error is raised again on every call."""
+        if self.backend is not None:
+            return self.backend
+        if self.load_error is not None:
+            raise self.load_error
+        from pytest_llmeval.models import ModelLoadError
+
+        started = time.perf_counter()
+        try:
+            backend = self._from_plugins(settings)
+            if backend is None:
+                from pytest_llmeval.models import load_backend
+
+                backend = load_backend(settings, base_dir=self.options.base["model"])
+        except ModelLoadError as exc:
+            self.load_error = ModelLoadError(f"{exc}{self._where_settings_came_from(settings)}")
+            raise self.load_error from None
+        self.backend = backend
+        cache = self.completion_cache(settings)
+        if cache is not None:
+            cache.remember(backend)
+        if settings.model:
+            self.say(f"llmeval: loaded {backend.describe()} in {time.perf_counter() - started:.1f}s")
+        return backend
+
+    def _from_plugins(self, settings: LLMSettings) -> Any:
+        """A backend a plugin made, or one wrapping the live model a plugin handed over; else None."""
+        hook = self.config.hook
+        backend = hook.pytest_llmeval_make_backend(config=self.config, settings=settings)
+        if backend is not None:
+            return backend
+        live = hook.pytest_llmeval_live_model(config=self.config)
+        if live is None:
+            return None
+        from pytest_llmeval.models.hf import HFBackend
+
+        model, tokenizer = live  # the model as it is in memory, with the settings a pytest run would use
+        return HFBackend.from_model(model, tokenizer, settings.replace(model=None))
+
+    def _from_plugins_possible(self) -> bool:
+        hook = self.config.hook
+        return bool(hook.pytest_llmeval_make_backend.get_hookimpls() or hook.pytest_llmeval_live_model.get_hookimpls())
+
+    def completion_cache(self, settings: LLMSettings, base_dir: Path | None = None) -> Any:
+        """The completion cache of the backend ``settings`` name (a ``CompletionCache``), or None:
+        turned off, a backend a plugin makes or hands over (which may wrap a live model whose
+        weights change under one name), or one that cannot say what it is without loading."""
+        if settings in self._caches:
+            return self._caches[settings]
+        cache = None
+        mode = self.options["cache"] or "on"
+        if mode != "off" and not self._from_plugins_possible():
+            from pytest_llmeval.models import backend_identity
+            from pytest_llmeval.models.cache import CacheStore, CompletionCache
+
+            identity = backend_identity(settings, base_dir=base_dir or self.options.base["model"])
+            if identity is not None:
+                if self._cache_store is None:
+                    self._cache_store = CacheStore(cache_path(self.config, self.options), readonly=mode == "readonly")
+                cache = CompletionCache(self._cache_store, identity, settings, mode)
+        self._caches[settings] = cache
+        return cache
+
+    def cache_served(self) -> Any:
+        """The completion cache that served outputs without a loaded backend, if one did."""
+        return next((c for c in self._caches.values() if c is not None and c.hits and c.info() is not None), None)
+
+    def _where_settings_came_from(self, settings: LLMSettings) -> str:
+        if settings.model:
+            return ""
+        ini = self.config.inipath
+        return f" (pytest chose rootdir {self.config.rootpath} and ini file {ini or 'none'})"

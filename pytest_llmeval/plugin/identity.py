@@ -1,0 +1,59 @@
+"""What an eval item is: its suite id, its case, and the ids of a case's samples.
+
+A suite is a test function decorated with ``le.cases``; its id is its file (relative to the ini
+file's folder) and the function's name. Each case is one item, or one item per sample when the
+suite samples repeatedly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_llmeval.decorator import MARKER
+
+__all__ = ["CASE", "MARKER", "eval_item", "sample_id", "samples_of", "suite_id", "suite_root"]
+
+CASE = pytest.StashKey[tuple[str, Any]]()
+"""An item's (suite, case), once :func:`eval_item` has found it."""
+
+
+def suite_root(config: pytest.Config) -> Path:
+    """What suite ids are relative to: the ini file's folder (else the rootdir), so that
+    ``--rootdir`` or an argument that moves the rootdir does not rename every suite."""
+    return config.inipath.parent if config.inipath is not None else config.rootpath
+
+
+def suite_id(config: pytest.Config, path: Path, nodeid: str) -> str:
+    """A suite's id: its file relative to :func:`suite_root`, then the test's name (no case id)."""
+    rel = Path(os.path.relpath(path, suite_root(config))).as_posix()
+    name = nodeid.split("::", 1)[1] if "::" in nodeid else nodeid
+    return f"{rel}::{name.split('[', 1)[0]}"
+
+
+def samples_of(case: Any, repeats: int) -> list[Any]:
+    """The items of one case: the case itself, or one copy per sample (``case.repeat`` 0..k-1)."""
+    return [case] if repeats <= 1 else [dataclasses.replace(case, repeat=r) for r in range(repeats)]
+
+
+def sample_id(case: Any, repeats: int) -> str:
+    """An item's id: the case id, with ``:rN`` for sample N when the suite samples repeatedly
+    (``add-001:r3``: ``-k`` and ``--lf`` select it like any id)."""
+    return case.id if repeats <= 1 else f"{case.id}:r{case.repeat}"
+
+
+def eval_item(item: pytest.Item) -> tuple[str, Any] | None:
+    """(suite, case) of an eval item, or None for a plain test."""
+    found = item.stash.get(CASE, None)
+    if found is not None:
+        return found
+    callspec = getattr(item, "callspec", None)
+    if callspec is None or item.get_closest_marker(MARKER) is None or "case" not in callspec.params:
+        return None
+    found = (suite_id(item.config, item.path, item.nodeid), callspec.params["case"])
+    item.stash[CASE] = found
+    return found

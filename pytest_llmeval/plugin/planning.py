@@ -1,0 +1,89 @@
+"""From suites to requests: each collected suite's plan and the requests of its items, the
+held-out check against ``--llmeval-train-data``, and the scheduler's plan of the selected items."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_llmeval.datasets.suite import CaseError, CaseSpec, Request, SuitePlan, plan_suite, render_prompt, request_for
+from pytest_llmeval.plugin.identity import eval_item, suite_id
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pytest_llmeval.plugin.state import LLMEvalState
+
+
+def repeats_of(state: LLMEvalState, spec: CaseSpec) -> int:
+    """Samples per case of a suite: ``le.cases(repeats=)``, else ``llmeval_repeats``, else 1."""
+    return spec.repeats or state.options["repeats"] or 1
+
+
+def request_of(state: LLMEvalState, suite: str, case: Any) -> Request | None:
+    """The request of an item (a case's sample), None for a suite that asks for no output."""
+    return state.requests.get((suite, case.id, case.repeat)) or state.requests.get((suite, case.id, 0))
+
+
+def plan(state: LLMEvalState, metafunc: pytest.Metafunc, spec: CaseSpec) -> SuitePlan:
+    """Plan a collected suite: its cases, and the request of each item when it asks for an output."""
+    suite = suite_id(state.config, metafunc.definition.path, metafunc.definition.nodeid)
+    found = plan_suite(spec, base_dir=metafunc.definition.path.parent, limit=state.run.limit)
+    kind = "generate" if "completion" in metafunc.fixturenames else "rank" if "ranked" in metafunc.fixturenames else None
+    if kind is not None:
+        from pytest_llmeval.models.sampling import sample_seed
+
+        seed = state.settings.seed
+        for case in found.cases:
+            for r in range(repeats_of(state, spec) if kind == "generate" else 1):
+                request = request_for(spec, found, case, kind, repeat=r, seed=sample_seed(seed, case.id, r))
+                state.requests[(suite, case.id, r)] = request
+    if spec.judge is not None:
+        from pytest_llmeval.plugin.judging import check_judged_plan, judging
+
+        labels_file = check_judged_plan(spec, found, metafunc.definition.path.parent)
+        if labels_file is not None:
+            judging(state).labels_files[suite] = labels_file
+    state.plans[suite] = found
+    return found
+
+
+def overlaps(state: LLMEvalState, spec: CaseSpec, plan: SuitePlan) -> dict[str, str]:
+    """Case id -> why it looks trained on, when ``--llmeval-train-data`` is given."""
+    path = state.options.path("train-data")
+    if path is None:
+        return {}
+    from pytest_llmeval.datasets.heldout import ContaminationIndex, case_answer
+
+    if state.contamination is None:
+        try:
+            state.contamination = ContaminationIndex.from_paths([path])
+        except (OSError, ValueError) as exc:
+            raise CaseError(f"--llmeval-train-data {path}: {exc}") from None
+    found = {}
+    for case in plan.cases:
+        prompt = render_prompt(spec.prompt, case) or ""
+        answer = case_answer(case.fields, target=spec.target, choices=spec.choices)
+        finding = state.contamination.check(prompt, answer)
+        if finding is not None:
+            found[case.id] = finding.describe()
+    return found
+
+
+def schedule(state: LLMEvalState, items: list[pytest.Item]) -> None:
+    """Hand the scheduler the requests of the selected items (and the judges their items)."""
+    from pytest_llmeval.models.scheduler import Entry
+
+    entries = []
+    for item in items:
+        found = eval_item(item)
+        if found is None:
+            continue
+        suite, case = found
+        request = request_of(state, suite, case)
+        if request is not None:
+            entries.append(Entry(key=item.nodeid, suite=suite, request=request))
+    state.scheduler.plan(entries)
+    if any(p.spec.judge is not None for p in state.plans.values()):
+        from pytest_llmeval.plugin.judging import judging
+
+        judging(state).schedule(items)

@@ -1,0 +1,141 @@
+"""What one eval item leaves behind: its :class:`~pytest_llmeval.results.records.CaseRecord`
+(outcome, output, timings, the suite's gate settings) and the fingerprint of what its outcome
+depends on; and how the run ended, for the gate."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any, Mapping
+
+import pytest
+
+from pytest_llmeval.datasets.suite import Request, SuitePlan
+from pytest_llmeval.models.outputs import Completion, Ranked
+from pytest_llmeval.plugin.identity import MARKER, eval_item
+from pytest_llmeval.plugin.planning import repeats_of, request_of
+from pytest_llmeval.results.gate import RunStatus
+from pytest_llmeval.results.records import CaseRecord
+from pytest_llmeval.version import __version__
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pytest_llmeval.plugin.state import LLMEvalState
+
+
+def fingerprint_of(state: LLMEvalState, suite: str, request: Request | None) -> dict[str, Any]:
+    """What this suite's outcomes depend on: the backend's (with the versions that compute
+    it, this plugin's included), the prompt's and the data's."""
+    fingerprint: dict[str, Any] = {}
+    backend = state.backend
+    cached = state.models.cache_served() if backend is None else None
+    model = backend.fingerprint if backend is not None else cached.fingerprint if cached is not None else None
+    if model is not None and request is not None:
+        fingerprint.update(model)
+        versions = fingerprint.get("versions")
+        fingerprint["versions"] = {**(versions if isinstance(versions, Mapping) else {}), "pytest-llmeval": __version__}
+    plan = state.plans.get(suite)
+    if plan is not None:
+        fingerprint["prompt"] = plan.prompt
+        fingerprint["dataset"] = plan.dataset
+        fingerprint["num_fewshot"] = plan.spec.num_fewshot
+        if plan.spec.judge is not None:
+            from pytest_llmeval.plugin.judging import judging
+
+            fingerprint["judge"] = judging(state).fingerprint(plan.spec.judge)
+    if request is not None:
+        fingerprint["chat"] = request.chat
+        if request.kind == "generate":
+            gen = (backend.settings if backend is not None else cached.settings if cached is not None else state.settings).generation
+            fingerprint["generation"] = gen.merged(max_new_tokens=request.max_new_tokens, stop=request.stop).to_json()
+        else:
+            fingerprint["generation"] = {"loglikelihood": True, "target_delimiter": request.target_delimiter}
+    return fingerprint
+
+
+def record_for(state: LLMEvalState, item: pytest.Item, outcome: str, reason: str, scores: Mapping[str, float], duration: float) -> CaseRecord:
+    """The record of an eval item that ended with ``outcome``; its output leaves the scheduler
+    unless it errored (an errored item may be rerun, by pytest-rerunfailures, and keeps it)."""
+    suite, case = eval_item(item)  # type: ignore[misc]
+    plan = state.plans.get(suite)
+    request = request_of(state, suite, case)
+    record = CaseRecord(
+        suite=suite,
+        case_id=case.id,
+        outcome=outcome,  # type: ignore[arg-type]
+        reason=reason,
+        scores=dict(scores),
+        markers=tuple(sorted({m.name for m in item.iter_markers()} - {MARKER, "parametrize", "usefixtures"})),
+        fingerprint=fingerprint_of(state, suite, request),
+        duration_s=duration,
+        unused_chat_template=_unused_chat_template(state, plan, request),
+        cached=state.scheduler.from_cache(item.nodeid),
+        repeat=case.repeat,
+        identical_repeats=_identical_repeats(state, plan, request),
+        judgement=state.judging.record_json(item.nodeid, suite, plan.spec if plan else None) if state.judging else None,
+        **_output_fields(state.scheduler.peek(item.nodeid)),
+        **_suite_fields(state, plan),
+    )
+    if outcome != "error":
+        state.scheduler.discard(item.nodeid)
+    return record
+
+
+def _output_fields(result: Any) -> dict[str, Any]:
+    """What a record keeps of the item's output (a completion, a ranking, or None)."""
+    return {
+        "prompt": result.prompt if isinstance(result, Completion) else result.context if isinstance(result, Ranked) else None,
+        "completion": result.text if isinstance(result, Completion) else None,
+        "choices": result.choices if isinstance(result, Ranked) else None,
+        "loglikelihoods": result.loglikelihoods if isinstance(result, Ranked) else None,
+        "latency_s": getattr(result, "latency_s", None),
+        "tokens_in": getattr(result, "tokens_in", None),
+        "tokens_out": getattr(result, "tokens_out", None),
+        "truncated": getattr(result, "truncated", 0) or 0,
+    }
+
+
+def _suite_fields(state: LLMEvalState, plan: SuitePlan | None) -> dict[str, Any]:
+    """What a record keeps of its suite: its gate, size, narrowing and sampling."""
+    return {
+        "min_pass_rate": plan.spec.min_pass_rate if plan else None,
+        "limited": bool(plan.limited) if plan else False,
+        "suite_size": len(plan.cases) if plan else None,
+        "repeats": repeats_of(state, plan.spec) if plan else 1,
+        "require": plan.spec.require if plan else None,
+    }
+
+
+def _identical_repeats(state: LLMEvalState, plan: SuitePlan | None, request: Request | None) -> bool:
+    """Repeated samples that a deterministic backend (a local model) computes greedily: all alike."""
+    backend = state.backend
+    if plan is None or request is None or repeats_of(state, plan.spec) <= 1 or backend is None:
+        return False
+    if not getattr(backend, "deterministic", False):
+        return False
+    settings = getattr(backend, "settings", state.settings)
+    return request.kind != "generate" or not settings.generation.do_sample
+
+
+def _unused_chat_template(state: LLMEvalState, plan: SuitePlan | None, request: Request | None) -> bool:
+    """A generation case that did not say ``chat=``, sent to a model with a chat template."""
+    if plan is None or request is None or request.kind != "generate" or plan.spec.chat is not None:
+        return False
+    if state.backend is None:
+        cached = state.models.cache_served()
+        return bool(cached is not None and cached.has_chat_template)
+    from pytest_llmeval.models import has_chat_template
+
+    return has_chat_template(state.backend)
+
+
+def run_status(state: LLMEvalState, items: list[pytest.Item]) -> RunStatus:
+    """How the run ended, for the gate: interrupted, stopped early, cases selected per suite."""
+    # (an xdist controller has no items: there the records' suite sizes tell)
+    cases = {(found[0], found[1].id) for found in map(eval_item, items) if found is not None}  # a case once, however many samples
+    selected = Counter(suite for suite, _ in cases)
+    usage = getattr(state.backend, "usage", None)  # a served model's requests, when its backend counts them
+    return RunStatus(
+        interrupted=state.interrupted,
+        stopped_early=bool(state.stopped) and not state.interrupted,
+        selected=selected,
+        backend_usage=usage() if callable(usage) else {},
+    )
