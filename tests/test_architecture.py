@@ -21,7 +21,7 @@ TOP = "pytest_llmeval"
 # (DESIGN.md, "Layout"; ../shared/architecture/README.md). A module's part is its folder, or for a
 # module at the top: its name, as below.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("leaves",),  # settings.py, files.py, version.py, options.py (the option table)
+    ("leaves",),  # settings.py, files.py, jsonfiles.py, version.py, options.py (the option table)
     ("datasets",),  # the cases: sources, few-shot, benchmark files, held-out check
     ("models", "decorator"),  # the backends, scheduler and cache; le.cases (decorator.py)
     ("scoring", "results"),
@@ -31,6 +31,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 TOP_MODULES = {
     "settings": "leaves",
     "files": "leaves",
+    "jsonfiles": "leaves",
     "version": "leaves",
     "options": "leaves",
     "decorator": "decorator",
