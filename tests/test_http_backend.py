@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import pytest
 
-httpx = pytest.importorskip("httpx", reason="the openai: backend needs httpx (pip install 'pytest-llmeval[http]')")
+httpx = pytest.importorskip("httpx", reason="the openai: backend needs httpx (pip install 'pytest-llmevals[http]')")
 
 from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
 

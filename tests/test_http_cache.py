@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("httpx", reason="the openai: backend needs httpx (pip install 'pytest-llmeval[http]')")
+pytest.importorskip("httpx", reason="the openai: backend needs httpx (pip install 'pytest-llmevals[http]')")
 
 from http_servers import SERVED, FakeVLLM, FaultProxy  # noqa: E402
 from test_http_plugin import KEY, N_GEN, run, write_suites  # noqa: E402

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import yaml
+from project_files import distribution_name
 
 from pytest_llmeval.plugin.options import OPTIONS
 
@@ -18,7 +19,8 @@ def test_the_skypilot_task_serves_with_vllm_and_runs_the_evals_against_it():
     assert {"resources", "setup", "run", "envs"} <= set(task)
     run = task["run"]
     assert "vllm serve" in run and "--tensor-parallel-size" in run and "/health" in run
-    assert "pytest-llmeval[http]" in task["setup"]
+    assert task["envs"]["LLMEVAL_PACKAGE"] == f"{distribution_name()}[http]"
+    assert 'pip install "vllm>=0.6" "$LLMEVAL_PACKAGE"' in task["setup"]
     flags = set(re.findall(r"(--llmeval-[a-z-]+)=", run))
     assert {"--llmeval-model", "--llmeval-base-url"} <= flags
     assert flags <= {o.flag for o in OPTIONS}

@@ -12,7 +12,7 @@ import pytest
 
 from pytest_llmeval.models.sampling import sample_seed
 
-pytest.importorskip("httpx", reason="the openai: backend needs httpx (pip install 'pytest-llmeval[http]')")
+pytest.importorskip("httpx", reason="the openai: backend needs httpx (pip install 'pytest-llmevals[http]')")
 
 from http_servers import FakeVLLM, FaultProxy, fake_answer, first_try_faults  # noqa: E402
 

@@ -18,7 +18,7 @@ import pytest
 MISSING = [m for m in ("httpx", "fastapi", "uvicorn", "openai", "pydantic") if importlib.util.find_spec(m) is None]
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(bool(MISSING), reason=f"transformers serve needs {', '.join(MISSING)} (pip install 'pytest-llmeval[test]')"),
+    pytest.mark.skipif(bool(MISSING), reason=f"transformers serve needs {', '.join(MISSING)} (pip install -e '.[test]')"),
 ]
 
 from http_servers import FaultProxy, transformers_serve  # noqa: E402

@@ -22,7 +22,7 @@ from backend_packages import register_scheme
 
 needs_llama_cpp = pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None,
-    reason="llama-cpp-python is not installed (pip install 'pytest-llmeval[llamacpp]')",
+    reason="llama-cpp-python is not installed (pip install 'pytest-llmevals[llamacpp]')",
 )
 
 pytest_plugins = ["pytester"]
@@ -90,7 +90,7 @@ def test_without_llama_cpp_the_error_says_how_to_install_it(tmp_path: Path, smol
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # import llama_cpp raises ImportError
     with pytest.raises(ModelLoadError) as info:
         make(str(smollm2_gguf), LLMSettings())
-    assert "llama-cpp-python is not installed; pip install 'pytest-llmeval[llamacpp]'" in str(info.value)
+    assert "llama-cpp-python is not installed; pip install 'pytest-llmevals[llamacpp]'" in str(info.value)
 
 
 def test_a_file_that_is_not_gguf_is_refused(tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 
 SmolLM2-135M-Instruct is the judge here (``llmeval_judge_model`` in ../pytest.ini), a weak one:
 its verdicts come from scoring the labels' loglikelihoods, so it always gives one of them, in
-batches. ``labels.csv`` holds people's labels for these cases; see how far the judge agrees:
+batches. ``labels.csv`` holds one labeller's labels for these cases (docs/judges.md says how they
+were made); see how far the judge agrees:
 
     python -m pytest_llmeval calibrate llmeval-out example_suites/judged/labels.csv
 """

@@ -74,7 +74,7 @@ def _plugin_version() -> str:
     from importlib import metadata
 
     try:
-        return metadata.version("pytest-llmeval")
+        return metadata.version("pytest-llmevals")
     except metadata.PackageNotFoundError:  # a source checkout
         return "unknown"
 

@@ -116,7 +116,7 @@ class HTTPBackend:
         try:
             import httpx  # noqa: F401
         except ImportError:
-            raise ModelLoadError("the openai: backend needs httpx: pip install 'pytest-llmeval[http]' (or pip install httpx)") from None
+            raise ModelLoadError("the openai: backend needs httpx: pip install 'pytest-llmevals[http]' (or pip install httpx)") from None
         base_url = resolve_base_url(settings, env)
         key = env.get(settings.api_key_env) or None
         if key is None and urlsplit(base_url).hostname == urlsplit(OPENAI_URL).hostname:

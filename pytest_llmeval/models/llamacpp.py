@@ -1,6 +1,6 @@
 """The llama.cpp backend (``llamacpp:FILE.gguf``): a GGUF file evaluated by llama.cpp itself.
 
-Install it with ``pip install 'pytest-llmeval[llamacpp]'`` (llama-cpp-python builds llama.cpp
+Install it with ``pip install 'pytest-llmevals[llamacpp]'`` (llama-cpp-python builds llama.cpp
 from source). The weights run as they are in the file (Q4_1 stays Q4_1), on all the cores this
 process may use. Prompts are the same text the transformers backend gives its model: the chat
 template stored in the GGUF is rendered by the same code (:mod:`pytest_llmeval.models.chat`),
@@ -29,7 +29,7 @@ from pytest_llmeval.models.outputs import Completion, Ranked
 from pytest_llmeval.settings import GenerationSettings, LLMSettings
 
 AUTO_BATCH = 16
-INSTALL_HINT = "pip install 'pytest-llmeval[llamacpp]' (builds llama.cpp from source: minutes)"
+INSTALL_HINT = "pip install 'pytest-llmevals[llamacpp]' (builds llama.cpp from source: minutes)"
 
 
 def make(spec: str, settings: LLMSettings, rootdir: Path | None = None) -> "LlamaCppBackend":

@@ -103,7 +103,7 @@ def parse_baseline(text: str, path: Path) -> Baseline:
         if isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA:
             raise BaselineError(
                 path, "corrupt", f"has schema {schema}, newer than this pytest-llmeval reads ({SCHEMA})",
-                "upgrade pytest-llmeval (pip install -U pytest-llmeval)",
+                "upgrade pytest-llmeval (pip install -U pytest-llmevals)",
             )  # fmt: skip
         raise BaselineError(path, "corrupt", f'has "schema": {json.dumps(schema)}, expected {SCHEMA}')
     suites = data.get("suites")

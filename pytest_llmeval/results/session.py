@@ -269,7 +269,7 @@ def versions(package_version: str | None = None) -> dict[str, str]:
     out = {"python": platform.python_version(), "platform": platform.platform(terse=True)}
     for dist in ("pytest", "torch", "transformers", "numpy", "pytest-llmeval"):
         try:
-            out[dist] = metadata.version(dist)
+            out[dist] = metadata.version("pytest-llmevals" if dist == "pytest-llmeval" else dist)
         except metadata.PackageNotFoundError:
             out[dist] = "not installed"
     if out["pytest-llmeval"] == "not installed" and package_version:
