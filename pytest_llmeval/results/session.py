@@ -262,16 +262,17 @@ def _run_json(opts: GateOptions, status: RunStatus, records: Sequence[CaseRecord
 
 
 def versions(package_version: str | None = None) -> dict[str, str]:
-    """Versions that explain a result: Python, pytest, torch, transformers, numpy, pytest-llmeval
-    (``package_version`` when the distribution is not installed)."""
+    """Versions that explain a result: Python, pytest, torch, transformers, numpy and this plugin
+    (its own version module; ``package_version`` overrides it where a caller knows better)."""
     from importlib import metadata
 
+    from pytest_llmeval.version import __version__
+
     out = {"python": platform.python_version(), "platform": platform.platform(terse=True)}
-    for dist in ("pytest", "torch", "transformers", "numpy", "pytest-llmeval"):
+    for dist in ("pytest", "torch", "transformers", "numpy"):
         try:
-            out[dist] = metadata.version("pytest-llmevals" if dist == "pytest-llmeval" else dist)
+            out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             out[dist] = "not installed"
-    if out["pytest-llmeval"] == "not installed" and package_version:
-        out["pytest-llmeval"] = str(package_version)
+    out["pytest-llmeval"] = str(package_version or __version__)
     return out
