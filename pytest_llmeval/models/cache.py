@@ -37,6 +37,7 @@ from typing import Any, Mapping, Sequence
 
 from pytest_llmeval.models.cache_file import CacheStore, LLMEvalCacheWarning, transaction, transaction_many
 from pytest_llmeval.models.outputs import Completion, Ranked
+from pytest_llmeval.models.protocol import capabilities, has_chat_template
 
 __all__ = ["MODES", "CacheStore", "CompletionCache", "LLMEvalCacheWarning", "decode", "encode", "request_key"]
 
@@ -248,8 +249,6 @@ class CompletionCache:
         something (or the server now serves another model): its outputs are dropped, with a warning."""
         if not self.active:
             return
-        from pytest_llmeval.models import capabilities, has_chat_template
-
         info = {
             "fingerprint": canonical(dict(backend.fingerprint)),
             "has_chat_template": has_chat_template(backend),
