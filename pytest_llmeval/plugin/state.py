@@ -229,7 +229,7 @@ class LLMEvalState:
         if any(plan.spec.judge is not None for plan in self.plans.values()):
             from pytest_llmeval.plugin.judging import judging
 
-            judging(self).schedule(items)
+            judging(self).schedule(items, eval_item)
 
     # results -----------------------------------------------------------------
 
