@@ -183,3 +183,43 @@ def test_a_model_dir_with_config_but_no_tokenizer_names_the_tokenizer(tmp_path: 
     with pytest.raises(ModelLoadError, match=r"has weights but lacks a tokenizer") as info:
         load_backend(LLMSettings(model=str(tmp_path), device="cpu"))
     assert "config.json" not in str(info.value).split("lacks", 1)[1].split(";")[0]
+
+
+IDENTITY_PACKAGE = ECHO_PACKAGE + '''
+
+def _identity(spec, settings, rootdir=None):
+    return {"spec": spec, "rootdir": str(rootdir)}
+
+
+make.identity = _identity
+'''
+
+
+def test_built_in_and_installed_schemes_are_one_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_llmeval.models import hf, http, llamacpp
+    from pytest_llmeval.models.registry import factory_of, known_schemes
+
+    register_scheme(tmp_path, "echo", "echo_table:make", module="echo_table", source=ECHO_PACKAGE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert factory_of("hf") is hf.make and factory_of("openai") is http.make and factory_of("llamacpp") is llamacpp.make
+    assert factory_of("echo").__module__ == "echo_table" and factory_of("nosuch") is None
+    known = known_schemes()
+    assert known[:4] == ["hf", "pkg", "openai", "llamacpp"] and "echo" in known and len(known) == len(set(known))
+
+
+def test_an_identity_is_the_factorys_attribute_and_gets_the_rootdir_when_it_takes_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_llmeval.models import backend_identity
+
+    register_scheme(tmp_path, "echo", "echo_identity:make", module="echo_identity", source=IDENTITY_PACKAGE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert backend_identity(LLMSettings(model="echo:demo"), base_dir=tmp_path) == {"scheme": "echo", "spec": "demo", "rootdir": str(tmp_path)}
+    assert backend_identity(LLMSettings(model="nosuch:demo")) is None
+
+
+def test_a_factory_without_an_identity_bypasses_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_llmeval.models import backend_identity
+
+    register_scheme(tmp_path, "echo", "echo_plain:make", module="echo_plain", source=ECHO_PACKAGE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert backend_identity(LLMSettings(model="echo:demo")) is None
+    assert backend_identity(LLMSettings(model="llamacpp:model.gguf")) is None

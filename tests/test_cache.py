@@ -92,6 +92,23 @@ def test_fields_added_to_the_request_later_are_in_the_key(seed: int | None, repe
     assert request_key(ident, SETTINGS, dataclasses.replace(base, seed=(seed or 0) + 1)) != key
 
 
+def test_keys_stay_those_of_earlier_versions() -> None:
+    """A cache file written by an earlier version answers the same run: the identity and the keys
+    below were computed by the code before the backend registry and the one batched path. A
+    change that must alter them (a new field of ``Request`` or ``LLMSettings``) makes every stored
+    output a miss: update the literals and say why in the change's description."""
+    from pytest_llmeval.models import backend_identity
+
+    settings = LLMSettings(
+        model="openai:tiny-chat", base_url="http://user:pw@127.0.0.1:8000/v1?x=1", seed=7, generation=GenerationSettings(max_new_tokens=16)
+    )
+    assert backend_identity(settings) == {"scheme": "openai", "model": "tiny-chat", "server": "http://127.0.0.1:8000/v1"}
+    generate = Request(kind="generate", text="2+2=", chat=True, system="Be brief.", max_new_tokens=8, stop=("\n",), seed=11, repeat=1)
+    rank = Request(kind="rank", text="Capital of France:", choices=("Paris", "Rome"), target_delimiter=" ")
+    assert request_key("0" * 64, settings, generate) == "849ba2b094a42d7564492f22c1a22bc3af7e2c8eb7c49575c21681b430f3fba0"
+    assert request_key("0" * 64, settings, rank) == "a4ff933ceebeb361b11b276a6a94fc6597cc09ce258d9acfdddf130bd07d0fa6"
+
+
 @given(st.text(), st.text(), st.integers(0, 10**6), st.floats(0, 1e6), st.sampled_from(["stop", "length"]))
 def test_a_completion_comes_back_with_its_metadata(text: str, prompt: str, tokens: int, latency: float, reason: str) -> None:
     done = Completion(text, prompt=prompt, tokens_in=tokens, tokens_out=tokens + 1, latency_s=latency, finish_reason=reason, truncated=2)

@@ -13,7 +13,7 @@ from judge_fakes import install_fake_package
 from pytest_llmeval.datasets.suite import Request
 from pytest_llmeval.models.cache import CacheStore, CompletionCache
 from pytest_llmeval.models.outputs import Completion
-from pytest_llmeval.plugin.judge_cache import CachedJudge
+from pytest_llmeval.models.batched import CachedRun, Deferred, answers
 from pytest_llmeval.settings import LLMSettings
 
 pytest_plugins = ["pytester"]
@@ -158,8 +158,10 @@ def test_an_error_of_the_judge_is_not_stored(tmp_path: Path) -> None:
     backend = _Flaky()
     cache = lambda: CompletionCache(store, {"scheme": "flaky"}, LLMSettings(model="flaky:x"))  # noqa: E731
     requests = [Request("generate", "good"), Request("generate", "bad")]
-    assert [o.finish_reason for o in CachedJudge(lambda: backend, cache()).run_generate(requests)] == ["stop", "error"]
-    judge = CachedJudge(lambda: backend, cache())
-    assert [str(o) for o in judge.run_generate(requests)] == ["ok", "ok"]
+    first = cache()
+    assert [o.finish_reason for o in answers(requests, Deferred(lambda: backend, first), cache=first)] == ["stop", "error"]
+    second = cache()
+    run = CachedRun(requests, second)
+    assert [str(o) for o in run.complete(Deferred(lambda: backend, second))] == ["ok", "ok"]
     assert backend.asked == ["good", "bad", "bad"]  # only the error was asked again
-    assert judge.hit_texts == {"good"}
+    assert [requests[i].text for i in run.hits] == ["good"]

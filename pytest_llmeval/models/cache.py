@@ -37,6 +37,7 @@ from typing import Any, Mapping, Sequence
 
 from pytest_llmeval.models.cache_file import CacheStore, LLMEvalCacheWarning, transaction, transaction_many
 from pytest_llmeval.models.outputs import Completion, Ranked
+from pytest_llmeval.models.protocol import capabilities, has_chat_template
 
 __all__ = ["MODES", "CacheStore", "CompletionCache", "LLMEvalCacheWarning", "decode", "encode", "request_key"]
 
@@ -71,12 +72,9 @@ def digest(data: Any) -> str:
 
 
 def _plugin_version() -> str:
-    from importlib import metadata
+    from pytest_llmeval.version import __version__
 
-    try:
-        return metadata.version("pytest-llmevals")
-    except metadata.PackageNotFoundError:  # a source checkout
-        return "unknown"
+    return __version__
 
 
 def identity_key(identity: Mapping[str, Any]) -> str:
@@ -248,8 +246,6 @@ class CompletionCache:
         something (or the server now serves another model): its outputs are dropped, with a warning."""
         if not self.active:
             return
-        from pytest_llmeval.models import capabilities, has_chat_template
-
         info = {
             "fingerprint": canonical(dict(backend.fingerprint)),
             "has_chat_template": has_chat_template(backend),

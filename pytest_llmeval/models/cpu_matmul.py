@@ -76,10 +76,7 @@ def onednn_linears(model: Any, mode: str = "auto") -> Iterator[int]:
     if uses_onednn(model, mode):
         import torch
 
-        head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
         for module in model.modules():
-            if module is head and "nohead" in __import__("os").environ.get("XX", ""):
-                continue
             if type(module) is torch.nn.Linear and "forward" not in vars(module) and _float32_cpu_param(module.weight):
                 module.forward = functools.partial(_forward, module)
                 switched.append(module)

@@ -1,55 +1,50 @@
 """The transformers backend: a local causal LM in eval mode, batched generation and
-loglikelihood ranking (loading lives in :mod:`.hf_loading`).
+loglikelihood ranking (loading lives in :mod:`.hf_loading`, generation in :mod:`.hf_generate`,
+the identity in :mod:`.hf_identity`).
 
-torch and transformers are imported inside functions so that importing the plugin stays cheap.
+The registry (:mod:`.registry`) reaches it through :func:`make`, the factory of the ``hf`` scheme
+(paths, hub ids, ``pkg:``). torch and transformers are imported inside functions so that
+importing the plugin stays cheap.
 """
 
 from __future__ import annotations
 
-import random
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from pytest_llmeval.datasets.suite import Request
 from pytest_llmeval.files import sha256_text
-from pytest_llmeval.models import GENERATE, RANK, ModelLoadError, ModelStateError, Progress
-from pytest_llmeval.models.decode import PrefixCache
-from pytest_llmeval.models.hf_loading import load_model, resolve_device, resolve_dtype, tokenizer_fingerprint, weights_fingerprint
+from pytest_llmeval.models.hf_generate import Generation
+from pytest_llmeval.models.hf_loading import load_model, placement, score_versions, seed_everything, tokenizer_fingerprint, weights_fingerprint
 from pytest_llmeval.models.outputs import Completion, Ranked
+from pytest_llmeval.models.protocol import GENERATE, RANK, ModelLoadError, ModelStateError, Progress
 from pytest_llmeval.settings import GenerationSettings, LLMSettings
+
+__all__ = ["CPU_AUTO_BATCH", "CUDA_AUTO_BATCH", "HFBackend", "make", "score_versions", "seed_everything"]
 
 CPU_AUTO_BATCH = 64
 CUDA_AUTO_BATCH = 64
 
 
-def seed_everything(seed: int) -> None:
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
+def make(spec: str, settings: LLMSettings, rootdir: Path | None = None) -> "HFBackend":
+    """The factory of the ``hf`` scheme: the model ``spec`` names (a folder, a ``.gguf``, a cached
+    hub id, ``pkg:PACKAGE/FILE``), loaded with ``settings``."""
+    return HFBackend.load(settings.replace(model=spec), rootdir=rootdir)
 
 
-def score_versions() -> dict[str, str]:
-    """The versions that can change this backend's scores: transformers, torch, tokenizers
-    (those installed; the plugin adds its own version to every suite's fingerprint)."""
-    from importlib import metadata
+def _identity(spec: str, settings: LLMSettings, rootdir: Path | None = None) -> dict[str, Any] | None:
+    """What :func:`make`'s backend would compute from, known without loading (see :mod:`.hf_identity`)."""
+    return HFBackend.identity(settings.replace(model=spec), rootdir)
 
-    out: dict[str, str] = {}
-    for dist in ("transformers", "torch", "tokenizers"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+
+make.identity = _identity  # type: ignore[attr-defined]
 
 
 # ----------------------------------------------------------------------------- the backend
 
 
-class HFBackend:
+class HFBackend(Generation):
     """A transformers causal LM in eval mode, run under ``torch.inference_mode()``."""
 
     capabilities = frozenset({GENERATE, RANK})
@@ -76,8 +71,10 @@ class HFBackend:
         """Load ``settings.model``, put it in eval mode and pin the seeds."""
         started = time.perf_counter()
         try:
-            device = resolve_device(settings.device)
-            dtype = resolve_dtype(settings.dtype, device)
+            import torch
+
+            device, dtype_name = placement(settings)
+            dtype = getattr(torch, dtype_name)
             loaded = load_model(settings, device, dtype, rootdir)
             model = loaded.model.to(device)
         except ModelLoadError:
@@ -229,201 +226,6 @@ class HFBackend:
         from pytest_llmeval.models.cpu_matmul import onednn_linears
 
         return onednn_linears(self.model, self.settings.cpu_matmul)
-
-    def _generate_rendered(
-        self,
-        prompts: Sequence[str],
-        settings: GenerationSettings,
-        *,
-        add_special_tokens: bool,
-        progress: Progress | None = None,
-        seeds: Sequence[int | None] | None = None,
-    ) -> list[Completion]:
-        """``seeds``: one sample seed per prompt; when every prompt has one and the settings
-        sample, each row is drawn with its own seed (:mod:`.sampling`), whatever its batch."""
-        self._check_mode()
-        tok = self.tokenizer
-        limit = max(1, self.max_length() - settings.max_new_tokens)
-        full = [tok(p, add_special_tokens=add_special_tokens)["input_ids"] for p in prompts]
-        encoded = [ids[-limit:] for ids in full]
-        size = self.batch_size()
-        row_seeds = list(seeds) if seeds is not None and all(s is not None for s in seeds) else None
-        with self._kernels():
-            if self._decodes(settings, row_seeds):
-                produced = self._decode_all(encoded, settings, size, row_seeds, progress)
-            else:
-                produced = self._generate_batches(encoded, settings, size, row_seeds, progress)
-        return [
-            Completion(
-                text,
-                prompt=prompts[i],
-                tokens_in=len(encoded[i]),
-                tokens_out=n_out,
-                latency_s=seconds,
-                finish_reason=reason,
-                truncated=len(full[i]) - len(encoded[i]),
-            )
-            for i, (text, n_out, reason, seconds) in enumerate(produced)
-        ]
-
-    def _decodes(self, settings: GenerationSettings, row_seeds: Sequence[int] | None) -> bool:
-        """Whether :mod:`.decode` runs this call: greedy, or sampling with a seed per row."""
-        from pytest_llmeval.models.decode import can_decode
-
-        seeded = settings.do_sample and row_seeds is not None
-        return self.fast_decode and (seeded or not settings.do_sample) and can_decode(self.model)
-
-    def _decode_all(
-        self, rows: Sequence[list[int]], settings: GenerationSettings, slots: int,
-        row_seeds: Sequence[int] | None, progress: Progress | None,
-    ) -> list[tuple[str, int, str, float]]:
-        """All rows through :func:`.decode.greedy_decode`, at most ``slots`` at a time: shared prompt
-        tokens computed once, finished rows replaced by waiting ones (on CUDA out of memory: half the slots)."""
-        import torch
-
-        from pytest_llmeval.models.decode import greedy_decode
-        from pytest_llmeval.models.sampling import seeded_hook
-
-        tok = self.tokenizer
-        hook = seeded_hook(list(row_seeds), settings.temperature, settings.top_p) if settings.do_sample and row_seeds else None
-        reported: set[int] = set()  # rows counted once, even when an out-of-memory retry decodes them again
-
-        def done(row: int) -> None:
-            if progress is not None and row not in reported:
-                reported.add(row)
-                progress(1)
-
-        while True:
-            started = time.perf_counter()
-            try:
-                with torch.inference_mode():
-                    decoded = greedy_decode(
-                        self.model, tok, rows, max_new_tokens=settings.max_new_tokens, eos=sorted(self._eos_ids()),
-                        pad_id=self._pad_id(), stop=settings.stop or (), prefixes=PrefixCache(),
-                        share_prefix=self.share_prefix, logits_hook=hook, slots=slots, on_done=done,
-                    )
-                break
-            except torch.cuda.OutOfMemoryError:
-                if slots == 1:
-                    raise
-                torch.cuda.empty_cache()
-                slots = max(1, slots // 2)
-        seconds = (time.perf_counter() - started) / max(1, len(rows))
-        return [self._finish(d.tokens, d.reason, settings, seconds) for d in decoded]
-
-    def _generate_batches(
-        self, rows: Sequence[list[int]], settings: GenerationSettings, size: int,
-        row_seeds: Sequence[int] | None, progress: Progress | None,
-    ) -> list[tuple[str, int, str, float]]:
-        """transformers' ``generate`` in batches of similar lengths (unseeded sampling, other models)."""
-        import torch
-
-        # Longest first: memory trouble shows up on the first batch, and rows of a batch have similar lengths.
-        order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
-        results: list[tuple[str, int, str, float] | None] = [None] * len(rows)
-        start = 0
-        batch_index = 0
-        while start < len(order):
-            idx = order[start : start + size]
-            seed_everything(self.settings.seed + batch_index)
-            started = time.perf_counter()
-            try:
-                produced = self._generate_with_transformers(
-                    [rows[i] for i in idx], settings, self._pad_id(), sorted(self._eos_ids()),
-                    [row_seeds[i] for i in idx] if row_seeds is not None else None,
-                )
-            except torch.cuda.OutOfMemoryError:
-                if size == 1:
-                    raise
-                torch.cuda.empty_cache()
-                size = max(1, size // 2)
-                continue
-            seconds = (time.perf_counter() - started) / len(idx)
-            for i, (tokens, reason) in zip(idx, produced):
-                results[i] = self._finish(tokens, reason, settings, seconds)
-            if progress is not None:
-                progress(len(idx))
-            start += len(idx)
-            batch_index += 1
-        return [r for r in results if r is not None]
-
-    def _pad_id(self) -> int:
-        pad = self.tokenizer.pad_token_id
-        return pad if pad is not None else 0
-
-    def _finish(self, tokens: list[int], reason: str, settings: GenerationSettings, seconds: float) -> tuple[str, int, str, float]:
-        """A row's text (cut at the first stop string), token count, finish reason and seconds."""
-        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
-        if settings.stop:
-            hits = [text.find(s) for s in settings.stop if s and s in text]
-            if hits:
-                text, reason = text[: min(hits)], "stop"
-        return text, len(tokens), reason, seconds
-
-    def _eos_ids(self) -> set[int]:
-        ids: set[int] = set()
-        for source in (getattr(self.model, "generation_config", None), self.tokenizer):
-            value = getattr(source, "eos_token_id", None)
-            if isinstance(value, int):
-                ids.add(value)
-            elif isinstance(value, (list, tuple)):
-                ids.update(int(v) for v in value)
-        return ids
-
-    def _generate_with_transformers(
-        self, rows: Sequence[list[int]], settings: GenerationSettings, pad: int, eos: list[int],
-        row_seeds: Sequence[int] | None = None,
-    ) -> list[tuple[list[int], str]]:
-        """``model.generate`` on left-padded rows (sampling, and models the greedy loop cannot drive)."""
-        import torch
-        from transformers import GenerationConfig
-
-        tok = self.tokenizer
-        width = max(len(r) for r in rows)
-        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(rows), width), dtype=torch.long)
-        for j, row in enumerate(rows):  # left padding: every row's last token sits in the last column
-            input_ids[j, width - len(row) :] = torch.tensor(row, dtype=torch.long)
-            attention[j, width - len(row) :] = 1
-        config = GenerationConfig(
-            max_new_tokens=settings.max_new_tokens,
-            do_sample=settings.do_sample,
-            temperature=settings.temperature if settings.do_sample else None,
-            top_p=settings.top_p if settings.do_sample else None,
-            top_k=None,
-            pad_token_id=pad,
-            eos_token_id=eos or None,
-        )
-        extra: dict[str, Any] = {}
-        if settings.do_sample and row_seeds is not None:  # per-row seeded sampling: greedy over the sampler's choice
-            from transformers import LogitsProcessorList
-
-            from pytest_llmeval.models.sampling import SeededSampler
-
-            config.do_sample, config.temperature, config.top_p = False, None, None
-            extra["logits_processor"] = LogitsProcessorList([SeededSampler(row_seeds, width, settings.temperature, settings.top_p)])
-        if settings.stop:
-            config.stop_strings = list(settings.stop)
-            extra["tokenizer"] = tok
-        device = self.device
-        with torch.inference_mode():
-            out = self.model.generate(
-                input_ids=input_ids.to(device),
-                attention_mask=attention.to(device),
-                generation_config=config,
-                **extra,
-            )
-        eos_set = set(eos)
-        produced = []
-        for tokens in out[:, width:].to("cpu").tolist():
-            reason = "length"
-            cut = len(tokens)
-            for k, t in enumerate(tokens):
-                if t in eos_set:
-                    cut, reason = k, "stop"
-                    break
-            produced.append((tokens[:cut], reason))
-        return produced
 
     # loglikelihood -----------------------------------------------------------
 

@@ -11,15 +11,15 @@ computing the identity of an unchanged model reads no weights.
 
 from __future__ import annotations
 
-import importlib.util
-import re
 from pathlib import Path
 from typing import Any
 
 from pytest_llmeval.files import WEIGHT_SUFFIXES, cached_file_hash, hash_files, weight_files
+from pytest_llmeval.models.hf_loading import accelerator_possible, placement, score_versions
+from pytest_llmeval.models.protocol import ModelLoadError
 from pytest_llmeval.settings import LLMSettings, SettingsError, resolve_model_path
 
-_ACCELERATOR = re.compile(r"^(cuda|hip|xpu)\s*(?::[^=]*)?=\s*(.+?)\s*$", re.M)
+__all__ = ["accelerator_possible", "device_and_dtype", "model_identity"]
 
 
 def model_identity(settings: LLMSettings, rootdir: Path | None = None) -> dict[str, Any] | None:
@@ -45,8 +45,6 @@ def model_identity(settings: LLMSettings, rootdir: Path | None = None) -> dict[s
     placed = device_and_dtype(settings)
     if placed is None:
         return None
-    from pytest_llmeval.models.hf import score_versions
-
     files = {p.name: cached_file_hash(p) for p in sorted(folder.iterdir()) if _described_by(p)}
     return {"backend": "hf", "weights": weights, "files": files, "device": placed[0], "dtype": placed[1], "versions": score_versions()}
 
@@ -57,38 +55,9 @@ def _described_by(path: Path) -> bool:
 
 
 def device_and_dtype(settings: LLMSettings) -> tuple[str, str] | None:
-    """The device and dtype the backend would load the model with; torch is imported only when
-    an accelerator may be present (a CPU-only torch build is known from its version file)."""
-    device = settings.device
-    if device == "cpu" or (device == "auto" and not accelerator_possible()):
-        device = "cpu"
-    else:
-        from pytest_llmeval.models import ModelLoadError
-        from pytest_llmeval.models.hf_loading import resolve_device
-
-        try:
-            device = resolve_device(device)
-        except ModelLoadError:
-            return None  # loading reports it
-    if settings.dtype != "auto":
-        return device, settings.dtype
-    if not device.startswith("cuda"):
-        return device, "float32"
-    from pytest_llmeval.models.hf_loading import resolve_dtype
-
-    return device, str(resolve_dtype("auto", device)).replace("torch.", "")
-
-
-def accelerator_possible() -> bool:
-    """False when the installed torch was built for CPU only (no CUDA, ROCm or XPU): then
-    ``device=auto`` means the CPU. True when unsure."""
+    """The device and dtype the backend would load the model with (:func:`.hf_loading.placement`),
+    or None when that device is not there (loading reports it)."""
     try:
-        spec = importlib.util.find_spec("torch")
-        locations = list(spec.submodule_search_locations or ()) if spec else []
-        text = (Path(locations[0]) / "version.py").read_text() if locations else ""
-    except (OSError, ImportError, ValueError):
-        return True
-    found = dict(_ACCELERATOR.findall(text))
-    if not found:
-        return True
-    return any(value not in ("None", "''", '""') for value in found.values())
+        return placement(settings)
+    except ModelLoadError:
+        return None

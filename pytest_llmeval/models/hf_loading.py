@@ -1,24 +1,83 @@
 """Loading a local transformers model: a directory, a cached hub id or a ``.gguf`` file.
 
 Says what is wrong in one line (no model, a folder without config or tokenizer, a hub id that is
-not cached) instead of passing on transformers' own advice.
+not cached) instead of passing on transformers' own advice. Where the model runs (device and
+dtype) is decided once, by :func:`placement`, for loading and for the identity alike.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_llmeval.files import cached_file_hash, hash_files, sha256_text, weight_files
-from pytest_llmeval.models import ModelLoadError
 from pytest_llmeval.models.gguf import ensure_converted
+from pytest_llmeval.models.protocol import ModelLoadError
 from pytest_llmeval.settings import LLMSettings, SettingsError, resolve_model_path
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
+_ACCELERATOR = re.compile(r"^(cuda|hip|xpu)\s*(?::[^=]*)?=\s*(.+?)\s*$", re.M)
+
+
+def placement(settings: LLMSettings) -> tuple[str, str]:
+    """The device and dtype (names: ``"cpu"``, ``"float32"``) the model of ``settings`` runs with;
+    :class:`ModelLoadError` for a device that is not there. torch is imported only when an
+    accelerator may be present (a CPU-only torch build is known from its version file)."""
+    device = settings.device
+    if device == "cpu" or (device == "auto" and not accelerator_possible()):
+        device = "cpu"
+    else:
+        device = resolve_device(device)
+    if settings.dtype != "auto":
+        return device, settings.dtype
+    if not device.startswith("cuda"):
+        return device, "float32"
+    return device, str(resolve_dtype("auto", device)).replace("torch.", "")
+
+
+def accelerator_possible() -> bool:
+    """False when the installed torch was built for CPU only (no CUDA, ROCm or XPU): then
+    ``device=auto`` means the CPU. True when unsure."""
+    try:
+        spec = importlib.util.find_spec("torch")
+        locations = list(spec.submodule_search_locations or ()) if spec else []
+        text = (Path(locations[0]) / "version.py").read_text() if locations else ""
+    except (OSError, ImportError, ValueError):
+        return True
+    found = dict(_ACCELERATOR.findall(text))
+    if not found:
+        return True
+    return any(value not in ("None", "''", '""') for value in found.values())
+
+
+def score_versions() -> dict[str, str]:
+    """The versions that can change this backend's scores: transformers, torch, tokenizers
+    (those installed; the plugin adds its own version to every suite's fingerprint)."""
+    from importlib import metadata
+
+    out: dict[str, str] = {}
+    for dist in ("transformers", "torch", "tokenizers"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
 
 
 def resolve_device(name: str) -> str:

@@ -30,7 +30,7 @@ from typing import Any, Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from pytest_llmeval.datasets.suite import Request
-from pytest_llmeval.models import GENERATE, RANK, ModelLoadError, OutputError, Progress
+from pytest_llmeval.models.protocol import GENERATE, RANK, ModelLoadError, OutputError, Progress
 from pytest_llmeval.models.http_client import Budget, Engine, Post
 from pytest_llmeval.models.http_shapes import (
     COMPLETIONS_PATH,
@@ -52,6 +52,19 @@ from pytest_llmeval.settings import LLMSettings
 OPENAI_URL = "https://api.openai.com/v1"
 ALL_AT_ONCE = 1 << 30
 """The scheduler's chunk for this backend: a window is one call, all its requests issued at once."""
+
+
+def make(spec: str, settings: LLMSettings) -> "HTTPBackend":
+    """The factory of the ``openai`` scheme (the registry's): ``spec`` is the model's name."""
+    return HTTPBackend.load(spec, settings)
+
+
+def _identity(spec: str, settings: LLMSettings) -> dict[str, Any]:
+    """:meth:`HTTPBackend.identity`, the factory's ``identity``."""
+    return HTTPBackend.identity(spec, settings)
+
+
+make.identity = _identity  # type: ignore[attr-defined]
 
 
 class RankUnsupported(OutputError):

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
-from pytest_llmeval.models import OutputError
+from pytest_llmeval.models.protocol import OutputError
 
 T = TypeVar("T")
 Post = Callable[[str, dict], Awaitable[tuple[Any, float]]]

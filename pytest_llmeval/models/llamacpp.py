@@ -22,7 +22,7 @@ import numpy as np
 
 from pytest_llmeval.datasets.suite import Request
 from pytest_llmeval.files import cached_file_hash, sha256_text
-from pytest_llmeval.models import GENERATE, RANK, ModelLoadError, Progress
+from pytest_llmeval.models.protocol import GENERATE, RANK, ModelLoadError, Progress
 from pytest_llmeval.models.llamacpp_engine import Engine, Job, log_softmax_at, round_up
 from pytest_llmeval.models.llamacpp_text import GGUFTokenizer, Generation, GenerationJob, resolve_gguf
 from pytest_llmeval.models.outputs import Completion, Ranked

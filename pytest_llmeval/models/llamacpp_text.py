@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from pytest_llmeval.models import ModelLoadError, Progress
+from pytest_llmeval.models.protocol import ModelLoadError, Progress
 from pytest_llmeval.models.llamacpp_engine import Job
 from pytest_llmeval.models.outputs import Completion
 from pytest_llmeval.settings import GenerationSettings, SettingsError, resolve_model_path

@@ -28,166 +28,39 @@ float32.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from pytest_llmeval.models.decode import PrefixCache
+from pytest_llmeval.models.loglik_tokens import (
+    _TOKENIZER_INFINITY,
+    DEFAULT_MAX_LENGTH,
+    LoglikelihoodError,
+    _encode_requests,
+    _truncate,
+    encode_pair,
+    model_max_length,
+)
 from pytest_llmeval.models.outputs import Ranked
 from pytest_llmeval.models.packing import _Row, _can_pack, _pack_group, _run_batch, _Scored
 
 __all__ = [
+    "DEFAULT_MAX_LENGTH",
     "LoglikelihoodError",
     "encode_pair",
     "loglikelihood",
     "model_max_length",
     "rank_choices",
+    "_TOKENIZER_INFINITY",
+    "_encode_requests",
+    "_truncate",
 ]
 
-DEFAULT_MAX_LENGTH = 2048
 BATCH_TOKENS = 8192
 """Most padded tokens in one scoring forward pass (fewer rows than the batch size when rows are
 long): the activations of a pass grow with its tokens, and the peak memory with them."""
-_TOKENIZER_INFINITY = 1000000000000000019884624838656
 
 
-class LoglikelihoodError(ValueError):
-    """A request that cannot be scored (an empty continuation, one longer than the model)."""
-
-
-# ----------------------------------------------------------------------------- tokenization
-
-
-def model_max_length(model: Any, tokenizer: Any, default: int = DEFAULT_MAX_LENGTH) -> int:
-    """The context length lm-eval uses: the config's ``n_positions``, ``max_position_embeddings``
-    or ``n_ctx`` (the text config's first), else the tokenizer's ``model_max_length``, else 2048."""
-    config = getattr(model, "config", None)
-    config = getattr(config, "text_config", None) or config
-    for attr in ("n_positions", "max_position_embeddings", "n_ctx"):
-        value = getattr(config, attr, None)
-        if value is not None:
-            return int(value)
-    limit = getattr(tokenizer, "model_max_length", None)
-    if limit is not None and limit != _TOKENIZER_INFINITY:
-        return int(limit)
-    return default
-
-
-def _prefix_token_id(tokenizer: Any) -> int:
-    """The token standing in for an empty context: BOS, else EOS."""
-    bos = getattr(tokenizer, "bos_token_id", None)
-    token = bos if bos is not None else getattr(tokenizer, "eos_token_id", None)
-    if token is None:
-        raise LoglikelihoodError(
-            "the tokenizer has neither a BOS nor an EOS token, so an empty context cannot be scored; "
-            "give every request a non-empty context"
-        )
-    return int(token)
-
-
-class _Encoder:
-    """Tokenizes texts the way lm-eval's ``tok_encode`` does, in batches."""
-
-    def __init__(self, tokenizer: Any, add_bos: bool | None) -> None:
-        self.tokenizer = tokenizer
-        self.add_bos = add_bos
-        bos = getattr(tokenizer, "bos_token_id", None)
-        self.bos_id = None if bos is None else int(bos)
-        try:
-            self.prefix_id: int | None = _prefix_token_id(tokenizer)
-            self.prefix_text: str | None = tokenizer.decode([self.prefix_id])
-        except LoglikelihoodError:
-            self.prefix_id, self.prefix_text = None, None
-
-    def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        out: list[list[int] | None] = [None] * len(texts)
-        groups: dict[bool | None, list[int]] = {}
-        for i, text in enumerate(texts):
-            if self.prefix_text and text.startswith(self.prefix_text):
-                special: bool | None = False  # already starts with BOS: add none
-            else:
-                special = self.add_bos
-            groups.setdefault(special, []).append(i)
-        for special, indices in groups.items():
-            batch = [texts[i] for i in indices]
-            kwargs = {} if special is None else {"add_special_tokens": special}
-            ids = self.tokenizer(batch, **kwargs)["input_ids"] if batch else []
-            for i, row in zip(indices, ids):
-                row = [int(t) for t in row]
-                if special is True and self.bos_id is not None and (not row or row[0] != self.bos_id):
-                    row = [self.bos_id] + row
-                out[i] = row
-        return [row if row is not None else [] for row in out]
-
-    def encode_plain(self, texts: Sequence[str]) -> list[list[int]]:
-        if not texts:
-            return []
-        return [[int(t) for t in row] for row in self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
-
-
-def _split_whitespace(context: str, continuation: str) -> tuple[str, str]:
-    n_spaces = len(context) - len(context.rstrip())
-    if n_spaces:
-        return context[:-n_spaces], context[-n_spaces:] + continuation
-    return context, continuation
-
-
-def _encode_requests(
-    tokenizer: Any, requests: Sequence[tuple[str, str]], add_bos: bool | None
-) -> list[tuple[list[int], list[int]]]:
-    """``(context_tokens, continuation_tokens)`` of every request, lm-eval style."""
-    enc = _Encoder(tokenizer, add_bos)
-    out: list[tuple[list[int], list[int]] | None] = [None] * len(requests)
-    empty: list[int] = []
-    joint: list[int] = []
-    pairs: list[tuple[str, str]] = []
-    for i, (context, continuation) in enumerate(requests):
-        if not isinstance(context, str) or not isinstance(continuation, str):
-            raise LoglikelihoodError(
-                f"request {i}: context and continuation must be strings, got "
-                f"({type(context).__name__}, {type(continuation).__name__})"
-            )
-        if context == "":
-            empty.append(i)
-        else:
-            joint.append(i)
-            pairs.append(_split_whitespace(context, continuation))
-    if empty:
-        prefix = enc.prefix_id if enc.prefix_id is not None else _prefix_token_id(tokenizer)
-        for i, cont in zip(empty, enc.encode_plain([requests[i][1] for i in empty])):
-            if cont and cont[0] == prefix:
-                out[i] = (cont[:1], cont[1:])
-            else:
-                out[i] = ([prefix], cont)
-    if joint:
-        unique_contexts = sorted({c for c, _ in pairs})
-        context_ids = dict(zip(unique_contexts, enc.encode(unique_contexts)))
-        wholes = enc.encode([c + k for c, k in pairs])
-        for i, (context, _), whole in zip(joint, pairs, wholes):
-            ctx = context_ids[context]
-            cont = whole[len(ctx):]
-            if not ctx:  # a context of whitespace only: condition on the BOS token instead
-                ctx = [enc.prefix_id if enc.prefix_id is not None else _prefix_token_id(tokenizer)]
-            out[i] = (ctx, cont)
-    return [pair for pair in out if pair is not None]
-
-
-def encode_pair(tokenizer: Any, context: str, continuation: str, *, add_bos: bool | None = None) -> tuple[list[int], list[int]]:
-    """The context and continuation tokens of one request, as lm-eval splits them."""
-    return _encode_requests(tokenizer, [(context, continuation)], add_bos)[0]
-
-
-def _truncate(ctx: list[int], cont: list[int], max_length: int, index: int) -> _Scored:
-    if not cont:
-        raise LoglikelihoodError(
-            f"request {index}: the continuation encodes to no tokens, so there is nothing to score; "
-            "give it a non-empty continuation (a choice text, or the target delimiter)"
-        )
-    if len(cont) > max_length:
-        raise LoglikelihoodError(
-            f"request {index}: the continuation is {len(cont)} tokens, longer than the model's "
-            f"max length {max_length}; shorten it or raise max_length"
-        )
-    whole = (ctx + cont)[-(max_length + 1):][:-1]
-    return _Scored(whole, list(cont))
+# ----------------------------------------------------------------------------- scoring
 
 
 def _score(
@@ -212,7 +85,33 @@ def _score(
         raise LoglikelihoodError(f"batch_size must be at least 1, got {batch_size}")
     limit = max_length or model_max_length(model, tokenizer)
     scored = [_truncate(ctx, cont, limit, i) for i, (ctx, cont) in enumerate(encoded)]
-    # identical requests are scored once (and so tie exactly)
+    same_as = _repeated(scored)
+    packed = share_context and _can_pack(model)
+    rows = _rows(groups, scored, same_as, packed)
+    pad_id = getattr(tokenizer, "pad_token_id", None)
+    if pad_id is None:
+        pad_id = getattr(tokenizer, "eos_token_id", None) or 0
+    results: list[tuple[float, bool] | None] = [None] * len(encoded)
+    usage = _Usage(len(groups), rows)
+    prefixes = PrefixCache() if share_context else None  # prefixes shared across items, computed once per call
+    with torch.inference_mode():
+        for chunk in _batches(rows, batch_size):
+            began = time.perf_counter()
+            for index, total, greedy in _run_batch(model, chunk, packed, int(pad_id), prefixes):
+                results[index] = (total, greedy)
+            done = usage.add(chunk, time.perf_counter() - began)
+            if progress is not None and done:
+                progress(done)
+    for i, j in same_as.items():
+        results[i] = results[j]
+    if progress is not None and usage.rowless:
+        progress(usage.rowless)
+    return [r if r is not None else (0.0, False) for r in results], usage.tokens, usage.seconds
+
+
+def _repeated(scored: Sequence[_Scored]) -> dict[int, int]:
+    """Requests identical to an earlier one -> that one: identical requests are scored once
+    (and so tie exactly)."""
     first_of: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
     same_as: dict[int, int] = {}
     for i, req in enumerate(scored):
@@ -221,50 +120,55 @@ def _score(
             same_as[i] = first_of[key]
         else:
             first_of[key] = i
-    packed = share_context and _can_pack(model)
+    return same_as
+
+
+def _rows(groups: Sequence[Sequence[int]], scored: Sequence[_Scored], same_as: dict[int, int], packed: bool) -> list[_Row]:
+    """The rows to run (a group's requests packed into one where ``packed``), longest first; ties
+    are broken by content, so the order is deterministic (a batch's width is its first row's)."""
     rows: list[_Row] = []
     for g, group in enumerate(groups):
         unique = [i for i in group if i not in same_as]
         if unique:
             rows.extend(_pack_group(unique, scored, g, packed))
-    # longest first (a batch's width is its first row's), ties broken by content: deterministic
     rows.sort(key=lambda r: (-len(r), r.tokens))
-    pad_id = getattr(tokenizer, "pad_token_id", None)
-    if pad_id is None:
-        pad_id = getattr(tokenizer, "eos_token_id", None) or 0
-    results: list[tuple[float, bool] | None] = [None] * len(encoded)
-    tokens_used = [0] * len(groups)
-    seconds = [0.0] * len(groups)
-    left_in_group = [0] * len(groups)
-    for row in rows:
-        left_in_group[row.owner] += 1
-    rowless = left_in_group.count(0)  # items whose requests all repeat other items'
-    prefixes = PrefixCache() if share_context else None  # prefixes shared across items, computed once per call
-    with torch.inference_mode():
-        start = 0
-        while start < len(rows):
-            # at most batch_size rows and BATCH_TOKENS padded tokens (the first row is the widest)
-            chunk = rows[start : start + max(1, min(batch_size, BATCH_TOKENS // max(1, len(rows[start]))))]
-            start += len(chunk)
-            began = time.perf_counter()
-            for index, total, greedy in _run_batch(model, chunk, packed, int(pad_id), prefixes):
-                results[index] = (total, greedy)
-            spent = time.perf_counter() - began
-            batch_tokens = sum(len(r) for r in chunk)
-            done = 0
-            for row in chunk:
-                tokens_used[row.owner] += len(row)
-                seconds[row.owner] += spent * len(row) / batch_tokens
-                left_in_group[row.owner] -= 1
-                if left_in_group[row.owner] == 0:
-                    done += 1
-            if progress is not None and done:
-                progress(done)
-    for i, j in same_as.items():
-        results[i] = results[j]
-    if progress is not None and rowless:
-        progress(rowless)
-    return [r if r is not None else (0.0, False) for r in results], tokens_used, seconds
+    return rows
+
+
+def _batches(rows: Sequence[_Row], batch_size: int) -> Iterator[Sequence[_Row]]:
+    """``rows`` (longest first) in forward passes of at most ``batch_size`` rows and
+    :data:`BATCH_TOKENS` padded tokens (the first row of a pass is its widest)."""
+    start = 0
+    while start < len(rows):
+        chunk = rows[start : start + max(1, min(batch_size, BATCH_TOKENS // max(1, len(rows[start]))))]
+        start += len(chunk)
+        yield chunk
+
+
+class _Usage:
+    """Per group: the input tokens its rows used, their share of the forward time, and how many
+    of its rows are still to run (a group is done, for the progress, when none is)."""
+
+    def __init__(self, n_groups: int, rows: Sequence[_Row]) -> None:
+        self.tokens = [0] * n_groups
+        self.seconds = [0.0] * n_groups
+        self.left = [0] * n_groups
+        for row in rows:
+            self.left[row.owner] += 1
+        self.rowless = self.left.count(0)
+        """Groups whose requests all repeat other groups': done without a row."""
+
+    def add(self, chunk: Sequence[_Row], spent: float) -> int:
+        """Count a pass of ``chunk`` that took ``spent`` seconds; the groups it completed."""
+        batch_tokens = sum(len(r) for r in chunk)
+        done = 0
+        for row in chunk:
+            self.tokens[row.owner] += len(row)
+            self.seconds[row.owner] += spent * len(row) / batch_tokens
+            self.left[row.owner] -= 1
+            if self.left[row.owner] == 0:
+                done += 1
+        return done
 
 
 # ----------------------------------------------------------------------------- public API
@@ -333,24 +237,7 @@ def rank_choices(
     """
     if not isinstance(target_delimiter, str):
         raise LoglikelihoodError(f"target_delimiter must be a string, got {type(target_delimiter).__name__}")
-    requests: list[tuple[str, str]] = []
-    groups: list[list[int]] = []
-    shapes: list[tuple[str, tuple[str, ...], tuple[int, ...]]] = []
-    for n, item in enumerate(items):
-        context, choices, continuation = _unpack_item(item, n)
-        group = []
-        for choice in choices:
-            group.append(len(requests))
-            if continuation is None:
-                requests.append((context, target_delimiter + choice))
-            else:
-                requests.append((context + choice, target_delimiter + continuation))
-        groups.append(group)
-        if continuation is None:
-            lengths = tuple(len(c) for c in choices)
-        else:
-            lengths = tuple(len(context + c) for c in choices)
-        shapes.append((context, choices, lengths))
+    requests, groups, shapes = _choice_requests(items, target_delimiter)
     encoded = _encode_requests(tokenizer, requests, add_bos)
     results, tokens, seconds = _score(
         model,
@@ -376,6 +263,32 @@ def rank_choices(
             )
         )
     return ranked
+
+
+def _choice_requests(
+    items: Sequence[tuple[Any, ...]], target_delimiter: str
+) -> tuple[list[tuple[str, str]], list[list[int]], list[tuple[str, tuple[str, ...], tuple[int, ...]]]]:
+    """The (context, continuation) requests of every item's choices, the requests of each item,
+    and each item's (context, choices, normalisation lengths)."""
+    requests: list[tuple[str, str]] = []
+    groups: list[list[int]] = []
+    shapes: list[tuple[str, tuple[str, ...], tuple[int, ...]]] = []
+    for n, item in enumerate(items):
+        context, choices, continuation = _unpack_item(item, n)
+        group = []
+        for choice in choices:
+            group.append(len(requests))
+            if continuation is None:
+                requests.append((context, target_delimiter + choice))
+            else:
+                requests.append((context + choice, target_delimiter + continuation))
+        groups.append(group)
+        if continuation is None:
+            lengths = tuple(len(c) for c in choices)
+        else:
+            lengths = tuple(len(context + c) for c in choices)
+        shapes.append((context, choices, lengths))
+    return requests, groups, shapes
 
 
 def _unpack_item(item: Any, n: int) -> tuple[str, tuple[str, ...], str | None]:

@@ -17,8 +17,7 @@ from typing import Any, Iterator
 import pytest
 
 from pytest_llmeval.datasets.suite import CaseError, CaseSpec
-from pytest_llmeval.plugin.fixtures import case, completion, llm, llm_settings, ranked
-from pytest_llmeval.plugin.judging import judgement
+from pytest_llmeval.plugin.fixtures import case, completion, judgement, llm, llm_settings, ranked
 from pytest_llmeval.plugin import planning, reporting
 from pytest_llmeval.plugin.html_output import write_html
 from pytest_llmeval.plugin.identity import MARKER, eval_item, sample_id, samples_of

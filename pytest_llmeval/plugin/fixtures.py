@@ -1,4 +1,4 @@
-"""The plugin's fixtures: ``llm_settings``, ``llm``, ``case``, ``completion``, ``ranked``."""
+"""The plugin's fixtures: ``llm_settings``, ``llm``, ``case``, ``completion``, ``ranked``, ``judgement``."""
 
 from __future__ import annotations
 
@@ -83,3 +83,35 @@ def completion(request: pytest.FixtureRequest, llm_settings: Any, case: Any) -> 
 def ranked(request: pytest.FixtureRequest, llm_settings: Any, case: Any) -> Any:
     """Per-choice loglikelihoods of this multiple-choice case (from the cache when it holds them)."""
     return _scheduled(request, llm_settings)
+
+
+@pytest.fixture
+def judgement(request: pytest.FixtureRequest, llm_settings: Any, case: Any, completion: Any) -> Any:
+    """What the judge said about this case's completion (``le.cases(..., judge=le.Rubric(...))``):
+    ``.label``, ``.score``, ``.probabilities``, ``.raw``, ``.judge_prompt``. From the completion
+    cache when it holds the judge's answers (then no model is loaded for it)."""
+    from pytest_llmeval.models import ModelLoadError
+    from pytest_llmeval.plugin.judging import judging
+    from pytest_llmeval.plugin.identity import eval_item
+    from pytest_llmeval.scoring.judges import JudgeError
+
+    state = _state(request.config)
+    found = eval_item(request.node)
+    plan = state.plans.get(found[0]) if found else None
+    if plan is None or plan.spec.judge is None:
+        pytest.fail(
+            f"llmeval: {request.node.name} asks for 'judgement' but its suite has no judge; "
+            "pass judge=le.Rubric('...') to le.cases",
+            pytrace=False,
+        )
+    try:
+        settings = coerce_settings(llm_settings)
+    except SettingsError:  # the llm fixture reports it
+        settings = request.getfixturevalue("llm").settings
+    try:
+        return judging(state).judgement(request.node.nodeid, settings, lambda: request.getfixturevalue("llm"))
+    except ModelLoadError as exc:
+        problem = f"judge model: {exc}"
+    except JudgeError as exc:
+        problem = str(exc)
+    pytest.fail(f"llmeval: {problem}", pytrace=False)  # an error of the case (in setup), one line

@@ -1,11 +1,16 @@
-"""The ``judgement`` fixture and the session's judges (``llmeval_judge_model``).
+"""The session's judges (``llmeval_judge_model``): which items are judged, when, by whom.
 
 Judging follows the completions a window at a time: when an item first asks for its
-judgement, every later selected item of a judged suite whose completion the scheduler already
-holds is judged with it, in one batched run of the judge backend
-(:class:`~pytest_llmeval.scoring.judging.JudgeRunner`). The judge is ``llmeval_judge_model``,
+judgement (the ``judgement`` fixture, in :mod:`.fixtures`), every later selected item of a judged
+suite whose completion the scheduler already holds is judged with it, in one batched run of the
+judge backend (:class:`~pytest_llmeval.scoring.judging.JudgeRunner`, through the one cached,
+batched path of :mod:`pytest_llmeval.models.batched`). The judge is ``llmeval_judge_model``,
 loaded like ``llmeval_model`` (:func:`pytest_llmeval.models.load_backend`), or by default the
 model under test, with a warning that a model judging itself flatters itself.
+
+What a judge is told and how its answer becomes a verdict is :mod:`pytest_llmeval.scoring.judges`;
+running it over a batch is :mod:`pytest_llmeval.scoring.judging`. This module does not import the
+session's state: it is handed the session (:class:`Session`) and the items' identities.
 """
 
 from __future__ import annotations
@@ -13,13 +18,16 @@ from __future__ import annotations
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Sequence
-
-import pytest
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from pytest_llmeval.datasets.suite import Case, CaseError, CaseSpec, SuitePlan
-from pytest_llmeval.scoring.judges import JudgeError, Pairwise, field_problem, judge_of
-from pytest_llmeval.settings import GenerationSettings
+from pytest_llmeval.models.batched import Deferred, answers, chunk_size, window
+from pytest_llmeval.models.protocol import RANK, capabilities, has_chat_template
+from pytest_llmeval.models.registry import load_backend
+from pytest_llmeval.plugin.progress import TerminalProgress
+from pytest_llmeval.scoring.judges import Pairwise, field_problem, judge_of
+from pytest_llmeval.scoring.judging import JUDGE_MAX_NEW_TOKENS, JudgeItem, JudgeRunner
+from pytest_llmeval.settings import GenerationSettings, LLMSettings
 
 SELF = "the model under test"
 
@@ -49,10 +57,29 @@ def check_judged_plan(spec: CaseSpec, plan: SuitePlan, base_dir: Path) -> str | 
     return str(path)
 
 
+class Session(Protocol):
+    """What :class:`JudgeSession` reads of the plugin's session state (``plugin/state.py``)."""
+
+    plans: Mapping[str, SuitePlan]
+    scheduler: Any
+    """The :class:`~pytest_llmeval.models.scheduler.BatchScheduler`: requests, completions, window."""
+    settings: LLMSettings
+    options: Any
+    """``options["judge-model"]``, ``options["judge-max-new-tokens"]``, ``options.base["judge-model"]``."""
+
+    def completion_cache(self, settings: LLMSettings, base_dir: Path | None = None) -> Any: ...
+
+    def say(self, line: str) -> None: ...
+
+
+Identify = Callable[[Any], "tuple[str, Case] | None"]
+"""(suite, case) of a pytest item, or None for a plain test (the plugin's ``eval_item``)."""
+
+
 class JudgeSession:
     """The session's judge backends, which items are judged, and their judgements."""
 
-    def __init__(self, state: Any) -> None:
+    def __init__(self, state: Session) -> None:
         self.state = state
         self.order: list[tuple[str, str, Case]] = []
         """(node id, suite, case) of every selected item of a judged suite, in run order."""
@@ -63,15 +90,13 @@ class JudgeSession:
         self._warned = False
         self._used: Any = None
         """The judge backend that judged this session (for the fingerprint)."""
-        self.runners: list[Any] = []
         self._self_judge: Any = None
         self.judged = 0
         self.cached = 0
         """Judgements made, and how many of them came from the completion cache."""
 
-    def schedule(self, items: Sequence[pytest.Item]) -> None:
-        from pytest_llmeval.plugin.state import eval_item
-
+    def schedule(self, items: Iterable[Any], eval_item: Identify) -> None:
+        """Note the selected items (in run order) of judged suites; ``eval_item`` identifies one."""
         self.order = []
         for item in items:
             found = eval_item(item)
@@ -87,11 +112,8 @@ class JudgeSession:
 
     def judge_backend(self, settings: Any, load_llm: Callable[[], Any]) -> Any:
         """The judge: ``llmeval_judge_model``'s backend, or the model under test (its ``settings``;
-        ``load_llm()`` loads it; warned about once), behind the completion cache
-        (:class:`~pytest_llmeval.plugin.judge_cache.CachedJudge`): loaded only for a judgement
-        that is not cached."""
-        from pytest_llmeval.plugin.judge_cache import CachedJudge
-
+        ``load_llm()`` loads it; warned about once), a :class:`~pytest_llmeval.models.batched.Deferred`
+        backend with its completion cache: loaded only for a judgement that is not cached."""
         model = self.judge_model
         if model is None or model == getattr(settings, "model", None):
             if model is None and not self._warned:
@@ -105,20 +127,18 @@ class JudgeSession:
                 )
             if self._self_judge is None:
                 cache = self.state.completion_cache(settings) if settings is not None else None
-                self._self_judge = CachedJudge(load_llm, cache)
+                self._self_judge = Deferred(load_llm, cache)
             self._self_judge.load = load_llm
             self._used = self._self_judge
             return self._self_judge
         if self._judge is None:
             settings = self._settings(model)
             cache = self.state.completion_cache(settings, base_dir=self.state.options.base["judge-model"])
-            self._judge = CachedJudge(lambda: self._load(model, "judge"), cache)
+            self._judge = Deferred(lambda: self._load(model, "judge"), cache)
         self._used = self._judge
         return self._judge
 
     def _load(self, model: str, role: str) -> Any:
-        from pytest_llmeval.models import load_backend
-
         state = self.state
         settings = self._settings(model)
         started = time.perf_counter()
@@ -131,8 +151,6 @@ class JudgeSession:
 
     @property
     def max_new_tokens(self) -> int:
-        from pytest_llmeval.scoring.judging import JUDGE_MAX_NEW_TOKENS
-
         value = self.state.options["judge-max-new-tokens"]
         return JUDGE_MAX_NEW_TOKENS if value is None else int(value)
 
@@ -159,33 +177,24 @@ class JudgeSession:
         if start is None:
             raise KeyError(f"{key} is not a selected item of a judged suite")
         first = self.order[start]
-        chosen = [first]
-        for entry in self.order[start + 1 :]:
-            if scheduler.window is not None and len(chosen) >= scheduler.window:
-                break
+
+        def eligible(entry: tuple[str, str, Case]) -> bool:
             if entry[0] in self._results or scheduler.peek(entry[0]) is None:
-                continue
-            if scheduler.same_suite and entry[1] != first[1]:
-                continue
-            chosen.append(entry)
-        return chosen
+                return False
+            return not (scheduler.same_suite and entry[1] != first[1])
+
+        return window(self.order, start, scheduler.window, eligible)
 
     def _judge_window(self, window: list[tuple[str, str, Case]], settings: Any, load_llm: Callable[[], Any]) -> None:
-        from pytest_llmeval.models import has_chat_template
-        from pytest_llmeval.models.scheduler import chunk_size
-        from pytest_llmeval.plugin.progress import TerminalProgress
-        from pytest_llmeval.scoring.judging import JudgeRunner
-
         try:
             judge = self.judge_backend(settings, load_llm)
-            runner = JudgeRunner(judge, chat=has_chat_template(judge), max_new_tokens=self.max_new_tokens)
-            self.runners.append(runner)
+            runner = JudgeRunner(judge, chat=has_chat_template(judge), max_new_tokens=self.max_new_tokens, cache=judge.cache)
             items = self._items(window)
             sink = TerminalProgress(self.state.say, "judgements", len(items), chunk_size(judge))
             started = time.perf_counter()
             results = runner.judge(items, progress=sink.update)
             sink.close(time.perf_counter() - started)
-            self._count(judge, results)
+            self._count(runner, results)
         except Exception as exc:  # every item of the window errors with the cause
             for key, _, _ in window:
                 self._results[key] = exc
@@ -193,18 +202,16 @@ class JudgeSession:
         for (key, _, _), result in zip(window, results):
             self._results[key] = result
 
-    def _count(self, judge: Any, results: Sequence[Any]) -> None:
+    def _count(self, runner: Any, results: Sequence[Any]) -> None:
         """Count the judgements, and those whose every judge prompt came from the cache."""
         for result in results:
             if isinstance(result, BaseException):
                 continue
             self.judged += 1
             prompts = getattr(result, "judge_prompts", None) or [getattr(result, "judge_prompt", None)]
-            self.cached += all(p in judge.hit_texts for p in prompts)
+            self.cached += all(p in runner.cached_prompts for p in prompts)
 
     def _items(self, window: list[tuple[str, str, Case]]) -> list[Any]:
-        from pytest_llmeval.scoring.judging import JudgeItem
-
         scheduler = self.state.scheduler
         others = self._other_answers(window)
         items = []
@@ -220,8 +227,6 @@ class JudgeSession:
 
     def _other_answers(self, window: list[tuple[str, str, Case]]) -> dict[str, str]:
         """A second model's answers to the window's prompts (pairwise rubrics with ``against_model``)."""
-        from pytest_llmeval.scoring.judging import run_batched
-
         by_model: dict[str, list[str]] = {}
         for key, suite, _ in window:
             model = getattr(self.state.plans[suite].spec.judge, "against_model", None)
@@ -230,7 +235,7 @@ class JudgeSession:
         out: dict[str, str] = {}
         for model, keys in by_model.items():
             requests = [self.state.scheduler.request_of(k) for k in keys]
-            for key, answer in zip(keys, run_batched(self.other_backend(model), requests, "generate")):
+            for key, answer in zip(keys, answers(requests, self.other_backend(model))):
                 out[key] = str(answer)
         return out
 
@@ -255,8 +260,6 @@ class JudgeSession:
         if backend is None:
             data["model"] = self.judge_model or SELF
             return data
-        from pytest_llmeval.models import RANK, capabilities, has_chat_template
-
         fingerprint = backend.fingerprint
         data.update({k: fingerprint[k] for k in ("model", "tokenizer", "chat_template", "dtype") if fingerprint.get(k) is not None})
         rank = RANK in capabilities(backend)
@@ -272,35 +275,3 @@ def judging(state: Any) -> JudgeSession:
     if getattr(state, "judging", None) is None:
         state.judging = JudgeSession(state)
     return state.judging
-
-
-@pytest.fixture
-def judgement(request: pytest.FixtureRequest, llm_settings: Any, case: Any, completion: Any) -> Any:
-    """What the judge said about this case's completion (``le.cases(..., judge=le.Rubric(...))``):
-    ``.label``, ``.score``, ``.probabilities``, ``.raw``, ``.judge_prompt``. From the completion
-    cache when it holds the judge's answers (then no model is loaded for it)."""
-    from pytest_llmeval.models import ModelLoadError
-    from pytest_llmeval.plugin.fixtures import coerce_settings
-    from pytest_llmeval.settings import SettingsError
-    from pytest_llmeval.plugin.state import eval_item, get_state
-
-    state = get_state(request.config)
-    found = eval_item(request.node)
-    plan = state.plans.get(found[0]) if found else None
-    if plan is None or plan.spec.judge is None:
-        pytest.fail(
-            f"llmeval: {request.node.name} asks for 'judgement' but its suite has no judge; "
-            "pass judge=le.Rubric('...') to le.cases",
-            pytrace=False,
-        )
-    try:
-        settings = coerce_settings(llm_settings)
-    except SettingsError:  # the llm fixture reports it
-        settings = request.getfixturevalue("llm").settings
-    try:
-        return judging(state).judgement(request.node.nodeid, settings, lambda: request.getfixturevalue("llm"))
-    except ModelLoadError as exc:
-        problem = f"judge model: {exc}"
-    except JudgeError as exc:
-        problem = str(exc)
-    pytest.fail(f"llmeval: {problem}", pytrace=False)  # an error of the case (in setup), one line

@@ -86,4 +86,4 @@ def schedule(state: LLMEvalState, items: list[pytest.Item]) -> None:
     if any(p.spec.judge is not None for p in state.plans.values()):
         from pytest_llmeval.plugin.judging import judging
 
-        judging(state).schedule(items)
+        judging(state).schedule(items, eval_item)

@@ -12,7 +12,6 @@ import pytest
 from pytest_llmeval.datasets.suite import Request, SuitePlan
 from pytest_llmeval.options import settings_from
 from pytest_llmeval.plugin.backends import SessionModels
-from pytest_llmeval.plugin.identity import eval_item  # noqa: F401 (the judging module reads it here)
 from pytest_llmeval.plugin.options import Values, read_options
 from pytest_llmeval.plugin.progress import batch_progress, write_line
 from pytest_llmeval.plugin.run_options import run_options

@@ -2,8 +2,10 @@
 
 Every judge prompt of a window becomes one :class:`~pytest_llmeval.datasets.suite.Request`
 sent through the backend protocol (``run_rank``, or ``run_generate`` for a judge that cannot
-score loglikelihoods), so whatever sits in front of a backend (a completion cache) serves judges
-too.
+score loglikelihoods), by the one cached, batched path (:mod:`pytest_llmeval.models.batched`):
+with a completion cache, judgements are cached like completions, under the judge's own identity
+and settings, and a judge that is a :class:`~pytest_llmeval.models.batched.Deferred` backend is
+loaded only for a judge prompt that is not cached.
 
 - A judge with the ``"rank"`` capability: a ``rank`` request per judge prompt whose choices are
   the labels; the softmax of the labels' loglikelihoods gives their probabilities.
@@ -16,14 +18,13 @@ too.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from pytest_llmeval.datasets.suite import Request
-from pytest_llmeval.models import RANK, capabilities
-from pytest_llmeval.models.scheduler import chunk_size
+from pytest_llmeval.models.batched import CachedRun
+from pytest_llmeval.models.protocol import RANK, Progress, capabilities
 from pytest_llmeval.scoring.judges import Judge, Judgement, JudgeError, Pairwise, parse_label, softmax
 
-Progress = Callable[[int], None]
 JUDGE_MAX_NEW_TOKENS = 8
 """Tokens a generating judge may use for its label (the judge's own ``max_new_tokens`` setting)."""
 
@@ -52,14 +53,18 @@ class JudgeRunner:
 
     ``chat``: send judge prompts through the judge's chat template (the label is then the start
     of the assistant's reply). ``max_new_tokens``: the label budget of a generating judge.
+    ``cache``: a ``CompletionCache`` for the judge's answers (None: none).
     """
 
-    def __init__(self, backend: Any, *, chat: bool = False, max_new_tokens: int = JUDGE_MAX_NEW_TOKENS) -> None:
+    def __init__(self, backend: Any, *, chat: bool = False, max_new_tokens: int = JUDGE_MAX_NEW_TOKENS, cache: Any = None) -> None:
         self.backend = backend
         self.chat = chat
         self.max_new_tokens = max_new_tokens
+        self.cache = cache
         self.calls: list[tuple[str, int]] = []
         """(kind, number of requests) of every backend call, for reports and tests."""
+        self.cached_prompts: set[str] = set()
+        """The judge prompts whose answers came from the cache."""
 
     @property
     def method(self) -> str:
@@ -85,7 +90,12 @@ class JudgeRunner:
     # ------------------------------------------------------------ backend calls
 
     def _batches(self, requests: list[Request], kind: str, progress: Progress | None) -> list[Any]:
-        return run_batched(self.backend, requests, kind, progress, self.calls)
+        """The answers to ``requests``, by the one cached, batched path."""
+        run = CachedRun(requests, self.cache)
+        self.cached_prompts.update(requests[i].text for i in run.hits)
+        out = run.complete(self.backend, progress=progress)
+        self.calls += [(kind, n) for n in run.calls]
+        return out
 
     def _rank(self, asks: list[_Ask], progress: Progress | None) -> list[dict[str, float]]:
         requests = [
@@ -130,24 +140,6 @@ class JudgeRunner:
         if isinstance(item.judge, Pairwise):
             return item.judge.judgement(probabilities[0], probabilities[1], raw=raw, prompts=prompts, method=self.method, reference=item.reference)
         return item.judge.judgement(probabilities[0], raw=raw, prompts=prompts, method=self.method, reference=item.reference)
-
-
-def run_batched(backend: Any, requests: Sequence[Request], kind: str, progress: Progress | None = None, calls: list[tuple[str, int]] | None = None) -> list[Any]:
-    """``requests`` through ``backend`` in chunks of its batch size, longest first; results in order."""
-    order = sorted(range(len(requests)), key=lambda i: -len(requests[i].text))
-    size = chunk_size(backend)
-    results: list[Any] = [None] * len(requests)
-    for start in range(0, len(order), size):
-        chunk = order[start : start + size]
-        batch = [requests[i] for i in chunk]
-        outputs = (backend.run_rank if kind == "rank" else backend.run_generate)(batch, progress=progress)
-        if calls is not None:
-            calls.append((kind, len(batch)))
-        if len(outputs) != len(batch):
-            raise RuntimeError(f"the backend returned {len(outputs)} results for {len(batch)} requests")
-        for i, output in zip(chunk, outputs):
-            results[i] = output
-    return results
 
 
 def _asks(index: int, item: JudgeItem) -> list[_Ask]:
