@@ -16,6 +16,7 @@ NEVER = {
     "scoring": ("pytest_llmeval.plugin", "pytest_llmeval.results", "pytest_llmeval.training", "pytest"),
     "models": ("pytest_llmeval.results", "pytest_llmeval.plugin", "pytest_llmeval.training", "pytest"),
     "training": ("pytest_llmeval.models", "pytest_llmeval.plugin"),
+    "perturb": ("pytest_llmeval.plugin", "pytest_llmeval.models", "pytest_llmeval.results", "pytest_llmeval.training", "pytest", "_pytest", "torch", "transformers"),
 }
 
 
