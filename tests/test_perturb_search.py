@@ -162,3 +162,12 @@ def test_keys_must_be_distinct() -> None:
     rows = cases(1)
     with pytest.raises(ValueError, match="its own key"):
         search(targets(rows) * 2, Fake(rows))
+
+
+def test_at_most_parallel_searches_share_a_round_and_results_do_not_change() -> None:
+    rows = cases(9)
+    fake = Fake(rows)
+    windowed = search(targets(rows), fake, max_examples=15, parallel=4)
+    assert max(len(c) for c in fake.calls) == 4
+    assert windowed == search(targets(rows), Fake(rows), max_examples=15)
+    assert search([], Fake(rows)) == []

@@ -2,8 +2,9 @@
 search per case, and every round asks the model about all cases at once.
 
 Design. Each case's search is an ordinary hypothesis test (``@given`` over the case's variant
-strategy, seeded from the case) running in its own thread; its body asks :class:`_Rounds` for
-the verdict on a variant and blocks. When every running search is waiting, the calling thread
+strategy, seeded from the case) running in a thread of its own (at most ``parallel`` at once); its
+body asks :class:`_Rounds` for the verdict on a variant and blocks. When every running search is
+waiting, the calling thread
 sends all their variants in **one** ``evaluate_batch`` call, hands each its verdict, and the
 searches go on (exploring, or shrinking a variant that broke the case). A search's path depends
 only on its own seed and verdicts, never on which other cases share its rounds, so results do not
@@ -93,32 +94,40 @@ class _Breaks(Exception):
 
 
 class _Rounds:
-    """Collects the variants of every waiting search and judges them in one call per round."""
+    """Collects the variants of every waiting search and judges them in one call per round.
+
+    A search waits on its own event, so handing out a round's verdicts wakes each search once;
+    the serving thread waits until every running search has a variant pending."""
 
     def __init__(self, evaluate_batch: EvaluateBatch, searches: int) -> None:
         self._evaluate = evaluate_batch
-        self._lock = threading.Condition()
-        self._running = searches  # every search counts from the start, so no round runs short
+        self._lock = threading.Lock()
+        self._full = threading.Condition(self._lock)
+        self._running = searches  # every slot counts from the start, so no round runs short
         self._pending: dict[int, Any] = {}
         self._answers: dict[int, bool] = {}
+        self._events = [threading.Event() for _ in range(searches)]
         self.failure: BaseException | None = None
         self.calls = 0
 
     def finish(self) -> None:
-        """A search ended (found, exhausted or failed)."""
+        """A slot has no more searches to run."""
         with self._lock:
             self._running -= 1
-            self._lock.notify_all()
+            self._full.notify()
 
     def ask(self, worker: int, value: Any) -> bool:
         """The verdict on ``value`` (in a search's thread): waits for the round."""
+        event = self._events[worker]
         with self._lock:
             if self.failure is not None:
                 raise _Abort
+            event.clear()
             self._pending[worker] = value
-            self._lock.notify_all()
-            while worker not in self._answers and self.failure is None:
-                self._lock.wait()
+            if len(self._pending) == self._running:
+                self._full.notify()
+        event.wait()
+        with self._lock:
             if self.failure is not None:
                 raise _Abort
             return self._answers.pop(worker)
@@ -127,8 +136,8 @@ class _Rounds:
         """Run rounds until every search has ended (in the calling thread, where the model lives)."""
         while True:
             with self._lock:
-                while self._running and not (self._pending and len(self._pending) == self._running):
-                    self._lock.wait()
+                while self._running and len(self._pending) < self._running:
+                    self._full.wait()
                 if not self._running:
                     return
                 batch = sorted(self._pending.items())
@@ -138,11 +147,13 @@ class _Rounds:
             except BaseException as exc:  # stop every search; search() re-raises it
                 with self._lock:
                     self.failure = exc
-                    self._lock.notify_all()
+                for worker, _value in batch:
+                    self._events[worker].set()
                 return
             with self._lock:
                 self._answers.update({worker: v for (worker, _value), v in zip(batch, verdicts)})
-                self._lock.notify_all()
+            for worker, _value in batch:
+                self._events[worker].set()
 
     def _judge(self, values: list[Any]) -> list[bool]:
         self.calls += 1
@@ -162,31 +173,44 @@ def search(
     max_examples: int = 20,
     max_evaluations: int | None = None,
     database: "ExampleDatabase | str | Path | None" = None,
+    parallel: int = 256,
 ) -> list[SearchOutcome[T]]:
     """Search every target for its smallest breaking variant, all searches at once.
 
     ``max_examples`` variants are explored per case (hypothesis's ``max_examples``); shrinking a
     breaking variant takes more, at most ``max_evaluations`` distinct variants judged per case
     (default ``10 * max_examples``). ``evaluate_batch`` is called once per round with the waiting
-    variants of all cases. Outcomes come back in the order of ``targets``. An evaluator that raises
+    variants of all cases; at most ``parallel`` searches run at once (one thread each; a finished
+    one hands its thread to the next case), so a round holds at most ``parallel`` variants.
+    Outcomes come back in the order of ``targets``. An evaluator that raises
     stops every search and the error propagates; a target whose strategy fails gets an outcome
     with ``error``.
     """
     keys = [t.key for t in targets]
     if len(set(keys)) != len(keys):
         raise ValueError("search(): every target needs its own key (case id and perturbation)")
+    if not targets:
+        return []
     db = _database(database)
     budget = 10 * max_examples if max_evaluations is None else max_evaluations
-    rounds = _Rounds(evaluate_batch, len(targets))
+    slots = min(len(targets), max(1, parallel))
+    rounds = _Rounds(evaluate_batch, slots)
     outcomes: list[SearchOutcome[T] | None] = [None] * len(targets)
+    queue = iter(range(len(targets)))
+    queue_lock = threading.Lock()
 
-    def run(worker: int) -> None:
+    def run(slot: int) -> None:
         try:
-            outcomes[worker] = _search_one(worker, targets[worker], rounds, max_examples, budget, db)
+            while True:
+                with queue_lock:
+                    index = next(queue, None)
+                if index is None:
+                    return
+                outcomes[index] = _search_one(slot, targets[index], rounds, max_examples, budget, db)
         finally:
             rounds.finish()
 
-    threads = [threading.Thread(target=run, args=(i,), name=f"llmeval-search-{i}", daemon=True) for i in range(len(targets))]
+    threads = [threading.Thread(target=run, args=(slot,), name=f"llmeval-search-{slot}", daemon=True) for slot in range(slots)]
     for thread in threads:
         thread.start()
     rounds.serve()
