@@ -248,3 +248,26 @@ def test_the_word_lists_ship_with_the_package() -> None:
     assert found == ["contractions.tsv", "filler_words.tsv", "gendered_words.tsv", "keyboard_neighbours.tsv", "person_names.tsv"]
     for name in found:
         assert "Source" in data.joinpath(name).read_text(encoding="utf-8").split("\n\n")[0]
+
+
+def test_a_projects_hypothesis_profile_changes_no_draw() -> None:
+    from hypothesis import Phase, Verbosity
+    from hypothesis import settings as hsettings
+
+    from pytest_llmeval.datasets.generated import generated
+
+    shout = P.from_strategy("shout", lambda t: st.sampled_from([t.upper(), t + "!", t.lower(), t[::-1]]))
+    pairs = st.fixed_dictionaries({"a": st.integers(0, 99), "b": st.integers(0, 99)})
+
+    def draws():
+        return (P.draw_variant({"q": TEXT}, shout, seed=3, case_id="c", fields=["q"]), generated(pairs, n=10, seed=2))
+
+    before = draws()
+    previous = hsettings.get_current_profile_name()
+    hsettings.register_profile("llmeval-other", max_examples=2, derandomize=True, phases=[Phase.explicit],
+                               verbosity=Verbosity.verbose)
+    hsettings.load_profile("llmeval-other")
+    try:
+        assert draws() == before
+    finally:
+        hsettings.load_profile(previous)

@@ -95,7 +95,7 @@ def test_found_counterexamples_are_remembered_and_tried_first() -> None:
     db = InMemoryExampleDatabase()
     first = search(targets(rows), Fake(rows), max_examples=20, database=db)
     assert all(o.broken and not o.remembered for o in first)
-    stored = list(db.fetch(database_key("c0~typos")))
+    stored = list(db.fetch(database_key("c0~typos", rows[0])))
     assert len(stored) == 1
     fake = Fake(rows)
     second = search(targets(rows), fake, max_examples=20, database=db)
@@ -110,7 +110,16 @@ def test_a_remembered_counterexample_that_no_longer_breaks_is_forgotten() -> Non
     search(targets(rows), Fake(rows), max_examples=20, database=db)
     fixed = search(targets(rows), lambda batch: [True] * len(batch), max_examples=5, database=db)
     assert all(not o.broken for o in fixed)
-    assert list(db.fetch(database_key("c0~typos"))) == []
+    assert list(db.fetch(database_key("c0~typos", rows[0]))) == []
+
+
+def test_an_edited_case_does_not_replay_what_broke_its_old_text() -> None:
+    rows = cases(1)
+    db = InMemoryExampleDatabase()
+    search(targets(rows), Fake(rows), max_examples=20, database=db)
+    edited = [{"id": "c0", "question": "What is the capital of Italy? Tell me number 0 please."}]
+    [outcome] = search(targets(edited), Fake(edited), max_examples=20, database=db)
+    assert not outcome.remembered and "Italy" in outcome.counterexample["question"]
 
 
 def test_the_database_can_be_a_folder(tmp_path) -> None:

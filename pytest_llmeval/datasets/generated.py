@@ -115,7 +115,7 @@ def _is_strategy(source: Any) -> bool:
 
 
 def _draw_strategy(strategy: Any, seed: int, n: int, add: Callable[[Any], bool]) -> None:
-    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
     from hypothesis import seed as seed_with
     from hypothesis.errors import HypothesisException
 
@@ -140,7 +140,7 @@ def _draw_strategy(strategy: Any, seed: int, n: int, add: Callable[[Any], bool])
     test = seed_with(seed)(test)
     test = settings(
         max_examples=n * 10, database=None, deadline=None, phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
+        suppress_health_check=list(HealthCheck), report_multiple_bugs=False, backend="hypothesis", verbosity=Verbosity.quiet,
     )(test)
     try:
         test()

@@ -137,7 +137,7 @@ def _strategy_for(p: Perturbation, text: str) -> Any:
 def _draw_from_strategy(p: Perturbation, texts: Sequence[str], seed: int, where: str) -> Any:
     """The ``_DRAW_AT``-th example of a hypothesis run seeded with ``seed`` (generation only, no
     database, no shrinking)."""
-    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
     from hypothesis import seed as seed_with
     from hypothesis import strategies as st
     from hypothesis.errors import HypothesisException
@@ -158,7 +158,7 @@ def _draw_from_strategy(p: Perturbation, texts: Sequence[str], seed: int, where:
     test = seed_with(seed)(test)
     test = settings(
         max_examples=_DRAW_AT * 10, database=None, deadline=None, phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
+        suppress_health_check=list(HealthCheck), report_multiple_bugs=False, backend="hypothesis", verbosity=Verbosity.quiet,
     )(test)
     at = f" for {where}" if where else ""
     try:

@@ -12,7 +12,7 @@ depend on batching. hypothesis runs tests in separate threads safely from 6.136 
 
 Memory. A search's smallest breaking variant is saved in a hypothesis example database (the
 project's ``.hypothesis/examples`` by default in the plugin) under a key made from the case and
-the perturbation; the next search of that case tries it first (``@example``), and it is kept only
+the perturbation (and the case's original value); the next search of that case tries it first (``@example``), and it is kept only
 while it still breaks the case. Seeded hypothesis runs keep no database of their own, which is what
 makes a search the same on every run.
 """
@@ -72,9 +72,11 @@ class SearchOutcome(Generic[T]):
         return self.counterexample is not None
 
 
-def database_key(target_key: str) -> bytes:
-    """The example database key of a case's search."""
-    return b"pytest-llmeval.search." + hashlib.sha256(target_key.encode("utf-8")).hexdigest()[:32].encode()
+def database_key(target_key: str, original: Any) -> bytes:
+    """The example database key of a case's search: its key and its original value, so an edited
+    case never replays what broke its older text."""
+    digest = hashlib.sha256(target_key.encode("utf-8") + b"\0" + _encode(original)).hexdigest()[:32]
+    return b"pytest-llmeval.search." + digest.encode()
 
 
 def _encode(value: Any) -> bytes:
@@ -245,8 +247,8 @@ def _remembered(db: "ExampleDatabase | None", key: bytes) -> list[Any]:
 
 def _search_one(worker: int, target: SearchTarget[T], rounds: _Rounds, max_examples: int, budget: int,
                 db: "ExampleDatabase | None") -> SearchOutcome[T]:
-    from hypothesis import HealthCheck, Phase, example, given, seed, settings
-    key = database_key(target.key)
+    from hypothesis import HealthCheck, Phase, Verbosity, example, given, seed, settings
+    key = database_key(target.key, target.original)
     stored = _remembered(db, key)
     verdicts: dict[str, bool] = {_canonical(target.original): True}  # it passes: never ask again
     judged = 0
@@ -271,7 +273,7 @@ def _search_one(worker: int, target: SearchTarget[T], rounds: _Rounds, max_examp
     test = seed(target.seed)(test)
     test = settings(
         max_examples=max_examples, deadline=None, database=None, report_multiple_bugs=False,
-        suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate, Phase.shrink],
+        suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate, Phase.shrink], backend="hypothesis", verbosity=Verbosity.quiet,
     )(test)
     try:
         test()
