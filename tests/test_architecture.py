@@ -22,7 +22,7 @@ TOP = "pytest_llmeval"
 # module at the top: its name, as below.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("leaves",),  # settings.py, files.py, jsonfiles.py, version.py, options.py (the option table)
-    ("datasets",),  # the cases: sources, few-shot, benchmark files, held-out check
+    ("datasets", "perturb"),  # the cases: sources, few-shot, benchmark files, held-out check; perturbations
     ("models", "decorator"),  # the backends, scheduler and cache; le.cases (decorator.py)
     ("scoring", "results"),
     ("plugin", "training", "cli"),  # the pytest face; evaluate() and callbacks; the command line
@@ -53,6 +53,7 @@ NEVER = {
     "plugin": ("pytest_llmeval.training", "pytest_llmeval.cli", "pytest_llmeval.__main__"),
     "cli": ("pytest_llmeval.plugin",),
     "face": ("pytest_llmeval.plugin", "pytest_llmeval.cli", "pytest_llmeval.__main__"),
+    "perturb": ("pytest_llmeval.plugin", "pytest_llmeval.models", "pytest_llmeval.results", "pytest_llmeval.training", "pytest", "_pytest", *HEAVY),
 }
 
 

@@ -1,0 +1,102 @@
+"""Caps that cannot hide: per suite, how many completions ended at ``max_new_tokens`` and how many
+reasoning models' thoughts were cut before an answer, with a suggested cap and a flag above
+``llmeval_max_cut_share``.
+
+A cut answer is one whose finish reason is ``length``; cut reasoning is a completion whose thinking
+never ended (so it has no answer: a miss, "reasoning cut at N tokens"). The **suggested cap** is the
+smallest power of two at least twice the longest completion seen, cut ones counted at the cap:
+a cut completion's length beyond the cap is unknown, so doubling is the least change that shows
+whether the answers were just over it (re-run, and read the new count). Pure: no pytest, no torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+__all__ = ["DEFAULT_MAX_CUT_SHARE", "CapCounts", "Ending", "cap_counts", "suggested_cap"]
+
+DEFAULT_MAX_CUT_SHARE = 0.05
+"""``llmeval_max_cut_share``'s default: a suite with more than 5% of its completions cut is flagged."""
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How one completion ended: its new tokens, finish reason, and for a reasoning model its
+    thinking tokens and whether the thinking ended."""
+
+    tokens_out: int
+    finish_reason: str
+    reasoning_tokens: int = 0
+    thinking_ended: bool = True
+
+
+def suggested_cap(longest: int) -> int:
+    """The smallest power of two at least ``2 * longest`` (at least 1)."""
+    target = max(1, 2 * longest)
+    return 1 << (target - 1).bit_length()
+
+
+@dataclass(frozen=True)
+class CapCounts:
+    """One suite's cut completions: ``cut`` ended at the cap, ``reasoning_cut`` of them were still
+    thinking. A share above ``max_share`` flags the suite (strictly above: 5% of 100 is not flagged)."""
+
+    n: int
+    cap: int | None
+    cut: int
+    reasoning_cut: int
+    longest: int
+    longest_reasoning: int
+    max_share: float = DEFAULT_MAX_CUT_SHARE
+
+    @property
+    def share(self) -> float:
+        return self.cut / self.n if self.n else 0.0
+
+    @property
+    def reasoning_share(self) -> float:
+        return self.reasoning_cut / self.n if self.n else 0.0
+
+    @property
+    def flagged(self) -> bool:
+        return self.share > self.max_share + 1e-12
+
+    @property
+    def reasoning_flagged(self) -> bool:
+        return self.reasoning_share > self.max_share + 1e-12
+
+    @property
+    def suggestion(self) -> int | None:
+        """A cap to try, when any completion was cut."""
+        return suggested_cap(max(self.longest, self.cap or 0)) if self.cut else None
+
+    def message(self) -> str | None:
+        """The report's line, or ``None`` when nothing was cut."""
+        if not self.cut:
+            return None
+        line = f"{self.cut} of {self.n} answers ({self.share:.0%}) ended at max_new_tokens={self.cap}"
+        if self.reasoning_cut:
+            line += f", {self.reasoning_cut} of them still thinking (no answer)"
+        return line + f"; try max_new_tokens={self.suggestion}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "max_new_tokens": self.cap, "cut": self.cut, "share": self.share,
+                "reasoning_cut": self.reasoning_cut, "reasoning_share": self.reasoning_share,
+                "suggested_max_new_tokens": self.suggestion, "flagged": self.flagged or self.reasoning_flagged}
+
+
+def cap_counts(endings: Iterable[Ending], cap: int | None, *, max_share: float = DEFAULT_MAX_CUT_SHARE) -> CapCounts:
+    """Count a suite's cut completions; ``cap`` is its ``max_new_tokens``."""
+    if not 0.0 <= max_share <= 1.0:
+        raise ValueError(f"llmeval_max_cut_share must be between 0 and 1, got {max_share}")
+    n = cut = reasoning_cut = longest = longest_reasoning = 0
+    for e in endings:
+        n += 1
+        longest = max(longest, e.tokens_out)
+        longest_reasoning = max(longest_reasoning, e.reasoning_tokens)
+        if e.finish_reason == "length":
+            cut += 1
+            if not e.thinking_ended:
+                reasoning_cut += 1
+    return CapCounts(n, cap, cut, reasoning_cut, longest, longest_reasoning, max_share)
