@@ -34,8 +34,10 @@ def test_the_distribution_name_is_not_the_other_projects():
 def test_the_installed_distribution_is_this_checkout_and_provides_the_plugin():
     dist = installed()
     assert dist.version == pytest_llmeval.__version__
-    [plugin] = [ep for ep in dist.entry_points if ep.group == "pytest11"]
-    assert (plugin.name, plugin.value) == ("llmeval", "pytest_llmeval.plugin")
+    plugins = [(ep.name, ep.value) for ep in dist.entry_points if ep.group == "pytest11"]
+    # The install check first (pytest loads a distribution's entry points in this order): it stops
+    # the run with one line when the other project's files stand where ours should.
+    assert plugins == [("check_llmeval_install", "pytest_llmevals_guard"), ("llmeval", "pytest_llmeval.plugin")]
 
 
 def test_the_code_reads_its_version_under_the_distribution_name():
@@ -57,7 +59,8 @@ def test_the_source_archive_carries_the_docs_examples_workflows_and_scripts(tmp_
         names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
     wanted = {"README.md", "docs/ci.md", "docs/configuration.md", "example_suites/github-actions.yml",
               "example_suites/github-actions-shards.yml", "example_suites/skypilot.yaml", "example_suites/pytest.ini",
-              "scripts/examples", "scripts/setup", "scripts/test", "conftest.py", "pytest_llmeval/__init__.py"}
+              "scripts/examples", "scripts/setup", "scripts/test", "conftest.py", "pytest_llmeval/__init__.py",
+              "pytest_llmevals_guard.py"}
     assert wanted <= names, sorted(wanted - names)
     assert not [name for name in names if name.endswith(".pyc") or "/.llmeval/" in f"/{name}"]
     assert archive.name.startswith(distribution_name().replace("-", "_") + "-")
