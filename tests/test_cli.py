@@ -14,7 +14,7 @@ from pytest_llmeval.cli.core import EXIT_USAGE, Command
 from pytest_llmeval.cli.main import COMMANDS, main
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pytest_llmeval"
-NAMES = ["compare", "history", "report", "merge", "review", "calibrate", "prune"]
+NAMES = ["init", "compare", "history", "report", "merge", "review", "calibrate", "prune"]
 
 
 def test_every_subcommand_is_one_command_listed_by_help() -> None:
@@ -22,6 +22,14 @@ def test_every_subcommand_is_one_command_listed_by_help() -> None:
     out = subprocess.run([sys.executable, "-m", "pytest_llmeval", "--help"], capture_output=True, text=True, check=True).stdout
     listed = [line.split()[0] for line in out.splitlines() if line.startswith("    ") and not line.startswith("     ")]
     assert listed == NAMES
+
+
+def test_version_names_the_distribution_the_version_and_where_it_runs_from() -> None:
+    from pytest_llmeval.version import __version__
+
+    done = subprocess.run([sys.executable, "-m", "pytest_llmeval", "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr == ""
+    assert done.stdout.startswith(f"pytest-llmevals {__version__} from {PACKAGE} (Python ")
 
 
 @pytest.mark.parametrize("name", NAMES)

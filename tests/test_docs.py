@@ -36,8 +36,20 @@ def test_the_readme_is_short_and_opens_with_install_a_first_eval_the_ci_gate_and
 
 
 def test_the_readme_shows_the_one_job_workflow_file_as_it_is():
+    """One text: the README's block, the example file and the file `init` writes."""
+    from pytest_llmeval.cli.init import template
+
     blocks = re.findall(r"```yaml\n(.*?)```", readme(), re.S)
     assert WORKFLOW.read_text(encoding="utf-8") in blocks
+    assert template("llmeval.yml") == WORKFLOW.read_text(encoding="utf-8")
+
+
+def test_the_readme_first_eval_is_what_init_writes():
+    from pytest_llmeval.cli.init import template
+
+    text = readme()
+    assert python_block(text, "# evals/test_math.py\n") == template("test_math.py.txt")
+    assert re.findall(r"```jsonl\n(.*?)```", text, re.S)[0] == template("math.jsonl")
 
 
 def test_the_readme_has_no_relative_links_or_images():

@@ -6,12 +6,13 @@ import argparse
 import sys
 from typing import Sequence
 
-from pytest_llmeval.cli import compare, history, merge, prune, report, review
+from pytest_llmeval.cli import compare, history, init, merge, prune, report, review
 from pytest_llmeval.cli.core import EXIT_USAGE, Command, Parser
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 COMMANDS: tuple[Command, ...] = (
+    init.COMMAND,
     compare.COMMAND,
     history.COMMAND,
     report.COMMAND,
@@ -23,8 +24,19 @@ COMMANDS: tuple[Command, ...] = (
 """The subcommands, in the order ``--help`` lists them."""
 
 
+def version_line() -> str:
+    """``pytest-llmevals 0.1.0 from /path/to/pytest_llmeval (Python 3.12.3)``."""
+    import platform
+    from pathlib import Path
+
+    from pytest_llmeval.version import __version__
+
+    return f"pytest-llmevals {__version__} from {Path(__file__).resolve().parents[1]} (Python {platform.python_version()})"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="python -m pytest_llmeval", description="Tools around pytest-llmeval results and baselines.")
+    parser = Parser(prog="python -m pytest_llmeval", description="A first eval suite to start from, and tools around pytest-llmeval results and baselines.")
+    parser.add_argument("--version", action="version", version=version_line(), help="print the version and where it runs from, then exit")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for command in COMMANDS:
         command.register(subparsers)
