@@ -20,7 +20,7 @@ from pytest_llmeval.datasets.suite import CaseError, CaseSpec
 from pytest_llmeval.plugin.fixtures import case, completion, judgement, llm, llm_settings, ranked
 from pytest_llmeval.plugin import planning, reporting
 from pytest_llmeval.plugin.html_output import write_html
-from pytest_llmeval.plugin.identity import MARKER, eval_item, sample_id, samples_of
+from pytest_llmeval.plugin.identity import MARKER, eval_item, sample_id, samples_of, unittest_suites
 from pytest_llmeval.plugin.options import add_options
 from pytest_llmeval.plugin.records import record_for, run_status
 from pytest_llmeval.plugin.run_options import ignored_cli_settings, warn_space_form_paths
@@ -78,6 +78,31 @@ def pytest_pycollect_makemodule(module_path: Any, parent: Any) -> Any:
     if module_path.name == "__init__.py":
         return None
     return _EvalModule.from_parent(parent, path=module_path)
+
+
+class _Refused(pytest.Collector):
+    """A class pytest cannot run as eval suites: one collection error line saying why."""
+
+    problem = ""
+
+    def collect(self) -> Any:
+        raise self.CollectError(self.problem)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Iterator[Any]:
+    result = yield
+    methods = unittest_suites(obj) if result is not None else []
+    if not methods:
+        return result
+    refused = _Refused.from_parent(collector, name=name)
+    listed = ", ".join(f"{name}.{m}" for m in methods)
+    refused.problem = (
+        f"llmeval: le.cases does not work on a unittest.TestCase method ({listed}): pytest does not parametrize "
+        "unittest tests, so its cases would never reach it; make it a plain test function, or a method of a class "
+        "that does not derive from unittest.TestCase"
+    )
+    return refused
 
 
 def overlap_warning(suite: str, n: int, overlaps: dict[str, str]) -> LLMEvalOverlapWarning:

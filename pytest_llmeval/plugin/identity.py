@@ -16,7 +16,7 @@ import pytest
 
 from pytest_llmeval.decorator import MARKER
 
-__all__ = ["CASE", "MARKER", "eval_item", "sample_id", "samples_of", "suite_id", "suite_root"]
+__all__ = ["CASE", "MARKER", "eval_item", "sample_id", "samples_of", "suite_id", "suite_root", "unittest_suites"]
 
 CASE = pytest.StashKey[tuple[str, Any]]()
 """An item's (suite, case), once :func:`eval_item` has found it."""
@@ -57,3 +57,18 @@ def eval_item(item: pytest.Item) -> tuple[str, Any] | None:
     found = (suite_id(item.config, item.path, item.nodeid), callspec.params["case"])
     item.stash[CASE] = found
     return found
+
+
+def unittest_suites(obj: Any) -> list[str]:
+    """The methods of a ``unittest.TestCase`` class that ``le.cases`` marks (pytest does not
+    parametrize those: each would be called without its cases); [] for anything else."""
+    import sys
+
+    unittest = sys.modules.get("unittest")
+    if unittest is None or not isinstance(obj, type) or not issubclass(obj, unittest.TestCase):
+        return []
+    return sorted(
+        name
+        for name in dir(obj)
+        if any(getattr(m, "name", None) == MARKER for m in getattr(getattr(obj, name, None), "pytestmark", ()) or ())
+    )

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numbers
 
 from pytest_llmeval.models.outputs import Ranked
-from pytest_llmeval.scoring.failures import EvalFailure
+from pytest_llmeval.scoring.failures import EvalFailure, hide_misses
+
+__tracebackhide__ = hide_misses  # a miss shows the test's line and its reason, not this module's code
 
 __all__ = ["assert_choice"]
 

@@ -37,6 +37,16 @@ class EvalFailure(AssertionError):
         return "\n".join(lines)
 
 
+def hide_misses(excinfo: Any) -> bool:
+    """A scorer module's ``__tracebackhide__`` (pytest reads it from a frame's globals): a miss
+    (:class:`EvalFailure`) shows the test's line and the reason, not the scorer's own code; any
+    other exception (bad arguments, a bug) keeps the scorer's frames."""
+    return isinstance(getattr(excinfo, "value", None), EvalFailure)
+
+
+__tracebackhide__ = hide_misses
+
+
 def _short(value: Any, limit: int = 300) -> str:
     if isinstance(value, str):
         text = repr(value[: limit + 1])  # a prefix: a 10 MB completion need not be copied whole

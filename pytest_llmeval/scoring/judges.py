@@ -17,7 +17,9 @@ import math
 from dataclasses import KW_ONLY, asdict, dataclass
 from typing import Any, Mapping, Sequence
 
-from pytest_llmeval.scoring.failures import EvalFailure
+from pytest_llmeval.scoring.failures import EvalFailure, hide_misses
+
+__tracebackhide__ = hide_misses  # a miss shows the test's line and its reason, not this module's code
 
 RUBRIC_TEMPLATE = (
     "You are grading a reply against a criterion.\n\n"

@@ -15,9 +15,11 @@ import re
 from typing import Literal, Sequence
 
 from pytest_llmeval.models.outputs import Ranked
-from pytest_llmeval.scoring.failures import EvalFailure
+from pytest_llmeval.scoring.failures import EvalFailure, hide_misses
 from pytest_llmeval.scoring.recording import score
 from pytest_llmeval.scoring.text import check_text
+
+__tracebackhide__ = hide_misses  # a miss shows the test's line and its reason, not this module's code
 
 __all__ = ["assert_gsm8k", "assert_mc2", "gsm8k_answer", "gsm8k_exact_match", "mc2_score"]
 

@@ -9,9 +9,11 @@ import numbers
 import re
 from fractions import Fraction
 
-from pytest_llmeval.scoring.failures import EvalFailure
+from pytest_llmeval.scoring.failures import EvalFailure, hide_misses
 from pytest_llmeval.scoring.number_mentions import GSM8K_MARK, MAX_DIGITS, NumberMention, find_numbers, find_prepared, prepare
 from pytest_llmeval.scoring.text import check_text
+
+__tracebackhide__ = hide_misses  # a miss shows the test's line and its reason, not this module's code
 
 __all__ = ["extract_number", "find_numbers", "assert_number"]
 

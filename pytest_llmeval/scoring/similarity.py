@@ -8,8 +8,10 @@ import threading
 from pathlib import Path
 from typing import Any, Sequence
 
-from pytest_llmeval.scoring.failures import EvalFailure
+from pytest_llmeval.scoring.failures import EvalFailure, hide_misses
 from pytest_llmeval.scoring.text import check_text
+
+__tracebackhide__ = hide_misses  # a miss shows the test's line and its reason, not this module's code
 
 __all__ = ["assert_similar", "similarity", "embedding_model_dir"]
 

@@ -11,8 +11,10 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Mapping
 
 from pytest_llmeval.scoring.bounded_regex import DEFAULT_TIMEOUT, check_timeout, compile_bounded
-from pytest_llmeval.scoring.failures import EvalFailure
+from pytest_llmeval.scoring.failures import EvalFailure, hide_misses
 from pytest_llmeval.scoring.text import check_text
+
+__tracebackhide__ = hide_misses  # a miss shows the test's line and its reason, not this module's code
 
 __all__ = ["assert_json"]
 

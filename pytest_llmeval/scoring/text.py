@@ -6,8 +6,10 @@ import re
 from typing import Callable, Iterable, Union
 
 from pytest_llmeval.scoring.bounded_regex import DEFAULT_TIMEOUT, check_timeout, compile_bounded
-from pytest_llmeval.scoring.failures import EvalFailure
+from pytest_llmeval.scoring.failures import EvalFailure, hide_misses
 from pytest_llmeval.scoring.normalize import collapse_whitespace, normalize as _normalize, strip_articles, strip_punctuation
+
+__tracebackhide__ = hide_misses  # a miss shows the test's line and its reason, not this module's code
 
 __all__ = [
     "assert_exact",
