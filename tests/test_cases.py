@@ -263,3 +263,17 @@ def test_answer_index_out_of_range_is_refused_only_when_strict() -> None:
     assert answer_texts(case, choices="opts", strict=False) == ("7",)
     with pytest.raises(CaseError, match=r"^c\.jsonl:4: case 'c' has no field 'gold' \(named by target=\)"):
         answer_texts(case, target="gold")
+
+
+def test_prompt_text_says_what_the_prompt_hash_covers():
+    from pytest_llmeval.datasets.suite import PROMPT_TEXT_LIMIT, prompt_text
+
+    assert prompt_text(CaseSpec(source=[], prompt="Q: {q}\n")) == "Q: {q}"
+    assert prompt_text(CaseSpec(source=[], prompt="{q}", chat=True, system="Be brief.")) == '{q}\n(chat: true)\n(system: "Be brief.")'
+    assert prompt_text(CaseSpec(source=[], prompt="{q}", choices="choices")) == '{q}\n(target_delimiter: " ")'
+
+    def ask(case):
+        return f"Q: {case['q']}"
+
+    assert prompt_text(CaseSpec(source=[], prompt=ask)).startswith("    def ask(case):")
+    assert len(prompt_text(CaseSpec(source=[], prompt="x" * 10_000))) == PROMPT_TEXT_LIMIT + 4

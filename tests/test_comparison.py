@@ -76,3 +76,20 @@ def test_no_shared_cases_in_each_surfaces_words() -> None:
     assert comparison_json(c, recorded=False, tolerance=0.02, alpha=0.05)["note"] == "no case ids in common with the baseline"  # type: ignore[index]
     result = compare_runs({"t.py::s": before}, {"t.py::s": after})
     assert not result.deltas and not result.incomparable and result.warnings == ("t.py::s: no case ids in common, nothing to compare",)
+
+
+def test_prompt_diff_shows_the_changed_lines_with_one_line_of_context():
+    from pytest_llmeval.results.comparison import prompt_diff
+    from pytest_llmeval.results.records import Fingerprint
+
+    def fp(text):
+        return Fingerprint(prompt="sha256:x", prompt_text=text)
+
+    assert prompt_diff(fp("a\nb\nc"), fp("a\nB\nc")) == (" a", "-b", "+B", " c")
+    many = "\n".join(f"line {i}" for i in range(20))
+    changed = many.replace("line 2\n", "line two\n").replace("line 17", "line seventeen")
+    diff = prompt_diff(fp(many), fp(changed))
+    assert diff[0].startswith("@@") and sum(d.startswith("@@") for d in diff) == 2  # two places: their headers say where
+    assert prompt_diff(fp(many), fp("x"), limit=4)[-1] == "... (17 more lines)"  # 20 lines out, 1 in
+    assert prompt_diff(Fingerprint(prompt="sha256:x"), fp("a")) == ()  # a baseline recorded before the text was kept
+    assert prompt_diff(fp("a"), fp("a")) == ()

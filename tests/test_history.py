@@ -275,3 +275,22 @@ def test_a_file_of_the_first_schema_is_read_as_it_is_and_migrated_by_the_next_wr
     with closing(sqlite3.connect(db)) as conn:
         assert conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone() == (str(history_file.SCHEMA_VERSION),)
     assert [(p.run_id, p.n, p.skipped, p.interrupted) for p in suite_trend(db, SUITE)] == [("old", 4, 0, False), ("new", 1, 1, True)]
+
+
+def test_history_marks_the_runs_whose_prompt_version_changed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "history.sqlite"
+
+    def run(prompt: str | None, outcomes: list[str]) -> None:
+        fingerprint = {"model": "m1", **({"prompt": prompt} if prompt else {})}
+        records = [CaseRecord(suite=SUITE, case_id=f"c{i}", outcome=o, fingerprint=fingerprint) for i, o in enumerate(outcomes)]  # type: ignore[arg-type]
+        record_run(db, records)
+
+    run("sha256:old", ["pass", "fail"])
+    run("sha256:old", ["pass", "fail"])
+    run("sha256:new", ["pass", "pass"])
+    run(None, ["pass", "pass"])  # a run that recorded no prompt (an older version): not a change
+    assert _cli(["history", "test_addition", "--db", str(db)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  20")]
+    assert ["(prompt changed)" in row for row in rows] == [False, False, True, False]
+    assert _cli(["history", "--db", str(db), "--json", "--last", "2"]) == 0
+    assert [d["prompt_changed"] for d in json.loads(capsys.readouterr().out)] == [True, False]

@@ -281,3 +281,12 @@ def test_ten_thousand_cases_render_only_the_rows_in_view(browser: Any, tmp_path:
     tops = [int(r.get_attribute("style").split("top:")[1].split("px")[0]) for r in browser.find_elements("css selector", "#cases .row")]
     assert min(tops) <= 28 * 9000 <= max(tops) and len(tops) < 100  # the rows at the new position, and only those
     assert not _visible_cases(browser) & first
+
+
+def test_a_case_sampled_once_is_shown_by_its_id_alone() -> None:
+    samples = [
+        {"suite": "s::t", "id": "add-001", "outcome": "pass", "repeat": 0, "repeats": 1},
+        {"suite": "s::r", "id": "add-001", "outcome": "pass", "repeat": 2, "repeats": 3},
+    ]
+    rows = case_rows(samples, ["s::t", "s::r"])
+    assert [(r["id"], r.get("r")) for r in rows] == [("add-001", None), ("add-001", 2)]

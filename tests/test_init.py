@@ -25,7 +25,7 @@ def test_init_in_an_empty_folder_writes_a_suite_that_runs(pytester: pytest.Pytes
     status, out, err = init(pytester.path, capsys)
     assert status == 0 and err == ""
     assert out.splitlines()[0] == f"llmeval: wrote {', '.join([*WRITTEN, 'pytest.ini'])}"
-    assert "pytest evals/ --llmeval-update-baseline" in out
+    assert "pytest evals/ --llmeval-update-baseline" in out and "git add evals/ .github/workflows/llmeval.yml" in out
     assert (pytester.path / "pytest.ini").read_text() == f"[pytest]\nllmeval_model = {DEFAULT_MODEL}\nllmeval_baseline = {BASELINE}\n"
     assert (pytester.path / WORKFLOW).read_text() == template("llmeval.yml")
     collected = pytester.runpytest("evals/", "--collect-only", "-q", "-p", "no:cacheprovider")

@@ -220,18 +220,87 @@ def test_junit_xml_gets_the_outcome_of_a_teardown_error_not_the_whole_record(pyt
     assert junit_cases(pytester.path / "junit.xml") == {"test_teardown[td]": {"llmeval_outcome": "error"}}
 
 
-def test_pytest_html_shows_a_miss_as_passed_and_says_it_missed(pytester: pytest.Pytester) -> None:
+ERRORS_TOO = MISSES_ONLY + """
+
+@le.cases([{"id": "boom"}])
+def test_broken(case):
+    raise KeyError("no such field")
+"""
+
+
+def cell_text(html: str) -> str:
+    """The text a browser shows for an HTML fragment (attributes are not text)."""
+    from html.parser import HTMLParser
+
+    parts: list[str] = []
+    parser = HTMLParser()
+    parser.handle_data = parts.append  # type: ignore[method-assign]
+    parser.feed(html)
+    return "".join(parts)
+
+
+def pytest_html_page(pytester: pytest.Pytester, *args: str) -> tuple[str, dict[str, dict]]:
     pytest.importorskip("pytest_html")
     pytester.makeini("[pytest]\nllmeval_history = off\n")
-    pytester.makepyfile(test_misses=MISSES_ONLY)
-    result = pytester.runpytest("--html=report.html", "-p", "no:cacheprovider", "-k", "test_values")
-    assert result.ret == 0
+    pytester.makepyfile(test_misses=ERRORS_TOO)
+    pytester.runpytest("--html=report.html", "-p", "no:cacheprovider", "-k", "test_values or test_broken", *args)
     page = (pytester.path / "report.html").read_text()
     blob = json.loads(unescape(page.split('data-jsonblob="', 1)[1].split('"', 1)[0]))
-    tests = {test_id.split("[")[1].rstrip("]"): rows[0] for test_id, rows in blob["tests"].items()}
-    assert {cid: row["result"] for cid, row in tests.items()} == {"c0": "Passed", "c1": "Passed", "c2": "Passed", "c3": "Passed"}
+    return page, {test_id.split("[")[1].rstrip("]"): rows[0] for test_id, rows in blob["tests"].items()}
+
+
+def test_pytest_html_reads_missed_and_error_as_the_terminal_does(pytester: pytest.Pytester) -> None:
+    """A miss reads Missed, in its own colour, and stays among pytest-html's Passed (its filters
+    and counts follow pytest, for which a miss passed); an error in a test's call reads Error."""
+    page, tests = pytest_html_page(pytester)
+    assert {cid: row["result"] for cid, row in tests.items()} == {"c0": "Passed", "c1": "Passed", "c2": "Passed", "c3": "Passed", "boom": "Failed"}
+    shown = {cid: cell_text(row["resultsTableRow"][0]) for cid, row in tests.items()}
+    assert shown == {"c0": "Passed", "c1": "Missed", "c2": "Passed", "c3": "Missed", "boom": "Error"}
+    assert 'style="color:#b35900">Missed</td>' in tests["c1"]["resultsTableRow"][0]
     assert tests["c1"]["log"].startswith("llmeval: MISSED: 1 is odd")
     assert "MISSED" not in tests["c0"]["log"]
+    summary = page.split('<p class="llmeval-summary">', 1)[1].split("</p>", 1)[0]
+    assert summary.startswith("llmeval: 2 passed, 2 missed, 1 error in 2 suites (a miss is a wrong answer, not a failed test")
+
+
+def test_pytest_html_under_strict_keeps_misses_failed(pytester: pytest.Pytester) -> None:
+    page, tests = pytest_html_page(pytester, "--llmeval-strict")
+    assert tests["c1"]["result"] == "Failed" and "Missed" not in tests["c1"]["resultsTableRow"][0]
+    assert "among the Passed" not in page
+
+
+def test_pytest_html_page_shows_missed_rows_in_a_browser(pytester: pytest.Pytester) -> None:
+    from browser import start_browser
+
+    pytest_html_page(pytester)
+    for driver in start_browser():
+        driver.get((pytester.path / "report.html").resolve().as_uri())
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        rows = WebDriverWait(driver, 60).until(lambda d: d.find_elements("css selector", "#results-table tbody.results-table-row") or False)
+        cells = {r.find_element("css selector", ".col-testId").text.split("[")[1].rstrip("]"): r.find_element("css selector", ".col-result") for r in rows}
+        assert {cid: c.text for cid, c in cells.items()} == {"c0": "Passed", "c1": "Missed", "c2": "Passed", "c3": "Missed", "boom": "Error"}
+        assert cells["c1"].value_of_css_property("color") in ("rgba(179, 89, 0, 1)", "rgb(179, 89, 0)")
+        assert cells["c0"].value_of_css_property("color") != cells["c1"].value_of_css_property("color")
+
+
+def test_junit_xml_has_an_error_for_an_error_and_no_failure_for_a_miss(pytester: pytest.Pytester) -> None:
+    """The terminal's words: a miss passes (its outcome a property), an error in the test's call is
+    an <error> (pytest would write <failure>), a miss under --llmeval-strict is a <failure>."""
+    pytester.makeini("[pytest]\nllmeval_history = off\n")
+    pytester.makepyfile(test_misses=ERRORS_TOO)
+    result = pytester.runpytest("--junitxml=junit.xml", "-p", "no:cacheprovider", "-k", "test_values or test_broken")
+    result.stdout.fnmatch_lines(["ERROR test_misses.py::test_broken[[]boom] - KeyError*"])
+    root = ET.parse(pytester.path / "junit.xml").getroot()
+    suite = root.find("testsuite")
+    assert suite is not None and (suite.get("errors"), suite.get("failures"), suite.get("tests")) == ("1", "0", "5")
+    [case] = [tc for tc in root.iter("testcase") if tc.get("name") == "test_broken[boom]"]
+    assert [child.tag for child in case if child.tag in ("error", "failure")] == ["error"]
+    assert case.find("error").get("message", "").startswith("error in the test's call: KeyError")  # type: ignore[union-attr]
+    strict = pytester.runpytest("--junitxml=strict.xml", "-p", "no:cacheprovider", "-k", "test_values", "--llmeval-strict")
+    strict.stdout.fnmatch_lines(["FAILED test_misses.py::test_values[[]c1]*"])
+    suite = ET.parse(pytester.path / "strict.xml").getroot().find("testsuite")
+    assert suite is not None and (suite.get("errors"), suite.get("failures")) == ("0", "2")
 
 
 # an llm_settings override next to --llmeval-* options --------------------------------------

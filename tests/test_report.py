@@ -110,9 +110,39 @@ def test_incomparable_detail_lists_fields():
     now = make_suite("f.py::t", 5, set(), fingerprint={"prompt": "sha256:b"})
     c = compare_suite(now, recorded(base), tolerance=0.02, alpha=0.05)
     lines = text_of(GateReport(suites=(now,), comparisons={now.name: c}))
-    assert "INCOMPARABLE (prompt)" in lines[2]
+    assert "INCOMPARABLE (prompt; baseline 100.0%)" in lines[2]
     assert "f.py::t: INCOMPARABLE: prompt differs from the baseline" in lines
-    assert "  prompt: sha256:a -> sha256:b" in lines
+    assert "  prompt: sha256:a -> sha256:b" in lines  # a baseline without the prompt's text: its hashes
+
+
+def test_an_incomparable_prompt_shows_the_baseline_rate_the_change_and_the_prompts_diff():
+    """The gate does not judge it, but a person can: the rates on the shared cases, marked as not
+    comparable, and the template's text before and after."""
+    old = {"prompt": "sha256:a", "prompt_text": "Question: {q}\nAnswer with a number."}
+    new = {"prompt": "sha256:b", "prompt_text": "Question: {q}\nReply with the number only."}
+    base = make_suite("f.py::t", 10, range(5), fingerprint=old)
+    now = make_suite("f.py::t", 10, range(1), fingerprint=new)
+    c = compare_suite(now, recorded(base), tolerance=0.02, alpha=0.05, pair_incomparable=True)
+    report = GateReport(suites=(now,), comparisons={now.name: c})
+    lines = list(report.lines())
+    texts = [t for t, _ in lines]
+    assert texts[2].endswith("INCOMPARABLE (prompt; baseline 50.0%)")
+    start = texts.index("f.py::t: INCOMPARABLE: prompt differs from the baseline")
+    assert texts[start + 1 : start + 6] == [
+        "  not comparable: 50.0% in the baseline, 90.0% now (+40.0 pts on 10 shared cases, p=0.12)",
+        "  prompt, baseline -> this run:",
+        "     Question: {q}",
+        "    -Answer with a number.",
+        "    +Reply with the number only.",
+    ]
+    assert ("    -Answer with a number.", {"red": True, "green": False}) in lines
+    assert not any(t.startswith("  prompt: sha256") for t in texts)
+    assert c.verdict is Verdict.INCOMPARABLE and not c.tested  # shown, never gated on
+    markdown = report.markdown()
+    assert "INCOMPARABLE: prompt differs; not comparable: 50.0% in the baseline, 90.0% now" in markdown
+    assert "```diff\n Question: {q}\n-Answer with a number.\n+Reply with the number only.\n```" in markdown
+    data = report.to_json()["suites"]["f.py::t"]["verdict"]
+    assert data["comparable"] is False and data["baseline_rate"] == 0.5 and data["prompt_diff"][1] == "-Answer with a number."
 
 
 def test_messages_end_with_a_hint_line():

@@ -226,7 +226,7 @@ def test_update_refuses_runs_with_errors_unless_forced(project: Path):
 
 def test_update_without_a_baseline_path(project: Path):
     report, text = run(project, records(MATH, 5), update_baseline=True, baseline=None)
-    assert report.gate_failed and "no baseline file is configured" in text and "--llmeval-baseline PATH" in text
+    assert report.gate_failed and "no baseline file is configured" in text and "--llmeval-baseline=PATH" in text
 
 
 def test_stale_entries_respect_selection(project: Path):

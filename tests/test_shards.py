@@ -1,4 +1,4 @@
-"""--llmeval-shard I/N and ``python -m pytest_llmeval merge``: shards of one run gate as that run."""
+"""--llmeval-shard=I/N and ``python -m pytest_llmeval merge``: shards of one run gate as that run."""
 
 from __future__ import annotations
 

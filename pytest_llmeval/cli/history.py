@@ -10,8 +10,8 @@ import sys
 from dataclasses import asdict
 
 from pytest_llmeval.cli.core import EXIT_USAGE, Command
-from pytest_llmeval.results.history import DEFAULT_PATH, HistoryError, list_runs, suite_trend
-from pytest_llmeval.results.history_table import format_runs, format_trend, last_per_suite
+from pytest_llmeval.results.history import DEFAULT_PATH, HistoryError, TrendPoint, list_runs, suite_trend
+from pytest_llmeval.results.history_table import format_runs, format_trend, last_per_suite, prompt_changed
 
 __all__ = ["COMMAND", "run"]
 
@@ -47,9 +47,15 @@ def _run(args: argparse.Namespace) -> int:
         print(f"history: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if args.json:
+        previous: dict[str, TrendPoint] = {}
+        changed = set()
+        for p in points:  # against the run before it, also when that run is not shown
+            if prompt_changed(previous.get(p.suite), p):
+                changed.add(id(p))
+            previous[p.suite] = p
         if args.last > 0:
             points = last_per_suite(points, args.last)
-        print(json.dumps([p.to_json() for p in points], indent=2))
+        print(json.dumps([{**p.to_json(), "prompt_changed": id(p) in changed} for p in points], indent=2))
         return 0
     for line in format_trend(points, args.db, last=args.last):
         print(line)

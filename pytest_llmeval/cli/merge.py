@@ -79,7 +79,7 @@ COMMAND = Command(
     "merge",
     help="merge shards' results (--llmeval-shard) into one, and gate it as one run",
     description=(
-        "Combine the results of shards of one run (pytest --llmeval-shard I/N --llmeval-output DIR) into one "
+        "Combine the results of shards of one run (pytest --llmeval-shard=I/N --llmeval-output=DIR) into one "
         "results.json, then gate it as one run: the same table, verdicts against --baseline and exit status."
     ),
     arguments=arguments,

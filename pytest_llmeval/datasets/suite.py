@@ -47,6 +47,7 @@ __all__ = [
     "load_cases",
     "plan_suite",
     "prompt_hash",
+    "prompt_text",
     "render_prompt",
     "resolve_source_path",
     "solved_example",
@@ -257,26 +258,51 @@ def dataset_hash(cases: Sequence[Case]) -> str:
     return sha256_text("\n".join(canon))
 
 
-def prompt_hash(spec: CaseSpec) -> str:
+def _template_text(spec: CaseSpec) -> str:
+    """The prompt template as text: a format string, or a function's source."""
     template = spec.prompt
     if callable(template):
         import inspect
 
         try:
-            template_text = inspect.getsource(template)
+            return inspect.getsource(template)
         except (OSError, TypeError):
-            template_text = getattr(template, "__qualname__", repr(template))
-    else:
-        template_text = template or "{prompt}"
-    parts = {
-        "template": template_text,
+            return getattr(template, "__qualname__", repr(template))
+    return template or "{prompt}"
+
+
+def _prompt_parts(spec: CaseSpec) -> dict[str, Any]:
+    return {
+        "template": _template_text(spec),
         "chat": bool(spec.chat),  # not said hashes as False: the same prompt is sent
         "system": spec.system,
         "target_delimiter": spec.delimiter,
         "continuation": spec.continuation,
         "fewshot_delimiter": spec.fewshot_delimiter if spec.num_fewshot else None,
     }
-    return sha256_text(json.dumps(parts, sort_keys=True))
+
+
+def prompt_hash(spec: CaseSpec) -> str:
+    return sha256_text(json.dumps(_prompt_parts(spec), sort_keys=True))
+
+
+PROMPT_TEXT_LIMIT = 4000
+"""Characters of :func:`prompt_text` kept (a baseline shows the change; the hash decides)."""
+
+
+def prompt_text(spec: CaseSpec) -> str:
+    """What :func:`prompt_hash` covers, as a person reads it: the template's text, then one line
+    for each other setting that is set (``(chat: true)``, ``(system: "...")``; the choice
+    delimiter only for a suite that ranks choices). When two prompts hash differently but read
+    the same here, a comparison shows their hashes instead."""
+    parts = _prompt_parts(spec)
+    text = parts.pop("template").rstrip("\n")
+    if spec.choices is None and spec.continuation is None:
+        parts.pop("target_delimiter")  # joins a prompt and a choice: says nothing of a generated answer
+    for key, value in parts.items():
+        if value not in (None, False):
+            text += f"\n({key}: {json.dumps(value, ensure_ascii=False)})"
+    return text if len(text) <= PROMPT_TEXT_LIMIT else text[:PROMPT_TEXT_LIMIT] + "\n..."
 
 
 @dataclass(frozen=True)
@@ -289,6 +315,8 @@ class SuitePlan:
     prompt: str
     limited: bool = False
     fewshot_pool: tuple[Case, ...] = field(default=())
+    prompt_text: str | None = None
+    """The prompt in words (:func:`prompt_text`), for a diff when it changes."""
 
 
 def plan_suite(spec: CaseSpec, base_dir: Path | None, limit: int | None = None) -> SuitePlan:
@@ -304,7 +332,10 @@ def plan_suite(spec: CaseSpec, base_dir: Path | None, limit: int | None = None) 
     limited = limit is not None and limit < len(cases)
     if limited:
         cases = cases[:limit]
-    return SuitePlan(spec=spec, cases=tuple(cases), dataset=full_hash, prompt=prompt_hash(spec), limited=limited, fewshot_pool=pool)
+    return SuitePlan(
+        spec=spec, cases=tuple(cases), dataset=full_hash, prompt=prompt_hash(spec), limited=limited, fewshot_pool=pool,
+        prompt_text=prompt_text(spec),
+    )  # fmt: skip
 
 
 def _check_pool_size(spec: CaseSpec, cases: Sequence[Case], pool: Sequence[Case]) -> None:

@@ -239,11 +239,27 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
 
 
 @pytest.hookimpl(optionalhook=True)
+def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
+    """pytest-html's Result reads Missed for a miss and Error for an error, as the terminal says."""
+    cell = reporting.html_result_cell(report)
+    if cell is not None and cells:
+        cells[0] = cell
+
+
+@pytest.hookimpl(optionalhook=True)
 def pytest_html_results_table_html(report: pytest.TestReport, data: list[str]) -> None:
-    """pytest-html shows a miss as Passed (it is not a test failure); its details say it missed."""
+    """A miss's details start with its reason."""
     line = reporting.html_miss_line(report)
     if line:
         data.insert(0, line)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session) -> None:
+    """The run's eval counts, misses included, in pytest-html's summary."""
+    line = reporting.html_summary_line(get_state(session.config))
+    if line:
+        prefix.append(line)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

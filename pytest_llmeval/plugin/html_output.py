@@ -1,4 +1,4 @@
-"""``--llmeval-html PATH``: the run's self-contained HTML report, written at the end of the session."""
+"""``--llmeval-html=PATH``: the run's self-contained HTML report, written at the end of the session."""
 
 from __future__ import annotations
 

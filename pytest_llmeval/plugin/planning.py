@@ -58,7 +58,7 @@ def overlaps(state: LLMEvalState, spec: CaseSpec, plan: SuitePlan) -> dict[str, 
         try:
             state.contamination = ContaminationIndex.from_paths([path])
         except (OSError, ValueError) as exc:
-            raise CaseError(f"--llmeval-train-data {path}: {exc}") from None
+            raise CaseError(f"--llmeval-train-data={path}: {exc}") from None
     found = {}
     for case in plan.cases:
         prompt = render_prompt(spec.prompt, case) or ""

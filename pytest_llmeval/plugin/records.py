@@ -35,6 +35,8 @@ def fingerprint_of(state: LLMEvalState, suite: str, request: Request | None) -> 
     plan = state.plans.get(suite)
     if plan is not None:
         fingerprint["prompt"] = plan.prompt
+        if plan.prompt_text is not None:
+            fingerprint["prompt_text"] = plan.prompt_text
         fingerprint["dataset"] = plan.dataset
         fingerprint["num_fewshot"] = plan.spec.num_fewshot
         if plan.spec.judge is not None:

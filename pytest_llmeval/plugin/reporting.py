@@ -63,6 +63,8 @@ class Collector:
             return (yield)
         finally:
             report.user_properties = kept
+            if self.junit:
+                junit_error_for_call_errors(self.state.config, report)
             self.collect(report)  # after the other plugins, --lf's included, have seen the report
 
     def collect(self, report: pytest.TestReport) -> None:
@@ -157,15 +159,86 @@ def _shown(path: Any) -> str:
     return str(path) if rel.startswith("..") else rel
 
 
+def _labels(report: pytest.TestReport) -> dict[str, Any]:
+    return dict(p for p in report.user_properties if p[0] in CASE_PROPERTIES)
+
+
 def html_miss_line(report: pytest.TestReport) -> str | None:
-    """pytest-html shows a miss as Passed (it is not a test failure); its details say it missed."""
-    labels = dict(p for p in report.user_properties if p[0] in CASE_PROPERTIES)
+    """pytest-html's details of a miss start with the reason."""
+    labels = _labels(report)
     if report.when != "call" or labels.get("llmeval_outcome") != "missed":
         return None
     from html import escape
 
     why = f": {labels['llmeval_reason']}" if labels.get("llmeval_reason") else ""
     return f"llmeval: MISSED{escape(str(why))} (a wrong answer: counted in the llmeval table, not a test failure)"
+
+
+MISS_COLOUR = "#b35900"
+"""A miss's colour, as in this plugin's own HTML report (an error keeps pytest-html's red)."""
+
+
+def html_result_cell(report: pytest.TestReport) -> str | None:
+    """pytest-html's Result cell of an eval case, in the terminal's words: ``Missed`` (in its own
+    colour) for a miss, ``Error`` for an error in the test's call; None to leave the cell alone.
+
+    pytest-html keeps a row's outcome (what its filters and counts use) from the cell's text up to
+    the cell's first ``>``; the cell keeps pytest's word there (``<td>Passed</td>`` in an attribute),
+    so a miss stays among the Passed for the filters, as pytest counts it, and reads Missed."""
+    labels = _labels(report)
+    outcome = labels.get("llmeval_outcome")
+    if report.when != "call":
+        return None
+    if outcome == "missed" and report.passed:
+        shown, kept, style = "Missed", "Passed", f' style="color:{MISS_COLOUR}"'
+    elif outcome == "error" and report.failed:
+        shown, kept, style = "Error", "Failed", ""
+    else:
+        return None
+    return f'<td class="col-result" data-pytest-outcome="<td>{kept}</td>"{style}>{shown}</td>'
+
+
+def html_summary_line(state: LLMEvalState) -> str | None:
+    """A line for pytest-html's summary: the run's eval counts in the terminal's words, and where
+    pytest-html counts misses and errors."""
+    report = state.final_report
+    if report is None or not report.suites:
+        return None
+    from html import escape
+
+    totals = report.totals
+    notes = []
+    if totals.get("failed") and not state.run.strict:
+        notes.append("a miss is a wrong answer, not a failed test: pytest-html counts it among the Passed and shows it as Missed")
+    if totals.get("errors"):
+        notes.append("an error in a test's call is counted among the Failed and shown as Error")
+    tail = f" ({'; '.join(notes)})" if notes else ""
+    return f'<p class="llmeval-summary">llmeval: {escape(report.summary())}{escape(tail)}</p>'
+
+
+def junit_error_for_call_errors(config: pytest.Config, report: pytest.TestReport) -> None:
+    """JUnit XML writes a failed call as ``<failure>``; an eval case whose call raised something
+    other than a miss is an error (the terminal says ERROR): make it ``<error>``, counted as one."""
+    if report.when != "call" or not report.failed:
+        return
+    records = records_from_properties(report.user_properties)
+    if not records or records[-1].outcome is not Outcome.ERROR:
+        return
+    try:
+        from _pytest.junitxml import xml_key
+    except ImportError:  # pragma: no cover
+        return
+    xml = config.stash.get(xml_key, None)
+    if xml is None:
+        return
+    nodes = xml.node_reporter(report).nodes
+    failure = next((n for n in reversed(nodes) if n.tag == "failure"), None)
+    if failure is None:
+        return
+    failure.tag = "error"
+    failure.set("message", f"error in the test's call: {failure.get('message', '')}")
+    xml.stats["failure"] -= 1
+    xml.stats["error"] += 1
 
 
 def _other_problems(reporter: Any, exitstatus: int, state: LLMEvalState) -> str:

@@ -1,4 +1,4 @@
-"""``--llmeval-shard I/N``: run one deterministic part of the tests, for a CI matrix.
+"""``--llmeval-shard=I/N``: run one deterministic part of the tests, for a CI matrix.
 
 Every test belongs to exactly one of the N shards: an eval case by a stable hash of
 (suite id, case id), any other test by a stable hash of its node id. A case's shard depends on

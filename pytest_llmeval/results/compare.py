@@ -24,6 +24,7 @@ from pytest_llmeval.jsonfiles import json_document
 from pytest_llmeval.results.comparison import Comparison, compare_suites
 from pytest_llmeval.results.messages import listing, pct, points, pvalue
 from pytest_llmeval.results.stats import SuiteResult
+from pytest_llmeval.results.verdicts import incomparable_reason
 
 __all__ = ["ResultsError", "RunComparison", "compare_runs", "load_results", "load_run", "render"]
 
@@ -62,7 +63,7 @@ def load_results(path: Path) -> dict[str, SuiteResult]:
 def load_run(path: Path) -> tuple[dict[str, SuiteResult], bool]:
     """The suites of a results.json file, and whether that run was interrupted."""
     path = Path(path)
-    hint = "pass a results.json written by pytest --llmeval-output DIR"
+    hint = "pass a results.json written by pytest --llmeval-output=DIR"
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -163,7 +164,7 @@ def render(result: RunComparison, a_label: str, b_label: str) -> list[str]:
                 if d.paired.newly_passing:
                     lines.append(f"  newly passing in B ({len(d.paired.newly_passing)}): {listing(d.paired.newly_passing)}")
     for d in result.incomparable:
-        lines.append(f"{d.suite}: INCOMPARABLE: {', '.join(d.differing)} differ ({'; '.join(d.details)})")
+        lines.extend(_incomparable(d))
     if result.only_before:
         lines.append(f"only in A ({len(result.only_before)}): {listing(result.only_before)}")
     if result.only_after:
@@ -186,6 +187,19 @@ def render(result: RunComparison, a_label: str, b_label: str) -> list[str]:
             "UNCHANGED": "no significant difference",
         }[result.verdict]
         lines.append(f"{result.verdict}: {why}")
+    return lines
+
+
+def _incomparable(c: Comparison) -> list[str]:
+    """An INCOMPARABLE suite: what differs, its change (not comparable) and the prompt's diff."""
+    details = [d for d in c.details if not (c.prompt_diff and d.startswith("prompt: "))]
+    lines = [f"{c.suite}: INCOMPARABLE: {incomparable_reason(c)}" + (f" ({'; '.join(details)})" if details else "")]
+    p = c.paired
+    if p is not None and p.shared:
+        lines.append(f"  not comparable: A {pct(p.before_rate)}, B {pct(p.after_rate)} ({points(p.delta)} on {p.shared} shared cases)")
+    if c.prompt_diff:
+        lines.append("  prompt, A -> B:")
+        lines.extend(f"    {line}" for line in c.prompt_diff)
     return lines
 
 

@@ -13,6 +13,7 @@ make a suite INCOMPARABLE unless ``force``; a different model is what one compar
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, replace
 from enum import Enum
 from typing import Any, Iterable, Mapping
@@ -22,7 +23,10 @@ from pytest_llmeval.results.records import Fingerprint
 from pytest_llmeval.results.repeats import holm
 from pytest_llmeval.results.stats import SuiteResult
 
-__all__ = ["NO_SHARED_CASES", "Comparison", "Verdict", "adjust_for_suites", "compare_suite", "compare_suites", "fingerprint_diff"]
+__all__ = [
+    "NO_SHARED_CASES", "Comparison", "Verdict", "adjust_for_suites", "compare_suite", "compare_suites", "fingerprint_diff",
+    "prompt_diff",
+]  # fmt: skip
 
 NO_SHARED_CASES = "no case ids in common"
 
@@ -53,7 +57,9 @@ class Comparison:
     that differ and ``details`` says how (``generation.max_new_tokens: 32 -> 64``);
     ``compared_across`` names the compared fields that differ (a different model);
     ``versions_changed`` which versions differ (``transformers 4.57.0 -> 4.58.1``); ``note``
-    why a suite with matching fingerprints is INCOMPARABLE (:data:`NO_SHARED_CASES`).
+    why a suite with matching fingerprints is INCOMPARABLE (:data:`NO_SHARED_CASES`);
+    ``prompt_diff`` the changed lines of the prompt's text (:func:`prompt_diff`), when the prompt
+    differs and both runs recorded its text.
     """
 
     suite: str
@@ -66,6 +72,7 @@ class Comparison:
     versions_changed: tuple[str, ...] = ()
     before: SuiteResult | None = None
     after: SuiteResult | None = None
+    prompt_diff: tuple[str, ...] = ()
 
     @property
     def before_rate(self) -> float | None:
@@ -91,6 +98,25 @@ def fingerprint_diff(
     return list(diff.differing), list(diff.details), list(diff.compared_across)
 
 
+PROMPT_DIFF_LINES = 12
+"""The most lines of a prompt's diff that a comparison keeps (the rest are counted)."""
+
+
+def prompt_diff(before: Fingerprint, after: Fingerprint, limit: int = PROMPT_DIFF_LINES) -> tuple[str, ...]:
+    """The prompt's text, before -> after, as a unified diff with one line of context (without
+    its file header; hunk headers only when there are several hunks); () when either side did
+    not record the text (an older baseline) or the texts are the same."""
+    a, b = before.prompt_text, after.prompt_text
+    if a is None or b is None or a == b:
+        return ()
+    lines = list(difflib.unified_diff(a.splitlines(), b.splitlines(), n=1, lineterm=""))[2:]
+    if sum(line.startswith("@@") for line in lines) == 1:
+        lines = [line for line in lines if not line.startswith("@@")]
+    if len(lines) > limit:
+        lines = [*lines[:limit], f"... ({len(lines) - limit} more lines)"]
+    return tuple(lines)
+
+
 def _paired(before: SuiteResult, after: SuiteResult) -> Paired:
     if before.repeated or after.repeated:
         return paired_rates(before.rates(), after.rates())
@@ -110,6 +136,7 @@ def compare_suite(
     found = Comparison(
         after.name, Verdict.INCOMPARABLE, differing=diff.differing, details=diff.details, compared_across=diff.compared_across,
         versions_changed=diff.versions_changed, before=before, after=after,
+        prompt_diff=prompt_diff(before.fingerprint, after.fingerprint) if "prompt" in diff.differing else (),
     )  # fmt: skip
     if diff.differing and not force:
         return replace(found, paired=_paired(before, after)) if pair_incomparable else found

@@ -50,7 +50,7 @@ class GateOptions:
     value_flags: frozenset[str] = frozenset()
     """The plugin's options that take a value as the next argument (to read ``invocation``)."""
     shard: tuple[int, int] | None = None
-    """``--llmeval-shard I/N``: this run is shard I of N (written into results.json for ``merge``)."""
+    """``--llmeval-shard=I/N``: this run is shard I of N (written into results.json for ``merge``)."""
     pass_ks: tuple[int, ...] = ()
     """With repeats: more k to report pass@k and pass^k for (1 and the k run always are)."""
 
@@ -273,7 +273,7 @@ def update_refusal(
     file that cannot be read are refused even with ``--llmeval-force``."""
     if shown is None:
         return [Message("error", f"{UPDATE_FLAG} was given but no baseline file is configured",
-                        "set llmeval_baseline in the pytest ini file, or pass --llmeval-baseline PATH"),
+                        "set llmeval_baseline in the pytest ini file, or pass --llmeval-baseline=PATH"),
                 blocking("baseline update refused: no baseline file configured")]  # fmt: skip
     if problem is not None and problem.kind == "corrupt":
         return unreadable_messages(problem, shown)

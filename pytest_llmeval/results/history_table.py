@@ -8,7 +8,7 @@ from typing import Iterator, Sequence
 
 from pytest_llmeval.results.history import RunSummary, TrendPoint
 
-__all__ = ["format_runs", "format_trend", "last_per_suite"]
+__all__ = ["format_runs", "format_trend", "last_per_suite", "prompt_changed"]
 
 
 def last_per_suite(points: Sequence[TrendPoint], last: int) -> list[TrendPoint]:
@@ -20,9 +20,17 @@ def last_per_suite(points: Sequence[TrendPoint], last: int) -> list[TrendPoint]:
     return [p for p in points if id(p) in keep]
 
 
+def prompt_changed(previous: TrendPoint | None, point: TrendPoint) -> bool:
+    """Whether ``point`` ran a different prompt version than the run before it (both recorded one)."""
+    if previous is None:
+        return False
+    before, after = previous.fingerprint.get("prompt"), point.fingerprint.get("prompt")
+    return before is not None and after is not None and before != after
+
+
 def format_trend(points: Sequence[TrendPoint], path: str | Path, last: int = 20) -> Iterator[str]:
     """The ``history`` table: one block per suite, one row per run, with the change since the
-    previous run and a mark where the model changed or the run was narrowed."""
+    previous run and a mark where the model or the prompt changed or the run was narrowed."""
     by_suite: dict[str, list[TrendPoint]] = {}
     for p in points:
         by_suite.setdefault(p.suite, []).append(p)
@@ -46,7 +54,8 @@ def format_trend(points: Sequence[TrendPoint], path: str | Path, last: int = 20)
             label = p.label or ""
             if p.step is not None and label != f"step-{p.step}":
                 label = f"{label} @{p.step}" if label else f"step {p.step}"
-            flags = " (interrupted)" if p.interrupted else ""
+            flags = " (prompt changed)" if prompt_changed(previous, p) else ""
+            flags += " (interrupted)" if p.interrupted else ""
             flags += " (limited)" if p.limited else ""
             flags += f" errors={p.errors}" if p.errors else ""
             flags += f" skipped={p.skipped + p.xfailed}" if p.skipped or p.xfailed else ""
@@ -57,7 +66,10 @@ def format_trend(points: Sequence[TrendPoint], path: str | Path, last: int = 20)
             )
             previous = p
     yield ""
-    yield "change is in points of pass rate since the run above; * marks a different model (a new checkpoint)"
+    yield (
+        "change is in points of pass rate since the run above; * marks a different model (a new checkpoint); "
+        "(prompt changed): a new prompt version since the run above"
+    )
 
 
 def format_runs(runs: Sequence[RunSummary], path: str | Path) -> Iterator[str]:

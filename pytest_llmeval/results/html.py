@@ -30,7 +30,7 @@ __all__ = [
     "run_page", "write_page",
 ]  # fmt: skip
 
-_HINT = "pass the folder written by pytest --llmeval-output DIR (it holds results.json and samples.jsonl)"
+_HINT = "pass the folder written by pytest --llmeval-output=DIR (it holds results.json and samples.jsonl)"
 
 # keys of a samples.jsonl line the page shows in their own place; any other key is listed as it came
 _KNOWN = {
@@ -175,7 +175,8 @@ def case_rows(
             row["f"] = _flip(base, outcome)
         if (suite, case_id) in flaky:
             row["k"] = 1
-        if s.get("repeat") is not None:
+        repeats = s.get("repeats")
+        if s.get("repeat") is not None and (not isinstance(repeats, int) or repeats > 1):  # a sample of a repeated case
             row["r"] = s.get("repeat")
         rows.append(row)
     rows.sort(key=lambda r: (not r.get("f"), r["s"], r["id"], r.get("r") or 0))
@@ -206,9 +207,12 @@ def _suite_rows(results: Mapping[str, Any], samples: Sequence[Mapping[str, Any]]
             "metrics": s.get("metrics") or {}, "usage": usage.get(name, {}),
         }  # fmt: skip
         if v:
+            diff = [str(line) for line in v.get("prompt_diff") or []]
+            details = [str(d) for d in v.get("details") or v.get("differing") or [] if not (diff and str(d).startswith("prompt: "))]
             row["verdict"] = {
                 "verdict": v.get("verdict"), "rate": v.get("baseline_rate"), "delta": v.get("delta"), "p": v.get("p_value"),
-                "shared": v.get("shared"), "differing": list(v.get("details") or v.get("differing") or []),
+                "comparable": v.get("comparable", v.get("verdict") != "INCOMPARABLE"),
+                "shared": v.get("shared"), "differing": details + (["prompt: " + " ".join(diff)] if diff else []),
                 "across": [f for f in v.get("compared_across") or [] if f != "versions"],
                 "versions": list(v.get("versions_changed") or []), "recorded": bool(v.get("recorded")),
                 "failing": len(v.get("newly_failing") or []), "passing": len(v.get("newly_passing") or []),

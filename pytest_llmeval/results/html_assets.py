@@ -42,6 +42,7 @@ function el(tag,attrs,kids){var e=document.createElement(tag);for(var k in attrs
 (kids||[]).forEach(function(c){if(c!=null)e.appendChild(typeof c==='string'?document.createTextNode(c):c);});return e;}
 function sv(tag,attrs){var e=document.createElementNS(SVG,tag);for(var k in attrs)e.setAttribute(k,attrs[k]);return e;}
 function pct(x){return x==null?'-':(100*x).toFixed(1)+'%';}
+function word(o){return o==='fail'?'missed':o;}  // one word for a miss, as the terminal says it
 function pts(x){return x==null?'':(x>=0?'+':'')+(100*x).toFixed(1)+' pts';}
 function pv(p){return p==null?'':(p<0.001?'p<0.001':'p='+p.toPrecision(2));}
 function num(x){return x==null?'-':(Math.round(x)===x?String(x):x.toFixed(3));}
@@ -89,7 +90,7 @@ function overview(){
     var r=el('tr',{'data-suite':s.name},[el('td',{cls:'name',text:s.name}),el('td',{cls:'num',text:String(s.n)}),el('td',{cls:'num',text:String(s.passed)}),
       el('td',{cls:'num',text:String(s.failed)}),el('td',{cls:'num',text:String(s.errors)}),el('td',{cls:'num rate',text:s.n?pct(s.rate):'-'}),
       el('td',{cls:'ci'},[bar(s),el('span',{cls:'muted small',text:' '+pct(s.ci[0])+'\u2013'+pct(s.ci[1])})]),el('td',{cls:'num',text:v.rate!=null?pct(v.rate):'-'}),
-      el('td',{cls:'v-'+(v.verdict||''),text:(v.verdict||'-')+(v.recorded?', recorded':'')}),el('td',{cls:'num',text:pts(v.delta)+(v.p!=null?' ('+pv(v.p)+')':'')}),
+      el('td',{cls:'v-'+(v.verdict||''),text:(v.verdict||'-')+(v.recorded?', recorded':'')}),el('td',{cls:'num',text:pts(v.delta)+(v.p!=null?' ('+pv(v.p)+')':'')+(v.comparable===false&&v.delta!=null?', not comparable':'')}),
       el('td',{cls:'nw',text:usageText(s.usage||{})}),el('td',{cls:'muted diff',text:diff.join('; ')})]);
     tb.appendChild(r);
   });
@@ -108,7 +109,7 @@ var ROW=28,shown=[],selected=null,grid,spacer,counter;
 function filters(){
   app.appendChild(el('h2',{text:'Cases'}));
   var box=el('div',{cls:'filters'});
-  var outcome=el('select',{id:'f-outcome'},['any outcome','pass','fail','error','skipped','xfailed'].map(function(o,i){return el('option',{value:i?o:'',text:o==='fail'?'fail (miss)':o});}));
+  var outcome=el('select',{id:'f-outcome'},['any outcome','pass','fail','error','skipped','xfailed'].map(function(o,i){return el('option',{value:i?o:'',text:o?word(o):o});}));
   var suite=el('select',{id:'f-suite'},[el('option',{value:'',text:'every suite'})].concat(names.map(function(n,i){return el('option',{value:String(i),text:n});})));
   var flip=el('select',{id:'f-flip'},[['','flipped or not'],['any','flipped vs '+D.other],['newly failing','newly failing'],['newly passing','newly passing']].map(function(o){return el('option',{value:o[0],text:o[1]});}));
   var flaky=el('label',{},[el('input',{type:'checkbox',id:'f-flaky'}),' flaky only']);
@@ -143,8 +144,8 @@ function draw(){
   var first=Math.max(0,Math.floor(grid.scrollTop/ROW)-10),last=Math.min(shown.length,first+Math.ceil(grid.clientHeight/ROW)+20);
   while(spacer.firstChild)spacer.removeChild(spacer.firstChild);
   for(var j=first;j<last;j++){(function(j){var c=cases[shown[j]];
-    var r=el('div',{cls:'row'+(selected===shown[j]?' sel':''),'data-case':c.id,'data-suite':sname(c.s)},[el('span',{text:c.id+(c.r!=null?' #'+c.r:'')}),el('span',{cls:'muted',text:sname(c.s)}),
-      el('span',{cls:'o-'+c.o,text:c.o}),el('span',{cls:'o-'+(c.b||''),text:c.b||'-'}),el('span',{cls:'flip',text:c.f||''}),el('span',{text:c.k?'flaky':''})]);
+    var r=el('div',{cls:'row'+(selected===shown[j]?' sel':''),'data-case':c.id,'data-suite':sname(c.s)},[el('span',{text:c.id+(c.r!=null?':r'+c.r:'')}),el('span',{cls:'muted',text:sname(c.s)}),
+      el('span',{cls:'o-'+c.o,text:word(c.o)}),el('span',{cls:'o-'+(c.b||''),text:c.b?word(c.b):'-'}),el('span',{cls:'flip',text:c.f||''}),el('span',{text:c.k?'flaky':''})]);
     r.style.top=(j*ROW)+'px';r.addEventListener('click',function(){open(shown[j]);});spacer.appendChild(r);})(j);}
 }
 // chat templates whose rendered text the page splits into turns: ChatML (SmolLM2, Qwen), Llama 3, Gemma
@@ -168,7 +169,7 @@ function open(i){
   selected=i;draw();var c=cases[i],d=c.d||{},box=document.getElementById('detail');
   while(box.firstChild)box.removeChild(box.firstChild);
   box.appendChild(el('h2',{id:'detail-title',text:sname(c.s)+' \u203a '+c.id}));
-  box.appendChild(el('div',{},[el('span',{cls:'o-'+c.o,text:c.o}),' \u00b7 '+D.other+': ',el('span',{cls:'o-'+(c.b||''),text:c.b||'not in '+D.other}),c.f?' \u00b7 '+c.f:'',c.k?' \u00b7 flaky':'']));
+  box.appendChild(el('div',{},[el('span',{cls:'o-'+c.o,text:word(c.o)}),' \u00b7 '+D.other+': ',el('span',{cls:'o-'+(c.b||''),text:c.b?word(c.b):'not in '+D.other}),c.f?' \u00b7 '+c.f:'',c.k?' \u00b7 flaky':'']));
   box.appendChild(section('Prompt',prompt(d)));
   if(d.choices){var ct=el('table');d.choices.forEach(function(x){ct.appendChild(el('tr',{},[el('td',{text:x[0]}),el('td',{cls:'num',text:x[1]==null?'-':x[1].toFixed(3)})]));});box.appendChild(section('Choices (loglikelihood)',ct));}
   if(d.other_completion!==undefined)box.appendChild(el('div',{cls:'cols'},[section('Completion in '+D.other,el('pre',{text:d.other_completion==null?'(none)':d.other_completion})),section('Completion',el('pre',{cls:'completion',text:d.completion==null?'(none)':d.completion}))]));

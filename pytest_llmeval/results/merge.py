@@ -1,6 +1,6 @@
 """``python -m pytest_llmeval merge OUT_DIR SHARD_DIR...``: shards' results, one gate.
 
-Each shard (``pytest --llmeval-shard I/N --llmeval-output DIR``) wrote a ``results.json`` and a
+Each shard (``pytest --llmeval-shard=I/N --llmeval-output=DIR``) wrote a ``results.json`` and a
 ``samples.jsonl``. Merging reads their case records back, refuses shards that cannot belong to
 one run (a suite with different fingerprints, a case in two shards, a shard missing or given
 twice: one line each), and runs the same session as a single run over the union: the same
@@ -39,7 +39,7 @@ class Shard:
 
     @property
     def spec(self) -> tuple[int, int] | None:
-        """``(I, N)`` when the shard was run with ``--llmeval-shard I/N``."""
+        """``(I, N)`` when the shard was run with ``--llmeval-shard=I/N``."""
         value = (self.results.get("run") or {}).get("shard")
         return (int(value[0]), int(value[1])) if isinstance(value, list) and len(value) == 2 else None
 
@@ -132,7 +132,7 @@ def _overlap_problems(shards: Sequence[Shard]) -> list[str]:
         if both:
             suite, case = both[0]
             more = f" and {len(both) - 1} more" if len(both) > 1 else ""
-            out.append(f"{shard.path}: ran {suite}[{case}]{more}, which {owner[both[0]]} ran too; give each shard a different --llmeval-shard I/N")
+            out.append(f"{shard.path}: ran {suite}[{case}]{more}, which {owner[both[0]]} ran too; give each shard a different --llmeval-shard=I/N")
         for key in shard.cases():
             owner.setdefault(key, shard.path)
     return out

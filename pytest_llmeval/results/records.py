@@ -93,6 +93,7 @@ _RANK = {Outcome.PASS: 0, Outcome.SKIPPED: 1, Outcome.XFAILED: 1, Outcome.MISS: 
 
 _MUST_MATCH = {"role": "must_match"}
 _COMPARED = {"role": "compared"}
+_ABOUT = {"role": "about"}
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,9 @@ class Fingerprint:
     that differ in one are not comparable. Fields that are *compared* define what was
     evaluated (weights, tokenizer, chat template, dtype, the versions of the software that
     computed the scores): a difference there is what a comparison is for, and is reported.
-    ``None`` means not recorded. ``chat`` and ``versions`` came later than the others: a side
+    ``prompt_text`` says in words what ``prompt`` hashes (the template's text, and the other
+    prompt settings that are set), so a changed prompt can be shown as a diff; it is never
+    compared (the hash is). ``None`` means not recorded. ``chat`` and ``versions`` came later than the others: a side
     that does not record them (an older baseline) is not a difference. ``versions`` is
     compared name by name (``transformers``, ``torch``...), on the names both sides record.
     Keys this version does not know are kept in ``extra`` and written back unchanged.
@@ -122,6 +125,7 @@ class Fingerprint:
     versions: Mapping[str, str] | None = field(default=None, metadata=_COMPARED)
     judge: Mapping[str, Any] | None = field(default=None, metadata=_MUST_MATCH)
     """A judged suite's judge: its model, how it scores labels, the rubric's hash."""
+    prompt_text: str | None = field(default=None, metadata=_ABOUT)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -129,13 +133,13 @@ class Fingerprint:
         if isinstance(data, Fingerprint):
             return data
         values = _jsonable(dict(data or {}))
-        known = {k: values.pop(k) for k in (*MUST_MATCH, *COMPARED) if k in values}
+        known = {k: values.pop(k) for k in (*MUST_MATCH, *COMPARED, *ABOUT) if k in values}
         return cls(**known, extra=values)
 
     def to_json(self) -> dict[str, Any]:
         """The stored form: the fields that are set, and the unknown keys as they came."""
         data = dict(self.extra)
-        for name in (*MUST_MATCH, *COMPARED):
+        for name in (*MUST_MATCH, *COMPARED, *ABOUT):
             value = getattr(self, name)
             if value is not None:
                 data[name] = value
@@ -170,6 +174,9 @@ MUST_MATCH: tuple[str, ...] = tuple(f.name for f in fields(Fingerprint) if f.met
 
 COMPARED: tuple[str, ...] = tuple(f.name for f in fields(Fingerprint) if f.metadata.get("role") == "compared")
 """Fingerprint fields that define *what* is evaluated: differing is what a comparison is for."""
+
+ABOUT: tuple[str, ...] = tuple(f.name for f in fields(Fingerprint) if f.metadata.get("role") == "about")
+"""Fingerprint fields that only describe another field (``prompt_text``): never compared."""
 
 
 @dataclass(frozen=True)

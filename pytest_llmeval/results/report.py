@@ -16,7 +16,7 @@ from pytest_llmeval.results.records import CaseRecord, Outcome
 from pytest_llmeval.results.repeats import summarize_repeats
 from pytest_llmeval.results.stats import SuiteResult
 from pytest_llmeval.results.usage import usage_lines
-from pytest_llmeval.results.verdicts import comparison_json, detail_lines, verdict_cell
+from pytest_llmeval.results.verdicts import comparison_json, detail_lines, incomparable_reason, not_comparable_change, verdict_cell
 
 __all__ = [
     "RESULTS_SCHEMA", "MAX_LISTED", "GateReport", "Message", "listing", "missed_lines", "pct", "points", "pvalue", "sample_json",
@@ -248,11 +248,22 @@ class GateReport:
                 out.append("")
         for s in self.suites:
             c = self.comparisons.get(s.name)
-            if c is None or c.paired is None or not (c.paired.newly_failing or c.paired.newly_passing):
+            changed = c is not None and c.paired is not None and bool(c.paired.newly_failing or c.paired.newly_passing)
+            if c is None or not (changed or c.prompt_diff):
                 continue
             p = c.paired
-            out.append(f"<details><summary><code>{s.name}</code>: {c.verdict.value} ({points(p.delta)}, {pvalues(p.p_value, p.adjusted_p)})</summary>")
+            if c.verdict is Verdict.INCOMPARABLE:
+                change = not_comparable_change(c)
+                head = f"{c.verdict.value}: {incomparable_reason(c)}" + (f"; not comparable: {change}" if change else "")
+            else:
+                head = f"{c.verdict.value} ({points(p.delta)}, {pvalues(p.p_value, p.adjusted_p)})"  # type: ignore[union-attr]
+            out.append(f"<details><summary><code>{s.name}</code>: {head}</summary>")
             out.append("")
+            if c.prompt_diff:
+                out.extend(["The prompt, baseline -> this run:", "", "```diff", *c.prompt_diff, "```", ""])
+            if p is None:
+                out.extend(["", "</details>", ""])
+                continue
             if p.newly_failing:
                 out.append(f"- newly failing ({len(p.newly_failing)}): " + listing(p.newly_failing, code=True))
             if p.newly_passing:

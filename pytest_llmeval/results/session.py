@@ -244,7 +244,8 @@ def _compare(suites: Sequence[SuiteResult], baseline: Baseline | None, opts: Gat
     """The verdict of each suite with a counted case (one whose every case was skipped has none)."""
     if baseline is None:
         return {}
-    return compare_suites(baseline.suites, [s for s in suites if s.n], tolerance=opts.tolerance, alpha=opts.alpha)
+    # An INCOMPARABLE suite is paired too: its change is shown (marked as not comparable), never gated on.
+    return compare_suites(baseline.suites, [s for s in suites if s.n], tolerance=opts.tolerance, alpha=opts.alpha, pair_incomparable=True)
 
 
 def _run_json(opts: GateOptions, status: RunStatus, records: Sequence[CaseRecord]) -> dict[str, Any]:

@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from pytest_llmeval.results.comparison import Comparison, Verdict
-from pytest_llmeval.results.messages import Markup, listing, pct, points, pvalues
+from pytest_llmeval.results.messages import Markup, listing, pct, plural, points, pvalue, pvalues
 from pytest_llmeval.results.paired import min_detectable_drop, min_detectable_failures, too_small_to_detect
 
-__all__ = ["comparison_json", "detail_lines", "detection_note", "incomparable_reason", "verdict_cell"]
+__all__ = ["comparison_json", "detail_lines", "detection_note", "incomparable_reason", "not_comparable_change", "verdict_cell"]
 
 
 def detection_note(n: int, tolerance: float, alpha: float) -> str:
@@ -32,8 +32,37 @@ def _note(c: Comparison) -> str:
 def incomparable_reason(c: Comparison) -> str:
     """Why an INCOMPARABLE suite is: the must-match fields that differ, or its note."""
     if c.differing:
-        return ", ".join(c.differing) + (" differ" if len(c.differing) != 1 else " differs")
+        return listing(list(c.differing)) + (" differ" if len(c.differing) != 1 else " differs")
     return _note(c)
+
+
+def not_comparable_change(c: Comparison) -> str:
+    """An INCOMPARABLE suite's change, which the gate does not judge: ``75.0% in the baseline,
+    100.0% now (+25.0 pts on 4 shared cases, p=0.50)``; '' when the baseline has no rate."""
+    p = c.paired
+    if p is not None and p.shared:
+        shared = plural(p.shared, "shared case")
+        return f"{pct(p.before_rate)} in the baseline, {pct(p.after_rate)} now ({points(p.delta)} on {shared}, {pvalue(p.p_value)})"
+    if c.before is None or c.after is None:
+        return ""
+    return f"{pct(c.before.pass_rate)} in the baseline (n={c.before.n}), {pct(c.after.pass_rate)} now (n={c.after.n})"
+
+
+def _incomparable_lines(name: str, c: Comparison, *, recorded: bool) -> Iterator[tuple[str, Markup]]:
+    """Why the suite is INCOMPARABLE, its change marked as not comparable, and what changed:
+    the prompt's text as a diff (when both runs recorded it), the other fields' old -> new."""
+    what = _note(c) or f"{incomparable_reason(c)} from the baseline"
+    yield f"{name}: INCOMPARABLE: {what}", {"red": not recorded}
+    change = not_comparable_change(c)
+    if change:
+        yield f"  not comparable: {change}", {}
+    if c.prompt_diff:
+        yield "  prompt, baseline -> this run:", {}
+        for line in c.prompt_diff:
+            yield f"    {line}", {"red": line.startswith("-"), "green": line.startswith("+")}
+    for d in c.details:
+        if not (c.prompt_diff and d.startswith("prompt: ")):  # the diff says it in words
+            yield f"  {d}", {}
 
 
 def verdict_cell(c: Comparison | None, *, recorded: bool, tolerance: float, alpha: float) -> str:
@@ -45,7 +74,8 @@ def verdict_cell(c: Comparison | None, *, recorded: bool, tolerance: float, alph
         note = "" if c.verdict is Verdict.REGRESSED else detection_note(c.paired.shared, tolerance, alpha)
         text += f" {points(c.paired.delta)} ({pvalues(c.paired.p_value, c.paired.adjusted_p)}{'; ' + note if note else ''})"
     elif c.differing:
-        text += f" ({', '.join(c.differing)})"
+        was = f"; baseline {pct(c.before_rate)}" if c.before_rate is not None else ""
+        text += f" ({', '.join(c.differing)}{was})"
     if recorded:
         text += ", recorded"
     return text
@@ -57,10 +87,7 @@ def detail_lines(name: str, c: Comparison | None, *, recorded: bool) -> Iterator
     if c is None or c.verdict is Verdict.NEW:
         return
     if c.verdict is Verdict.INCOMPARABLE:
-        what = _note(c) or f"{', '.join(c.differing)} differ{'s' if len(c.differing) == 1 else ''} from the baseline"
-        yield f"{name}: INCOMPARABLE: {what}", {"red": not recorded}
-        for d in c.details:
-            yield f"  {d}", {}
+        yield from _incomparable_lines(name, c, recorded=recorded)
         return
     p = c.paired
     if p is None:
@@ -104,6 +131,8 @@ def comparison_json(c: Comparison | None, *, recorded: bool, tolerance: float, a
         "versions_changed": list(c.versions_changed),
         "note": _note(c),
         "recorded": recorded,
+        "comparable": c.verdict is not Verdict.INCOMPARABLE,
+        "prompt_diff": list(c.prompt_diff),
     }
     if c.paired is not None:
         p = c.paired
