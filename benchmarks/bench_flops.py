@@ -5,13 +5,14 @@
 1. The limit: every linear layer of SmolLM2-135M (q, k, v, o, gate, up, down, times 30 layers,
    and the output embedding) on float32 inputs of M rows, timed, with each of the float32 kernels
    torch has on a CPU: ``torch.nn.functional.linear`` (torch's BLAS, MKL in the PyPI wheels) and
-   oneDNN's linear (what the plugin uses, :mod:`pytest_llmeval.models.cpu_matmul`);
+   oneDNN's linear (:mod:`pytest_llmeval.models.cpu_matmul`);
    GFLOP/s = 2 * M * (weights) / seconds. M = the batch size (a decoding step) and M = 16 x the
    batch size (a prefill). The limit is the faster kernel's.
 2. The generation phase of bench_same_work.py's 200 chat prompts (at most 24 new tokens, stop
    "\\n"), greedy, through the plugin's backend: transformers' ``generate`` with torch's matmul
    (before), the plugin's loop (shared prompt tokens computed once, finished rows replaced by
-   waiting ones) with torch's matmul, and the same loop with oneDNN's (the default).
+   waiting ones) with torch's matmul, the same loop with oneDNN's, and with ``auto`` (the default:
+   the kernel timed at the model's shapes, :mod:`pytest_llmeval.models.kernel_choice`).
 3. Useful FLOP/s: the tokens the work needs, times FLOPs per token, over the phase's seconds.
    Needed tokens: each distinct prompt prefix once (a token that several prompts have at the same
    place after the same tokens counts once), and each new token but the last of a row (the last
@@ -113,6 +114,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         make_work(Path(tmp))
         prompts = [json.loads(line)["prompt"] for line in (Path(tmp) / "gen.jsonl").read_text().splitlines()][: args.limit]
+    from pytest_llmeval.models.kernel_choice import cpu_model
+
+    print(f"CPU: {cpu_model()}")
     print(f"SmolLM2-135M float32, {torch.get_num_threads()} threads, batch {args.batch_size}, {len(prompts)} prompts; one run")
     for k in kernels:
         print(f"float32 matmul at the model's shapes, {k:6}: decoding step (M={args.batch_size}) {decode[k]:.1f} GFLOP/s, "
@@ -121,7 +125,8 @@ def main() -> None:
     results = {}
     variants = [("transformers generate, torch matmul", False, "torch"), ("plugin loop, torch matmul", True, "torch")]
     if "onednn" in kernels:
-        variants.append(("plugin loop, oneDNN matmul", True, "auto"))
+        variants.append(("plugin loop, oneDNN matmul", True, "onednn"))
+        variants.append(("plugin loop, auto (timed choice)", True, "auto"))
     for label, fast, matmul in variants:
         seconds, completions = generation(backend, prompts, fast, matmul)
         tokens, flops = needed_flops(backend, completions, shapes, head)
@@ -129,6 +134,8 @@ def main() -> None:
         results[label] = [str(c) for c in completions]
         print(f"{label:36} {seconds:6.1f} s  needed tokens {tokens}  useful {useful:5.1f} GFLOP/s = "
               f"{useful / decode_limit:.0%} of the limit")
+    if "onednn" in kernels:
+        print(f"auto chose: {backend.kernel_choice().describe()}")
     texts = list(results.values())
     same = min(sum(a == b for a, b in zip(texts[0], t)) for t in texts[1:])
     print(f"completions identical across the variants: {same}/{len(texts[0])}")

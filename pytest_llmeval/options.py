@@ -139,7 +139,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("temperature", "sampling temperature (only with do_sample)", _float(0.0), setting="generation.temperature"),
     Option("top-p", "nucleus sampling top_p (only with do_sample)", _float(0.0, 1.0), setting="generation.top_p"),
     Option("max-length", "longest context in tokens (default: the model's)", _int(1), setting="max_length"),
-    Option("cpu-matmul", "float32 linear layers on a CPU: auto (oneDNN's kernels where they agree with torch's in float32; about 2x faster on some CPUs) or torch", _choice(*CPU_MATMUL), setting="cpu_matmul"),
+    Option("cpu-matmul", "float32 linear layers on a CPU: auto (the faster of torch's and oneDNN's kernels at the model's shapes, timed once per CPU), torch or onednn", _choice(*CPU_MATMUL), setting="cpu_matmul"),
     Option("window", "most items one batched run covers (default: all pending; 64 on an xdist worker)", _int(1)),
     Option("limit", "run only the first N cases of each suite (for debugging; blocks baseline updates)", _int(1)),
     Option("baseline", "baseline JSON file to compare suites against", path=True),

@@ -67,7 +67,8 @@ class LLMSettings:
     max_length: int | None = None
     trust_remote_code: bool = False
     cpu_matmul: str = "auto"
-    """Float32 linear layers on a CPU: ``auto`` (oneDNN's kernels where they check out) or ``torch`` (torch's own)."""
+    """Float32 linear layers on a CPU: ``auto`` (the faster of torch's and oneDNN's kernels at the model's
+    shapes, timed once per CPU), ``torch`` (torch's own) or ``onednn``."""
     # OpenAI-compatible HTTP backend (llmeval_model = "openai:MODEL"); ignored by local models.
     base_url: str | None = None
     """The server's base URL (``None``: ``$OPENAI_BASE_URL``, else the public OpenAI URL)."""
@@ -122,7 +123,7 @@ def coerce_settings(value: Any) -> LLMSettings:
 
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
-CPU_MATMUL = ("auto", "torch")
+CPU_MATMUL = ("auto", "torch", "onednn")
 
 
 def resolve_model_path(model: str, rootdir: Path | None = None) -> str:

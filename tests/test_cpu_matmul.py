@@ -6,8 +6,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from pytest_llmeval.models.cpu_matmul import onednn_checks_out, onednn_linears  # noqa: E402
+from pytest_llmeval.models.cpu_matmul import kernels_for, onednn_checks_out, onednn_linears  # noqa: E402
+from pytest_llmeval.models.kernel_choice import Choice, Regime, fixed  # noqa: E402
 from pytest_llmeval.settings import LLMSettings, SettingsError  # noqa: E402
+
+ONEDNN = fixed("onednn")
 
 needs_onednn = pytest.mark.skipif(not onednn_checks_out(), reason="this torch has no usable oneDNN linear")
 
@@ -27,7 +30,7 @@ def test_linear_layers_use_onednn_inside_the_block_only() -> None:
     x = torch.randn(5, 7, 64, generator=torch.Generator().manual_seed(4))
     with torch.inference_mode():
         want = net(x)
-        with onednn_linears(net) as switched:
+        with onednn_linears(net, ONEDNN) as switched:
             assert switched == 2
             assert all("forward" in vars(m) for m in net if isinstance(m, torch.nn.Linear))
             got = net(x)
@@ -46,28 +49,58 @@ def test_linear_layers_use_onednn_inside_the_block_only() -> None:
 def test_training_keeps_torchs_linear_and_its_gradients() -> None:
     net = _net()
     x = torch.randn(3, 64, generator=torch.Generator().manual_seed(5))
-    with onednn_linears(net):
+    with onednn_linears(net, ONEDNN):
         net(x).sum().backward()
     assert net[0].weight.grad is not None and net[0].weight.grad.abs().sum() > 0
 
 
 def test_torch_mode_and_other_dtypes_switch_nothing() -> None:
-    with onednn_linears(_net(), "torch") as switched:
+    with onednn_linears(_net(), fixed("torch")) as switched:
         assert switched == 0
-    with onednn_linears(_net().to(torch.float64)) as switched:
+    with onednn_linears(_net(), None) as switched:
         assert switched == 0
+    with onednn_linears(_net().to(torch.float64), ONEDNN) as switched:
+        assert switched == 0
+    assert kernels_for(_net().to(torch.float64), "auto", 64) is None
+    assert kernels_for(_net(), "torch", 64) == fixed("torch")
 
 
 def test_an_outer_block_owns_the_layers() -> None:
     net = _net()
-    with onednn_linears(net) as outer:
-        with onednn_linears(net) as inner:
+    with onednn_linears(net, ONEDNN) as outer:
+        with onednn_linears(net, ONEDNN) as inner:
             assert inner == 0
         assert all("forward" in vars(m) for m in net if isinstance(m, torch.nn.Linear)) == bool(outer)
     assert not any("forward" in vars(m) for m in net)
 
 
-def test_the_setting_takes_auto_or_torch() -> None:
+@needs_onednn
+def test_each_product_takes_the_kernel_of_its_size() -> None:
+    """Decoding-sized products on oneDNN, prefill-sized ones on torch's (a mixed choice)."""
+    net = torch.nn.Linear(64, 8)
+    choice = Choice(Regime(16, "onednn", {"onednn": 2.0}), Regime(512, "torch", {"onednn": 0.8}))
+    calls: list[int] = []
+    real = torch.ops.mkldnn._linear_pointwise
+
+    class Spy:
+        def __getattr__(self, name):
+            def op(x, *args):
+                calls.append(x.shape[0])
+                return real(x, *args)
+            return op if name == "_linear_pointwise" else getattr(torch.ops.mkldnn, name)
+
+    import pytest_llmeval.models.cpu_matmul  # noqa: F401
+
+    with torch.inference_mode(), onednn_linears(net, choice) as switched, pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.ops, "mkldnn", Spy())
+        assert switched == 1
+        net(torch.randn(8, 64))
+        net(torch.randn(300, 64))
+    assert calls == [8]
+
+
+def test_the_setting_takes_auto_torch_or_onednn() -> None:
     assert LLMSettings(cpu_matmul="torch").cpu_matmul == "torch"
+    assert LLMSettings(cpu_matmul="onednn").cpu_matmul == "onednn"
     with pytest.raises(SettingsError, match="cpu_matmul"):
         LLMSettings(cpu_matmul="mkl")

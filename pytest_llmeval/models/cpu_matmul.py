@@ -1,96 +1,78 @@
-"""Float32 matrix products on the CPU through oneDNN: the model's linear layers, about twice as fast.
+"""Float32 matrix products on the CPU: the model's linear layers on the faster of torch's kernels.
 
 torch's CPU ``linear`` hands float32 products to the BLAS it was built with (MKL in the PyPI
-wheels). Where that BLAS does not use the processor's widest vector units (MKL on AMD
-processors), oneDNN, which torch also ships, runs the same products about twice as fast at the
-shapes of a small model (``benchmarks/bench_flops.py`` measures both). Both compute and
-accumulate in float32, no reduced precision; their results differ in the last bits, as those of
-two batch sizes do.
+wheels); oneDNN, which torch also ships, has a linear of its own. Both compute and accumulate in
+float32, no reduced precision; their results differ in the last bits, as those of two batch
+sizes do. Which is faster depends on the CPU and the shapes (:mod:`.kernel_choice` times them at
+the model's shapes and picks).
 
-:func:`onednn_linears` gives every plain ``torch.nn.Linear`` of a CPU float32 model oneDNN's
-linear for the duration of a ``with`` block, and only where no gradient is recorded (the plugin
-runs the model under ``torch.inference_mode()``); the modules are left as they were afterwards.
-It does so only once :func:`onednn_checks_out`: the op exists in this torch and agrees with
-``torch.nn.functional.linear`` within float32 rounding on a probe.
-``llmeval_cpu_matmul = torch`` turns it off.
+:func:`kernels_for` turns the ``llmeval_cpu_matmul`` setting into a :class:`~.kernel_choice.Choice`:
+``auto`` times the kernels (once per CPU, remembered), ``torch`` keeps torch's, ``onednn`` forces
+oneDNN's. :func:`onednn_linears` gives every plain ``torch.nn.Linear`` of a CPU float32 model the
+chosen kernel for the duration of a ``with`` block, and only where no gradient is recorded (the
+plugin runs the model under ``torch.inference_mode()``); the modules are left as they were
+afterwards. oneDNN is a candidate only once :func:`onednn_checks_out`: the op exists in this torch
+and agrees with ``torch.nn.functional.linear`` within float32 rounding on a probe.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
+
+from pytest_llmeval.models.kernel_choice import choose, fixed, onednn_checks_out
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pytest_llmeval.models.kernel_choice import Choice
+
+__all__ = ["kernels_for", "onednn_checks_out", "onednn_linears"]
 
 
-@functools.lru_cache(maxsize=1)
-def onednn_checks_out() -> bool:
-    """Whether oneDNN's linear is there and computes what ``F.linear`` computes, in float32.
-
-    The probe's bound: a float32 dot product of length K, summed in any order, is within
-    ``K * u * sum|x_k w_k|`` of the exact value (u = 2**-24); two such results are within twice
-    that of each other. A kernel in reduced precision (bfloat16 keeps 8 bits) misses it by orders
-    of magnitude."""
-    try:
-        import torch
-
-        if not torch.backends.mkldnn.is_available():
-            return False
-        op = torch.ops.mkldnn._linear_pointwise
-        gen = torch.Generator().manual_seed(0)
-        x = torch.randn(7, 96, generator=gen)
-        w = torch.randn(40, 96, generator=gen)
-        b = torch.randn(40, generator=gen)
-        with torch.inference_mode():
-            got = op(x, w, b, "none", [], "")
-            want = torch.nn.functional.linear(x, w, b)
-        k = x.shape[1] + 1  # the bias is one more term
-        bound = 2 * k * 2.0**-24 * (x.abs() @ w.abs().T + b.abs())
-        return got.shape == want.shape and bool(((got - want).abs() <= bound).all())
-    except Exception:  # an old torch, a build without oneDNN, an op with another signature
-        return False
+def kernels_for(model: Any, mode: str, decode_rows: int) -> "Choice | None":
+    """What the setting ``mode`` means for ``model``: None for a model that is not CPU float32,
+    else the kernel per size of product (``onednn`` where oneDNN does not check out: torch's)."""
+    if not _float32_cpu(model):
+        return None
+    if mode == "torch" or (mode == "onednn" and not onednn_checks_out()):
+        return fixed("torch")
+    if mode == "onednn":
+        return fixed("onednn")
+    return choose(model, decode_rows)
 
 
-MAX_ROWS = 1024
-"""Products of more rows (a long prefill, a packed scoring pass) keep torch's kernel: the gain is
-in the many small products of decoding, and one SmolLM2 pass of 62 x 232 tokens peaked 333 MiB
-higher in resident memory with oneDNN than with torch's kernel."""
-
-
-def _forward(module: Any, x: Any) -> Any:
+def _forward(module: Any, choice: "Choice", x: Any) -> Any:
     import torch
 
     weight, bias = module.weight, module.bias
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
         return torch.nn.functional.linear(x, weight, bias)  # training: autograd needs torch's op
-    if x.dtype != torch.float32 or x.device.type != "cpu" or x.numel() > MAX_ROWS * x.shape[-1]:
+    if x.dtype != torch.float32 or x.device.type != "cpu" or x.dim() == 0:
+        return torch.nn.functional.linear(x, weight, bias)
+    if choice.kernel_for(x.numel() // max(1, x.shape[-1])) != "onednn":
         return torch.nn.functional.linear(x, weight, bias)
     return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight, bias, "none", [], "")
 
 
 @contextlib.contextmanager
-def onednn_linears(model: Any, mode: str = "auto") -> Iterator[int]:
-    """Within the block, the model's plain CPU float32 ``nn.Linear`` layers use oneDNN (``mode``
-    ``auto``, when :func:`onednn_checks_out`); yields how many layers it switched. Layers with a
-    ``forward`` of their own (hooks of accelerate, an outer block already switched) are left alone."""
+def onednn_linears(model: Any, choice: "Choice | None") -> Iterator[int]:
+    """Within the block, the model's plain CPU float32 ``nn.Linear`` layers use the kernels of
+    ``choice`` (None, or a choice that keeps torch's everywhere: nothing changes); yields how many
+    layers it switched. Layers with a ``forward`` of their own (hooks of accelerate, an outer block
+    already switched) are left alone."""
     switched: list[Any] = []
-    if uses_onednn(model, mode):
+    if choice is not None and choice.switches and _float32_cpu(model):
         import torch
 
         for module in model.modules():
             if type(module) is torch.nn.Linear and "forward" not in vars(module) and _float32_cpu_param(module.weight):
-                module.forward = functools.partial(_forward, module)
+                module.forward = functools.partial(_forward, module, choice)
                 switched.append(module)
     try:
         yield len(switched)
     finally:
         for module in switched:
             vars(module).pop("forward", None)
-
-
-def uses_onednn(model: Any, mode: str = "auto") -> bool:
-    """Whether :func:`onednn_linears` switches ``model``'s layers: ``mode`` auto, a CPU float32
-    model, and oneDNN's linear checks out."""
-    return mode == "auto" and _float32_cpu(model) and onednn_checks_out()
 
 
 def _float32_cpu(model: Any) -> bool:

@@ -61,6 +61,7 @@ class HFBackend(Generation):
         self.load_seconds = 0.0
         self.fast_decode = True  # greedy decoding by models.decode (False: transformers' generate)
         self.share_prefix = True  # compute a batch's shared prompt prefix once
+        self._kernel_choices: dict[str, Any] = {}  # llmeval_cpu_matmul -> the kernels chosen for this model
         if getattr(tokenizer, "pad_token_id", None) is None and getattr(tokenizer, "eos_token", None) is not None:
             tokenizer.pad_token = tokenizer.eos_token
 
@@ -149,10 +150,19 @@ class HFBackend(Generation):
         return model_max_length(self.model, self.tokenizer)
 
     def describe(self) -> str:
-        from pytest_llmeval.models.cpu_matmul import uses_onednn
+        choice = self.kernel_choice()
+        kernels = f", {choice.describe()}" if choice is not None else ""
+        return f"{self.settings.model or self.source} on {self.device} ({self.dtype}{kernels})"
 
-        onednn = uses_onednn(self.model, self.settings.cpu_matmul)
-        return f"{self.settings.model or self.source} on {self.device} ({self.dtype}{', oneDNN matmul' if onednn else ''})"
+    def kernel_choice(self) -> Any:
+        """The float32 CPU kernels of the model's linear layers (:mod:`.kernel_choice`; timed on the
+        first call for this CPU), or None (not a CPU float32 model)."""
+        mode = self.settings.cpu_matmul
+        if mode not in self._kernel_choices:
+            from pytest_llmeval.models.cpu_matmul import kernels_for
+
+            self._kernel_choices[mode] = kernels_for(self.model, mode, self.batch_size())
+        return self._kernel_choices[mode]
 
     def check(self) -> str | None:
         """A test that left the model in training mode: put it back in eval mode and say so."""
@@ -222,10 +232,10 @@ class HFBackend(Generation):
         return [c for c in out if c is not None]
 
     def _kernels(self) -> Any:
-        """The block the model runs in: its linear layers on oneDNN on a CPU (:mod:`.cpu_matmul`)."""
+        """The block the model runs in: its linear layers on the chosen kernels on a CPU (:mod:`.cpu_matmul`)."""
         from pytest_llmeval.models.cpu_matmul import onednn_linears
 
-        return onednn_linears(self.model, self.settings.cpu_matmul)
+        return onednn_linears(self.model, self.kernel_choice())
 
     # loglikelihood -----------------------------------------------------------
 
