@@ -9,7 +9,8 @@ table (:mod:`.registry`):
 - ``openai:MODEL``: a model behind an OpenAI-compatible HTTP server (vLLM, TGI, llama.cpp's
   server, Ollama, a hosted API): :mod:`pytest_llmeval.models.http`;
 - ``llamacpp:FILE.gguf``: a GGUF file run by llama.cpp (:mod:`pytest_llmeval.models.llamacpp`,
-  the ``[llamacpp]`` extra);
+  the ``[llamacpp]`` extra), in a worker process where a crash of the engine errors the cases
+  it was computing and not the session (:mod:`pytest_llmeval.models.worker`);
 - ``SCHEME:REST`` for any other scheme: the backend that an installed package registers under
   the entry-point group ``pytest_llmeval.backends`` with the name ``SCHEME``. The entry point
   names a callable ``factory(spec, settings)`` that returns a :class:`Backend`; ``spec`` is

@@ -32,8 +32,30 @@ AUTO_BATCH = 16
 INSTALL_HINT = "pip install 'pytest-llmevals[llamacpp]' (builds llama.cpp from source: minutes)"
 
 
-def make(spec: str, settings: LLMSettings, rootdir: Path | None = None) -> "LlamaCppBackend":
-    """The entry point of the ``llamacpp`` scheme: ``spec`` is a .gguf path or ``pkg:PACKAGE/FILE``."""
+BUILD_HINT = (
+    "if it crashes on every batch, rebuild llama-cpp-python for any CPU of its kind: "
+    "CMAKE_ARGS=\"-DGGML_NATIVE=OFF\" pip install --force-reinstall --no-cache-dir llama-cpp-python"
+)
+
+
+def make(spec: str, settings: LLMSettings, rootdir: Path | None = None) -> Any:
+    """The entry point of the ``llamacpp`` scheme: ``spec`` is a .gguf path or ``pkg:PACKAGE/FILE``.
+
+    The model runs in a worker process (:mod:`.worker`): a crash inside llama.cpp errors the
+    cases of the batch it was computing and the run goes on. The file and the install are checked
+    here first, so their problems read as one line without starting a worker."""
+    import importlib.util
+
+    path = resolve_gguf(spec, rootdir)
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise ModelLoadError(f"llamacpp:{spec}: llama-cpp-python is not installed; {INSTALL_HINT}")
+    from pytest_llmeval.models.worker import WorkerBackend
+
+    return WorkerBackend("pytest_llmeval.models.llamacpp:load_local", str(path), settings, engine="llama.cpp", hint=BUILD_HINT)
+
+
+def load_local(spec: str, settings: LLMSettings, rootdir: Path | None = None) -> "LlamaCppBackend":
+    """The backend in this process (what the worker runs)."""
     return LlamaCppBackend.load(spec, settings, rootdir=rootdir)
 
 
