@@ -39,6 +39,9 @@ _LAZY = {
     "assert_gsm8k": "scoring",
     "gsm8k_answer": "scoring",
     "gsm8k_exact_match": "scoring",
+    # code with tests
+    "assert_code": "scoring.code",
+    "extract_code": "scoring.code",
     # model-graded scoring
     "Rubric": "scoring.judges",
     "Pairwise": "scoring.judges",
@@ -89,6 +92,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pytest_llmeval.training.callbacks import EvalEvery, LLMEvalCallback
     from pytest_llmeval.training.inline import evaluate
     from pytest_llmeval.scoring.judges import Judgement, JudgeError, Pairwise, Rubric, assert_judged
+    from pytest_llmeval.scoring.code import assert_code, extract_code
     from pytest_llmeval.scoring import (
         assert_choice,
         assert_contains,
