@@ -368,3 +368,18 @@ def gsm8k(path: str | Path) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+# Code benchmarks (HumanEval, MBPP) live in their own module; ``le.formats`` offers them too.
+from pytest_llmeval.datasets.code_tasks import (  # noqa: E402
+    HUMANEVAL_INSTRUCT_STOP,
+    HUMANEVAL_STOP,
+    MBPP_INSTRUCT_STOP,
+    MBPP_STOP,
+    humaneval,
+    humaneval_instruct,
+    mbpp,
+    mbpp_instruct,
+)
+
+__all__ += ["HUMANEVAL_INSTRUCT_STOP", "HUMANEVAL_STOP", "MBPP_INSTRUCT_STOP", "MBPP_STOP", "humaneval", "humaneval_instruct", "mbpp", "mbpp_instruct"]
