@@ -73,6 +73,15 @@ def _ks(text: str) -> tuple[int, ...]:
     return tuple(sorted(set(values)))
 
 
+def _sandbox(text: str) -> str:
+    from pytest_llmeval.scoring.code.sandbox import available_sandboxes
+
+    value, known = str(text).strip(), available_sandboxes()
+    if value not in known:
+        raise ValueError(f"expected one of {', '.join(known)}, got {text!r}")
+    return value
+
+
 def _batch_size(text: str) -> int | str:
     value = str(text).strip()
     if value == "auto":
@@ -174,6 +183,9 @@ OPTIONS: tuple[Option, ...] = (
     # model-graded scoring (le.Rubric / le.Pairwise judges)
     Option("judge-model", "judge model for le.Rubric/le.Pairwise, in the forms of --llmeval-model (default: the model under test)"),
     Option("judge-max-new-tokens", "most tokens a judge that cannot score loglikelihoods generates for its label (default 8)", _int(1)),
+    # code with tests (le.assert_code)
+    Option("code-sandbox", "sandbox that runs le.assert_code's programs: bwrap (default), none (trusted code only: no sandbox), or one registered under the pytest_llmeval.sandboxes entry points", _sandbox),
+    Option("code-workers", "sandbox runs of le.assert_code at once (default: the CPUs this process may use)", _int(1)),
 )
 VALUE_FLAGS: frozenset[str] = frozenset(o.flag for o in OPTIONS if o.takes_value)
 """The options that take their value as the next command-line argument."""
