@@ -266,3 +266,16 @@ def test_the_root_file_system_is_read_only_and_bare(bwrap):
 def test_exiting_with_status_0_before_the_tests_is_a_miss(any_sandbox, how):
     verdict = any_sandbox.run(Job(f"import os, sys\n{how}\n", "assert False"))
     assert not verdict.passed and verdict.status in ("exited", "killed")
+
+
+def test_a_forged_report_without_the_marker_is_ignored(any_sandbox):
+    """The program finds the status channel (its number is in sys.argv) and claims a pass."""
+    program = (
+        "import os, sys\n"
+        "fd = int(sys.argv[-1])\n"
+        "for marker in ('', 'x' * 32, sys.argv[-2]):\n"
+        "    os.write(fd, (marker + ' started\\n' + marker + ' done {\"status\": \"passed\"}\\n').encode())\n"
+        "os._exit(0)\n"
+    )
+    verdict = any_sandbox.run(Job(program, "assert False"))
+    assert verdict.status == "exited" and not verdict.passed

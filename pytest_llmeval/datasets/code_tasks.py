@@ -7,7 +7,7 @@ Two variants of each, named for what the model sees:
   sequences (``HUMANEVAL_STOP``, ``MBPP_STOP``); lm-eval's ``humaneval`` and ``mbpp`` tasks.
   HumanEval's program is ``prompt + completion``; MBPP's is the completion.
 
-      @le.cases(le.formats.humaneval(), prompt="{prompt}", max_new_tokens=512, stop=le.formats.HUMANEVAL_STOP)
+      @le.cases(le.formats.humaneval(), max_new_tokens=512, stop=le.formats.HUMANEVAL_STOP)
       def test_humaneval(case, completion):
           le.assert_code(case["prompt"] + completion, case["test"], entry_point=case["entry_point"])
 

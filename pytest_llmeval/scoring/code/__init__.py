@@ -9,7 +9,18 @@
   :mod:`.harness`: the program that runs inside the sandbox;
 - :mod:`.pool`: parallel runs and the prefetch pass; :mod:`.verdict`: the verdict record.
 
-Nothing here imports pytest; the plugin configures it (see :func:`.scorer.configure`).
+Nothing here imports pytest. What the plugin calls:
+
+1. when the session starts (controller and each xdist worker), with the parsed options:
+   ``configure(sandbox=values["code-sandbox"] or "bwrap", workers=values["code-workers"])``;
+   when it ends: ``shutdown()``;
+2. when a window of completions is ready, for each of its items in run order whose test
+   function passes ``can_prefetch(function)``: ``prefetch(lambda: function(case=..., completion=...))``
+   with the objects the ``case`` and ``completion`` fixtures will return; the runs start in the
+   pool at once, and the item's real call takes its verdict;
+3. around each item's call: ``with recording_verdicts() as verdicts:``; each verdict's
+   ``as_dict()`` goes into the case's record (samples.jsonl), ``format_verdict`` into the HTML
+   report, and the verdicts' ``protections`` (with the sandbox's name) into results.json.
 """
 
 from __future__ import annotations

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import secrets
 import shutil
+import subprocess
 from pathlib import Path, PurePosixPath
 
 from pytest_llmeval.scoring.code.interpreter import LIBRARY_ROOTS, Interpreter, base_interpreter, linked_libraries
@@ -88,20 +90,37 @@ def _library_dirs(interpreter: Interpreter) -> tuple[list[Path], list[Path]]:
     libraries = linked_libraries(interpreter)
     if libraries is None:  # no ldd: the usual library roots
         return [Path(p) for p in LIBRARY_ROOTS if os.path.exists(p)], []
-    mine = [Path(os.path.realpath(p)) for p in libraries]
-    own = sorted({r for r in mine if interpreter.prefix in r.parents and r != interpreter.libpython})
-    system = sorted({p.parent for p, r in zip(libraries, mine) if interpreter.prefix not in r.parents})
-    return system, own
+    system_roots = [Path(os.path.realpath(p)) for p in LIBRARY_ROOTS]
+
+    def own(real: Path) -> bool:  # in the interpreter's own prefix (a pyenv build), not a system directory
+        return interpreter.prefix in real.parents and not any(root in real.parents for root in system_roots)
+
+    real = [Path(os.path.realpath(p)) for p in libraries]
+    mine = sorted({r for r in real if own(r) and r != interpreter.libpython})
+    system = sorted({p.parent for p, r in zip(libraries, real) if not own(r)})
+    return system, mine
 
 
-def bwrap_prefix(bwrap: str, interpreter: Interpreter, *, root: bool, disk_mb: int) -> tuple[list[str], str, dict[str, str]]:
+def bwrap_version(bwrap: str) -> tuple[int, ...]:
+    """``bwrap --version`` as numbers; () when it does not say."""
+    try:
+        text = subprocess.run([bwrap, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ()
+    found = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", text)
+    return tuple(int(g) for g in found.groups() if g is not None) if found else ()
+
+
+def bwrap_prefix(
+    bwrap: str, interpreter: Interpreter, *, root: bool, disk_mb: int, version: tuple[int, ...] = (0, 8)
+) -> tuple[list[str], str, dict[str, str]]:
     """The bwrap command line up to the interpreter, the interpreter's path inside, its environment."""
     plan = _plan_view(interpreter)
     namespaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
     if root:
         privileges = ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]  # for the harness's drop, then gone
-    else:
-        privileges = ["--unshare-user", "--disable-userns"]
+    else:  # no user namespaces of its own inside ours, where bwrap can say so (0.8.0 on)
+        privileges = ["--unshare-user", *(["--disable-userns"] if version >= (0, 8) else [])]
     python = str(ROOT_PYTHON / "bin" / interpreter.name)
     argv = [
         bwrap, *namespaces, *privileges, "--die-with-parent", "--new-session",
@@ -156,6 +175,7 @@ class BwrapSandbox:
         except FileNotFoundError as exc:
             raise SandboxUnavailable(f"assert_code: {exc}; the bwrap sandbox runs the base interpreter") from None
         self.root = os.geteuid() == 0
+        self.version = bwrap_version(found)
 
     @property
     def protections(self) -> tuple[str, ...]:
@@ -166,6 +186,8 @@ class BwrapSandbox:
         )  # fmt: skip
 
     def run(self, job: Job) -> Verdict:
-        prefix, python, _ = bwrap_prefix(self.bwrap, self.interpreter, root=self.root, disk_mb=job.limits.disk_mb)
+        prefix, python, _ = bwrap_prefix(
+            self.bwrap, self.interpreter, root=self.root, disk_mb=job.limits.disk_mb, version=self.version
+        )
         uid = RUN_UID_BASE + secrets.randbelow(RUN_UID_SPAN) if self.root else None
         return run_harness(prefix, python, job, sandbox=self.name, protections=self.protections, env={}, uid=uid)

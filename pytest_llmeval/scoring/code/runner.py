@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from pytest_llmeval.scoring.code.sandbox import INSTALL_HINT, Job, SandboxError
+from pytest_llmeval.scoring.code.sandbox import INSTALL_HINT, START_HINT, Job, SandboxError
 from pytest_llmeval.scoring.code.verdict import Verdict
 
 __all__ = ["HARNESS_SOURCE", "PYTHON_FLAGS", "harness_argv", "run_harness"]
@@ -79,26 +79,7 @@ def run_harness(
     limits = {**job.limits.rlimits(), "processes_relative": processes_relative}
     payload = {"marker": marker, "program": job.program, "tests": job.tests, "entry_point": job.entry_point,
                "uid": uid, "limits": limits}  # fmt: skip
-    with tempfile.TemporaryFile() as job_file:
-        job_file.write(json.dumps(payload).encode("utf-8", "surrogatepass"))
-        job_file.flush()
-        job_file.seek(0)
-        status_r, status_w = os.pipe()
-        out_r, out_w = os.pipe()
-        fds = (job_file.fileno(), status_w)
-        argv = [*prefix, *harness_argv(python), *map(str, fds)]
-        start = time.monotonic()
-        try:
-            proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w, env=dict(env), cwd=cwd,
-                pass_fds=fds, start_new_session=True, close_fds=True,
-            )  # fmt: skip
-        except OSError as exc:
-            for fd in (status_r, status_w, out_r, out_w):
-                os.close(fd)
-            raise SandboxError(f"{sandbox} sandbox: cannot start {argv[0]} ({exc.strerror or exc}); {INSTALL_HINT}") from None
-        os.close(status_w)
-        os.close(out_w)
+    proc, out_r, status_r, start = _spawn([*prefix, *harness_argv(python)], payload, env, cwd, sandbox)
     deadline = start + job.limits.timeout
     tail, status, timed_out = _collect(proc, out_r, status_r, deadline, job.limits.output_tail, f"{marker} done".encode())
     duration = time.monotonic() - start
@@ -118,8 +99,36 @@ def run_harness(
     exit_status = _exit_status(proc.returncode, prefix)
     if "started" not in report:
         said = tail.text().strip().splitlines()[-1:] or [f"exit status {exit_status}"]
-        raise SandboxError(f"{sandbox} sandbox did not start: {said[0][:300]}; {INSTALL_HINT}")
+        raise SandboxError(f"{sandbox} sandbox did not start: {said[0][:300]}; {START_HINT}")
     return _verdict(report.get("done"), exit_status, job, **common)
+
+
+def _spawn(
+    argv: list[str], payload: dict[str, Any], env: Mapping[str, str], cwd: str | None, sandbox: str
+) -> tuple[subprocess.Popen, int, int, float]:
+    """Start the harness with the job on one descriptor and the status channel on another; the
+    process, the read ends of its output and status pipes, and when it started."""
+    with tempfile.TemporaryFile() as job_file:
+        job_file.write(json.dumps(payload).encode("utf-8", "surrogatepass"))
+        job_file.flush()
+        job_file.seek(0)
+        status_r, status_w = os.pipe()
+        out_r, out_w = os.pipe()
+        fds = (job_file.fileno(), status_w)
+        start = time.monotonic()
+        try:
+            proc = subprocess.Popen(
+                [*argv, *map(str, fds)], stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w, env=dict(env),
+                cwd=cwd, pass_fds=fds, start_new_session=True, close_fds=True,
+            )  # fmt: skip
+        except OSError as exc:
+            for fd in (status_r, out_r):
+                os.close(fd)
+            raise SandboxError(f"{sandbox} sandbox: cannot start {argv[0]} ({exc.strerror or exc}); {INSTALL_HINT}") from None
+        finally:
+            os.close(status_w)
+            os.close(out_w)
+    return proc, out_r, status_r, start
 
 
 def _collect(

@@ -32,6 +32,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "INSTALL_HINT",
     "PROTECTIONS",
+    "START_HINT",
     "Job",
     "Limits",
     "Sandbox",
@@ -49,6 +50,10 @@ BUILTIN: dict[str, str] = {
 INSTALL_HINT = (
     "install bubblewrap (apt-get install bubblewrap), or set llmeval_code_sandbox = none to run trusted code "
     "without a sandbox"
+)
+START_HINT = (
+    "make the sandbox work here (bubblewrap needs root or unprivileged user namespaces), or set "
+    "llmeval_code_sandbox = none to run trusted code without a sandbox"
 )
 
 PROTECTIONS: dict[str, str] = {
