@@ -274,6 +274,8 @@ def run_lm_eval(name: str, tasks: list[str], options: dict, model_dir: Path, tas
         cmd.append("--apply_chat_template")
     if options.get("gen_kwargs"):
         cmd += ["--gen_kwargs", options["gen_kwargs"]]
+    if options.get("limit"):
+        cmd += ["--limit", str(options["limit"])]
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                TOKENIZERS_PARALLELISM="false", HF_DATASETS_CACHE=str(work / "datasets-cache"))
     sh(cmd, env=env)
