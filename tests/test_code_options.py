@@ -31,3 +31,22 @@ def test_the_sandbox_and_workers_options_are_read(pytester: pytest.Pytester) -> 
     result = pytester.runpytest("-s", "--llmeval-code-workers", "3")
     result.stdout.fnmatch_lines(["sandbox none workers 3"])
     assert result.ret == 0
+
+
+def test_the_session_runs_programs_in_the_chosen_sandbox(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nllmeval_code_sandbox = none\nllmeval_history = off\n")
+    pytester.makepyfile(
+        """
+        import pytest_llmeval as le
+        from pytest_llmeval.scoring.code import recording_verdicts
+
+        def test_x():
+            with recording_verdicts() as verdicts:
+                le.assert_code("def f():\\n    return 1\\n", "assert f() == 1")
+            [verdict] = verdicts
+            print("ran under", verdict.sandbox, "protections", ",".join(verdict.protections))
+        """
+    )
+    result = pytester.runpytest("-s", "--llmeval-code-workers=2")
+    result.stdout.fnmatch_lines(["*ran under none protections *private-tmpdir*"])
+    assert result.ret == 0

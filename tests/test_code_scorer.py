@@ -269,3 +269,9 @@ def test_which_test_bodies_a_prefetch_pass_may_call():
     assert can_prefetch(code_suite) and can_prefetch(nested) and can_prefetch(optional)
     assert not can_prefetch(needs_llm) and not can_prefetch(other)
     assert can_prefetch(needs_llm, available=("case", "completion", "llm"))
+
+
+def test_the_end_of_a_session_brings_back_the_default_sandbox(use):
+    configure(sandbox="none", workers=2)
+    scorer.shutdown()
+    assert scorer._settings == {"sandbox": "bwrap", "workers": None}

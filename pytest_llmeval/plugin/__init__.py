@@ -18,7 +18,7 @@ import pytest
 
 from pytest_llmeval.datasets.suite import CaseError, CaseSpec
 from pytest_llmeval.plugin.fixtures import case, completion, judgement, llm, llm_settings, ranked
-from pytest_llmeval.plugin import planning, reporting
+from pytest_llmeval.plugin import code_runs, planning, reporting
 from pytest_llmeval.plugin.html_output import write_html
 from pytest_llmeval.plugin.identity import MARKER, eval_item, sample_id, samples_of, unittest_suites
 from pytest_llmeval.plugin.options import add_options
@@ -59,6 +59,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except SettingsError as exc:
         raise pytest.UsageError(f"llmeval: {exc}") from None
     config.stash[STATE] = state
+    code_runs.check_sandbox(config, state.options)
     warn_space_form_paths(config)
 
 
@@ -264,6 +265,7 @@ def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     state = get_state(session.config)
+    code_runs.start_session(session.config, state.options)
     if not state.is_worker:
         session.config.pluginmanager.register(reporting.Collector(state), "llmeval-collector")
 
@@ -271,6 +273,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = get_state(session.config)
+    code_runs.end_session()
     if state.is_worker or not state.records and not state.plans:
         return
     state.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED

@@ -66,10 +66,12 @@ def current_pool() -> CodePool:
 
 
 def shutdown() -> None:
-    """End the session's pool (the plugin calls this when the session finishes)."""
+    """End the session's pool and go back to the default sandbox and pool size (the plugin calls
+    this when the session finishes, so a later session in the same process starts afresh)."""
     global _pool
     with _lock:
         old, _pool = _pool, None
+        _settings.update(sandbox=DEFAULT_SANDBOX, workers=None)
     if old is not None:
         old.shutdown()
 
