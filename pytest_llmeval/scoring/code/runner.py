@@ -249,5 +249,8 @@ def _verdict(done: Mapping[str, Any] | None, exit_status: int, job: Job, **commo
 
 
 def _one_line(text: str, limit: int = 400) -> str:
+    """One printable line: whitespace runs become one space, control characters (a program's
+    terminal escapes) their ``\\xNN`` form."""
     text = " ".join(text.split())
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
