@@ -41,17 +41,22 @@ class ProgressSink:
 
 @dataclass(frozen=True)
 class Entry:
+    """A selected item: its key (node id), suite, request, and the group of items that share a
+    model (``group``: items of different groups never share a window)."""
+
     key: str
     suite: str
     request: Request
+    group: int = 0
 
 
 class BatchScheduler:
     """Hands each item its completion or ranking, computing them a window at a time.
 
     ``window`` caps how many items one batched run covers (``None``: all pending items after
-    the one asking). With ``same_suite`` the window stays inside the asking item's suite; an
-    xdist worker uses that, since it cannot know which later items it will be sent.
+    the one asking), all of the asking item's model group. With ``same_suite`` the window stays
+    inside the asking item's suite; an xdist worker uses that, since it cannot know which later
+    items it will be sent.
     """
 
     def __init__(self, *, window: int | None = None, same_suite: bool = False, progress: ProgressFactory | None = None) -> None:
@@ -80,6 +85,11 @@ class BatchScheduler:
     def request_of(self, key: str) -> Request | None:
         pos = self._position.get(key)
         return None if pos is None else self._entries[pos].request
+
+    def group_of(self, key: str) -> int | None:
+        """The model group of ``key`` (see :class:`Entry`), None for an item not planned."""
+        pos = self._position.get(key)
+        return None if pos is None else self._entries[pos].group
 
     def from_cache(self, key: str) -> bool:
         """Whether the output of ``key`` came from the completion cache."""
@@ -147,7 +157,7 @@ class BatchScheduler:
         first = self._entries[start]
 
         def eligible(e: Entry) -> bool:
-            if e.request.kind != first.request.kind or e.key in self._results or e.key in self._failed:
+            if e.request.kind != first.request.kind or e.group != first.group or e.key in self._results or e.key in self._failed:
                 return False
             return not (self.same_suite and e.suite != first.suite)
 

@@ -21,6 +21,7 @@ from pytest_llmeval.plugin.fixtures import case, completion, judgement, llm, llm
 from pytest_llmeval.plugin import code_runs, planning, reporting
 from pytest_llmeval.plugin.html_output import write_html
 from pytest_llmeval.plugin.identity import MARKER, eval_item, sample_id, samples_of, unittest_suites
+from pytest_llmeval.plugin.model_groups import SETTINGS
 from pytest_llmeval.plugin.options import add_options
 from pytest_llmeval.plugin.records import record_for, run_status
 from pytest_llmeval.plugin.run_options import ignored_cli_settings, warn_space_form_paths
@@ -182,9 +183,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    state = get_state(item.config)
+    state.groups.before_setup(item)  # the llm fixture of this item's folder
     if getattr(item, "execution_count", 1) > 1 and eval_item(item) is not None:
         # A rerun (pytest-rerunfailures) of an item whose batch failed computes the batch again.
-        get_state(item.config).scheduler.retry(item.nodeid)
+        state.scheduler.retry(item.nodeid)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -197,7 +200,8 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         try:
             return (yield)
         finally:
-            problem = state.backend.check() if state.backend is not None and hasattr(state.backend, "check") else None
+            backend = state.models.loaded(item.stash.get(SETTINGS, None))
+            problem = backend.check() if backend is not None and hasattr(backend, "check") else None
             if problem:  # an error, also when the test failed: the model's state, not its answer, is at fault
                 from pytest_llmeval.models import ModelStateError
 

@@ -1,7 +1,8 @@
-"""The session's model: the backend, loaded once when an output is first needed, and the
-completion caches in front of it.
+"""The session's models: one backend per distinct model settings (the session's, and those of
+any ``llm_settings`` override in a sub-folder's ``conftest.py``), each loaded once when an
+output is first needed, and the completion caches in front of them.
 
-The backend comes from a plugin (``pytest_llmeval_make_backend``), from a live model that a
+A backend comes from a plugin (``pytest_llmeval_make_backend``), from a live model that a
 plugin hands over (``pytest_llmeval_live_model``: ``evaluate()`` during training), or from
 ``llmeval_model`` (:func:`pytest_llmeval.models.load_backend`).
 """
@@ -20,23 +21,34 @@ from pytest_llmeval.settings import LLMSettings
 
 
 class SessionModels:
-    """The session's backend (once loaded, or the error that loading it raised) and its caches."""
+    """The session's backends, one per distinct settings (once loaded, or the error that loading
+    it raised), and their caches."""
 
     def __init__(self, config: pytest.Config, options: Values, say: Callable[[str], None]) -> None:
         self.config = config
         self.options = options
         self.say = say
-        self.backend: Any = None
-        self.load_error: BaseException | None = None
+        self.backends: dict[LLMSettings, Any] = {}
+        self.load_errors: dict[LLMSettings, BaseException] = {}
         self._caches: dict[LLMSettings, Any] = {}
         self._cache_store: Any = None
 
+    @property
+    def backend(self) -> Any:
+        """The first backend loaded, else None."""
+        return next(iter(self.backends.values()), None)
+
+    def loaded(self, settings: LLMSettings | None) -> Any:
+        """The backend of ``settings`` once it is loaded, else None (``None``: the first loaded)."""
+        return self.backend if settings is None else self.backends.get(settings)
+
     def get(self, settings: LLMSettings) -> Any:
-        """The session's backend, loaded on the first call; a load error is raised again on every call."""
-        if self.backend is not None:
-            return self.backend
-        if self.load_error is not None:
-            raise self.load_error
+        """The backend of ``settings``, loaded on the first call for them; a load error is raised
+        again on every call."""
+        if settings in self.backends:
+            return self.backends[settings]
+        if settings in self.load_errors:
+            raise self.load_errors[settings]
         from pytest_llmeval.models import ModelLoadError
 
         started = time.perf_counter()
@@ -47,9 +59,9 @@ class SessionModels:
 
                 backend = load_backend(settings, base_dir=self.options.base["model"])
         except ModelLoadError as exc:
-            self.load_error = ModelLoadError(f"{exc}{self._where_settings_came_from(settings)}")
-            raise self.load_error from None
-        self.backend = backend
+            error = self.load_errors[settings] = ModelLoadError(f"{exc}{self._where_settings_came_from(settings)}")
+            raise error from None
+        self.backends[settings] = backend
         cache = self.completion_cache(settings)
         if cache is not None:
             cache.remember(backend)
@@ -95,9 +107,11 @@ class SessionModels:
         self._caches[settings] = cache
         return cache
 
-    def cache_served(self) -> Any:
-        """The completion cache that served outputs without a loaded backend, if one did."""
-        return next((c for c in self._caches.values() if c is not None and c.hits and c.info() is not None), None)
+    def cache_served(self, settings: LLMSettings | None = None) -> Any:
+        """The completion cache of ``settings`` (None: any) that served outputs without a loaded
+        backend, if one did."""
+        caches = self._caches.values() if settings is None else [self._caches.get(settings)]
+        return next((c for c in caches if c is not None and c.hits and c.info() is not None), None)
 
     def _where_settings_came_from(self, settings: LLMSettings) -> str:
         if settings.model:

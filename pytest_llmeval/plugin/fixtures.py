@@ -35,6 +35,38 @@ def case(request: pytest.FixtureRequest) -> Any:
     pytest.fail("the 'case' fixture comes from @pytest_llmeval.cases(...): decorate the test with it", pytrace=False)
 
 
+def item_settings(request: pytest.FixtureRequest, llm_settings: Any) -> LLMSettings | None:
+    """The model settings of the item ``request`` sets up (its folder's ``llm_settings``), noted
+    on the item; a setting that cannot be honoured fails the item with one line. None when the
+    value is not settings at all (the ``llm`` fixture reports that)."""
+    from pytest_llmeval.plugin.model_groups import SETTINGS
+
+    state = _state(request.config)
+    try:
+        settings = coerce_settings(llm_settings)
+    except SettingsError:
+        return None
+    group = state.scheduler.group_of(request.node.nodeid)
+    refusal = state.groups.refusal(group if group is not None else state.groups.group_of(request.node), settings)
+    if refusal:
+        pytest.fail(refusal, pytrace=False)
+    request.node.stash[SETTINGS] = settings
+    return settings
+
+
+def _load(state: Any, settings: LLMSettings | None, request: pytest.FixtureRequest) -> Any:
+    """The backend of ``settings`` (the item's model), reported as the ``llm`` fixture would."""
+    from pytest_llmeval.models import ModelLoadError
+
+    if settings is None:
+        return request.getfixturevalue("llm")  # reports the value that is not settings
+    try:
+        return state.get_backend(settings)
+    except ModelLoadError as exc:
+        problem = str(exc)
+    pytest.fail(f"llmeval: {problem}", pytrace=False)  # outside the except block: one clean line
+
+
 def _scheduled(request: pytest.FixtureRequest, llm_settings: Any) -> Any:
     from pytest_llmeval.models import RANK, capabilities
     from pytest_llmeval.models.scheduler import Deferred
@@ -48,9 +80,10 @@ def _scheduled(request: pytest.FixtureRequest, llm_settings: Any) -> Any:
             "decorate it with @pytest_llmeval.cases(source, prompt=...)",
             pytrace=False,
         )
+    settings = item_settings(request, llm_settings)
 
     def load() -> Any:  # the model is loaded only for an output that is not cached
-        llm = request.getfixturevalue("llm")
+        llm = _load(state, settings, request)
         if planned.kind == RANK and RANK not in capabilities(llm):
             pytest.fail(
                 f"llmeval: the model backend ({type(llm).__name__}) cannot score loglikelihoods, so 'ranked' cases cannot run; "
@@ -59,10 +92,7 @@ def _scheduled(request: pytest.FixtureRequest, llm_settings: Any) -> Any:
             )
         return llm
 
-    try:
-        cache = state.completion_cache(coerce_settings(llm_settings))
-    except SettingsError:  # the llm fixture reports it
-        cache = None
+    cache = state.completion_cache(settings) if settings is not None else None
     from pytest_llmeval.models import OutputError
 
     try:
@@ -104,12 +134,11 @@ def judgement(request: pytest.FixtureRequest, llm_settings: Any, case: Any, comp
             "pass judge=le.Rubric('...') to le.cases",
             pytrace=False,
         )
-    try:
-        settings = coerce_settings(llm_settings)
-    except SettingsError:  # the llm fixture reports it
+    settings = item_settings(request, llm_settings)
+    if settings is None:  # the llm fixture reports it
         settings = request.getfixturevalue("llm").settings
     try:
-        return judging(state).judgement(request.node.nodeid, settings, lambda: request.getfixturevalue("llm"))
+        return judging(state).judgement(request.node.nodeid, settings, lambda: _load(state, settings, request))
     except ModelLoadError as exc:
         problem = f"judge model: {exc}"
     except JudgeError as exc:

@@ -90,7 +90,8 @@ class JudgeSession:
         self._warned = False
         self._used: Any = None
         """The judge backend that judged this session (for the fingerprint)."""
-        self._self_judge: Any = None
+        self._self_judges: dict[Any, Any] = {}
+        """The model under test as its own judge, per model settings (a session may run several)."""
         self.judged = 0
         self.cached = 0
         """Judgements made, and how many of them came from the completion cache."""
@@ -115,7 +116,7 @@ class JudgeSession:
         ``load_llm()`` loads it; warned about once), a :class:`~pytest_llmeval.models.batched.Deferred`
         backend with its completion cache: loaded only for a judgement that is not cached."""
         model = self.judge_model
-        if model is None or model == getattr(settings, "model", None):
+        if self._judges_itself(settings):
             if model is None and not self._warned:
                 self._warned = True
                 warnings.warn(
@@ -125,18 +126,23 @@ class JudgeSession:
                     ),
                     stacklevel=1,
                 )
-            if self._self_judge is None:
+            judge = self._self_judges.get(settings)
+            if judge is None:
                 cache = self.state.completion_cache(settings) if settings is not None else None
-                self._self_judge = Deferred(load_llm, cache)
-            self._self_judge.load = load_llm
-            self._used = self._self_judge
-            return self._self_judge
+                judge = self._self_judges[settings] = Deferred(load_llm, cache)
+            judge.load = load_llm
+            self._used = judge
+            return judge
         if self._judge is None:
-            settings = self._settings(model)
-            cache = self.state.completion_cache(settings, base_dir=self.state.options.base["judge-model"])
-            self._judge = Deferred(lambda: self._load(model, "judge"), cache)
+            judge_settings = self._settings(model)  # type: ignore[arg-type]
+            cache = self.state.completion_cache(judge_settings, base_dir=self.state.options.base["judge-model"])
+            self._judge = Deferred(lambda: self._load(model, "judge"), cache)  # type: ignore[arg-type]
         self._used = self._judge
         return self._judge
+
+    def _judges_itself(self, settings: Any) -> bool:
+        """Whether the model under test (of ``settings``) is its own judge."""
+        return self.judge_model is None or self.judge_model == getattr(settings, "model", None)
 
     def _load(self, model: str, role: str) -> Any:
         state = self.state
@@ -178,8 +184,10 @@ class JudgeSession:
             raise KeyError(f"{key} is not a selected item of a judged suite")
         first = self.order[start]
 
-        def eligible(entry: tuple[str, str, Case]) -> bool:
-            if entry[0] in self._results or scheduler.peek(entry[0]) is None:
+        group = scheduler.group_of(first[0])
+
+        def eligible(entry: tuple[str, str, Case]) -> bool:  # one window, one model (its own judge, maybe)
+            if entry[0] in self._results or scheduler.peek(entry[0]) is None or scheduler.group_of(entry[0]) != group:
                 return False
             return not (scheduler.same_suite and entry[1] != first[1])
 
@@ -253,9 +261,13 @@ class JudgeSession:
             data["labels_file"] = self.labels_files.get(suite)
         return data
 
-    def fingerprint(self, judge: Any) -> dict[str, Any]:
-        """The judged suite's must-match ``judge`` fingerprint: who judges, how, and the rubric."""
-        backend = self._used
+    def fingerprint(self, judge: Any, settings: Any = None) -> dict[str, Any]:
+        """The judged suite's must-match ``judge`` fingerprint: who judges, how, and the rubric
+        (``settings``: the model settings of the suite's items, whose model may judge itself)."""
+        if settings is None:
+            backend = self._used
+        else:
+            backend = self._self_judges.get(settings) if self._judges_itself(settings) else self._judge
         data: dict[str, Any] = {"rubric": judge.fingerprint()}
         if backend is None:
             data["model"] = self.judge_model or SELF

@@ -81,7 +81,7 @@ def schedule(state: LLMEvalState, items: list[pytest.Item]) -> None:
         suite, case = found
         request = request_of(state, suite, case)
         if request is not None:
-            entries.append(Entry(key=item.nodeid, suite=suite, request=request))
+            entries.append(Entry(key=item.nodeid, suite=suite, request=request, group=state.groups.group_of(item)))
     state.scheduler.plan(entries)
     if any(p.spec.judge is not None for p in state.plans.values()):
         from pytest_llmeval.plugin.judging import judging

@@ -12,26 +12,30 @@ import pytest
 from pytest_llmeval.datasets.suite import Request, SuitePlan
 from pytest_llmeval.models.outputs import Completion, Ranked
 from pytest_llmeval.plugin.identity import MARKER, eval_item
+from pytest_llmeval.plugin.model_groups import SETTINGS
 from pytest_llmeval.plugin.planning import repeats_of, request_of
 from pytest_llmeval.results.gate import RunStatus
 from pytest_llmeval.results.records import CaseRecord
+from pytest_llmeval.settings import LLMSettings
 from pytest_llmeval.version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
     from pytest_llmeval.plugin.state import LLMEvalState
 
 
-def fingerprint_of(state: LLMEvalState, suite: str, request: Request | None) -> dict[str, Any]:
-    """What this suite's outcomes depend on: the backend's (with the versions that compute
-    it, this plugin's included), the prompt's and the data's."""
+def fingerprint_of(state: LLMEvalState, suite: str, request: Request | None, settings: LLMSettings | None = None) -> dict[str, Any]:
+    """What this suite's outcomes depend on: the backend's of the item's model settings (with
+    the versions that compute it, this plugin's included), the prompt's and the data's."""
     fingerprint: dict[str, Any] = {}
-    backend = state.backend
-    cached = state.models.cache_served() if backend is None else None
+    backend = state.models.loaded(settings)
+    cached = state.models.cache_served(settings) if backend is None else None
     model = backend.fingerprint if backend is not None else cached.fingerprint if cached is not None else None
     if model is not None and request is not None:
         fingerprint.update(model)
         versions = fingerprint.get("versions")
         fingerprint["versions"] = {**(versions if isinstance(versions, Mapping) else {}), "pytest-llmeval": __version__}
+        if settings is not None and settings.model:
+            fingerprint["model_name"] = settings.model
     plan = state.plans.get(suite)
     if plan is not None:
         fingerprint["prompt"] = plan.prompt
@@ -42,11 +46,11 @@ def fingerprint_of(state: LLMEvalState, suite: str, request: Request | None) -> 
         if plan.spec.judge is not None:
             from pytest_llmeval.plugin.judging import judging
 
-            fingerprint["judge"] = judging(state).fingerprint(plan.spec.judge)
+            fingerprint["judge"] = judging(state).fingerprint(plan.spec.judge, settings)
     if request is not None:
         fingerprint["chat"] = request.chat
         if request.kind == "generate":
-            gen = (backend.settings if backend is not None else cached.settings if cached is not None else state.settings).generation
+            gen = (backend.settings if backend is not None else cached.settings if cached is not None else settings or state.settings).generation
             fingerprint["generation"] = gen.merged(max_new_tokens=request.max_new_tokens, stop=request.stop).to_json()
         else:
             fingerprint["generation"] = {"loglikelihood": True, "target_delimiter": request.target_delimiter}
@@ -59,6 +63,7 @@ def record_for(state: LLMEvalState, item: pytest.Item, outcome: str, reason: str
     suite, case = eval_item(item)  # type: ignore[misc]
     plan = state.plans.get(suite)
     request = request_of(state, suite, case)
+    settings = item.stash.get(SETTINGS, None)
     record = CaseRecord(
         suite=suite,
         case_id=case.id,
@@ -66,12 +71,12 @@ def record_for(state: LLMEvalState, item: pytest.Item, outcome: str, reason: str
         reason=reason,
         scores=dict(scores),
         markers=tuple(sorted({m.name for m in item.iter_markers()} - {MARKER, "parametrize", "usefixtures"})),
-        fingerprint=fingerprint_of(state, suite, request),
+        fingerprint=fingerprint_of(state, suite, request, settings),
         duration_s=duration,
-        unused_chat_template=_unused_chat_template(state, plan, request),
+        unused_chat_template=_unused_chat_template(state, plan, request, settings),
         cached=state.scheduler.from_cache(item.nodeid),
         repeat=case.repeat,
-        identical_repeats=_identical_repeats(state, plan, request),
+        identical_repeats=_identical_repeats(state, plan, request, settings),
         judgement=state.judging.record_json(item.nodeid, suite, plan.spec if plan else None) if state.judging else None,
         **_output_fields(state.scheduler.peek(item.nodeid)),
         **_suite_fields(state, plan),
@@ -106,9 +111,9 @@ def _suite_fields(state: LLMEvalState, plan: SuitePlan | None) -> dict[str, Any]
     }
 
 
-def _identical_repeats(state: LLMEvalState, plan: SuitePlan | None, request: Request | None) -> bool:
+def _identical_repeats(state: LLMEvalState, plan: SuitePlan | None, request: Request | None, settings: LLMSettings | None) -> bool:
     """Repeated samples that a deterministic backend (a local model) computes greedily: all alike."""
-    backend = state.backend
+    backend = state.models.loaded(settings)
     if plan is None or request is None or repeats_of(state, plan.spec) <= 1 or backend is None:
         return False
     if not getattr(backend, "deterministic", False):
@@ -117,16 +122,17 @@ def _identical_repeats(state: LLMEvalState, plan: SuitePlan | None, request: Req
     return request.kind != "generate" or not settings.generation.do_sample
 
 
-def _unused_chat_template(state: LLMEvalState, plan: SuitePlan | None, request: Request | None) -> bool:
+def _unused_chat_template(state: LLMEvalState, plan: SuitePlan | None, request: Request | None, settings: LLMSettings | None) -> bool:
     """A generation case that did not say ``chat=``, sent to a model with a chat template."""
     if plan is None or request is None or request.kind != "generate" or plan.spec.chat is not None:
         return False
-    if state.backend is None:
-        cached = state.models.cache_served()
+    backend = state.models.loaded(settings)
+    if backend is None:
+        cached = state.models.cache_served(settings)
         return bool(cached is not None and cached.has_chat_template)
     from pytest_llmeval.models import has_chat_template
 
-    return has_chat_template(state.backend)
+    return has_chat_template(backend)
 
 
 def run_status(state: LLMEvalState, items: list[pytest.Item]) -> RunStatus:
@@ -134,10 +140,19 @@ def run_status(state: LLMEvalState, items: list[pytest.Item]) -> RunStatus:
     # (an xdist controller has no items: there the records' suite sizes tell)
     cases = {(found[0], found[1].id) for found in map(eval_item, items) if found is not None}  # a case once, however many samples
     selected = Counter(suite for suite, _ in cases)
-    usage = getattr(state.backend, "usage", None)  # a served model's requests, when its backend counts them
     return RunStatus(
         interrupted=state.interrupted,
         stopped_early=bool(state.stopped) and not state.interrupted,
         selected=selected,
-        backend_usage=usage() if callable(usage) else {},
+        backend_usage=_usage(state),
     )
+
+
+def _usage(state: LLMEvalState) -> dict[str, Any]:
+    """A served model's requests, when its backend counts them (summed over the session's backends)."""
+    total: dict[str, Any] = {}
+    for backend in state.models.backends.values():
+        usage = getattr(backend, "usage", None)
+        for key, value in (usage() if callable(usage) else {}).items():
+            total[key] = total.get(key, 0) + value if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+    return total

@@ -12,6 +12,7 @@ import pytest
 from pytest_llmeval.datasets.suite import Request, SuitePlan
 from pytest_llmeval.options import settings_from
 from pytest_llmeval.plugin.backends import SessionModels
+from pytest_llmeval.plugin.model_groups import ModelGroups
 from pytest_llmeval.plugin.options import Values, read_options
 from pytest_llmeval.plugin.progress import batch_progress, write_line
 from pytest_llmeval.plugin.run_options import run_options
@@ -39,6 +40,8 @@ class LLMEvalState:
         self.plans: dict[str, SuitePlan] = {}
         self.requests: dict[tuple[str, str, int], Request] = {}
         self.models = SessionModels(config, self.options, self.say)
+        self.groups = ModelGroups(self.settings)
+        """Which ``llm_settings`` (so which model) each eval item runs on."""
         self.judging: Any = None
         """The session's judges (:class:`pytest_llmeval.plugin.judging.JudgeSession`), once a suite has one."""
         self.contamination: Any = None
@@ -56,11 +59,11 @@ class LLMEvalState:
 
     @property
     def backend(self) -> Any:
-        """The session's backend once it is loaded, else None."""
+        """The session's first backend once it is loaded, else None."""
         return self.models.backend
 
     def get_backend(self, settings: LLMSettings) -> Any:
-        """The session's backend, loaded on first use (see :class:`~.backends.SessionModels`)."""
+        """The backend of ``settings``, loaded on first use (see :class:`~.backends.SessionModels`)."""
         return self.models.get(settings)
 
     def completion_cache(self, settings: LLMSettings, base_dir: Any = None) -> Any:

@@ -107,7 +107,8 @@ class Fingerprint:
     computed the scores): a difference there is what a comparison is for, and is reported.
     ``prompt_text`` says in words what ``prompt`` hashes (the template's text, and the other
     prompt settings that are set), so a changed prompt can be shown as a diff; it is never
-    compared (the hash is). ``None`` means not recorded. ``chat`` and ``versions`` came later than the others: a side
+    compared (the hash is); ``model_name`` names the model as the settings did. ``None`` means
+    not recorded. ``chat`` and ``versions`` came later than the others: a side
     that does not record them (an older baseline) is not a difference. ``versions`` is
     compared name by name (``transformers``, ``torch``...), on the names both sides record.
     Keys this version does not know are kept in ``extra`` and written back unchanged.
@@ -126,6 +127,8 @@ class Fingerprint:
     judge: Mapping[str, Any] | None = field(default=None, metadata=_MUST_MATCH)
     """A judged suite's judge: its model, how it scores labels, the rubric's hash."""
     prompt_text: str | None = field(default=None, metadata=_ABOUT)
+    model_name: str | None = field(default=None, metadata=_ABOUT)
+    """The model as ``llmeval_model`` (or an ``llm_settings`` fixture) names it, for people."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -115,13 +115,23 @@ class GateReport:
         skip = ["skip"] if self._shows_skips else []
         return ["suite", "n", "pass", "miss", "err", *skip, "rate", f"{self.confidence:.0%} CI", "min"]
 
+    @property
+    def _models(self) -> dict[str, str]:
+        """Each suite's model, by name, when the suites ran on more than one (else {})."""
+        names = {s.name: s.fingerprint.model_name or "-" for s in self.suites}
+        if len(set(names.values()) - {"-"}) < 2:
+            return {}
+        return {k: v if len(v) <= 48 else "..." + v[-45:] for k, v in names.items()}
+
     def _table(self) -> Iterator[tuple[str, Markup]]:
+        models = self._models
         rows = [self._header() + ["baseline"]]
+        numeric = tuple(range(1, len(rows[0]) - 3)) + (len(rows[0]) - 2,)
+        rows[0] += ["model"] if models else []
         marks: list[Markup] = [{"bold": True}]
         for s in self.suites:
-            rows.append(self._row(s) + [self._verdict_cell(s.name)])
+            rows.append(self._row(s) + [self._verdict_cell(s.name)] + ([models[s.name]] if models else []))
             marks.append(self._row_markup(s))
-        numeric = tuple(range(1, len(rows[0]) - 3)) + (len(rows[0]) - 2,)
         yield from _render(rows, marks, right=numeric)
         if self._shows_skips:
             yield f"({NOT_COUNTED_NOTE})", {}
@@ -230,11 +240,12 @@ class GateReport:
         status = "❌ **gate failed**" if self.gate_failed else "✅ gate passed"
         out = [f"### pytest-llmeval: {status}", "", self.summary() if self.suites else "no eval cases ran", ""]
         if self.suites:
+            models = self._models
             header = self._header() + ["baseline"]
-            out.append("| " + " | ".join(header) + " |")
-            out.append("|---|" + "--:|" * (len(header) - 4) + "---|--:|---|")
+            out.append("| " + " | ".join(header + (["model"] if models else [])) + " |")
+            out.append("|---|" + "--:|" * (len(header) - 4) + "---|--:|---|" + ("---|" if models else ""))
             for s in self.suites:
-                cells = self._row(s) + [self._verdict_cell(s.name)]
+                cells = self._row(s) + [self._verdict_cell(s.name)] + ([f"`{models[s.name]}`"] if models else [])
                 cells[0] = f"`{cells[0]}`"
                 out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
             if self._shows_skips:
