@@ -25,7 +25,7 @@ from pytest_llmeval.plugin.model_groups import SETTINGS
 from pytest_llmeval.plugin.options import add_options
 from pytest_llmeval.plugin.records import record_for, run_status
 from pytest_llmeval.plugin.run_options import ignored_cli_settings, warn_space_form_paths
-from pytest_llmeval.plugin.state import STATE, LLMEvalState, get_state
+from pytest_llmeval.plugin.state import LINES_KEY, STATE, LLMEvalState, get_state
 from pytest_llmeval.results.records import RECORD_KEY, Outcome, records_from_properties
 from pytest_llmeval.scoring.recording import collecting_scores
 from pytest_llmeval.settings import SettingsError
@@ -184,6 +184,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     state = get_state(item.config)
+    state.current_item = item.nodeid
     state.groups.before_setup(item)  # the llm fixture of this item's folder
     if getattr(item, "execution_count", 1) > 1 and eval_item(item) is not None:
         # A rerun (pytest-rerunfailures) of an item whose batch failed computes the batch again.
@@ -211,9 +212,12 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
     report = yield
+    state = get_state(item.config)
+    if state.worker_lines:  # what this worker said (a model load, a batched run) goes to the controller
+        report.user_properties = [*report.user_properties, (LINES_KEY, list(state.worker_lines))]  # not the item's list
+        state.worker_lines.clear()
     if eval_item(item) is None:
         return report
-    state = get_state(item.config)
     outcome = reporting.item_outcome(report, call)
     if outcome is not None:
         reason = "" if outcome is Outcome.PASS else reporting.failure_reason(call)
@@ -272,6 +276,18 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     code_runs.start_session(session.config, state.options)
     if not state.is_worker:
         session.config.pluginmanager.register(reporting.Collector(state), "llmeval-collector")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session) -> Iterator[Any]:
+    state = get_state(session.config)
+    if not state.is_worker and state.settings.model and session.config.getoption("dist", "no") != "no":
+        window = state.options["window"] or 64
+        state.say(
+            f"llmeval: each xdist worker computes its eval outputs {window} items at a time (--llmeval-window=); "
+            "its model load and batched runs show here, with its name, once the test that started them reports"
+        )
+    return (yield)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -9,6 +9,7 @@ plugin hands over (``pytest_llmeval_live_model``: ``evaluate()`` during training
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -57,7 +58,8 @@ class SessionModels:
             if backend is None:
                 from pytest_llmeval.models import load_backend
 
-                backend = load_backend(settings, base_dir=self.options.base["model"])
+                with self._uncaptured() if self._converting(settings) else contextlib.nullcontext():
+                    backend = load_backend(settings, base_dir=self.options.base["model"])
         except ModelLoadError as exc:
             error = self.load_errors[settings] = ModelLoadError(f"{exc}{self._where_settings_came_from(settings)}")
             raise error from None
@@ -68,6 +70,38 @@ class SessionModels:
         if settings.model:
             self.say(f"llmeval: loaded {backend.describe()} in {time.perf_counter() - started:.1f}s")
         return backend
+
+    def _converting(self, settings: LLMSettings) -> bool:
+        """Whether loading ``settings`` converts a ``.gguf`` file first (said in one line: it
+        takes about 25 s for a 135M model, once per file)."""
+        model = settings.model or ""
+        if not model.endswith(".gguf"):
+            return False
+        from pytest_llmeval.models.gguf import converted_path
+        from pytest_llmeval.settings import SettingsError, resolve_model_path
+
+        try:
+            path = Path(resolve_model_path(model, self.options.base["model"]))
+            if not path.is_file():
+                return False
+            target = converted_path(path)
+        except (OSError, SettingsError):
+            return False
+        if (target / ".complete").exists():
+            return False
+        self.say(
+            f"llmeval: converting {path.name} to a transformers copy under {target.parent} (once per file: later runs "
+            "load the copy in about a second)"
+        )
+        return True
+
+    def _uncaptured(self) -> Any:
+        """pytest's capture off, so that the conversion's own progress bar shows (not on an xdist
+        worker: the terminal is the controller's)."""
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+        if hasattr(self.config, "workerinput"):
+            return contextlib.nullcontext()
+        return capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext()
 
     def _from_plugins(self, settings: LLMSettings) -> Any:
         """A backend a plugin made, or one wrapping the live model a plugin handed over; else None."""

@@ -71,6 +71,8 @@ class Session(Protocol):
 
     def say(self, line: str) -> None: ...
 
+    def progress_options(self) -> dict[str, Any]: ...
+
 
 Identify = Callable[[Any], "tuple[str, Case] | None"]
 """(suite, case) of a pytest item, or None for a plain test (the plugin's ``eval_item``)."""
@@ -198,7 +200,7 @@ class JudgeSession:
             judge = self.judge_backend(settings, load_llm)
             runner = JudgeRunner(judge, chat=has_chat_template(judge), max_new_tokens=self.max_new_tokens, cache=judge.cache)
             items = self._items(window)
-            sink = TerminalProgress(self.state.say, "judgements", len(items), chunk_size(judge))
+            sink = TerminalProgress(self.state.say, "judgements", len(items), chunk_size(judge), **self.state.progress_options())
             started = time.perf_counter()
             results = runner.judge(items, progress=sink.update)
             sink.close(time.perf_counter() - started)

@@ -9,7 +9,8 @@ from typing import Any, Iterator
 import pytest
 
 from pytest_llmeval.plugin.run_options import cache_path, history_path
-from pytest_llmeval.plugin.state import LLMEvalState
+from pytest_llmeval.plugin.progress import resume_file_line
+from pytest_llmeval.plugin.state import LINES_KEY, LLMEvalState
 from pytest_llmeval.results.records import RECORD_KEY, Outcome, records_from_properties
 
 CASE_LABELS = {Outcome.PASS: "pass", Outcome.MISS: "missed", Outcome.ERROR: "error", Outcome.SKIPPED: "skipped", Outcome.XFAILED: "xfailed"}
@@ -56,6 +57,8 @@ class Collector:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> Iterator[None]:
         # JUnit XML writes the teardown report's user_properties as testcase properties: the
         # record (a teardown error's) would be written whole; the scalar labels say enough.
+        self.show_worker_lines(report)
+        resume_file_line(self.state.config, report.nodeid)
         kept = report.user_properties
         if report.when == "teardown" and self.junit:
             report.user_properties = [p for p in kept if p[0] != RECORD_KEY]
@@ -66,6 +69,19 @@ class Collector:
             if self.junit:
                 junit_error_for_call_errors(self.state.config, report)
             self.collect(report)  # after the other plugins, --lf's included, have seen the report
+
+    def show_worker_lines(self, report: pytest.TestReport) -> None:
+        """The lines an xdist worker said before this report (its model load, its batched runs),
+        shown here with the worker's name, and taken off the report."""
+        lines = [p[1] for p in report.user_properties if p[0] == LINES_KEY]
+        if not lines:
+            return
+        report.user_properties = [p for p in report.user_properties if p[0] != LINES_KEY]
+        node = getattr(report, "node", None)
+        name = getattr(getattr(node, "gateway", None), "id", None) or getattr(report, "worker_id", None)
+        for batch in lines:
+            for line in batch if isinstance(batch, list) else [batch]:
+                self.state.say(f"[{name}] {line}" if name else str(line))
 
     def collect(self, report: pytest.TestReport) -> None:
         if report.outcome == "rerun":  # pytest-rerunfailures: only the final attempt counts
@@ -124,11 +140,24 @@ def write_summary(reporter: Any, exitstatus: int, state: LLMEvalState) -> None:
     cached = cache_line(state)
     if cached:
         reporter.write_line(cached)
+    for text in durations_lines(state):
+        reporter.write_line(text)
     other = _other_problems(reporter, exitstatus, state) if report.suites and not report.gate_failed else ""
     for text, markup in report.lines():
         reporter.write_line(text, **({"yellow": True, "bold": True} if other and markup.get("green") else markup))
     if other:  # the gate line must not read as "all is well" when the run fails
         reporter.write_line(f"llmeval: the gate passed, but the run failed for other reasons: {other}", red=True, bold=True)
+
+
+def durations_lines(state: LLMEvalState) -> list[str]:
+    """With ``--durations``: each batched run and the test whose setup pytest bills it to (the
+    test that asked first computes its neighbours' outputs too)."""
+    if state.config.getoption("durations", None) is None or not state.batch_runs:
+        return []
+    lines = ["llmeval: --durations bills each batched run to the setup of the test that started it:"]
+    for nodeid, what, seconds in sorted(state.batch_runs, key=lambda run: -run[2]):
+        lines.append(f"  {seconds:.2f}s {what}, in the setup of {nodeid}")
+    return lines
 
 
 def cache_line(state: LLMEvalState) -> str:

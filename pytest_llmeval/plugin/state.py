@@ -5,6 +5,7 @@ fingerprints), :mod:`.run_options` (what the options mean)."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
@@ -35,8 +36,14 @@ class LLMEvalState:
         self.scheduler = BatchScheduler(
             window=window or (64 if self.is_worker else None),
             same_suite=self.is_worker,
-            progress=None if self.is_worker else lambda kind, total: batch_progress(self.say, self.backend, kind, total),
+            progress=lambda kind, total: batch_progress(self.say, self.backend, kind, total, **self.progress_options()),
         )
+        self.current_item = ""
+        """The node id of the item being set up or run (the one that starts a batched run)."""
+        self.batch_runs: list[tuple[str, str, float]] = []
+        """Each batched run: the item that started it, what ran (``64 completions``), seconds."""
+        self.worker_lines: list[str] = []
+        """On an xdist worker, the lines said since the last report (they travel with it)."""
         self.plans: dict[str, SuitePlan] = {}
         self.requests: dict[tuple[str, str, int], Request] = {}
         self.models = SessionModels(config, self.options, self.say)
@@ -71,12 +78,25 @@ class LLMEvalState:
         return self.models.completion_cache(settings, base_dir)
 
     def say(self, line: str) -> None:
-        """One line on the terminal, also while pytest captures output (never from a worker)."""
-        if not self.is_worker:
+        """One line on the terminal, also while pytest captures output; on an xdist worker, kept
+        for the next report, which carries it to the controller (see :data:`LINES_KEY`)."""
+        if self.is_worker:
+            self.worker_lines.append(line)
+        else:
             write_line(self.config, line)
+
+    def progress_options(self) -> dict[str, Any]:
+        """How a batched run shows its progress here: on a worker never redrawn in place (the
+        terminal is the controller's), and every run noted in :attr:`batch_runs`."""
+        return {"stream": io.StringIO() if self.is_worker else None, "on_close": self._ran}
+
+    def _ran(self, what: str, seconds: float) -> None:
+        self.batch_runs.append((self.current_item, what, seconds))
 
 
 STATE = pytest.StashKey[LLMEvalState]()
+LINES_KEY = "llmeval_lines"
+"""The ``user_properties`` key of the lines an xdist worker said before a report."""
 
 
 def get_state(config: pytest.Config) -> LLMEvalState:
