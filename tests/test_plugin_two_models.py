@@ -68,8 +68,10 @@ def test_each_folder_runs_on_its_own_model_loaded_once(
     pytester: pytest.Pytester, tiny_model_dir: Path, second_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     trace = project(pytester, tiny_model_dir, second_model, monkeypatch)
+    (pytester.path / "evals" / "b" / "conftest.py").write_text(OVERRIDE.format(model=str(second_model), more=", batch_size=3"))
     result = pytester.runpytest("evals", "-p", "no:cacheprovider", "-p", "no:randomly")
     assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["llmeval: 4 completions in batches of up to 64", "llmeval: 4 completions in batches of up to 3"])
     loaded = [line for line in result.stdout.lines if line.startswith("llmeval: loaded")]
     assert len(loaded) == 2 and any(str(tiny_model_dir) in line for line in loaded) and any(str(second_model) in line for line in loaded)
     rows = read_trace(trace)

@@ -36,7 +36,7 @@ class LLMEvalState:
         self.scheduler = BatchScheduler(
             window=window or (64 if self.is_worker else None),
             same_suite=self.is_worker,
-            progress=lambda kind, total: batch_progress(self.say, self.backend, kind, total, **self.progress_options()),
+            progress=lambda kind, total: batch_progress(self.say, self._running_backend(), kind, total, **self.progress_options()),
         )
         self.current_item = ""
         """The node id of the item being set up or run (the one that starts a batched run)."""
@@ -89,6 +89,11 @@ class LLMEvalState:
         """How a batched run shows its progress here: on a worker never redrawn in place (the
         terminal is the controller's), and every run noted in :attr:`batch_runs`."""
         return {"stream": io.StringIO() if self.is_worker else None, "on_close": self._ran}
+
+    def _running_backend(self) -> Any:
+        """The backend of the item that starts a batched run (its folder's model), once loaded."""
+        group = self.scheduler.group_of(self.current_item)
+        return self.models.loaded(self.groups.settings.get(group) if group is not None else None)
 
     def _ran(self, what: str, seconds: float) -> None:
         self.batch_runs.append((self.current_item, what, seconds))
