@@ -41,6 +41,8 @@ def cases(
     repeats: int | None = None,
     require: str | None = None,
     judge: Any = None,
+    thinking: bool | None = None,
+    max_reasoning_tokens: int | None = None,
 ) -> Callable[[F], F]:
     """Parametrize a test with eval cases: one test item per case, its id from the case's ``id``.
 
@@ -60,7 +62,10 @@ def cases(
     default: ``llmeval_repeats``, else 1); ``require`` says what a case then needs to pass:
     ``"all"`` its samples or a ``"majority"`` (default: the suite's rate is the mean of its
     cases' pass rates). ``judge`` (``le.Rubric(...)`` or ``le.Pairwise(...)``) has a judge model
-    grade each completion: the ``judgement`` fixture.
+    grade each completion: the ``judgement`` fixture. For a reasoning model, ``thinking``
+    switches its thinking on or off where its chat template has the switch (``enable_thinking``;
+    needs ``chat=True``), and ``max_reasoning_tokens`` caps its thinking (see docs/reasoning.md);
+    ``completion`` is then the answer after the thinking, ``completion.reasoning`` the thinking.
 
     Nothing is checked or read here, when the test module is imported: the suite's arguments
     and data are checked when pytest collects it, and a problem is one collection error line.

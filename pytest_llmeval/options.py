@@ -186,6 +186,10 @@ OPTIONS: tuple[Option, ...] = (
     # code with tests (le.assert_code)
     Option("code-sandbox", "sandbox that runs le.assert_code's programs: bwrap (default), none (trusted code only: no sandbox), or one registered under the pytest_llmeval.sandboxes entry points", _sandbox),
     Option("code-workers", "sandbox runs of le.assert_code at once (default: the CPUs this process may use)", _int(1)),
+    # reasoning models and output caps
+    Option("thinking", "a reasoning model's thinking switch, where its chat template has one (enable_thinking): true or false (default: the template's); le.cases(thinking=) wins for its suite", _flag, setting="generation.thinking"),
+    Option("max-reasoning-tokens", "most thinking tokens per completion before the end of thinking is forced (default: no budget); le.cases(max_reasoning_tokens=) wins for its suite", _int(0), setting="generation.max_reasoning_tokens"),
+    Option("max-cut-share", "share (0-1) of a suite's completions that may end at max_new_tokens before the suite is flagged (default 0.05)", _float(0.0, 1.0)),
 )
 VALUE_FLAGS: frozenset[str] = frozenset(o.flag for o in OPTIONS if o.takes_value)
 """The options that take their value as the next command-line argument."""

@@ -13,6 +13,11 @@ class SettingsError(ValueError):
     """A setting that cannot be used, with a message that says how to fix it."""
 
 
+KEYED_WHEN_SET = {"cache_key": "when_set"}
+"""Field metadata: the field is part of a completion cache key only when it is not ``None``, so
+adding it leaves the keys of earlier versions as they were (:func:`pytest_llmeval.models.cache.canonical`)."""
+
+
 @dataclass(frozen=True)
 class GenerationSettings:
     """Pinned generation settings. Greedy unless ``do_sample``; temperature/top_p only then."""
@@ -22,10 +27,17 @@ class GenerationSettings:
     temperature: float | None = None
     top_p: float | None = None
     stop: tuple[str, ...] = ()
+    thinking: bool | None = field(default=None, metadata=KEYED_WHEN_SET)
+    """A reasoning model's thinking switch (the chat template's ``enable_thinking``); ``None``: the
+    template's default."""
+    max_reasoning_tokens: int | None = field(default=None, metadata=KEYED_WHEN_SET)
+    """Most thinking tokens before the end of thinking is forced (``None``: no budget)."""
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
             raise SettingsError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+        if self.max_reasoning_tokens is not None and self.max_reasoning_tokens < 0:
+            raise SettingsError(f"max_reasoning_tokens must be at least 0, got {self.max_reasoning_tokens}")
         if not self.do_sample and (self.temperature is not None or self.top_p is not None):
             raise SettingsError(
                 "temperature/top_p only apply when sampling: set do_sample=True (llmeval_do_sample) "
@@ -39,6 +51,10 @@ class GenerationSettings:
             known["stop"] = (stop,) if isinstance(stop, str) else tuple(stop)
         return replace(self, **known)
 
+    def for_request(self, request: Any) -> "GenerationSettings":
+        """These settings with what a request (a case's ``le.cases`` arguments) overrides."""
+        return self.merged(**{name: getattr(request, name, None) for name in REQUEST_OVERRIDES})
+
     def to_json(self) -> dict[str, Any]:
         """The fingerprinted form: only the fields that are set, so old baselines stay comparable."""
         data: dict[str, Any] = {"do_sample": self.do_sample, "max_new_tokens": self.max_new_tokens}
@@ -47,7 +63,15 @@ class GenerationSettings:
             data["top_p"] = 1.0 if self.top_p is None else self.top_p
         if self.stop:
             data["stop"] = list(self.stop)
+        if self.thinking is not None:
+            data["thinking"] = self.thinking
+        if self.max_reasoning_tokens is not None:
+            data["max_reasoning_tokens"] = self.max_reasoning_tokens
         return data
+
+
+REQUEST_OVERRIDES = ("max_new_tokens", "stop", "thinking", "max_reasoning_tokens")
+"""The generation settings a suite (``le.cases``) may set for its requests."""
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,22 @@ def test_every_model_option_reaches_its_setting() -> None:
     values = {"model": "m", "dtype": "float16", "device": "cpu", "batch-size": 3, "seed": 7, "max-new-tokens": 5,
               "stop": ("END",), "do-sample": True, "temperature": 0.5, "top-p": 0.9, "max-length": 99, "cpu-matmul": "torch",
               "base-url": "http://h/v1", "api-key-env": "K", "concurrency": 3, "request-timeout": 2.5, "max-retries": 1,
-              "price-in": 0.5, "price-out": 1.5, "max-cost": 2.0}
+              "price-in": 0.5, "price-out": 1.5, "max-cost": 2.0, "thinking": False, "max-reasoning-tokens": 256}
     settings = settings_from(values)
     model_options = [o for o in OPTIONS if o.setting]
     assert sorted(o.name for o in model_options) == sorted(values)
     for option in model_options:
         assert setting_of(settings, option) == values[option.name], option.name
+
+
+def test_reasoning_settings_are_fingerprinted_only_when_set() -> None:
+    plain = GenerationSettings()
+    assert "thinking" not in plain.to_json() and "max_reasoning_tokens" not in plain.to_json()
+    set_ = plain.merged(thinking=False, max_reasoning_tokens=0)
+    assert set_.to_json() == {"do_sample": False, "max_new_tokens": 64, "thinking": False, "max_reasoning_tokens": 0}
+    assert set_.merged(thinking=None) == set_  # a suite that says nothing keeps the session's
+    with pytest.raises(SettingsError, match="max_reasoning_tokens must be at least 0"):
+        GenerationSettings(max_reasoning_tokens=-1)
 
 
 def test_sampling_options_need_do_sample() -> None:

@@ -86,6 +86,12 @@ class CaseSpec:
     require: str | None = None
     """With repeats, what a case needs to pass: ``"all"`` samples or a ``"majority"``; ``None``:
     the suite's rate is the mean of its cases' pass rates."""
+    thinking: bool | None = None
+    """A reasoning model's thinking switch (its chat template's ``enable_thinking``); ``None``: the
+    session's ``llmeval_thinking``, else the template's default."""
+    max_reasoning_tokens: int | None = None
+    """Most thinking tokens per completion before the end of thinking is forced (``None``: the
+    session's, else no budget)."""
 
     @property
     def delimiter(self) -> str:
@@ -138,6 +144,8 @@ _ARGUMENTS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("repeats", lambda v: v is None or (_is_int(v) and v >= 1), "a whole number of at least 1"),
     ("require", lambda v: v in (None, "all", "majority"), "'all' or 'majority'"),
     ("judge", lambda v: v is None or callable(getattr(v, "judge_problem", None)), "le.Rubric(...) or le.Pairwise(...)"),
+    ("thinking", lambda v: v is None or isinstance(v, bool), "True or False"),
+    ("max_reasoning_tokens", lambda v: v is None or (_is_int(v) and v >= 0), "a whole number, 0 or more"),
 )
 """Each argument of ``le.cases``, what a usable value is, and how to say it."""
 
@@ -152,6 +160,11 @@ def check_spec(spec: CaseSpec) -> None:
         value = getattr(spec, name)
         if not valid(value):
             raise CaseError(f"{spec.label}: {name}= must be {wanted}, got {value!r:.80}")
+    if spec.thinking is not None and not spec.chat:
+        raise CaseError(
+            f"{spec.label}: thinking={spec.thinking} switches the chat template's thinking, so it needs chat=True; "
+            "add chat=True, or drop thinking="
+        )
     if spec.num_fewshot and spec.fewshot_source is None:
         raise CaseError(
             f"{spec.label}: num_fewshot={spec.num_fewshot} needs fewshot_source=: the file or list the examples are drawn from"
@@ -191,6 +204,11 @@ class Request:
     sample with it, so that it never depends on the batch (an HTTP backend sends it)."""
     repeat: int = 0
     """Which sample of the case this is (0 .. repeats - 1); part of any cache key."""
+    thinking: bool | None = field(default=None, metadata={"cache_key": "when_set"})
+    """The thinking switch of a reasoning model's chat template (``None``: the session's, else the
+    template's default); in a cache key only when set."""
+    max_reasoning_tokens: int | None = field(default=None, metadata={"cache_key": "when_set"})
+    """The suite's reasoning budget (``None``: the session's); in a cache key only when set."""
 
 
 def case_choices(spec: CaseSpec, case: Case) -> tuple[str, ...]:
@@ -242,6 +260,8 @@ def build_request(
         stop=spec.stop,
         continuation=continuation,
         fewshot=fewshot,
+        thinking=spec.thinking if kind == "generate" else None,
+        max_reasoning_tokens=spec.max_reasoning_tokens if kind == "generate" else None,
     )
 
 

@@ -50,7 +50,8 @@ def chunk_size(backend: Any) -> int:
 
 def _group(request: Request) -> tuple[Any, ...]:
     """Requests a backend can put in one batch share this (chat template, generation settings)."""
-    return (request.chat, request.max_new_tokens or 0, request.stop or (), request.target_delimiter)
+    thinking = (request.thinking is not None, bool(request.thinking), request.max_reasoning_tokens or 0)
+    return (request.chat, request.max_new_tokens or 0, request.stop or (), request.target_delimiter, thinking)
 
 
 def _length(request: Request) -> int:

@@ -53,9 +53,15 @@ QUERY_CHUNK = 500
 
 def canonical(value: Any) -> Any:
     """``value`` as plain JSON data, for hashing: a dataclass becomes its type name and every field
-    (generically: fields added later are included), tuples become lists, mappings sorted dicts."""
+    (generically: fields added later are included; a field whose metadata says
+    ``{"cache_key": "when_set"}`` only when it is not ``None``, so adding one keeps earlier keys),
+    tuples become lists, mappings sorted dicts."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out = {f.name: canonical(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        out = {
+            f.name: canonical(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if not (f.metadata.get("cache_key") == "when_set" and getattr(value, f.name) is None)
+        }
         return {"__type__": type(value).__name__, **out}
     if isinstance(value, Mapping):
         return {str(k): canonical(v) for k, v in value.items()}

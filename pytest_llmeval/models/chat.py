@@ -23,6 +23,7 @@ def chat_context(
     *,
     system: str | None = None,
     examples: Sequence[tuple[str, str]] = (),
+    template_kwargs: Mapping[str, Any] | None = None,
 ) -> str:
     """The context lm-eval builds with ``--apply_chat_template`` for a single-turn prompt.
 
@@ -31,7 +32,8 @@ def chat_context(
     assistant turns (lm-eval's default ``fewshot_as_multiturn``). If the template rejects a
     system message it is dropped, as lm-eval does. Score choices after it with
     ``target_delimiter=""``: lm-eval puts no space between the assistant header and a choice
-    under a chat template.
+    under a chat template. ``template_kwargs`` are extra template variables, such as a reasoning
+    model's ``enable_thinking`` (:func:`pytest_llmeval.models.reasoning.template_kwargs`).
     """
     if not getattr(tokenizer, "chat_template", None):
         raise ChatTemplateError(
@@ -43,6 +45,7 @@ def chat_context(
         messages.append({"role": "user", "content": question})
         messages.append({"role": "assistant", "content": answer})
     messages.append({"role": "user", "content": prompt})
+    extra = dict(template_kwargs or {})
     try:
         import jinja2
 
@@ -51,13 +54,13 @@ def chat_context(
         template_error = ValueError
     try:
         text = tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=True, continue_final_message=False
+            messages, tokenize=False, add_generation_prompt=True, continue_final_message=False, **extra
         )
     except template_error:
         if not system:
             raise
         text = tokenizer.apply_chat_template(
-            messages[1:], tokenize=False, add_generation_prompt=True, continue_final_message=False
+            messages[1:], tokenize=False, add_generation_prompt=True, continue_final_message=False, **extra
         )
     return text
 

@@ -24,6 +24,12 @@ The hook: ``logits_hook(logits, rows, steps)`` gets the float32 logits of the ro
 token (``[B, V]``), the index of each of those rows in the caller's list, and each row's step
 (0 for its first new token). It returns the logits to take the argmax of, e.g. per-row sampling
 noise derived from each row's seed and step.
+
+For a reasoning model two more callables come in (:mod:`.thinking`): ``stop_rule(row, tokens)``
+replaces the stop-string criteria (stop strings apply to the answer, never inside thinking), and
+``force(logits, rows, generated)`` is applied after the hook with each row's new tokens (a
+thinking budget forces the end-of-thinking token); both work row by row, so a row's result
+never depends on its batch.
 """
 
 from __future__ import annotations
@@ -42,6 +48,10 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["Decoded", "PrefixCache", "can_decode", "common_prefix", "greedy_decode"]
 
 LogitsHook = Callable[["torch.Tensor", Sequence[int], Sequence[int]], "torch.Tensor"]
+StopRule = Callable[[int, Sequence[int]], bool]
+"""``(row, its new tokens) -> whether it stops here``."""
+Force = Callable[["torch.Tensor", Sequence[int], Sequence[Sequence[int]]], "torch.Tensor"]
+"""``(logits, rows, each row's new tokens) -> logits``."""
 REFILL_FRACTION = 0.25
 """Admit waiting prompts once at least this share of the slots is free."""
 COMPACT_FRACTION = 0.125
@@ -165,7 +175,7 @@ class _Batch:
         return out.logits[:, -1, :]
 
     def advance(self, which: Sequence[int], tokens: "torch.Tensor", criteria: Any, max_new: int,
-                out: list[list[int]], reasons: list[str | None]) -> list[int]:
+                out: list[list[int]], reasons: list[str | None], stop_rule: StopRule | None = None) -> list[int]:
         """Take ``tokens`` for the batch rows ``which``; returns the caller's indices that finished."""
         import torch
 
@@ -187,7 +197,7 @@ class _Batch:
                 reasons[r] = "stop"
             else:
                 out[r].append(self.history[b][-1])
-                if stopped is not None and bool(stopped[k]):
+                if stopped is not None and bool(stopped[k]) or stop_rule is not None and stop_rule(r, out[r]):
                     reasons[r] = "stop"
                 elif self.steps[b] >= max_new:
                     reasons[r] = "length"
@@ -235,11 +245,14 @@ def greedy_decode(
     logits_hook: LogitsHook | None = None,
     slots: int | None = None,
     on_done: Callable[[int], None] | None = None,
+    stop_rule: StopRule | None = None,
+    force: Force | None = None,
 ) -> list[Decoded]:
     """Greedy continuations of token ``rows`` (see the module docstring); call under inference mode.
 
     ``slots``: at most this many rows in a forward pass (default: all). ``on_done(i)`` is called
-    when row ``i`` has finished."""
+    when row ``i`` has finished. ``stop_rule`` replaces the criteria of ``stop``; ``force`` comes
+    after ``logits_hook`` (see the module docstring)."""
     import torch
 
     n = len(rows)
@@ -249,7 +262,7 @@ def greedy_decode(
         return [Decoded([], "length") for _ in range(n)]
     store = prefixes if prefixes is not None else PrefixCache()
     slots = max(1, slots or n)
-    criteria = _stop_criteria(tokenizer, stop)
+    criteria = _stop_criteria(tokenizer, stop) if stop_rule is None else None
     waiting = deque(sorted(range(n), key=lambda i: list(rows[i])))  # token order: neighbours share prefixes
     batch = _Batch(pad_id, eos, room=min(max_new_tokens + 1, ROOM))
 
@@ -257,8 +270,11 @@ def greedy_decode(
         logits = logits.to(dtype=torch.float32)
         if logits_hook is not None:
             logits = logits_hook(logits, [batch.live[b] for b in which], [batch.steps[b] for b in which])
+        if force is not None:
+            live = [batch.live[b] for b in which]
+            logits = force(logits, live, [out[r] for r in live])
         tokens = logits.argmax(dim=-1).to("cpu")
-        for r in batch.advance(which, tokens, criteria, max_new_tokens, out, reasons):
+        for r in batch.advance(which, tokens, criteria, max_new_tokens, out, reasons, stop_rule):
             if on_done is not None:
                 on_done(r)
 

@@ -183,16 +183,30 @@ class HFBackend(Generation):
 
     # prompts -----------------------------------------------------------------
 
-    def render(self, text: str, *, chat: bool, system: str | None = None, examples: Sequence[tuple[str, str]] = ()) -> str:
+    @property
+    def delimiters(self) -> Any:
+        """The model's reasoning delimiters (:func:`~.reasoning.reasoning_delimiters`), ``None``
+        for a model that does not think."""
+        if not hasattr(self, "_delimiters"):
+            from pytest_llmeval.models.reasoning import reasoning_delimiters
+
+            self._delimiters = reasoning_delimiters(self.tokenizer)
+        return self._delimiters
+
+    def render(
+        self, text: str, *, chat: bool, system: str | None = None, examples: Sequence[tuple[str, str]] = (), thinking: bool | None = None,
+    ) -> str:  # fmt: skip
         """The exact string sent to the tokenizer: the chat template applied when ``chat``,
-        with few-shot ``examples`` as earlier user/assistant turns."""
+        with few-shot ``examples`` as earlier user/assistant turns, and ``thinking`` as the
+        template's thinking switch where it has one."""
         if not chat:
             return text
         if not getattr(self.tokenizer, "chat_template", None):
             raise ModelStateError("chat=True but the tokenizer has no chat template; use chat=False or a chat model")
         from pytest_llmeval.models.chat import chat_context
+        from pytest_llmeval.models.reasoning import template_kwargs
 
-        return chat_context(self.tokenizer, text, system=system, examples=examples)
+        return chat_context(self.tokenizer, text, system=system, examples=examples, template_kwargs=template_kwargs(self.delimiters, thinking))
 
     # generation --------------------------------------------------------------
 
@@ -200,16 +214,17 @@ class HFBackend(Generation):
         """Generate for one prompt or a list (one batched call); keyword overrides for this call.
 
         Overrides: ``max_new_tokens``, ``stop``, ``do_sample``, ``temperature``, ``top_p``,
-        ``chat`` (apply the chat template), ``system``.
+        ``chat`` (apply the chat template), ``system``, and for a reasoning model ``thinking`` and
+        ``max_reasoning_tokens``.
         """
         chat = bool(overrides.pop("chat", False))
         system = overrides.pop("system", None)
-        unknown = set(overrides) - {"max_new_tokens", "stop", "do_sample", "temperature", "top_p"}
+        unknown = set(overrides) - {"max_new_tokens", "stop", "do_sample", "temperature", "top_p", "thinking", "max_reasoning_tokens"}
         if unknown:
             raise TypeError(f"unknown generation option(s): {', '.join(sorted(unknown))}")
         settings = self.settings.generation.merged(**overrides)
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
-        rendered = [self.render(p, chat=chat, system=system) for p in prompts]
+        rendered = [self.render(p, chat=chat, system=system, thinking=settings.thinking) for p in prompts]
         results = self._generate_rendered(rendered, settings, add_special_tokens=not chat)
         return results[0] if isinstance(prompt, str) else results
 
@@ -218,11 +233,11 @@ class HFBackend(Generation):
         out: list[Completion | None] = [None] * len(requests)
         groups: dict[tuple[GenerationSettings, bool], list[int]] = {}
         for i, req in enumerate(requests):
-            settings = self.settings.generation.merged(max_new_tokens=req.max_new_tokens, stop=req.stop)
+            settings = self.settings.generation.for_request(req)
             groups.setdefault((settings, req.chat), []).append(i)
         for (settings, chat), indices in groups.items():
             rendered = [
-                self.render(requests[i].text, chat=chat, system=requests[i].system, examples=requests[i].fewshot)
+                self.render(requests[i].text, chat=chat, system=requests[i].system, examples=requests[i].fewshot, thinking=settings.thinking)
                 for i in indices
             ]
             seeds = [requests[i].seed for i in indices]

@@ -2,6 +2,11 @@
 or sampling with a seed per row) or through transformers' ``generate``, in batches, and the
 tokens turned back into text (cut at the first stop string).
 
+A reasoning model (one whose tokenizer and chat template have reasoning delimiters,
+:func:`~.reasoning.reasoning_delimiters`) runs with a :class:`~.thinking.Rows` per call: stop
+strings apply to the answer only, ``max_reasoning_tokens`` forces the end of thinking, and each
+completion's text is the answer, its thinking in ``reasoning``.
+
 :class:`Generation` is a part of :class:`~pytest_llmeval.models.hf.HFBackend`, kept here so that
 each module reads in one sitting; it uses the backend's model, tokenizer and settings.
 """
@@ -15,7 +20,12 @@ from pytest_llmeval.models.decode import PrefixCache
 from pytest_llmeval.models.hf_loading import seed_everything
 from pytest_llmeval.models.outputs import Completion
 from pytest_llmeval.models.protocol import Progress
+from pytest_llmeval.models.thinking import Rows, rows_for
 from pytest_llmeval.settings import GenerationSettings, LLMSettings
+
+
+Produced = tuple[str, int, str, float, dict[str, Any]]
+"""A row's text, new tokens, finish reason, seconds and reasoning fields (``{}`` without reasoning)."""
 
 
 class Generation:
@@ -32,7 +42,8 @@ class Generation:
     max_length: Callable[[], int]
     _kernels: Callable[[], Any]
     _check_mode: Callable[[], None]
-    """(the backend's own: its device, batch size, context length, kernels and mode check)"""
+    delimiters: Any
+    """(the backend's own: its device, batch size, context length, kernels, mode check and reasoning delimiters)"""
 
     def _generate_rendered(
         self,
@@ -52,11 +63,12 @@ class Generation:
         encoded = [ids[-limit:] for ids in full]
         size = self.batch_size()
         row_seeds = list(seeds) if seeds is not None and all(s is not None for s in seeds) else None
+        rows = rows_for(self.delimiters, prompts, settings, lambda ids: tok.decode(ids, skip_special_tokens=True))
         with self._kernels():
             if self._decodes(settings, row_seeds):
-                produced = self._decode_all(encoded, settings, size, row_seeds, progress)
+                produced = self._decode_all(encoded, settings, size, row_seeds, progress, rows)
             else:
-                produced = self._generate_batches(encoded, settings, size, row_seeds, progress)
+                produced = self._generate_batches(encoded, settings, size, row_seeds, progress, rows)
         return [
             Completion(
                 text,
@@ -66,8 +78,9 @@ class Generation:
                 latency_s=seconds,
                 finish_reason=reason,
                 truncated=len(full[i]) - len(encoded[i]),
+                **reasoning,
             )
-            for i, (text, n_out, reason, seconds) in enumerate(produced)
+            for i, (text, n_out, reason, seconds, reasoning) in enumerate(produced)
         ]
 
     def _decodes(self, settings: GenerationSettings, row_seeds: Sequence[int] | None) -> bool:
@@ -79,8 +92,8 @@ class Generation:
 
     def _decode_all(
         self, rows: Sequence[list[int]], settings: GenerationSettings, slots: int,
-        row_seeds: Sequence[int] | None, progress: Progress | None,
-    ) -> list[tuple[str, int, str, float]]:
+        row_seeds: Sequence[int] | None, progress: Progress | None, thinking: Rows | None = None,
+    ) -> list[Produced]:
         """All rows through :func:`.decode.greedy_decode`, at most ``slots`` at a time: shared prompt
         tokens computed once, finished rows replaced by waiting ones (on CUDA out of memory: half the slots)."""
         import torch
@@ -105,6 +118,8 @@ class Generation:
                         self.model, tok, rows, max_new_tokens=settings.max_new_tokens, eos=sorted(self._eos_ids()),
                         pad_id=self._pad_id(), stop=settings.stop or (), prefixes=PrefixCache(),
                         share_prefix=self.share_prefix, logits_hook=hook, slots=slots, on_done=done,
+                        stop_rule=thinking.stopped if thinking is not None else None,
+                        force=thinking.force if thinking is not None and thinking.budget is not None else None,
                     )
                 break
             except torch.cuda.OutOfMemoryError:
@@ -113,18 +128,18 @@ class Generation:
                 torch.cuda.empty_cache()
                 slots = max(1, slots // 2)
         seconds = (time.perf_counter() - started) / max(1, len(rows))
-        return [self._finish(d.tokens, d.reason, settings, seconds) for d in decoded]
+        return [self._finish(i, d.tokens, d.reason, settings, seconds, thinking) for i, d in enumerate(decoded)]
 
     def _generate_batches(
         self, rows: Sequence[list[int]], settings: GenerationSettings, size: int,
-        row_seeds: Sequence[int] | None, progress: Progress | None,
-    ) -> list[tuple[str, int, str, float]]:
+        row_seeds: Sequence[int] | None, progress: Progress | None, thinking: Rows | None = None,
+    ) -> list[Produced]:
         """transformers' ``generate`` in batches of similar lengths (unseeded sampling, other models)."""
         import torch
 
         # Longest first: memory trouble shows up on the first batch, and rows of a batch have similar lengths.
         order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
-        results: list[tuple[str, int, str, float] | None] = [None] * len(rows)
+        results: list[Produced | None] = [None] * len(rows)
         start = 0
         batch_index = 0
         while start < len(order):
@@ -135,6 +150,7 @@ class Generation:
                 produced = self._generate_with_transformers(
                     [rows[i] for i in idx], settings, self._pad_id(), sorted(self._eos_ids()),
                     [row_seeds[i] for i in idx] if row_seeds is not None else None,
+                    thinking.subset(idx) if thinking is not None else None,
                 )
             except torch.cuda.OutOfMemoryError:
                 if size == 1:
@@ -144,7 +160,7 @@ class Generation:
                 continue
             seconds = (time.perf_counter() - started) / len(idx)
             for i, (tokens, reason) in zip(idx, produced):
-                results[i] = self._finish(tokens, reason, settings, seconds)
+                results[i] = self._finish(i, tokens, reason, settings, seconds, thinking)
             if progress is not None:
                 progress(len(idx))
             start += len(idx)
@@ -155,14 +171,20 @@ class Generation:
         pad = self.tokenizer.pad_token_id
         return pad if pad is not None else 0
 
-    def _finish(self, tokens: list[int], reason: str, settings: GenerationSettings, seconds: float) -> tuple[str, int, str, float]:
-        """A row's text (cut at the first stop string), token count, finish reason and seconds."""
+    def _finish(
+        self, row: int, tokens: list[int], reason: str, settings: GenerationSettings, seconds: float, thinking: Rows | None,
+    ) -> Produced:
+        """A row's text (cut at the first stop string), token count, finish reason, seconds and,
+        for a reasoning model, its reasoning (the text is then the answer)."""
+        if thinking is not None:
+            done = thinking.finish(row, tokens, reason)
+            return done.text, len(tokens), done.reason, seconds, done.fields()
         text = self.tokenizer.decode(tokens, skip_special_tokens=True)
         if settings.stop:
             hits = [text.find(s) for s in settings.stop if s and s in text]
             if hits:
                 text, reason = text[: min(hits)], "stop"
-        return text, len(tokens), reason, seconds
+        return text, len(tokens), reason, seconds, {}
 
     def _eos_ids(self) -> set[int]:
         ids: set[int] = set()
@@ -176,7 +198,7 @@ class Generation:
 
     def _generate_with_transformers(
         self, rows: Sequence[list[int]], settings: GenerationSettings, pad: int, eos: list[int],
-        row_seeds: Sequence[int] | None = None,
+        row_seeds: Sequence[int] | None = None, thinking: Rows | None = None,
     ) -> list[tuple[list[int], str]]:
         """``model.generate`` on left-padded rows (sampling, and models the greedy loop cannot drive)."""
         import torch
@@ -198,15 +220,20 @@ class Generation:
             pad_token_id=pad,
             eos_token_id=eos or None,
         )
+        from transformers import LogitsProcessorList
+
         extra: dict[str, Any] = {}
         if settings.do_sample and row_seeds is not None:  # per-row seeded sampling: greedy over the sampler's choice
-            from transformers import LogitsProcessorList
 
             from pytest_llmeval.models.sampling import SeededSampler
 
             config.do_sample, config.temperature, config.top_p = False, None, None
             extra["logits_processor"] = LogitsProcessorList([SeededSampler(row_seeds, width, settings.temperature, settings.top_p)])
-        if settings.stop:
+        if thinking is not None:  # stops on the answer only, and the thinking budget, row by row
+            extra["stopping_criteria"] = thinking.stopping_criteria(width, eos)
+            if thinking.budget is not None and thinking.delimiters.end_id is not None:
+                extra.setdefault("logits_processor", LogitsProcessorList()).append(thinking.budget_processor(width))
+        elif settings.stop:
             config.stop_strings = list(settings.stop)
             extra["tokenizer"] = tok
         device = self.device
@@ -226,5 +253,7 @@ class Generation:
                 if t in eos_set:
                     cut, reason = k, "stop"
                     break
+            while reason == "length" and cut and tokens[cut - 1] == pad:  # a row that stopped early: generate padded it
+                cut -= 1
             produced.append((tokens[:cut], reason))
         return produced

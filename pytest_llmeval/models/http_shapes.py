@@ -76,7 +76,7 @@ def messages_of(request: Request) -> list[dict[str, str]]:
 
 def generate_payload(model: str, request: Request, settings: LLMSettings) -> tuple[str, dict[str, Any]]:
     """(path, JSON body) of a generation request."""
-    gen = settings.generation.merged(max_new_tokens=request.max_new_tokens, stop=request.stop)
+    gen = settings.generation.for_request(request)
     body = {"model": model, **sampling(gen), "seed": seed_of(request, settings)}
     if request.chat:
         return CHAT_PATH, {**body, "messages": messages_of(request)}

@@ -195,7 +195,7 @@ class LlamaCppBackend:
         """Completions for many requests, ``batch_size`` sequences decoding together."""
         jobs: list[GenerationJob] = []
         for req in requests:
-            settings = self.settings.generation.merged(max_new_tokens=req.max_new_tokens, stop=req.stop)
+            settings = self.settings.generation.for_request(req)
             prompt = self.render(req.text, chat=req.chat, system=req.system, examples=req.fewshot)
             jobs.append(self._generation_job(prompt, settings, req, add_special=not req.chat, progress=progress))
         if not jobs:

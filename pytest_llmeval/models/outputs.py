@@ -7,7 +7,13 @@ from typing import Sequence
 
 
 class Completion(str):
-    """The generated text of one case: a ``str`` that also carries how it was made."""
+    """The generated text of one case: a ``str`` that also carries how it was made.
+
+    For a reasoning model the text is the **answer**, what follows the thinking; ``reasoning`` is
+    the thinking (``None`` when there was none), ``reasoning_tokens`` its length in tokens (``None``
+    when unknown) and ``thinking_ended`` whether the thinking ended: when it did not (cut at
+    ``max_new_tokens``), there is no answer and the text is empty.
+    """
 
     prompt: str
     tokens_in: int
@@ -16,6 +22,9 @@ class Completion(str):
     finish_reason: str
     truncated: int
     """How many prompt tokens were cut from the left to fit the model's context (0: none)."""
+    reasoning: str | None
+    reasoning_tokens: int | None
+    thinking_ended: bool
 
     def __new__(
         cls,
@@ -27,6 +36,9 @@ class Completion(str):
         latency_s: float = 0.0,
         finish_reason: str = "stop",
         truncated: int = 0,
+        reasoning: str | None = None,
+        reasoning_tokens: int | None = None,
+        thinking_ended: bool = True,
     ) -> "Completion":
         obj = super().__new__(cls, text)
         obj.prompt = prompt
@@ -35,20 +47,31 @@ class Completion(str):
         obj.latency_s = latency_s
         obj.finish_reason = finish_reason
         obj.truncated = truncated
+        obj.reasoning = reasoning
+        obj.reasoning_tokens = reasoning_tokens
+        obj.thinking_ended = thinking_ended
         return obj
 
     @property
     def text(self) -> str:
         return str.__str__(self)
 
+    @property
+    def missing_answer(self) -> str | None:
+        """Why there is no answer, when the thinking never ended: ``reasoning cut at N tokens
+        (max_new_tokens)``, or the model ending inside its thinking; ``None`` when it ended."""
+        if self.thinking_ended:
+            return None
+        n = self.reasoning_tokens if self.reasoning_tokens is not None else self.tokens_out
+        if self.finish_reason == "length":
+            return f"reasoning cut at {n} tokens (max_new_tokens)"
+        return f"no answer: the model stopped inside its reasoning after {n} tokens (finish reason {self.finish_reason})"
+
     def __reduce__(self):  # keep the metadata through pickling (xdist, multiprocessing)
-        return (
-            _rebuild_completion,
-            (self.text, self.prompt, self.tokens_in, self.tokens_out, self.latency_s, self.finish_reason, self.truncated),
-        )
+        return (_rebuild_completion, (self.text,), dict(vars(self)))
 
 
-def _rebuild_completion(text, prompt, tokens_in, tokens_out, latency_s, finish_reason, truncated=0) -> Completion:
+def _rebuild_completion(text, prompt="", tokens_in=0, tokens_out=0, latency_s=0.0, finish_reason="stop", truncated=0) -> Completion:
     return Completion(
         text,
         prompt=prompt,

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 import pytest
 
 from pytest_llmeval.datasets.suite import CaseError, CaseSpec
-from pytest_llmeval.plugin.fixtures import case, completion, judgement, llm, llm_settings, ranked
+from pytest_llmeval.plugin.fixtures import case, completion, judgement, llm, llm_settings, missing_answer, ranked
 from pytest_llmeval.plugin import code_runs, planning, reporting
 from pytest_llmeval.plugin.html_output import write_html
 from pytest_llmeval.plugin.identity import MARKER, eval_item, sample_id, samples_of, unittest_suites
@@ -207,6 +207,17 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
                 from pytest_llmeval.models import ModelStateError
 
                 raise ModelStateError(problem)  # noqa: B012
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
+    problem = missing_answer(pyfuncitem)
+    if problem is None:
+        return None
+    from pytest_llmeval.scoring.failures import EvalFailure
+
+    __tracebackhide__ = True
+    raise EvalFailure(problem)  # a miss that says why, never a parse of the thinking
 
 
 @pytest.hookimpl(wrapper=True)

@@ -105,8 +105,19 @@ def _scheduled(request: pytest.FixtureRequest, llm_settings: Any) -> Any:
 @pytest.fixture
 def completion(request: pytest.FixtureRequest, llm_settings: Any, case: Any) -> Any:
     """The generated text of this case (a ``str`` with tokens, latency and finish reason);
-    from the completion cache when it holds it (then the model is not loaded for it)."""
+    from the completion cache when it holds it (then the model is not loaded for it). For a
+    reasoning model it is the answer (``.reasoning`` holds the thinking); a completion whose
+    thinking never ended has none, and its case misses without running (:func:`missing_answer`)."""
     return _scheduled(request, llm_settings)
+
+
+def missing_answer(item: pytest.Item) -> str | None:
+    """Why an eval item's completion has no answer (its thinking never ended), else ``None``:
+    the case is then a miss with that reason, and its test is not run (nothing parses the thinking)."""
+    if "completion" not in getattr(item, "fixturenames", ()):
+        return None
+    value = getattr(item, "funcargs", {}).get("completion")
+    return getattr(value, "missing_answer", None)
 
 
 @pytest.fixture
@@ -134,6 +145,8 @@ def judgement(request: pytest.FixtureRequest, llm_settings: Any, case: Any, comp
             "pass judge=le.Rubric('...') to le.cases",
             pytrace=False,
         )
+    if getattr(completion, "thinking_ended", True) is False:
+        return None  # no answer to judge: the case misses with the reason (missing_answer)
     settings = item_settings(request, llm_settings)
     if settings is None:  # the llm fixture reports it
         settings = request.getfixturevalue("llm").settings

@@ -189,8 +189,11 @@ class JudgeSession:
         group = scheduler.group_of(first[0])
 
         def eligible(entry: tuple[str, str, Case]) -> bool:  # one window, one model (its own judge, maybe)
-            if entry[0] in self._results or scheduler.peek(entry[0]) is None or scheduler.group_of(entry[0]) != group:
-                return False
+            output = scheduler.peek(entry[0])
+            if entry[0] in self._results or output is None or scheduler.group_of(entry[0]) != group:
+                return False  # judged, not computed yet, or another model's
+            if getattr(output, "thinking_ended", True) is False:
+                return False  # without an answer (thinking cut short)
             return not (scheduler.same_suite and entry[1] != first[1])
 
         return window(self.order, start, scheduler.window, eligible)

@@ -51,7 +51,7 @@ def fingerprint_of(state: LLMEvalState, suite: str, request: Request | None, set
         fingerprint["chat"] = request.chat
         if request.kind == "generate":
             gen = (backend.settings if backend is not None else cached.settings if cached is not None else settings or state.settings).generation
-            fingerprint["generation"] = gen.merged(max_new_tokens=request.max_new_tokens, stop=request.stop).to_json()
+            fingerprint["generation"] = gen.for_request(request).to_json()
         else:
             fingerprint["generation"] = {"loglikelihood": True, "target_delimiter": request.target_delimiter}
     return fingerprint
@@ -97,6 +97,10 @@ def _output_fields(result: Any) -> dict[str, Any]:
         "tokens_in": getattr(result, "tokens_in", None),
         "tokens_out": getattr(result, "tokens_out", None),
         "truncated": getattr(result, "truncated", 0) or 0,
+        "finish_reason": result.finish_reason if isinstance(result, Completion) else None,
+        "reasoning": getattr(result, "reasoning", None) if isinstance(result, Completion) else None,
+        "reasoning_tokens": getattr(result, "reasoning_tokens", None) if isinstance(result, Completion) else None,
+        "thinking_ended": getattr(result, "thinking_ended", True) is not False,
     }
 
 

@@ -57,6 +57,7 @@ def run_options(config: pytest.Config, options: Values) -> GateOptions:
         value_flags=VALUE_FLAGS,
         shard=options["shard"],
         pass_ks=options["pass-k"] or (),
+        **({"max_cut_share": options["max-cut-share"]} if options["max-cut-share"] is not None else {}),
     )
 
 

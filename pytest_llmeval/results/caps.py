@@ -7,14 +7,23 @@ never ended (so it has no answer: a miss, "reasoning cut at N tokens"). The **su
 smallest power of two at least twice the longest completion seen, cut ones counted at the cap:
 a cut completion's length beyond the cap is unknown, so doubling is the least change that shows
 whether the answers were just over it (re-run, and read the new count). Pure: no pytest, no torch.
+
+:func:`suite_caps` counts a run's case records per suite; :func:`cap_messages` says what the report
+says about them. A flagged suite does not fail the gate by itself (a long answer is not a wrong
+one), but it never passes as fine: its row in the gate table is marked, the gate's last line says
+"passed with N flagged", and under ``--llmeval-strict`` a flag fails the gate.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping, Sequence
 
-__all__ = ["DEFAULT_MAX_CUT_SHARE", "CapCounts", "Ending", "cap_counts", "suggested_cap"]
+from pytest_llmeval.results.messages import Message, blocking, pct
+from pytest_llmeval.results.records import CaseRecord
+from pytest_llmeval.results.stats import merge_case_records
+
+__all__ = ["DEFAULT_MAX_CUT_SHARE", "CapCounts", "Ending", "cap_counts", "cap_messages", "suggested_cap", "suite_caps"]
 
 DEFAULT_MAX_CUT_SHARE = 0.05
 """``llmeval_max_cut_share``'s default: a suite with more than 5% of its completions cut is flagged."""
@@ -71,6 +80,14 @@ class CapCounts:
         """A cap to try, when any completion was cut."""
         return suggested_cap(max(self.longest, self.cap or 0)) if self.cut else None
 
+    @property
+    def any_flag(self) -> bool:
+        return self.flagged or self.reasoning_flagged
+
+    def cell(self) -> str:
+        """The gate table's ``cut`` cell: the count, ``!`` when flagged (``-`` when nothing was cut)."""
+        return f"{self.cut}{'!' if self.any_flag else ''}" if self.cut else "-"
+
     def message(self) -> str | None:
         """The report's line, or ``None`` when nothing was cut."""
         if not self.cut:
@@ -100,3 +117,43 @@ def cap_counts(endings: Iterable[Ending], cap: int | None, *, max_share: float =
             if not e.thinking_ended:
                 reasoning_cut += 1
     return CapCounts(n, cap, cut, reasoning_cut, longest, longest_reasoning, max_share)
+
+
+def suite_caps(records: Sequence[CaseRecord], max_share: float = DEFAULT_MAX_CUT_SHARE) -> dict[str, CapCounts]:
+    """Per generation suite (one with completions), its cut completions: every sample counts,
+    cached or not; the cap is the suite's ``max_new_tokens`` from its fingerprint."""
+    endings: dict[str, list[Ending]] = {}
+    caps: dict[str, int | None] = {}
+    for (suite, _, _), r in sorted(merge_case_records(records).items()):
+        if r.completion is None and r.finish_reason is None:
+            continue  # a ranking, or a case whose output never came
+        endings.setdefault(suite, []).append(
+            Ending(r.tokens_out or 0, r.finish_reason or "stop", r.reasoning_tokens or 0, r.thinking_ended)
+        )
+        generation = r.fingerprint.generation or {}
+        cap = generation.get("max_new_tokens") if isinstance(generation, Mapping) else None
+        caps.setdefault(suite, cap if isinstance(cap, int) and not isinstance(cap, bool) else None)
+    return {suite: cap_counts(found, caps.get(suite), max_share=max_share) for suite, found in endings.items()}
+
+
+def cap_messages(caps: Mapping[str, CapCounts], *, strict: bool = False) -> list[Message]:
+    """A note per suite with cut completions (a warning when flagged); under ``strict`` a flag
+    fails the gate."""
+    out = []
+    for suite, c in sorted(caps.items()):
+        line = c.message()
+        if line is None:
+            continue
+        if c.any_flag:
+            share = c.reasoning_share if c.reasoning_flagged and not c.flagged else c.share
+            out.append(Message(
+                "warning", f"{suite}: flagged: {line}",
+                f"{pct(share, 0)} is above llmeval_max_cut_share {pct(c.max_share, 0)}: the cap, not the model, may decide "
+                "these cases; raise max_new_tokens (le.cases(max_new_tokens=) or llmeval_max_new_tokens)"
+                + (", or set max_reasoning_tokens" if c.reasoning_cut else ""),
+            ))  # fmt: skip
+            if strict:
+                out.append(blocking(f"{suite}: {pct(share, 0)} of its completions were cut at max_new_tokens (--llmeval-strict)"))
+        else:
+            out.append(Message("info", f"{suite}: {line}"))
+    return out

@@ -53,6 +53,9 @@ class GateOptions:
     """``--llmeval-shard=I/N``: this run is shard I of N (written into results.json for ``merge``)."""
     pass_ks: tuple[int, ...] = ()
     """With repeats: more k to report pass@k and pass^k for (1 and the k run always are)."""
+    max_cut_share: float = 0.05
+    """``llmeval_max_cut_share``: a suite with a larger share of completions cut at
+    ``max_new_tokens`` is flagged (:mod:`~pytest_llmeval.results.caps`)."""
 
 
 @dataclass(frozen=True)

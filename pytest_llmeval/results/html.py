@@ -36,6 +36,7 @@ _HINT = "pass the folder written by pytest --llmeval-output=DIR (it holds result
 _KNOWN = {
     "id", "suite", "outcome", "prompt", "completion", "choices", "loglikelihoods", "scores", "reason", "latency_s",
     "tokens_in", "tokens_out", "duration_s", "markers", "limited", "expected", "suite_size",
+    "reasoning", "reasoning_tokens", "thinking_ended",
 }  # fmt: skip
 _COST_KEYS = ("cost_usd", "cost")
 
@@ -114,6 +115,9 @@ def _case_detail(sample: Mapping[str, Any]) -> dict[str, Any]:
             detail[key] = sample[key] if key != "expected" else _as_text(sample[key])
     if sample.get("scores"):
         detail["scores"] = sample["scores"]
+    if sample.get("reasoning") is not None or sample.get("thinking_ended") is False:  # shown folded, as text
+        detail["reasoning"] = _as_text(sample.get("reasoning")) or ""
+        detail["reasoning_note"] = _reasoning_note(sample)
     if sample.get("choices"):
         lls = list(sample.get("loglikelihoods") or [])
         detail["choices"] = [[str(c), lls[i] if i < len(lls) else None] for i, c in enumerate(sample["choices"])]
@@ -121,6 +125,13 @@ def _case_detail(sample: Mapping[str, Any]) -> dict[str, Any]:
     if extra:
         detail["extra"] = {k: _as_text(v) if not isinstance(v, (int, float, bool)) else v for k, v in sorted(extra.items())}
     return detail
+
+
+def _reasoning_note(sample: Mapping[str, Any]) -> str:
+    """The folded reasoning's summary line: ``Reasoning (212 tokens)``, and whether it was cut."""
+    tokens = sample.get("reasoning_tokens")
+    size = f" ({tokens} tokens)" if isinstance(tokens, int) and not isinstance(tokens, bool) else ""
+    return f"Reasoning{size}" + (", cut before an answer" if sample.get("thinking_ended") is False else "")
 
 
 def _flaky(samples: Sequence[Mapping[str, Any]]) -> set[tuple[str, str]]:
@@ -270,7 +281,7 @@ def run_page(
         "mode": "run",
         "title": title,
         "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "gate": {"failed": bool(gate.get("failed")), "failures": list(gate.get("failures") or [])},
+        "gate": {"failed": bool(gate.get("failed")), "failures": list(gate.get("failures") or []), "flagged": list(gate.get("flagged") or [])},
         "summary": results.get("summary") or {},
         "baseline": {"path": baseline.get("path"), "state": baseline.get("state")},
         "messages": [_message(m) for m in results.get("messages") or []],

@@ -12,7 +12,7 @@ CSS = """
 *{box-sizing:border-box}body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1f2328}
 #app{max-width:1400px;margin:0 auto;padding:16px 24px}h1{font-size:20px;margin:4px 0}h2{font-size:16px;margin:22px 0 8px}
 .banner{padding:8px 12px;border-radius:6px;margin:8px 0;font-weight:600}.banner.ok{background:#dafbe1;color:var(--pass)}
-.banner.bad{background:#ffebe9;color:var(--error)}.banner ul{margin:4px 0 0;font-weight:400}
+.banner.bad{background:#ffebe9;color:var(--error)}.banner.warn{background:#fff8c5;color:#7d4e00}.banner ul{margin:4px 0 0;font-weight:400}
 .muted{color:var(--muted)}.scroll{overflow-x:auto}.small{font-size:11px}td.name{max-width:460px;overflow-wrap:anywhere}td.nw{white-space:nowrap}td.diff{max-width:280px}table{border-collapse:collapse;width:100%}th,td{padding:4px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
 th{background:var(--bg2);font-weight:600;white-space:nowrap}#suites{font-size:13px}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}td.ci{white-space:nowrap}
 .o-pass{color:var(--pass)}.o-fail{color:var(--fail)}.o-error{color:var(--error);font-weight:600}.o-skipped,.o-xfailed{color:var(--muted)}
@@ -59,8 +59,9 @@ function header(){
   app.appendChild(el('div',{cls:'muted',text:sub}));
   if(D.mode==='compare'){app.appendChild(el('div',{cls:'banner '+(D.verdict==='DISCARD'||D.verdict==='MIXED'?'bad':'ok'),text:'verdict: '+D.verdict}));return;}
   var g=D.gate||{};
-  var b=el('div',{cls:'banner '+(g.failed?'bad':'ok'),id:'gate',text:g.failed?'gate failed':'gate passed'});
-  if(g.failed){var ul=el('ul');(g.failures||[]).forEach(function(f){ul.appendChild(el('li',{text:f}));});b.appendChild(ul);}
+  var fl=g.flagged||[],warn=!g.failed&&fl.length;
+  var b=el('div',{cls:'banner '+(g.failed?'bad':warn?'warn':'ok'),id:'gate',text:g.failed?'gate failed':warn?'gate passed, '+fl.length+' flagged for answers cut at max_new_tokens':'gate passed'});
+  if(g.failed||warn){var ul=el('ul');(g.failed?g.failures||[]:fl).forEach(function(f){ul.appendChild(el('li',{text:f}));});b.appendChild(ul);}
   app.appendChild(b);
 }
 
@@ -174,6 +175,7 @@ function open(i){
   if(d.choices){var ct=el('table');d.choices.forEach(function(x){ct.appendChild(el('tr',{},[el('td',{text:x[0]}),el('td',{cls:'num',text:x[1]==null?'-':x[1].toFixed(3)})]));});box.appendChild(section('Choices (loglikelihood)',ct));}
   if(d.other_completion!==undefined)box.appendChild(el('div',{cls:'cols'},[section('Completion in '+D.other,el('pre',{text:d.other_completion==null?'(none)':d.other_completion})),section('Completion',el('pre',{cls:'completion',text:d.completion==null?'(none)':d.completion}))]));
   else if(!d.choices||d.completion!=null)box.appendChild(section('Completion',el('pre',{cls:'completion',text:d.completion==null?'(none)':d.completion})));
+  if(d.reasoning!=null)box.appendChild(el('details',{cls:'reasoning'},[el('summary',{text:d.reasoning_note||'Reasoning'}),el('pre',{text:d.reasoning})]));
   var kv=el('table',{cls:'kv'});function add(k,v){if(v!=null&&v!=='')kv.appendChild(el('tr',{},[el('td',{text:k}),el('td',{},[typeof v==='string'&&v.length>80?el('pre',{text:v}):document.createTextNode(String(v))])]));}
   add('expected',d.expected);add('reason',d.reason);
   for(var s in d.scores||{})add('score '+s,num(d.scores[s]));

@@ -285,6 +285,14 @@ class CaseRecord:
     judgement: Mapping[str, Any] | None = None
     """What the judge said (a judged suite): label, probabilities, score, raw answer, judge
     prompt, the reference shown; and the suite's ``min_kappa`` and ``labels_file`` if it has them."""
+    finish_reason: str | None = None
+    """Why the completion ended (``stop``, ``length``: at ``max_new_tokens``); ``None`` for a ranking."""
+    reasoning: str | None = None
+    """A reasoning model's thinking (the ``completion`` is its answer); ``None`` without one."""
+    reasoning_tokens: int | None = None
+    """The thinking's length in tokens, when known."""
+    thinking_ended: bool = True
+    """False when the thinking never ended: there was no answer, and the case missed."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "outcome", Outcome.parse(self.outcome))

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+from pytest_llmeval.results.caps import CapCounts
 from pytest_llmeval.results.comparison import Comparison, Verdict
 from pytest_llmeval.results.messages import MAX_LISTED, Markup, Message, listing, pct, plural, points, pvalue, pvalues
 from pytest_llmeval.results.records import CaseRecord, Outcome
@@ -55,6 +56,13 @@ class GateReport:
     """A served model's tokens, latency and cost per suite and its requests (:mod:`~pytest_llmeval.results.usage`)."""
     pass_ks: tuple[int, ...] = ()
     """With repeats: more k to report pass@k and pass^k for (1 and the k run always are)."""
+    caps: Mapping[str, CapCounts] = field(default_factory=dict)
+    """Per generation suite: its completions cut at ``max_new_tokens`` (:mod:`~pytest_llmeval.results.caps`)."""
+
+    @property
+    def flagged(self) -> tuple[str, ...]:
+        """The suites flagged for completions cut at ``max_new_tokens`` (above ``llmeval_max_cut_share``)."""
+        return tuple(name for name, c in sorted(self.caps.items()) if c.any_flag)
 
     @property
     def failures(self) -> tuple[str, ...]:
@@ -113,7 +121,8 @@ class GateReport:
 
     def _header(self) -> list[str]:
         skip = ["skip"] if self._shows_skips else []
-        return ["suite", "n", "pass", "miss", "err", *skip, "rate", f"{self.confidence:.0%} CI", "min"]
+        cut = ["cut"] if any(c.cut for c in self.caps.values()) else []
+        return ["suite", "n", "pass", "miss", "err", *skip, *cut, "rate", f"{self.confidence:.0%} CI", "min"]
 
     @property
     def _models(self) -> dict[str, str]:
@@ -139,6 +148,8 @@ class GateReport:
     def _row(self, s: SuiteResult) -> list[str]:
         low, high = s.interval(self.confidence)
         skip = [str(s.skipped + s.xfailed)] if self._shows_skips else []
+        if any(c.cut for c in self.caps.values()):
+            skip.append(self.caps[s.name].cell() if s.name in self.caps else "-")
         return [
             s.name,
             str(s.n),
@@ -162,7 +173,7 @@ class GateReport:
             return {"red": True}
         if comparison is not None and comparison.verdict is Verdict.IMPROVED:
             return {"green": True}
-        return {}
+        return {"yellow": True} if s.name in self.flagged else {}
 
     def _verdict_cell(self, suite: str) -> str:
         c = self.comparisons.get(suite)
@@ -230,14 +241,19 @@ class GateReport:
             yield f"llmeval gate FAILED ({len(self.failures)}):", {"red": True, "bold": True}
             for failure in self.failures:
                 yield f"  - {failure}", {"red": True}
+        elif self.suites and self.flagged:
+            yield f"llmeval gate passed, {self._flag_words()}: {self.summary()}", {"yellow": True, "bold": True}
         elif self.suites:
             yield f"llmeval gate passed: {self.summary()}", {"green": True, "bold": True}
+
+    def _flag_words(self) -> str:
+        return f"with {plural(len(self.flagged), 'suite')} flagged for answers cut at max_new_tokens"
 
     # ------------------------------------------------------------ other renderings
 
     def markdown(self) -> str:
         """A Markdown summary for a pull request (GitHub step summary)."""
-        status = "❌ **gate failed**" if self.gate_failed else "✅ gate passed"
+        status = "❌ **gate failed**" if self.gate_failed else f"⚠️ gate passed, {self._flag_words()}" if self.flagged else "✅ gate passed"
         out = [f"### pytest-llmeval: {status}", "", self.summary() if self.suites else "no eval cases ran", ""]
         if self.suites:
             models = self._models
@@ -328,10 +344,11 @@ class GateReport:
         return {
             "schema": RESULTS_SCHEMA,
             "interrupted": self.interrupted,
-            "gate": {"failed": self.gate_failed, "failures": list(self.failures)},
+            "gate": {"failed": self.gate_failed, "failures": list(self.failures), "flagged": list(self.flagged)},
             "summary": {**self.totals, "suites": len(self.suites)},
             "settings": {"confidence": self.confidence, "tolerance": self.tolerance, "alpha": self.alpha, "strict": self.strict},
-            "suites": {s.name: {**s.to_json(self.confidence, ks=self.pass_ks), "verdict": self._comparison_json(s.name)} for s in self.suites},
+            "suites": {s.name: {**s.to_json(self.confidence, ks=self.pass_ks), "verdict": self._comparison_json(s.name),
+                                **({"caps": self.caps[s.name].as_dict()} if s.name in self.caps else {})} for s in self.suites},
             "groups": {"markers": {g.name: g.to_json(self.confidence, cases=False) for g in self.groups}},
             "baseline": {
                 "path": str(self.baseline_path) if self.baseline_path else None,
@@ -377,6 +394,10 @@ def sample_json(record: CaseRecord) -> dict[str, Any]:
         limited=record.limited,
         suite_size=record.suite_size,  # lets ``merge`` see a suite that no shard finished
     )
+    if record.finish_reason is not None:
+        data["finish_reason"] = record.finish_reason
+    if record.reasoning is not None or not record.thinking_ended:
+        data.update(reasoning=record.reasoning, reasoning_tokens=record.reasoning_tokens, thinking_ended=record.thinking_ended)
     if record.truncated:
         data["truncated"] = record.truncated
     if record.expected is not None:

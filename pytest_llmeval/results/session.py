@@ -22,6 +22,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from pytest_llmeval.results import gate
 from pytest_llmeval.results.review import calibration_messages
+from pytest_llmeval.results.caps import cap_messages, suite_caps
 from pytest_llmeval.results.baseline import Baseline, BaselineError, load_baseline, record_suites, write_atomic
 from pytest_llmeval.results.commands import UPDATE_FLAG, files_picked_by_node_id, record_command
 from pytest_llmeval.results.comparison import Comparison, compare_suites
@@ -114,6 +115,8 @@ class EvalSession:
         messages += gate.chat_template_messages(records)
         messages += gate.identical_repeats_messages(records)
         messages += calibration_messages(records)
+        caps = suite_caps(records, opts.max_cut_share)
+        messages += cap_messages(caps, strict=opts.strict)
 
         report = GateReport(
             suites=tuple(suites),
@@ -133,6 +136,7 @@ class EvalSession:
             timings=self._timings(records),
             run=_run_json(opts, status, records),
             usage=usage_json(records, status.backend_usage),
+            caps=caps,
         )
         return self._write_outputs(report, records)
 
