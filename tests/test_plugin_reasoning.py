@@ -166,3 +166,20 @@ def test_merged_shards_count_the_cut_completions_as_one_run(
     caps = [json.loads((p.path / d / "results.json").read_text())["suites"][suite]["caps"] for d in ("single", "merged")]
     assert caps[0] == caps[1] and caps[0]["cut"] == 1
     assert "flagged: 1 of 3 answers (33%) ended at max_new_tokens=12" in merged
+
+
+def test_the_html_report_folds_the_reasoning_and_shows_it_as_text() -> None:
+    from pytest_llmeval.results.html import case_rows, render_page, run_page
+    from pytest_llmeval.results.html_assets import SCRIPT
+
+    sample = {"suite": "t.py::test_r", "id": "cut", "outcome": "fail", "prompt": "p", "completion": "", "reason": "reasoning cut",
+              "reasoning": "2+2 </script><b>x</b>", "reasoning_tokens": 12, "thinking_ended": False, "finish_reason": "length"}  # fmt: skip
+    (row,) = case_rows([sample], ["t.py::test_r"])
+    assert row["d"]["reasoning"] == "2+2 </script><b>x</b>"
+    assert row["d"]["reasoning_note"] == "Reasoning (12 tokens), cut before an answer"
+    assert row["d"]["extra"] == {"finish_reason": "length"}
+    results = {"suites": {"t.py::test_r": {"n": 1, "failed": 1}}, "gate": {"failed": False, "flagged": ["t.py::test_r"]}}
+    page = render_page(run_page(results, [sample]))
+    assert "</script><b>" not in page and "\\u003c/script\\u003e\\u003cb\\u003e" in page  # escaped, never markup
+    assert "el('details',{cls:'reasoning'}" in SCRIPT and "el('pre',{text:d.reasoning})" in SCRIPT  # folded, set as text
+    assert '"flagged":["t.py::test_r"]' in page
