@@ -6,7 +6,8 @@ real ``transformers serve`` process.
   ``tokens``, ``token_logprobs``, ``top_logprobs`` and ``text_offset``, then one generated token).
   Its "model" answers the number that the prompt's last line asks for, wrong when that number is
   odd, so a suite through it has known passes and misses. Tokens are words with their leading
-  space; a token's logprob is ``-len(token) / 10``.
+  space; a token's logprob is ``-len(token) / 10``. With ``reasoning`` set it is a reasoning model
+  (:func:`fake_thinking`): it thinks before it answers, as vLLM with a reasoning parser returns it.
 - :class:`FaultProxy` forwards to an upstream server and injects faults by a rule of the request
   body and the attempt number: 429 with Retry-After, 500, a dropped connection, a slow answer.
 - :func:`transformers_serve` starts ``transformers serve DIR`` on a free port and stops it.
@@ -67,6 +68,38 @@ def fake_answer(text: str) -> str:
     return f"The answer is {n if n % 2 == 0 else n + 1}."
 
 
+def fake_thinking(question: str) -> str:
+    """What the fake reasoning model thinks about ``question`` (a word a token); a question that
+    asks to think long thinks 40 words."""
+    words = "Question: is the number even? Let me check.\n\nIf it is odd I add one."
+    return words + " Again, I check once more." * (6 if "think long" in question else 0)
+
+
+def reasoning_answer(fake: "FakeVLLM", body: dict[str, Any], answer: str) -> tuple[dict[str, Any], str, int]:
+    """(message, finish reason, reasoning tokens) of the fake reasoning model, which behaves as
+    vLLM does: ``chat_template_kwargs.enable_thinking=false`` turns thinking off, ``thinking_token_budget``
+    ends it after that many tokens, ``max_tokens`` may cut it, and ``stop`` strings apply to the whole
+    output, thinking included."""
+    question = body["messages"][-1]["content"]
+    thinking = "" if (body.get("chat_template_kwargs") or {}).get("enable_thinking") is False else fake_thinking(question)
+    tokens = word_tokens(thinking)
+    if body.get("thinking_token_budget") is not None:
+        tokens = tokens[: body["thinking_token_budget"]]
+    finish, content = "stop", answer
+    if len(tokens) >= body["max_tokens"]:
+        tokens, content, finish = tokens[: body["max_tokens"]], None, "length"
+    thinking = "".join(t for t, _ in tokens)
+    for stop in body.get("stop") or ():
+        if stop in thinking:  # the server's stop fires inside the thinking
+            thinking, content, finish = thinking[: thinking.index(stop)], None, "stop"
+        elif content is not None and stop in content:
+            content, finish = content[: content.index(stop)], "stop"
+    if fake.reasoning == "inline":
+        text = f"<think>{thinking}" + ("" if content is None else f"</think>\n\n{content}")
+        return {"role": "assistant", "content": text}, finish, len(tokens)
+    return {"role": "assistant", "content": content, fake.reasoning: thinking}, finish, len(tokens)
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: Any
@@ -100,6 +133,11 @@ class _FakeHandler(_Handler):
             text = fake_answer(body["messages"][-1]["content"])
             usage = {"prompt_tokens": len(word_tokens(json.dumps(body["messages"]))), "completion_tokens": len(word_tokens(text))}
             choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+            if fake.reasoning:
+                message, finish, thought = reasoning_answer(fake, body, text)
+                answered = len(word_tokens(text)) if message.get("content") else 0
+                usage.update(completion_tokens=thought + answered, completion_tokens_details={"reasoning_tokens": thought})
+                choice = {"index": 0, "message": message, "finish_reason": finish}
             return self._send(200, {**common, "object": "chat.completion", "choices": [choice], "usage": usage})
         prompt = body["prompt"]
         if body.get("echo") and body.get("logprobs") is not None and fake.logprobs:
@@ -130,9 +168,12 @@ def serving(handler: type[http.server.BaseHTTPRequestHandler], **attrs: Any) -> 
 
 
 class FakeVLLM:
-    """A vLLM-shaped server; ``status`` set: every request gets that error status."""
+    """A vLLM-shaped server; ``status`` set: every request gets that error status. ``reasoning``:
+    a reasoning model whose thinking comes in that message field (``"reasoning_content"``,
+    ``"reasoning"``), or in the content between ``<think>`` delimiters (``"inline"``)."""
 
-    def __init__(self, *, logprobs: bool = True, status: int | None = None, error_text: str = "error") -> None:
+    def __init__(self, *, logprobs: bool = True, status: int | None = None, error_text: str = "error", reasoning: str | None = None) -> None:
+        self.reasoning = reasoning
         self.logprobs = logprobs
         self.status = status
         self.error_text = error_text

@@ -38,6 +38,7 @@ from pytest_llmeval.models.http_shapes import (
     ShapeError,
     generate_payload,
     has_prompt_logprobs,
+    local_stops,
     messages_of,
     norm_lengths,
     parse_generation,
@@ -210,12 +211,13 @@ class HTTPBackend:
 
     def _generate_job(self, request: Request) -> Any:
         path, body = generate_payload(self.model, request, self.settings)
+        stops = local_stops(request, self.settings)
         shown_prompt = json.dumps(messages_of(request), ensure_ascii=False) if request.chat else request.text
 
         async def job(post: Post) -> Completion:
             answer, latency = await post(path, body)
             try:
-                got = parse_generation(path, answer)
+                got = parse_generation(path, answer, stops)
             except ShapeError as exc:
                 raise OutputError(f"POST {shown_url(self.base_url)}{path}: {exc}") from None
             self._learn(got.served_model, got.system_fingerprint)
@@ -226,6 +228,7 @@ class HTTPBackend:
                 tokens_out=got.tokens_out,
                 latency_s=latency,
                 finish_reason=got.finish_reason,
+                **got.reasoning_fields(),
             )
 
         return job

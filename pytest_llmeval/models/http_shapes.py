@@ -15,6 +15,12 @@ server and OpenAI document can be tested on their own.
   continuation starts by tokenizing locally; without the tokenizer this uses the
   ``text_offset`` of each token: a token that ends past the context's end belongs to the
   continuation (a token straddling the boundary counts as continuation).
+- A reasoning model's answer is taken apart (:func:`~.reasoning.split_served`): the message's
+  ``reasoning_content`` or ``reasoning`` field, else ``<think>`` delimiters in the text. A suite that
+  sets ``thinking`` or ``max_reasoning_tokens`` (a reasoning suite) sends no ``stop``: servers apply
+  stops inside the thinking, so they are applied here, to the answer. ``thinking`` goes as
+  ``chat_template_kwargs: {"enable_thinking": ...}`` (vLLM, SGLang, llama.cpp's server) and
+  ``max_reasoning_tokens`` as vLLM's ``thinking_token_budget``.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from pytest_llmeval.datasets.suite import Request
+from pytest_llmeval.models.reasoning import split_served, stop_index
 from pytest_llmeval.settings import GenerationSettings, LLMSettings
 
 CHAT_PATH = "/chat/completions"
@@ -43,6 +50,13 @@ class Generated:
     tokens_out: int
     served_model: str | None
     system_fingerprint: str | None
+    reasoning: str | None = None
+    reasoning_tokens: int | None = None
+    thinking_ended: bool = True
+
+    def reasoning_fields(self) -> dict[str, Any]:
+        """The reasoning fields of a :class:`~pytest_llmeval.models.outputs.Completion`."""
+        return {"reasoning": self.reasoning, "reasoning_tokens": self.reasoning_tokens, "thinking_ended": self.thinking_ended}
 
 
 def seed_of(request: Request, settings: LLMSettings) -> int:
@@ -74,10 +88,23 @@ def messages_of(request: Request) -> list[dict[str, str]]:
     return messages
 
 
+def local_stops(request: Request, settings: LLMSettings) -> tuple[str, ...]:
+    """The stop strings applied here rather than sent: a reasoning suite's (one that sets
+    ``thinking`` or ``max_reasoning_tokens``), since a server would apply them inside the thinking."""
+    gen = settings.generation.for_request(request)
+    return tuple(gen.stop) if gen.thinking is not None or gen.max_reasoning_tokens is not None else ()
+
+
 def generate_payload(model: str, request: Request, settings: LLMSettings) -> tuple[str, dict[str, Any]]:
     """(path, JSON body) of a generation request."""
     gen = settings.generation.for_request(request)
     body = {"model": model, **sampling(gen), "seed": seed_of(request, settings)}
+    if local_stops(request, settings):
+        del body["stop"]
+    if gen.max_reasoning_tokens is not None:
+        body["thinking_token_budget"] = gen.max_reasoning_tokens
+    if request.chat and gen.thinking is not None:
+        body["chat_template_kwargs"] = {"enable_thinking": gen.thinking}
     if request.chat:
         return CHAT_PATH, {**body, "messages": messages_of(request)}
     return COMPLETIONS_PATH, {**body, "prompt": request.text}
@@ -88,8 +115,9 @@ def _usage(body: Mapping[str, Any]) -> tuple[int, int]:
     return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
 
 
-def parse_generation(path: str, body: Any) -> Generated:
-    """The text, finish reason, token counts and served model of a generation answer."""
+def parse_generation(path: str, body: Any, stops: tuple[str, ...] = ()) -> Generated:
+    """The answer (after any reasoning), finish reason, token counts and served model of a
+    generation answer; ``stops`` (not sent to the server) cut the answer."""
     choices = body.get("choices") if isinstance(body, Mapping) else None
     if not choices or not isinstance(choices[0], Mapping):
         raise ShapeError("the answer has no 'choices'")
@@ -98,19 +126,30 @@ def parse_generation(path: str, body: Any) -> Generated:
         message = first.get("message")
         if not isinstance(message, Mapping):
             raise ShapeError("the chat answer's choice has no 'message'")
-        text = message.get("content") or ""
+        content = message.get("content")
+        message = {**message, "content": content if content is None or isinstance(content, str) else str(content)}
     else:
         if "text" not in first:
             raise ShapeError("the completions answer's choice has no 'text'")
-        text = first.get("text") or ""
+        message = {"content": str(first.get("text") or "")}
+    finish_reason = str(first.get("finish_reason") or "stop")
+    usage = body.get("usage") if isinstance(body.get("usage"), Mapping) else None
+    split = split_served(message, finish_reason=finish_reason, usage=usage)
+    text = split.answer or ""
+    at = stop_index(text, stops, None) if stops else None
+    if at is not None:
+        text, finish_reason = text[:at], "stop"
     tokens_in, tokens_out = _usage(body)
     return Generated(
         text=str(text),
-        finish_reason=str(first.get("finish_reason") or "stop"),
+        finish_reason=finish_reason,
         tokens_in=tokens_in,
         tokens_out=tokens_out,
         served_model=body.get("model") if isinstance(body.get("model"), str) else None,
         system_fingerprint=body.get("system_fingerprint") if isinstance(body.get("system_fingerprint"), str) else None,
+        reasoning=split.reasoning,
+        reasoning_tokens=split.reasoning_tokens,
+        thinking_ended=split.thinking_ended,
     )
 
 
