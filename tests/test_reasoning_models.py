@@ -110,3 +110,46 @@ def test_a_model_without_thinking_is_untouched(tmp_path: Path) -> None:
     switched, plain = backend.run_generate([replace(ask, thinking=True, max_reasoning_tokens=0), ask])
     assert (plain.reasoning, plain.reasoning_tokens, plain.thinking_ended) == (None, None, True)
     assert vars(switched) | {"latency_s": 0} == vars(plain) | {"latency_s": 0} and switched.text == plain.text
+
+
+class _Vocab:
+    """A tokenizer for llama.cpp's generation step: ids 0.. are the words below, 0 ends the turn."""
+
+    words = ["<eos>", "<think>", "</think>", "Question", ":", "\n", " answer", " is", " four", " dog"]
+
+    def is_eog(self, token: int) -> bool:
+        return token == 0
+
+    def decode(self, tokens, skip_special_tokens: bool = False) -> str:
+        return "".join(self.words[t] for t in tokens)
+
+
+def _llamacpp_run(script: list[int], *, opened: bool = False, stop: tuple[str, ...] = (), budget: int | None = None, max_new: int = 12):
+    """llama.cpp's per-sequence generation step fed one-hot logits of ``script``, as the engine would."""
+    import numpy as np
+
+    from pytest_llmeval.models.llamacpp_text import Generation
+    from pytest_llmeval.models.reasoning import Delimiters
+    from pytest_llmeval.models.thinking import rows_for
+
+    vocab = _Vocab()
+    settings = GenerationSettings(max_new_tokens=max_new, stop=stop, max_reasoning_tokens=budget)
+    prompt = "q <think>" if opened else "q"
+    rows = rows_for(Delimiters("<think>", "</think>", 1, 2, switch=True), [prompt], settings, vocab.decode)
+    gen = Generation(vocab, settings, np.random.default_rng(0), thinking=rows)  # type: ignore[arg-type]
+    for token in script:
+        logits = np.zeros(len(vocab.words), dtype=np.float32)
+        logits[token] = 1.0
+        if gen.step(logits) is None:
+            break
+    return gen.finished(), gen.tokens
+
+
+def test_llamacpp_generation_splits_stops_on_the_answer_and_spends_the_budget() -> None:
+    finishes = [1, 3, 4, 2, 5, 6, 7, 8, 0]  # <think>Question:</think>\n answer is four
+    (text, reason, fields), tokens = _llamacpp_run(finishes, stop=("Question", " is"))
+    assert (text, reason, fields["reasoning"], fields["thinking_ended"]) == ("answer", "stop", "Question:", True)
+    (text, reason, fields), _ = _llamacpp_run([9] * 20, opened=True, stop=(" dog",))  # thinking that never ends
+    assert (text, reason, fields["thinking_ended"], fields["reasoning_tokens"]) == ("", "length", False, 12)
+    (text, reason, fields), tokens = _llamacpp_run([9, 9, 9, 6, 7, 8, 0], opened=True, budget=2)  # the 3rd dog becomes </think>
+    assert tokens[:3] == [9, 9, 2] and (text, fields["reasoning"], fields["reasoning_tokens"]) == ("answer is four", "dog dog", 2)

@@ -170,22 +170,26 @@ class LlamaCppBackend:
 
     # generation --------------------------------------------------------------
 
-    def render(self, text: str, *, chat: bool, system: str | None = None, examples: Sequence[tuple[str, str]] = ()) -> str:
-        """The exact prompt text: the GGUF's chat template applied when ``chat``."""
-        return self.tokenizer.render(text, chat=chat, system=system, examples=examples)
+    def render(
+        self, text: str, *, chat: bool, system: str | None = None, examples: Sequence[tuple[str, str]] = (), thinking: bool | None = None,
+    ) -> str:  # fmt: skip
+        """The exact prompt text: the GGUF's chat template applied when ``chat`` (``thinking``: its
+        thinking switch, where it has one)."""
+        return self.tokenizer.render(text, chat=chat, system=system, examples=examples, thinking=thinking)
 
     def generate(self, prompt: str | Sequence[str], **overrides: Any) -> Completion | list[Completion]:
         """Generate for one prompt or a list; overrides as the transformers backend's ``generate``."""
         chat = bool(overrides.pop("chat", False))
         system = overrides.pop("system", None)
-        unknown = set(overrides) - {"max_new_tokens", "stop"}
+        unknown = set(overrides) - {"max_new_tokens", "stop", "thinking", "max_reasoning_tokens"}
         if unknown:
             raise TypeError(f"unknown generation option(s) for llamacpp: {', '.join(sorted(unknown))}")
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         stop = overrides.get("stop")
         requests = [
             Request("generate", p, chat=chat, system=system, max_new_tokens=overrides.get("max_new_tokens"),
-                    stop=(stop,) if isinstance(stop, str) else (tuple(stop) if stop is not None else None))
+                    stop=(stop,) if isinstance(stop, str) else (tuple(stop) if stop is not None else None),
+                    thinking=overrides.get("thinking"), max_reasoning_tokens=overrides.get("max_reasoning_tokens"))
             for p in prompts
         ]
         out = self.run_generate(requests)
@@ -196,7 +200,7 @@ class LlamaCppBackend:
         jobs: list[GenerationJob] = []
         for req in requests:
             settings = self.settings.generation.for_request(req)
-            prompt = self.render(req.text, chat=req.chat, system=req.system, examples=req.fewshot)
+            prompt = self.render(req.text, chat=req.chat, system=req.system, examples=req.fewshot, thinking=settings.thinking)
             jobs.append(self._generation_job(prompt, settings, req, add_special=not req.chat, progress=progress))
         if not jobs:
             return []
@@ -217,8 +221,11 @@ class LlamaCppBackend:
         # A sampled sequence depends on (seed, prompt) only, never on its batch.
         prompt_key = int.from_bytes(hashlib.sha256(prompt.encode("utf-8")).digest()[:8], "little")
         rng = np.random.default_rng([self.settings.seed if seed is None else int(seed), prompt_key])
+        from pytest_llmeval.models.thinking import rows_for
+
+        thinking = rows_for(self.tokenizer.delimiters, [prompt], settings, lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True))
         return GenerationJob(
-            Generation(self.tokenizer, settings, rng), prompt=prompt, full=full, limit=limit, progress=progress
+            Generation(self.tokenizer, settings, rng, thinking=thinking), prompt=prompt, full=full, limit=limit, progress=progress
         )
 
     # loglikelihood -----------------------------------------------------------

@@ -19,6 +19,7 @@ import numpy as np
 from pytest_llmeval.models.protocol import ModelLoadError, Progress
 from pytest_llmeval.models.llamacpp_engine import Job
 from pytest_llmeval.models.outputs import Completion
+from pytest_llmeval.models.thinking import Rows
 from pytest_llmeval.settings import GenerationSettings, SettingsError, resolve_model_path
 
 GGUF_MAGIC = b"GGUF"
@@ -83,7 +84,7 @@ class GGUFTokenizer:
 
     def apply_chat_template(
         self, messages: list[dict[str, str]], *, tokenize: bool = False, add_generation_prompt: bool = True,
-        continue_final_message: bool = False,
+        continue_final_message: bool = False, **template_vars: Any,
     ) -> str:
         from transformers.utils.chat_template_utils import render_jinja_template
 
@@ -94,16 +95,35 @@ class GGUFTokenizer:
             chat_template=self.chat_template,
             add_generation_prompt=add_generation_prompt,
             continue_final_message=continue_final_message,
-            **self.special_tokens_map,
+            **{**self.special_tokens_map, **template_vars},
         )
         return rendered[0]
 
-    def render(self, text: str, *, chat: bool, system: str | None = None, examples: Sequence[tuple[str, str]] = ()) -> str:
+    def render(
+        self, text: str, *, chat: bool, system: str | None = None, examples: Sequence[tuple[str, str]] = (), thinking: bool | None = None,
+    ) -> str:  # fmt: skip
         if not chat:
             return text
         from pytest_llmeval.models.chat import chat_context
+        from pytest_llmeval.models.reasoning import template_kwargs
 
-        return chat_context(self, text, system=system, examples=examples)
+        return chat_context(self, text, system=system, examples=examples, template_kwargs=template_kwargs(self.delimiters, thinking))
+
+    @property
+    def delimiters(self) -> Any:
+        """The reasoning delimiters of the GGUF's chat template (with their ids where each is one
+        token), ``None`` for a model that does not think."""
+        if not hasattr(self, "_delimiters"):
+            from dataclasses import replace
+
+            from pytest_llmeval.models.reasoning import reasoning_delimiters
+
+            found = reasoning_delimiters(self)
+            if found is not None:
+                ids = [self.encode(d, add_special=False) for d in (found.start, found.end)]
+                found = replace(found, start_id=ids[0][0] if len(ids[0]) == 1 else None, end_id=ids[1][0] if len(ids[1]) == 1 else None)
+            self._delimiters = found
+        return self._delimiters
 
     # what loglik.py uses -------------------------------------------------------
 
@@ -148,6 +168,8 @@ class Generation:
     tokens: list[int] = field(default_factory=list)
     text: str = ""
     reason: str = ""
+    thinking: Rows | None = None
+    """A reasoning model's: stops on the answer only, the thinking budget, the split (row 0)."""
 
     def pick(self, logits: np.ndarray) -> int:
         if not self.settings.do_sample:
@@ -167,19 +189,37 @@ class Generation:
     def step(self, logits: np.ndarray) -> int | None:
         """The next token to feed, or None when the sequence is done (``reason`` says why)."""
         token = self.pick(logits)
+        if self.thinking is not None and self.thinking.over_budget(0, self.tokens):
+            token = int(self.thinking.delimiters.end_id)  # the thinking budget is spent: end the thinking
         if self.tokenizer.is_eog(token):
             self.reason = "stop"
             return None
         self.tokens.append(token)
+        if self.thinking is not None:
+            if self.thinking.stopped(0, self.tokens):
+                self.reason = "stop"
+                return None
+            return self._length_or(token)
         self.text = self.tokenizer.decode(self.tokens, skip_special_tokens=True)
         hits = [self.text.find(s) for s in self.settings.stop if s and s in self.text]
         if hits:
             self.text, self.reason = self.text[: min(hits)], "stop"
             return None
+        return self._length_or(token)
+
+    def _length_or(self, token: int) -> int | None:
         if len(self.tokens) >= self.settings.max_new_tokens:
             self.reason = "length"
             return None
         return token
+
+    def finished(self) -> tuple[str, str, dict[str, Any]]:
+        """The text (for a reasoning model the answer), the finish reason and the reasoning fields."""
+        reason = self.reason or "length"
+        if self.thinking is None:
+            return self.text, reason, {}
+        done = self.thinking.finish(0, self.tokens, reason)
+        return done.text, done.reason, done.fields()
 
 
 class GenerationJob:
@@ -203,12 +243,14 @@ class GenerationJob:
             self._progress(1)
 
     def completion(self, seconds: float) -> Completion:
+        text, reason, reasoning = self.gen.finished()
         return Completion(
-            self.gen.text,
+            text,
             prompt=self.prompt,
             tokens_in=self.n_prompt,
             tokens_out=len(self.gen.tokens),
             latency_s=seconds,
-            finish_reason=self.gen.reason or "length",
+            finish_reason=reason,
             truncated=self.truncated,
+            **reasoning,
         )

@@ -8,9 +8,10 @@ so the decode loop can call it whatever the batch; :class:`ReasoningBudget` is t
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import torch
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 __all__ = ["ReasoningBudget", "force_end_of_thinking", "forced_rows", "thinking_tokens"]
 
@@ -29,14 +30,14 @@ def thinking_tokens(generated: Sequence[int], *, start_id: int | None, end_id: i
 
 
 def force_end_of_thinking(
-    scores: torch.Tensor,
+    scores: "torch.Tensor",
     generated: Sequence[Sequence[int]],
     *,
     end_id: int,
     max_reasoning_tokens: int,
     start_id: int | None = None,
     started_inside: Sequence[bool] | bool = False,
-) -> torch.Tensor:
+) -> "torch.Tensor":
     """``scores`` (one row per sequence, one column per token) with every row whose thinking has
     reached ``max_reasoning_tokens`` forced to ``end_id``: its other columns ``-inf``, ``end_id``'s 0,
     so greedy decoding and sampling both pick it. Changed in place and returned;
@@ -44,6 +45,8 @@ def force_end_of_thinking(
     rows = forced_rows(generated, end_id=end_id, max_reasoning_tokens=max_reasoning_tokens, start_id=start_id,
                        started_inside=started_inside)
     if rows:
+        import torch
+
         index = torch.tensor(rows, dtype=torch.long, device=scores.device)
         scores[index] = float("-inf")
         scores[index, end_id] = 0.0
@@ -79,7 +82,7 @@ class ReasoningBudget:
         self.start_id = start_id
         self.started_inside = started_inside
 
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    def __call__(self, input_ids: "torch.Tensor", scores: "torch.Tensor") -> "torch.Tensor":
         generated = input_ids[:, self.prompt_length:].tolist()
         return force_end_of_thinking(scores, generated, end_id=self.end_id, max_reasoning_tokens=self.max_reasoning_tokens,
                                      start_id=self.start_id, started_inside=self.started_inside)

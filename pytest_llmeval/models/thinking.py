@@ -89,6 +89,16 @@ class Rows:
             start_id=self.delimiters.start_id, started_inside=[self.opened[r] for r in rows],
         )  # fmt: skip
 
+    def over_budget(self, row: int, tokens: Sequence[int]) -> bool:
+        """Whether row ``row`` has thought ``budget`` tokens and is still thinking (its next token
+        must end the thinking); a step of :meth:`force` for one row."""
+        if self.budget is None or self.delimiters.end_id is None:
+            return False
+        from pytest_llmeval.models.reasoning_budget import thinking_tokens
+
+        n = thinking_tokens(tokens, start_id=self.delimiters.start_id, end_id=self.delimiters.end_id, started_inside=self.opened[row])
+        return n is not None and n >= self.budget
+
     def subset(self, rows: Sequence[int]) -> "Rows":
         """These rows only, in this order (a batch of ``model.generate``)."""
         return replace(self, opened=tuple(self.opened[r] for r in rows))
