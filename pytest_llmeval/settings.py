@@ -94,8 +94,9 @@ class LLMSettings:
     """Float32 linear layers on a CPU: ``auto`` (the faster of torch's and oneDNN's kernels at the model's
     shapes, timed once per CPU), ``torch`` (torch's own) or ``onednn``."""
     # OpenAI-compatible HTTP backend (llmeval_model = "openai:MODEL"); ignored by local models.
-    base_url: str | None = None
-    """The server's base URL (``None``: ``$OPENAI_BASE_URL``, else the public OpenAI URL)."""
+    base_url: str | None = field(default=None, repr=False)
+    """The server's base URL (``None``: ``$OPENAI_BASE_URL``, else the public OpenAI URL); not in
+    the ``repr`` (it may hold credentials)."""
     api_key_env: str = "OPENAI_API_KEY"
     """The environment variable that holds the API key (the key itself is never stored)."""
     concurrency: int = 16
@@ -124,8 +125,13 @@ class LLMSettings:
         return replace(self, **changes)
 
     def to_json(self) -> dict[str, Any]:
+        """The settings as JSON data, the base URL without its credentials."""
+        from pytest_llmeval.redaction import redact_url
+
         data = asdict(self)
         data["generation"] = self.generation.to_json()
+        if self.base_url is not None:
+            data["base_url"] = redact_url(self.base_url)
         return data
 
 

@@ -108,7 +108,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(body).encode()
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -121,6 +121,26 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         return json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
 
 
+def vllm_answer(path: str, body: dict[str, Any], *, logprobs: bool = True) -> dict[str, Any]:
+    """What the fake vLLM answers to ``body`` at ``path``."""
+    common = {"id": "cmpl-1", "created": 1, "model": SERVED, "system_fingerprint": "fp_test"}
+    if path.endswith("/chat/completions"):
+        text = fake_answer(body["messages"][-1]["content"])
+        usage = {"prompt_tokens": len(word_tokens(json.dumps(body["messages"]))), "completion_tokens": len(word_tokens(text))}
+        choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        return {**common, "object": "chat.completion", "choices": [choice], "usage": usage}
+    prompt = body["prompt"]
+    if body.get("echo") and body.get("logprobs") is not None and logprobs:
+        lp = echo_logprobs(prompt)
+        choice = {"index": 0, "text": prompt + "!", "logprobs": lp, "finish_reason": "length"}
+        usage = {"prompt_tokens": len(lp["tokens"]) - 1, "completion_tokens": 1}
+    else:
+        text = fake_answer(prompt)
+        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"}
+        usage = {"prompt_tokens": len(word_tokens(prompt)), "completion_tokens": len(word_tokens(text))}
+    return {**common, "object": "text_completion", "choices": [choice], "usage": usage}
+
+
 class _FakeHandler(_Handler):
     def do_POST(self) -> None:
         body = self._body()
@@ -128,27 +148,23 @@ class _FakeHandler(_Handler):
         fake.requests.append({"path": self.path, "body": body, "authorization": self.headers.get("Authorization")})
         if fake.status is not None:
             return self._send(fake.status, {"error": {"message": fake.error_text}})
-        common = {"id": "cmpl-1", "created": 1, "model": SERVED, "system_fingerprint": "fp_test"}
-        if self.path.endswith("/chat/completions"):
-            text = fake_answer(body["messages"][-1]["content"])
-            usage = {"prompt_tokens": len(word_tokens(json.dumps(body["messages"]))), "completion_tokens": len(word_tokens(text))}
-            choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-            if fake.reasoning:
-                message, finish, thought = reasoning_answer(fake, body, text)
-                answered = len(word_tokens(text)) if message.get("content") else 0
-                usage.update(completion_tokens=thought + answered, completion_tokens_details={"reasoning_tokens": thought})
-                choice = {"index": 0, "message": message, "finish_reason": finish}
-            return self._send(200, {**common, "object": "chat.completion", "choices": [choice], "usage": usage})
-        prompt = body["prompt"]
-        if body.get("echo") and body.get("logprobs") is not None and fake.logprobs:
-            lp = echo_logprobs(prompt)
-            choice = {"index": 0, "text": prompt + "!", "logprobs": lp, "finish_reason": "length"}
-            usage = {"prompt_tokens": len(lp["tokens"]) - 1, "completion_tokens": 1}
-        else:
-            text = fake_answer(prompt)
-            choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"}
-            usage = {"prompt_tokens": len(word_tokens(prompt)), "completion_tokens": len(word_tokens(text))}
-        self._send(200, {**common, "object": "text_completion", "choices": [choice], "usage": usage})
+        path = self.path.split("?")[0]
+        answer = vllm_answer(path, body, logprobs=fake.logprobs)
+        if fake.reasoning and path.endswith("/chat/completions"):
+            choice, usage = answer["choices"][0], answer["usage"]
+            text = choice["message"]["content"]
+            message, finish, thought = reasoning_answer(fake, body, text)
+            answered = len(word_tokens(text)) if message.get("content") else 0
+            usage.update(completion_tokens=thought + answered, completion_tokens_details={"reasoning_tokens": thought})
+            answer["choices"] = [{"index": 0, "message": message, "finish_reason": finish}]
+        if fake.service_s:
+            with fake.lock:  # one request at a time, as transformers serve on CPU
+                time.sleep(fake.service_s)
+        with fake.lock:
+            fake.answered += 1
+        if fake.hostile is not None:
+            return self._send(*fake.hostile(path, body, answer))
+        self._send(200, answer)
 
 
 @contextlib.contextmanager
@@ -167,17 +183,31 @@ def serving(handler: type[http.server.BaseHTTPRequestHandler], **attrs: Any) -> 
         server.server_close()
 
 
-class FakeVLLM:
-    """A vLLM-shaped server; ``status`` set: every request gets that error status. ``reasoning``:
-    a reasoning model whose thinking comes in that message field (``"reasoning_content"``,
-    ``"reasoning"``), or in the content between ``<think>`` delimiters (``"inline"``)."""
+Hostile = Callable[[str, dict, dict], "tuple[int, Any] | tuple[int, Any, dict[str, str]]"]
+"""(path, request body, the answer it would give) -> (status, answer[, headers]): the answer as
+JSON data, or raw bytes."""
 
-    def __init__(self, *, logprobs: bool = True, status: int | None = None, error_text: str = "error", reasoning: str | None = None) -> None:
+
+class FakeVLLM:
+    """A vLLM-shaped server; ``status`` set: every request gets that error status. ``hostile``:
+    every request gets what it returns (see :data:`Hostile`). ``service_s``: it computes one
+    request at a time, each taking that long (and goes on with a request its client gave up on).
+    ``reasoning``: a reasoning model whose thinking comes in that message field
+    (``"reasoning_content"``, ``"reasoning"``), or in the content between ``<think>`` delimiters (``"inline"``)."""
+
+    def __init__(
+        self, *, logprobs: bool = True, status: int | None = None, error_text: str = "error", hostile: Hostile | None = None,
+        service_s: float = 0.0, reasoning: str | None = None,
+    ) -> None:  # fmt: skip
         self.reasoning = reasoning
         self.logprobs = logprobs
         self.status = status
         self.error_text = error_text
+        self.hostile = hostile
+        self.service_s = service_s
         self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.answered = 0
 
     @contextlib.contextmanager
     def run(self) -> Iterator[str]:

@@ -41,6 +41,7 @@ from pytest_llmeval.models.protocol import (
     ModelStateError,
     OutputError,
     Progress,
+    RankUnsupported,
     capabilities,
     has_chat_template,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "ModelStateError",
     "OutputError",
     "Progress",
+    "RankUnsupported",
     "backend_identity",
     "capabilities",
     "has_chat_template",

@@ -26,12 +26,14 @@ run covers.
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 from pytest_llmeval.datasets.suite import Request
 from pytest_llmeval.models.outputs import Completion, Ranked
-from pytest_llmeval.models.protocol import GENERATE, Progress, capabilities, has_chat_template
+from pytest_llmeval.models.protocol import GENERATE, OutputError, Progress, capabilities, has_chat_template
 
 Output = Completion | Ranked
 Answer = Output | BaseException
@@ -139,12 +141,33 @@ def resolve(backend: Any) -> Any:
 
 
 def call(backend: Any, kind: str, requests: Sequence[Request], progress: Progress | None = None) -> list[Answer]:
-    """One backend call: ``run_generate`` or ``run_rank`` on ``requests``, checked for one answer each."""
+    """One backend call: ``run_generate`` or ``run_rank`` on ``requests``, checked for one answer
+    each and for answers that can be scored (:func:`checked`)."""
     run = backend.run_generate if kind == GENERATE else backend.run_rank
     outputs = list(run(requests, progress=progress))
     if len(outputs) != len(requests):
         raise RuntimeError(f"the backend returned {len(outputs)} results for {len(requests)} requests")
-    return outputs
+    return [checked(kind, output) for output in outputs]
+
+
+def checked(kind: str, output: Any) -> Answer:
+    """``output``, or an :class:`~.protocol.OutputError` in its place when it cannot be scored: a
+    completion that is not text, a ranking whose loglikelihoods are not one finite number per
+    choice (a NaN is never scored: it would compare as no choice's loss)."""
+    if isinstance(output, BaseException):
+        return output
+    if kind == GENERATE:
+        if isinstance(output, str):
+            return output  # type: ignore[return-value]
+        return OutputError(f"the backend answered {type(output).__name__}, not text; the answer was not scored")
+    values = getattr(output, "loglikelihoods", None)
+    choices = getattr(output, "choices", ())
+    if not isinstance(values, (tuple, list)) or len(values) != len(choices):
+        return OutputError(f"the backend answered {type(output).__name__} without one loglikelihood per choice; it was not scored")
+    for value, choice in zip(values, choices):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            return OutputError(f"the backend gave the choice {choice!r} the loglikelihood {value!r}, not a finite number; it was not scored")
+    return output  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -168,7 +191,8 @@ class CachedRun:
         self.kind = kinds.pop() if kinds else GENERATE
         self.cache = cache
         found = cache.lookup(self.requests) if cache is not None else [None] * len(self.requests)
-        self.found: list[Output | None] = list(found)
+        # a stored output that cannot be scored (stored by an older version) is computed again
+        self.found: list[Output | None] = [None if isinstance(checked(self.kind, out), BaseException) else out for out in found]
         self.hits = [i for i, out in enumerate(self.found) if out is not None]
         self.misses = [i for i, out in enumerate(self.found) if out is None]
         self.calls: list[int] = []

@@ -4,8 +4,10 @@ vLLM (``vllm serve``), TGI, llama.cpp's ``llama-server``, Ollama's ``/v1`` endpo
 serve`` and the OpenAI API all answer ``/v1/chat/completions`` and ``/v1/completions``. The server
 is ``llmeval_base_url`` (default ``$OPENAI_BASE_URL``, else ``https://api.openai.com/v1``); the key
 is read from the environment variable that ``llmeval_api_key_env`` names (default
-``OPENAI_API_KEY``) and is sent only in the ``Authorization`` header: it is in no fingerprint,
-description, message or file.
+``OPENAI_API_KEY``), held as a :class:`~pytest_llmeval.redaction.Secret` and sent only in the
+``Authorization`` header: it is in no fingerprint, description, message or file. The key and the
+base URL's credentials are registered with :mod:`pytest_llmeval.redaction`, and every answer is
+redacted before it becomes an output (a key the server echoes is never cached or written).
 
 The scheduler hands over a whole window at once; every request of it is issued at once, with at
 most ``llmeval_concurrency`` in flight (:mod:`pytest_llmeval.models.http_client`). A case whose
@@ -30,7 +32,7 @@ from typing import Any, Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from pytest_llmeval.datasets.suite import Request
-from pytest_llmeval.models.protocol import GENERATE, RANK, ModelLoadError, OutputError, Progress
+from pytest_llmeval.models.protocol import GENERATE, RANK, ModelLoadError, OutputError, Progress, RankUnsupported
 from pytest_llmeval.models.http_client import Budget, Engine, Post
 from pytest_llmeval.models.http_shapes import (
     COMPLETIONS_PATH,
@@ -48,6 +50,7 @@ from pytest_llmeval.models.http_shapes import (
     seed_of,
 )
 from pytest_llmeval.models.outputs import Completion, Ranked
+from pytest_llmeval.redaction import Secret, redact, register, register_settings
 from pytest_llmeval.settings import LLMSettings
 
 OPENAI_URL = "https://api.openai.com/v1"
@@ -68,8 +71,7 @@ def _identity(spec: str, settings: LLMSettings) -> dict[str, Any]:
 make.identity = _identity  # type: ignore[attr-defined]
 
 
-class RankUnsupported(OutputError):
-    """The server returns no prompt logprobs, so ``ranked`` cases cannot be scored."""
+__all__ = ["HTTPBackend", "RankUnsupported", "make", "read_key", "resolve_base_url", "shown_url"]
 
 
 def shown_url(url: str) -> str:
@@ -85,7 +87,21 @@ def resolve_base_url(settings: LLMSettings, environ: Mapping[str, str]) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ModelLoadError(f"llmeval_base_url {shown_url(url)!r} is not an http(s) URL; set it to the server's base, e.g. http://127.0.0.1:8000/v1")
-    return url.rstrip("/")
+    return url.rstrip("/") if not parts.query else url
+
+
+def read_key(name: str, environ: Mapping[str, str] | None = None) -> Secret | None:
+    """The API key in the variable ``name`` as a :class:`~pytest_llmeval.redaction.Secret` (None
+    when unset or empty), registered for redaction; :class:`ModelLoadError` (one line that does
+    not show it) when it cannot be sent in a header. No frame here holds the key as plain text."""
+    key = Secret((os.environ if environ is None else environ).get(name) or "")
+    if not key.reveal():
+        return None
+    register(key.reveal())
+    problem = key.header_problem()
+    if problem is not None:
+        raise ModelLoadError(f"the API key in ${name} {problem}; set it again without that character (a paste can carry one)")
+    return key
 
 
 class HTTPBackend:
@@ -94,14 +110,12 @@ class HTTPBackend:
     has_chat_template = False
     """Not known from outside the server: the plugin does not warn about raw prompts."""
 
-    def __init__(self, model: str, settings: LLMSettings, *, base_url: str, api_key: str | None, transport: Any = None) -> None:
+    def __init__(self, model: str, settings: LLMSettings, *, base_url: str, api_key: Secret | None, transport: Any = None) -> None:
         if not model:
             raise ModelLoadError("llmeval_model 'openai:' names no model; write openai:MODEL (the name the server serves)")
         self.model = model
         self.settings = settings
         self.base_url = base_url
-        self._key = api_key or None
-        self.capabilities = frozenset({GENERATE, RANK})
         self.served_model: str | None = None
         self.system_fingerprint: str | None = None
         self._rank_problem: OutputError | None = None
@@ -109,16 +123,14 @@ class HTTPBackend:
         budget = Budget(settings.price_in, settings.price_out, settings.max_cost)
         if settings.max_cost is not None and not budget.priced:
             raise ModelLoadError("llmeval_max_cost needs the prices: set llmeval_price_in and llmeval_price_out (USD per million tokens)")
-        headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
         self.engine = Engine(
             base_url,
             shown_url=shown_url(base_url),
-            headers=headers,
+            key=api_key,
             timeout=settings.request_timeout,
             max_retries=settings.max_retries,
             concurrency=settings.concurrency,
             budget=budget,
-            scrub=self.scrub,
             key_env=settings.api_key_env,
             transport=transport,
         )
@@ -126,13 +138,14 @@ class HTTPBackend:
     @classmethod
     def load(cls, spec: str, settings: LLMSettings, environ: Mapping[str, str] | None = None, transport: Any = None) -> "HTTPBackend":
         """The backend for ``openai:SPEC``; :class:`ModelLoadError` when it cannot work."""
-        env = os.environ if environ is None else environ
         try:
             import httpx  # noqa: F401
         except ImportError:
             raise ModelLoadError("the openai: backend needs httpx: pip install 'pytest-llmevals[http]' (or pip install httpx)") from None
-        base_url = resolve_base_url(settings, env)
-        key = env.get(settings.api_key_env) or None
+        # the environment is never held in a local of this frame (pytest -l would show it)
+        register_settings(settings, os.environ if environ is None else environ)
+        base_url = resolve_base_url(settings, os.environ if environ is None else environ)
+        key = read_key(settings.api_key_env, environ)
         if key is None and urlsplit(base_url).hostname == urlsplit(OPENAI_URL).hostname:
             raise ModelLoadError(
                 f"the OpenAI API needs a key: set ${settings.api_key_env}, or point llmeval_base_url at your own server"
@@ -151,9 +164,10 @@ class HTTPBackend:
 
     # what it is --------------------------------------------------------------
 
-    def scrub(self, text: str) -> str:
-        """``text`` with the API key cut out (server messages may quote it)."""
-        return text.replace(self._key, "[key]") if self._key else text
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """Generation, and ranking unless the probe found that the server returns no prompt logprobs."""
+        return frozenset({GENERATE} if isinstance(self._rank_problem, RankUnsupported) else {GENERATE, RANK})
 
     @property
     def in_flight(self) -> int:
@@ -175,7 +189,7 @@ class HTTPBackend:
         return {**self.static_fingerprint, **({"versions": known} if known else {})}
 
     def describe(self) -> str:
-        return f"openai:{self.model} at {shown_url(self.base_url)} (up to {self.settings.concurrency} requests in flight)"
+        return f"openai:{self.model} at {shown_url(self.base_url)} (up to {self.settings.concurrency} requests in flight, as many as it sustains)"
 
     def check(self) -> str | None:
         return None
@@ -193,6 +207,7 @@ class HTTPBackend:
             "not_sent": c.not_sent,
             "tokens_in": c.tokens_in,
             "tokens_out": c.tokens_out,
+            "in_flight": self.engine.flow.summary(),
         }
         if budget.priced:
             data.update(price_in=budget.price_in, price_out=budget.price_out, cost_usd=round(c.spent_usd, 6))
@@ -260,9 +275,10 @@ class HTTPBackend:
                 return (await post(COMPLETIONS_PATH, payload))[0]
 
             answer = self.engine.run([probe])[0]
-            if isinstance(answer, OutputError):
-                self._rank_problem = answer
-            elif not has_prompt_logprobs(answer):
+            if isinstance(answer, OutputError):  # not an answer: probed again by the next call
+                self._rank_probed = False
+                return answer
+            if not has_prompt_logprobs(answer):
                 self._rank_problem = RankUnsupported(
                     f"the server at {shown_url(self.base_url)} returned no prompt logprobs for a completions request with "
                     "echo=true and logprobs=1, so 'ranked' cases cannot be scored over HTTP; serve the model with vLLM "

@@ -1,19 +1,27 @@
 """Sending requests to an OpenAI-compatible server: concurrency, retries, faults and the budget.
 
-:class:`Engine` runs a window's jobs at once on one ``httpx.AsyncClient`` with at most
-``concurrency`` requests in flight. Each request:
+:class:`Engine` runs a window's jobs at once on one ``httpx.AsyncClient``; how many of their
+requests are in flight adapts to what the server sustains (:mod:`.http_flow`, at most
+``concurrency``). Each request:
 
-- times out after ``timeout`` seconds;
+- times out after ``timeout`` seconds for each request of ours in flight when it was admitted
+  (:meth:`~.http_flow.Flow.deadline`);
 - is retried on 429, 5xx, a timeout, a dropped connection or an unreadable answer, at most
   ``max_retries`` times, after an exponential backoff with jitter (``base * 2**(try-1)``, capped,
   drawn uniformly from its upper half) or the server's ``Retry-After`` when that is longer;
-- on 401, 403 or 404 stops the session's requests: that first answer becomes one
-  :class:`Fatal` line that every case still waiting gets, and nothing more is sent;
+- on 401, 403 or 404, or a redirect (3xx: never followed, so the key never goes elsewhere), stops
+  the session's requests: that first answer becomes one :class:`Fatal` line that every case still
+  waiting gets, and nothing more is sent;
+- when a request's every try timed out and the server answered nothing meanwhile, the server is
+  taken for silent: nothing more is sent (:class:`Fatal`);
 - is not sent once the cost budget is spent (:class:`BudgetSpent`);
-- otherwise fails for good with one :class:`RequestFailed` line (a 400, or retries used up).
+- otherwise fails for good with one :class:`RequestFailed` line (a 400, an answer with numbers
+  that are not finite or token counts that are not counts, or retries used up).
 
-Every message passes through a scrubber that removes the API key; the key is sent only in the
-``Authorization`` header and never appears in a message.
+The key is a :class:`~pytest_llmeval.redaction.Secret`, put in the ``Authorization`` header only
+when a client is made. Every answer is redacted (:func:`~pytest_llmeval.redaction.redact_json`)
+before anything reads it, and every message passes through
+:func:`~pytest_llmeval.redaction.redact`; an error body is redacted before it is cut short.
 """
 
 from __future__ import annotations
@@ -21,18 +29,27 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import math
 import random
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
+from pytest_llmeval.models.http_flow import Flow, Ticket
+from pytest_llmeval.models.http_shapes import ShapeError, usage_of
 from pytest_llmeval.models.protocol import OutputError
+from pytest_llmeval.redaction import Secret, redact, redact_json, redact_url
 
 T = TypeVar("T")
 Post = Callable[[str, dict], Awaitable[tuple[Any, float]]]
 Job = Callable[[Post], Awaitable[T]]
 FATAL_STATUS = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found"}
+CONGESTION_STATUS = (429, 503)
+"""Answers that say the server has more than it can take: they cut the requests in flight."""
+DETAIL_CHARS = 300
+"""How much of an error answer a message shows (after the secrets are removed)."""
 BACKOFF_BASE = 0.5
 """Seconds before the first retry (doubled each try, drawn from its upper half)."""
 BACKOFF_CAP = 30.0
@@ -106,6 +123,59 @@ def backoff_seconds(attempt: int, retry_after: float | None, rng: random.Random)
     return max(wait, min(retry_after, RETRY_AFTER_CAP)) if retry_after is not None else wait
 
 
+def endpoint(base_url: str, path: str) -> str:
+    """``path`` under ``base_url``, which may carry a query (``?api-key=...``): kept after the path."""
+    parts = urlsplit(base_url)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + path, parts.query, ""))
+
+
+class NotFinite(ValueError):
+    """An answer whose JSON holds NaN or an infinity (which JSON does not have)."""
+
+
+def _reject_constant(name: str) -> float:
+    raise NotFinite(name)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise NotFinite(text)
+    return value
+
+
+def read_json(text: str) -> Any:
+    """A server's answer as JSON: :class:`NotFinite` for NaN or an infinity (JSON has neither),
+    ``ValueError`` when it is not JSON."""
+    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+
+
+def error_detail(text: str) -> str:
+    """What an error answer says, for one line: its ``error.message`` (or the JSON decoded, or the
+    text), with the secrets removed first and then cut to :data:`DETAIL_CHARS`."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("error"), dict) and isinstance(data["error"].get("message"), str):
+        shown = data["error"]["message"]
+    elif data is not None:
+        shown = json.dumps(data, ensure_ascii=False)
+    else:
+        shown = text
+    clean = " ".join(redact(shown).split())
+    return clean[:DETAIL_CHARS] + ("..." if len(clean) > DETAIL_CHARS else "")
+
+
+@dataclass
+class _Try:
+    """What one attempt came to: an answer, or a fault to retry (``problem``) with its ``Retry-After``."""
+
+    answer: tuple[Any, float] | None = None
+    problem: str = ""
+    retry_after: float | None = None
+
+
 class Engine:
     """Sends jobs' requests to one server; keeps the counters and the session's fatal answer."""
 
@@ -114,23 +184,22 @@ class Engine:
         base_url: str,
         *,
         shown_url: str,
-        headers: dict[str, str],
+        key: Secret | None,
         timeout: float,
         max_retries: int,
         concurrency: int,
         budget: Budget,
-        scrub: Callable[[str], str],
         key_env: str,
         transport: Any = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = base_url
         self.shown_url = shown_url
-        self.headers = headers
+        self.key = key
         self.timeout = timeout
         self.max_retries = max_retries
         self.concurrency = concurrency
+        self.flow = Flow(concurrency, timeout)
         self.budget = budget
-        self.scrub = scrub
         self.key_env = key_env
         self.transport = transport
         self.counters = Counters()
@@ -138,6 +207,8 @@ class Engine:
         self.stopped: BudgetSpent | None = None
         self.rng = random.Random(0)
         self.sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+        self._last_answer = -math.inf
+        """When the server last answered anything (monotonic seconds)."""
 
     # running ------------------------------------------------------------------
 
@@ -168,11 +239,16 @@ class Engine:
         import httpx
 
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-        async with httpx.AsyncClient(headers=self.headers, timeout=self.timeout, limits=limits, transport=self.transport) as client:
-            gate = asyncio.Semaphore(self.concurrency)
+        longest = self.timeout * self.concurrency if math.isfinite(self.timeout) else None
+        timeout = httpx.Timeout(longest, connect=self.timeout if longest is not None else None)
+        self.flow.bind()
+        async with httpx.AsyncClient(
+            headers={"Authorization": f"Bearer {self.key.reveal()}"} if self.key is not None else None,
+            timeout=timeout, limits=limits, transport=self.transport, follow_redirects=False,
+        ) as client:  # fmt: skip
 
             async def post(path: str, body: dict) -> tuple[Any, float]:
-                return await self._post(client, gate, path, body)
+                return await self._post(client, path, body)
 
             async def one(job: Job[T]) -> T | OutputError:
                 try:
@@ -187,24 +263,32 @@ class Engine:
 
     # one request --------------------------------------------------------------
 
-    async def _post(self, client: Any, gate: asyncio.Semaphore, path: str, body: dict) -> tuple[Any, float]:
+    async def _post(self, client: Any, path: str, body: dict) -> tuple[Any, float]:
         """The answer's JSON and the latency of the attempt that got it."""
         attempt = 0
+        started = time.monotonic()
         while True:
-            async with gate:
+            async with self.flow.slot() as ticket:
                 self._may_send()
                 self.counters.sent += 1
-                problem, retry_after, answer = await self._attempt(client, path, body)
-            if answer is not None:
-                return answer
+                got = await self._attempt(client, path, body, ticket)
+            if got.answer is not None:
+                return got.answer
             attempt += 1
+            problem = got.problem
             self.counters.by_problem[problem] = self.counters.by_problem.get(problem, 0) + 1
             if attempt > self.max_retries:
                 self.counters.failed += 1
                 tries = f"{attempt} tries" if attempt > 1 else "1 try"
-                raise RequestFailed(self.scrub(f"POST {self.shown_url}{path} failed: {problem} after {tries} (llmeval_max_retries = {self.max_retries})"))
+                if problem == "timeout" and self._last_answer < started and self.fatal is None:
+                    self.fatal = Fatal(
+                        f"POST {self.shown_url}{path}: {tries} timed out and the server answered nothing meanwhile "
+                        f"(llmeval_request_timeout = {self.timeout:g} s); no more requests are sent: check that the server "
+                        "is up, or raise llmeval_request_timeout"
+                    )
+                raise RequestFailed(redact(f"POST {self.shown_url}{path} failed: {problem} after {tries} (llmeval_max_retries = {self.max_retries})"))
             self.counters.retries += 1
-            await self.sleep(backoff_seconds(attempt, retry_after, self.rng))
+            await self.sleep(backoff_seconds(attempt, got.retry_after, self.rng))
 
     def _may_send(self) -> None:
         if self.fatal is not None:
@@ -222,55 +306,71 @@ class Engine:
             self.counters.not_sent += 1
             raise self.stopped
 
-    async def _attempt(self, client: Any, path: str, body: dict) -> tuple[str, float | None, tuple[Any, float] | None]:
-        """(problem, Retry-After, None) for a retryable fault, (.., .., (json, latency)) on success."""
+    async def _attempt(self, client: Any, path: str, body: dict, ticket: Ticket) -> _Try:
+        """One try: its answer, or the fault to retry; the ticket learns what it signals."""
         import httpx
 
-        started = time.perf_counter()
+        started = time.monotonic()
+        failure: str | None = None
         try:
-            response = await asyncio.wait_for(client.post(self.base_url + path, json=body), self.timeout)
+            response = await asyncio.wait_for(client.post(endpoint(self.base_url, path), json=body), self.flow.deadline(ticket))
         except (httpx.TimeoutException, asyncio.TimeoutError):
-            return "timeout", None, None
+            ticket.congestion = "timeout"
+            return _Try(problem="timeout")
         except (httpx.TransportError, OSError) as exc:
-            return f"connection: {type(exc).__name__}", None, None
-        except Exception as exc:  # httpcore's own, when httpx did not map it (modules imported twice)
-            if type(exc).__module__.split(".")[0] != "httpcore":
-                raise
-            return f"connection: {type(exc).__name__}", None, None
-        latency = time.perf_counter() - started
+            return _Try(problem=f"connection: {type(exc).__name__}")
+        except Exception as exc:  # httpcore's own, when httpx did not map it (modules imported twice); else a bug
+            if type(exc).__module__.split(".")[0] == "httpcore":
+                return _Try(problem=f"connection: {type(exc).__name__}")
+            failure = type(exc).__name__  # its message may quote the request's headers: never shown
+        if failure is not None:  # raised outside the except block: no chained traceback to show
+            self.counters.failed += 1
+            raise RequestFailed(f"POST {self.shown_url}{path} failed: the HTTP client raised {failure}")
+        latency = time.monotonic() - started
+        self._last_answer = time.monotonic()
+        ticket.latency = latency
         status = response.status_code
-        if status in FATAL_STATUS:
-            raise self._fatal(status, path, body)
+        if status in CONGESTION_STATUS:
+            ticket.congestion = f"HTTP {status}"
+        if status in FATAL_STATUS or 300 <= status < 400:
+            raise self._fatal(status, path, body, response.headers.get("location"))
         if status == 429 or status >= 500:
-            return f"HTTP {status}", retry_after_seconds(response.headers.get("retry-after")), None
+            return _Try(problem=f"HTTP {status}", retry_after=retry_after_seconds(response.headers.get("retry-after")))
         if status >= 400:
             self.counters.failed += 1
-            detail = self.scrub(response.text.strip().replace("\n", " ")[:300])
-            raise RequestFailed(f"POST {self.shown_url}{path} answered HTTP {status}: {detail}")
+            raise RequestFailed(f"POST {self.shown_url}{path} answered HTTP {status}: {error_detail(response.text)}")
         try:
-            data = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return "an answer that is not JSON", None, None
-        self._charge(data)
-        return "", None, (data, latency)
+            data = redact_json(read_json(response.text))
+        except NotFinite as exc:
+            self.counters.failed += 1
+            raise RequestFailed(f"POST {self.shown_url}{path}: the answer holds {exc}, which is not a number; the server's answer was not used") from None
+        except (ValueError, UnicodeDecodeError):
+            return _Try(problem="an answer that is not JSON")
+        self._charge(path, data)
+        return _Try(answer=(data, latency))
 
-    def _charge(self, data: Any) -> None:
-        usage = data.get("usage") if isinstance(data, dict) else None
-        if not isinstance(usage, dict):
-            return
-        tokens_in, tokens_out = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+    def _charge(self, path: str, data: Any) -> None:
+        try:
+            tokens_in, tokens_out = usage_of(data)
+        except ShapeError as exc:
+            self.counters.failed += 1
+            raise RequestFailed(f"POST {self.shown_url}{path}: {exc}; the answer was not used") from None
         self.counters.tokens_in += tokens_in
         self.counters.tokens_out += tokens_out
         self.counters.spent_usd += self.budget.cost(tokens_in, tokens_out)
 
-    def _fatal(self, status: int, path: str, body: dict) -> Fatal:
+    def _fatal(self, status: int, path: str, body: dict, location: str | None) -> Fatal:
         if self.fatal is None:
             self.counters.failed += 1
             if status == 404:
+                reason = f"HTTP {status} {FATAL_STATUS[status]}"
                 hint = f"check llmeval_base_url (it usually ends in /v1) and that the server serves the model {body.get('model')!r}"
-            else:
+            elif status in FATAL_STATUS:
+                reason = f"HTTP {status} {FATAL_STATUS[status]}"
                 hint = f"check the API key in ${self.key_env} (llmeval_api_key_env names the variable)"
-            self.fatal = Fatal(
-                self.scrub(f"POST {self.shown_url}{path} answered HTTP {status} {FATAL_STATUS[status]}; no more requests are sent: {hint}")
-            )
+            else:
+                where = f" to {redact_url(location)}" if location else ""
+                reason = f"HTTP {status}, a redirect{where}"
+                hint = "redirects are not followed (the key would go with them): set llmeval_base_url to the address that answers"
+            self.fatal = Fatal(redact(f"POST {self.shown_url}{path} answered {reason}; no more requests are sent: {hint}"))
         return self.fatal

@@ -32,6 +32,12 @@ class OutputError(RuntimeError):
     return it in place of a result: that case errors, the others go on."""
 
 
+class RankUnsupported(OutputError):
+    """The backend cannot score loglikelihoods at all (a server without prompt log-probabilities):
+    ``run_rank`` raises it for the whole call, and the backend drops ``"rank"`` from its
+    ``capabilities``. A judge then answers by generating its label instead."""
+
+
 @runtime_checkable
 class Backend(Protocol):
     """What the ``llm`` fixture is: a model that answers batches of requests.

@@ -227,8 +227,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if state.worker_lines:  # what this worker said (a model load, a batched run) goes to the controller
         report.user_properties = [*report.user_properties, (LINES_KEY, list(state.worker_lines))]  # not the item's list
         state.worker_lines.clear()
-    if eval_item(item) is None:
-        return report
+    if eval_item(item) is not None:
+        _record(state, item, call, report)
+    return reporting.redacted(report)  # no known secret reaches the terminal or JUnit XML, in any test's report
+
+
+def _record(state: Any, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
     outcome = reporting.item_outcome(report, call)
     if outcome is not None:
         reason = "" if outcome is Outcome.PASS else reporting.failure_reason(call)
@@ -242,7 +246,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             # A wrong answer is data: it passes as far as pytest is concerned (no -x/--maxfail/--sw stop,
             # no rerun), and shows as MISSED with its reason; the record keeps the truth.
             report.outcome = "passed"
-    return report
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Any:

@@ -11,6 +11,7 @@ import pytest
 from pytest_llmeval.plugin.run_options import cache_path, history_path
 from pytest_llmeval.plugin.progress import resume_file_line
 from pytest_llmeval.plugin.state import LINES_KEY, LLMEvalState
+from pytest_llmeval.redaction import KNOWN, contains_secret, redact, redact_json
 from pytest_llmeval.results.records import RECORD_KEY, Outcome, records_from_properties
 
 CASE_LABELS = {Outcome.PASS: "pass", Outcome.MISS: "missed", Outcome.ERROR: "error", Outcome.SKIPPED: "skipped", Outcome.XFAILED: "xfailed"}
@@ -26,6 +27,21 @@ def label_case(item: pytest.Item, report: pytest.TestReport, outcome: str, reaso
         labels.append(("llmeval_reason", reason))
     for props in (item.user_properties, report.user_properties):
         props[:] = [p for p in props if p[0] not in CASE_PROPERTIES] + labels
+
+
+def redacted(report: pytest.TestReport) -> pytest.TestReport:
+    """``report`` without any secret the session knows (:mod:`pytest_llmeval.redaction`): its
+    traceback (also as ``-l`` shows locals), captured output and properties. A traceback that held
+    one becomes plain text."""
+    if not KNOWN:
+        return report
+    if report.longrepr is not None:
+        text = str(report.longrepr)
+        if contains_secret(text):
+            report.longrepr = redact(text)
+    report.sections = [(title, redact(content)) for title, content in report.sections]
+    report.user_properties = [(name, redact_json(value)) for name, value in report.user_properties]
+    return report
 
 
 def item_outcome(report: pytest.TestReport, call: pytest.CallInfo[None]) -> Outcome | None:

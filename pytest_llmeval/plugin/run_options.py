@@ -13,6 +13,7 @@ import pytest
 from pytest_llmeval.options import OPTIONS, VALUE_FLAGS, history_off, setting_of
 from pytest_llmeval.plugin.identity import suite_root
 from pytest_llmeval.plugin.options import Values, space_form_paths
+from pytest_llmeval.redaction import redact_args
 from pytest_llmeval.results.gate import GateOptions
 from pytest_llmeval.settings import LLMSettings, SettingsError, coerce_settings
 
@@ -53,7 +54,7 @@ def run_options(config: pytest.Config, options: Values) -> GateOptions:
         markdown=options.path("markdown"),
         limit=options["limit"],
         narrowed_by=narrowed_by(config, options),
-        invocation=tuple(config.invocation_params.args),
+        invocation=tuple(redact_args(config.invocation_params.args)),  # credentials never shown or stored
         value_flags=VALUE_FLAGS,
         shard=options["shard"],
         pass_ks=options["pass-k"] or (),

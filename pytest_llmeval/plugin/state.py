@@ -6,6 +6,7 @@ fingerprints), :mod:`.run_options` (what the options mean)."""
 from __future__ import annotations
 
 import io
+import os
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from pytest_llmeval.plugin.model_groups import ModelGroups
 from pytest_llmeval.plugin.options import Values, read_options
 from pytest_llmeval.plugin.progress import batch_progress, write_line
 from pytest_llmeval.plugin.run_options import run_options
+from pytest_llmeval.redaction import redact, register_settings
 from pytest_llmeval.results.records import CaseRecord
 from pytest_llmeval.settings import LLMSettings
 
@@ -31,6 +33,7 @@ class LLMEvalState:
         self.is_worker = hasattr(config, "workerinput")
         self.options: Values = read_options(config)
         self.settings = settings_from(self.options.values)
+        register_settings(self.settings, os.environ)  # before anything shows or stores the command line
         self.run = run_options(config, self.options)
         window = self.options["window"]
         self.scheduler = BatchScheduler(
@@ -79,11 +82,12 @@ class LLMEvalState:
 
     def say(self, line: str) -> None:
         """One line on the terminal, also while pytest captures output; on an xdist worker, kept
-        for the next report, which carries it to the controller (see :data:`LINES_KEY`)."""
+        for the next report, which carries it to the controller (see :data:`LINES_KEY`). Never a
+        known secret."""
         if self.is_worker:
-            self.worker_lines.append(line)
+            self.worker_lines.append(redact(line))
         else:
-            write_line(self.config, line)
+            write_line(self.config, redact(line))
 
     def progress_options(self) -> dict[str, Any]:
         """How a batched run shows its progress here: on a worker never redrawn in place (the

@@ -117,6 +117,7 @@ class EvalSession:
         messages += calibration_messages(records)
         caps = suite_caps(records, opts.max_cut_share)
         messages += cap_messages(caps, strict=opts.strict)
+        usage = _usage(records, status.backend_usage, messages)
 
         report = GateReport(
             suites=tuple(suites),
@@ -135,7 +136,7 @@ class EvalSession:
             versions=versions(self.version),
             timings=self._timings(records),
             run=_run_json(opts, status, records),
-            usage=usage_json(records, status.backend_usage),
+            usage=usage,
             caps=caps,
         )
         return self._write_outputs(report, records)
@@ -233,6 +234,17 @@ class EvalSession:
             except OSError as exc:
                 messages.append(Message("warning", f"could not append to $GITHUB_STEP_SUMMARY ({step_summary}): {exc}", "check the CI runner's environment"))
         return replace(report, messages=report.messages + tuple(messages)) if messages else report
+
+
+def _usage(records: Sequence[CaseRecord], backend: Mapping[str, Any], messages: list[Message]) -> dict[str, Any]:
+    """The usage section; a total that cannot be made (numbers no server should send) is a warning,
+    never a lost results file."""
+    try:
+        return usage_json(records, backend)
+    except (ArithmeticError, ValueError, TypeError) as exc:
+        messages.append(Message("warning", f"the served model's usage could not be totalled ({type(exc).__name__}: {exc})",
+                                "the cases' outcomes are recorded; check what the server reports as token counts"))  # fmt: skip
+        return {}
 
 
 def _load(path: Path | None) -> tuple[Baseline | None, BaselineError | None]:

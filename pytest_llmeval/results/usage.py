@@ -101,3 +101,7 @@ def _request_lines(req: Mapping[str, Any]) -> Iterator[tuple[str, Markup]]:
     for key in ("fatal", "stopped"):
         if req.get(key):
             yield f"  {req[key]}", {"red": True}
+    flow = req.get("in_flight")
+    if isinstance(flow, Mapping) and flow.get("cuts"):
+        causes = ", ".join(plural(int(n), str(cause)) for cause, n in flow["cuts"].items())
+        yield f"llmeval: served requests in flight settled at {flow.get('settled')} of at most {flow.get('max')} (cut on {causes})", {}
