@@ -22,7 +22,7 @@ from pytest_llmeval.models.cache import (
     cacheable,
     decode,
     encode,
-    extends,
+    merge,
     identity_key,
     request_key,
 )
@@ -239,13 +239,45 @@ fingerprints = st.recursive(
 
 
 @given(fingerprints, fingerprints)
-def test_extends_is_a_partial_order_with_equality_at_its_base(a: Any, b: Any) -> None:
-    assert extends(a, a)
-    if extends(a, b) and extends(b, a):
-        assert a == b
+def test_merge_keeps_the_new_values_and_the_old_fields_the_new_lacks(a: Any, b: Any) -> None:
+    assert merge(a, a) == a
+    merged = merge(a, b)
     if isinstance(a, dict) and isinstance(b, dict):
-        assert extends({**b, **a}, a)
-        assert extends(a, b) == all(k in a and extends(a[k], v) for k, v in b.items())
+        assert set(merged) == set(a) | set(b)
+        assert all(merged[k] == merge(a.get(k), v) for k, v in b.items()) and all(merged[k] == a[k] for k in set(a) - set(b))
+    else:
+        assert merged == b
+
+
+@pytest.mark.parametrize("mode", ["on", "readonly"])
+def test_a_server_whose_reported_build_churns_never_loses_paid_for_outputs(tmp_path: Path, mode: str) -> None:
+    """The served model's name and system_fingerprint are what the server says of itself, from one
+    answer to the next (a load balancer over two builds): they are recorded, the latest kept, and
+    never a reason to drop outputs (nor to stop reading them)."""
+    path = tmp_path / "c.sqlite"
+    reqs = _fill(path)
+    cache = _cache(path, mode)
+    cache.remember(FakeBackend())
+    for i in range(6):
+
+        class Reported(FakeBackend):
+            fingerprint = {**FakeBackend.fingerprint, "versions": {"x": "1", "system_fingerprint": f"fp_{i % 2}"}}
+
+        cache.remember(Reported())  # no warning (warnings are errors here), nothing dropped
+        assert all(cache.lookup(reqs)) and cache.fingerprint["versions"]["system_fingerprint"] == f"fp_{i % 2}"
+    assert _rows(path) == 3 and all(_cache(path).lookup(reqs))
+
+
+def test_a_backend_that_learns_it_cannot_rank_keeps_its_outputs(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    reqs = _fill(path)
+
+    class NoRank(FakeBackend):
+        capabilities = frozenset({"generate"})
+
+    cache = _cache(path)
+    cache.remember(NoRank())
+    assert all(cache.lookup(reqs)) and _cache(path).capabilities == frozenset({"generate"})
 
 
 def test_a_corrupt_file_is_set_aside_and_a_new_one_started(tmp_path: Path) -> None:

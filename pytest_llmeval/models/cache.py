@@ -246,10 +246,14 @@ class CompletionCache:
     def remember(self, backend: Any) -> None:
         """Keep what the loaded ``backend`` says about itself, so a fully cached run records the
         same fingerprint without loading it. Called after loading and again after the backend's
-        answers: a fingerprint may only gain keys from them (a served model's reported name), so
-        one that extends the stored one replaces it, and one the stored one extends keeps it. A
-        fingerprint that contradicts the one stored for this identity means the identity missed
-        something (or the server now serves another model): its outputs are dropped, with a warning."""
+        answers, which may complete it or change what the backend reports about its build.
+
+        What a backend reports of its build (the fingerprint's ``versions``: a served model's
+        reported name and ``system_fingerprint``) and what it found it can do (``capabilities``)
+        update the stored description and never drop outputs: the outputs' key is the identity,
+        and a server's self-report may change from one answer to the next. A fingerprint whose
+        other fields contradict the one stored for this identity means the identity missed
+        something: its outputs are dropped, with a warning."""
         if not self.active:
             return
         info = {
@@ -258,13 +262,13 @@ class CompletionCache:
             "capabilities": sorted(capabilities(backend)),
         }
         old = self.info()
-        if old == info or (old is not None and extends(old, info)):
-            return
-        if old is not None and extends(info, old):  # learned from answers: the outputs stand
-            if self.writes:
-                self._store_info(info, drop=False)
-            else:
-                self._info = info
+        if old is not None and _same_model(old, info):
+            new = merge(old, info)
+            if new != old:
+                if self.writes:
+                    self._store_info(new, drop=False)
+                else:
+                    self._info = new
             return
         if not self.writes:  # read-only: what is stored describes another model (or none): read nothing
             self._info = None
@@ -291,9 +295,23 @@ class CompletionCache:
             self._info, self._info_read = info, True
 
 
-def extends(big: Any, small: Any) -> bool:
-    """Whether ``big`` holds everything ``small`` does: equal, or mappings where every key of
-    ``small`` is in ``big`` with a value that extends it (``big`` may have more keys)."""
-    if isinstance(big, Mapping) and isinstance(small, Mapping):
-        return all(k in big and extends(big[k], v) for k, v in small.items())
-    return big == small
+def _same_model(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether two stored descriptions are of the same model: their fingerprints, but for what a
+    backend reports of its build (``versions``), agree where both have a field."""
+    a, b = (dict(x.get("fingerprint") or {}) for x in (old, new))
+    a.pop("versions", None)
+    b.pop("versions", None)
+    return _agree(a, b)
+
+
+def _agree(a: Any, b: Any) -> bool:
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        return all(_agree(a[k], b[k]) for k in a.keys() & b.keys())
+    return a == b
+
+
+def merge(old: Any, new: Any) -> Any:
+    """``new``, keeping the fields of ``old`` it does not have (recursively, for mappings)."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        return {**old, **{k: merge(old.get(k), v) for k, v in new.items()}}
+    return new
