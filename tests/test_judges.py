@@ -127,6 +127,23 @@ def test_the_runner_judges_in_chunks_of_the_batch_size_and_keeps_the_order() -> 
     assert got == one
 
 
+def test_an_item_whose_judge_prompt_cannot_be_made_errors_alone() -> None:
+    """A template that fails when filled (possible only for a rubric made outside le.cases, which
+    checks templates) errors its own items; the rest of the batch is judged."""
+    broken = Rubric("ok", template="Reply: {completion} {} Verdict:")
+    batch = [*items(2), JudgeItem(broken, "q", "answer VERDICT=PASS"), *items(2)]
+    got = JudgeRunner(RankJudge()).judge(batch)
+    assert isinstance(got[2], JudgeError) and "could not be made from the rubric's template=" in str(got[2])
+    assert [g.label for g in got if not isinstance(g, JudgeError)] == ["FAIL", "PASS", "FAIL", "PASS"]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("labels", [("1", "2", "10"), ("PASS", "PASSABLE"), ("pass", "PASS"), ("A", "AB", "B")])
+def test_labels_one_of_which_begins_another_are_refused(labels: tuple[str, ...]) -> None:
+    problem = Rubric("x", labels=labels).judge_problem()
+    assert problem is not None and ("is the start of" in problem or "letter case" in problem)
+    assert Rubric("x", labels=("01", "02", "10")).judge_problem() is None and Rubric("x", labels=("1", "2", "3", "4", "5")).judge_problem() is None
+
+
 def test_a_judge_prompt_ends_where_the_label_begins_with_a_space_or_under_a_chat_template() -> None:
     seen = []
 

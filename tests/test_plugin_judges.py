@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import pytest_llmeval.scoring.judges  # noqa: F401  loaded before the in-process runs, so each run's le.Rubric is the class the plugin checks for
 from judge_fakes import install_fake_package
 
 pytest_plugins = ["pytester"]
@@ -127,6 +128,84 @@ def test_a_case_without_the_reference_field_is_a_collection_error(pytester: pyte
     setup(pytester, extra=", reference='answer'")
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["*case 'c0' has no field 'answer', which the judge is shown (it has: id, q)*"])
+
+
+@pytest.mark.parametrize(
+    "extra,problem",
+    [
+        (", labels=('PASS', 'PASSABLE', 'FAIL')", "labels= 'PASS' is the start of 'PASSABLE', so they cannot be scored fairly"),
+        (", labels=tuple(str(i) for i in range(1, 11))", "labels= '1' is the start of '10'*'01'...'10' for a scale of ten"),
+        (", labels=('PASS', 'pass')", "labels= must differ in more than letter case"),
+        (", template='Reply: {completion} {}'", "template= has a field without a name ({} or {0})"),
+        (", template='Reply: {completion!r} Verdict:'", "template= field {completion!r} has a conversion or format; write it as {completion}"),
+        (", template='Verdict on this reply: {completion}'", "template= must end where the judge's label begins, with text after its last field"),
+        (", template='Reply: {completion}\\nVerdict:\\n'", "template= must end where the judge's label begins, without a space or newline at the end"),
+    ],
+)
+def test_judges_that_cannot_be_fair_or_filled_are_refused_at_collection_in_one_line(pytester: pytest.Pytester, extra: str, problem: str) -> None:
+    setup(pytester, extra=extra)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines([f"*judge=: *{problem}*"])
+    assert "Traceback" not in result.stdout.str() and result.ret == pytest.ExitCode.INTERRUPTED
+
+
+@pytest.mark.parametrize("content", ["", "suite,id,human_label\n", "suite,id,human_label\ntest_suite.py::test_judged,c0,\n"])
+def test_min_kappa_with_no_labelled_row_is_refused(pytester: pytest.Pytester, content: str) -> None:
+    setup(pytester, extra=", min_kappa=0.6, labels_file='labels.csv'")
+    (pytester.path / "labels.csv").write_text(content)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*labels_file='labels.csv' has no labelled row (no row with a human_label), so min_kappa= cannot be checked*"])
+    assert result.ret != 0
+
+
+def test_a_judge_without_loglikelihoods_generates_its_labels_with_one_notice(pytester: pytest.Pytester) -> None:
+    """A judge that claims loglikelihoods but has none (a server without prompt log-probabilities)
+    answers by generating its label, parsed strictly: said once, judged right."""
+    setup(pytester, judge="fake:norank")
+    result = pytester.runpytest("-p", "no:cacheprovider", "-s", "--llmeval-output=out")
+    result.stdout.fnmatch_lines(["*llmeval: the judge (fake:norank) returns no prompt log-probabilities, so it answers by generating its label*"])
+    assert result.stdout.str().count("returns no prompt log-probabilities") == 1 and "Traceback" not in result.stdout.str()
+    by_id = {s["id"]: s for s in samples(pytester)}
+    assert [by_id[f"c{i}"]["outcome"] for i in range(6)] == ["pass", "fail"] * 3
+    assert {by_id[f"c{i}"]["judgement"]["method"] for i in range(6)} == {"generate"}
+
+
+@pytest.mark.parametrize("judge,fragment", [("fake:failing", "the judge gave no usable answer: POST http://judge.test/v1/completions failed"),
+                                            ("fake:nan", "the loglikelihood nan, not a finite number")])  # fmt: skip
+def test_a_judge_request_that_fails_or_answers_nan_errors_its_cases_in_one_line(pytester: pytest.Pytester, judge: str, fragment: str) -> None:
+    setup(pytester, judge=judge)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--llmeval-output=out")
+    judged = [s for s in samples(pytester) if s["id"].startswith("c")]
+    assert {s["outcome"] for s in judged} == {"error"} and all(fragment in s["reason"] and "\n" not in s["reason"] for s in judged)
+    assert "Traceback" not in result.stdout.str() and "AttributeError" not in result.stdout.str()
+
+
+TWO_SUITES = """
+import pytest_llmeval as le
+
+CASES = [{"id": f"c{i}", "q": f"say word{i}"} for i in range(3)]
+
+@le.cases(CASES, prompt="{q}", judge=le.Pairwise("The reply is shorter.", against_model="fake:down"))
+def test_against_down(case, completion, judgement):
+    pass
+
+@le.cases(CASES, prompt="{q}", judge=le.Rubric("The reply is good."))
+def test_rubric(case, completion, judgement):
+    pass
+"""
+
+
+def test_a_second_model_that_fails_errors_only_its_pairwise_cases(pytester: pytest.Pytester) -> None:
+    """Its error message is never judged as its answer, and the other suite of the batch is judged."""
+    setup(pytester)
+    pytester.makepyfile(test_suite=TWO_SUITES)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--llmeval-output=out")
+    by = {(s["suite"].split("::")[1], s["id"]): s for s in samples(pytester)}
+    for i in range(3):
+        down = by[("test_against_down", f"c{i}")]
+        assert down["outcome"] == "error" and "against_model='fake:down') got no answer to compare with: POST http://down.test" in down["reason"]
+        assert by[("test_rubric", f"c{i}")]["outcome"] == "pass"
+    assert "Traceback" not in result.stdout.str()
 
 
 def write_labels(path: Path, labels: dict[str, str]) -> None:

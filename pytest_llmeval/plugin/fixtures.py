@@ -131,7 +131,7 @@ def judgement(request: pytest.FixtureRequest, llm_settings: Any, case: Any, comp
     """What the judge said about this case's completion (``le.cases(..., judge=le.Rubric(...))``):
     ``.label``, ``.score``, ``.probabilities``, ``.raw``, ``.judge_prompt``. From the completion
     cache when it holds the judge's answers (then no model is loaded for it)."""
-    from pytest_llmeval.models import ModelLoadError
+    from pytest_llmeval.models import ModelLoadError, OutputError
     from pytest_llmeval.plugin.judging import judging
     from pytest_llmeval.plugin.identity import eval_item
     from pytest_llmeval.scoring.judges import JudgeError
@@ -154,6 +154,6 @@ def judgement(request: pytest.FixtureRequest, llm_settings: Any, case: Any, comp
         return judging(state).judgement(request.node.nodeid, settings, lambda: _load(state, settings, request))
     except ModelLoadError as exc:
         problem = f"judge model: {exc}"
-    except JudgeError as exc:
+    except (JudgeError, OutputError) as exc:
         problem = str(exc)
     pytest.fail(f"llmeval: {problem}", pytrace=False)  # an error of the case (in setup), one line

@@ -22,10 +22,11 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from pytest_llmeval.datasets.suite import Case, CaseError, CaseSpec, SuitePlan
 from pytest_llmeval.models.batched import Deferred, answers, chunk_size, window
-from pytest_llmeval.models.protocol import RANK, capabilities, has_chat_template
+from pytest_llmeval.models.protocol import RANK, ModelLoadError, OutputError, capabilities, has_chat_template
 from pytest_llmeval.models.registry import load_backend
 from pytest_llmeval.plugin.progress import TerminalProgress
-from pytest_llmeval.scoring.judges import Pairwise, field_problem, judge_of
+from pytest_llmeval.results.review import ReviewError, read_labels
+from pytest_llmeval.scoring.judges import JudgeError, Pairwise, field_problem, judge_of
 from pytest_llmeval.scoring.judging import JUDGE_MAX_NEW_TOKENS, JudgeItem, JudgeRunner
 from pytest_llmeval.settings import GenerationSettings, LLMSettings
 
@@ -53,6 +54,15 @@ def check_judged_plan(spec: CaseSpec, plan: SuitePlan, base_dir: Path) -> str | 
         raise CaseError(
             f"{spec.label}: labels_file={judge.labels_file!r} does not exist ({path}); write it with "
             "'python -m pytest_llmeval review export RESULTS_DIR labels.csv' and label it, or drop min_kappa="
+        )
+    try:
+        labelled = read_labels(path)
+    except ReviewError as exc:
+        raise CaseError(f"{spec.label}: labels_file={judge.labels_file!r}: {exc}") from None
+    if not labelled and judge.min_kappa is not None:
+        raise CaseError(
+            f"{spec.label}: labels_file={judge.labels_file!r} has no labelled row (no row with a human_label), so min_kappa= "
+            "cannot be checked; label some cases in it, or drop min_kappa="
         )
     return str(path)
 
@@ -94,6 +104,7 @@ class JudgeSession:
         """The judge backend that judged this session (for the fingerprint)."""
         self._self_judges: dict[Any, Any] = {}
         """The model under test as its own judge, per model settings (a session may run several)."""
+        self._fell_back: set[int] = set()
         self.judged = 0
         self.cached = 0
         """Judgements made, and how many of them came from the completion cache."""
@@ -202,18 +213,30 @@ class JudgeSession:
         try:
             judge = self.judge_backend(settings, load_llm)
             runner = JudgeRunner(judge, chat=has_chat_template(judge), max_new_tokens=self.max_new_tokens, cache=judge.cache)
-            items = self._items(window)
-            sink = TerminalProgress(self.state.say, "judgements", len(items), chunk_size(judge), **self.state.progress_options())
+            items, unjudged = self._items(window)
+            sink = TerminalProgress(self.state.say, "judgements", len(items) - len(unjudged), chunk_size(judge), **self.state.progress_options())
             started = time.perf_counter()
-            results = runner.judge(items, progress=sink.update)
+            judged = iter(runner.judge([item for item in items if item is not None], progress=sink.update))
             sink.close(time.perf_counter() - started)
+            results = [unjudged[i] if item is None else next(judged) for i, item in enumerate(items)]
             self._count(runner, results)
+            self._notice_fallback(judge, runner)
         except Exception as exc:  # every item of the window errors with the cause
             for key, _, _ in window:
                 self._results[key] = exc
             raise
         for (key, _, _), result in zip(window, results):
             self._results[key] = result
+
+    def _notice_fallback(self, judge: Any, runner: JudgeRunner) -> None:
+        """Say once per judge that it generates its labels because it has no loglikelihoods."""
+        if runner.fell_back and id(judge) not in self._fell_back:
+            self._fell_back.add(id(judge))
+            who = self.judge_model or SELF
+            self.state.say(
+                f"llmeval: the judge ({who}) returns no prompt log-probabilities, so it answers by generating its label "
+                "(parsed strictly; an answer that is not a label, twice, is an error of the case)"
+            )
 
     def _count(self, runner: Any, results: Sequence[Any]) -> None:
         """Count the judgements, and those whose every judge prompt came from the cache."""
@@ -224,32 +247,45 @@ class JudgeSession:
             prompts = getattr(result, "judge_prompts", None) or [getattr(result, "judge_prompt", None)]
             self.cached += all(p in runner.cached_prompts for p in prompts)
 
-    def _items(self, window: list[tuple[str, str, Case]]) -> list[Any]:
+    def _items(self, window: list[tuple[str, str, Case]]) -> tuple[list[JudgeItem | None], dict[int, BaseException]]:
+        """The item to judge at each position of the window, or None where it cannot be judged
+        (its second model gave no answer), with why (by position)."""
         scheduler = self.state.scheduler
         others = self._other_answers(window)
-        items = []
-        for key, suite, case in window:
+        items: list[JudgeItem | None] = []
+        unjudged: dict[int, BaseException] = {}
+        for position, (key, suite, case) in enumerate(window):
             judge = self.state.plans[suite].spec.judge
             request = scheduler.request_of(key)
+            reference: Any
             if isinstance(judge, Pairwise):
                 reference = others[key] if judge.against_model is not None else str(case.fields[judge.against])
             else:
                 reference = None if judge.reference is None else str(case.fields[judge.reference])
+            if isinstance(reference, BaseException):
+                unjudged[position] = JudgeError(f"le.Pairwise(against_model={judge.against_model!r}) got no answer to compare with: {reference}")
+                items.append(None)
+                continue
             items.append(JudgeItem(judge, request.text, str(scheduler.peek(key)), reference))
-        return items
+        return items, unjudged
 
-    def _other_answers(self, window: list[tuple[str, str, Case]]) -> dict[str, str]:
-        """A second model's answers to the window's prompts (pairwise rubrics with ``against_model``)."""
+    def _other_answers(self, window: list[tuple[str, str, Case]]) -> dict[str, Any]:
+        """A second model's answer (or why there is none) to each prompt of the window that a
+        pairwise rubric with ``against_model`` compares with; one model's failure is its cases' only."""
         by_model: dict[str, list[str]] = {}
         for key, suite, _ in window:
             model = getattr(self.state.plans[suite].spec.judge, "against_model", None)
             if model is not None:
                 by_model.setdefault(model, []).append(key)
-        out: dict[str, str] = {}
+        out: dict[str, Any] = {}
         for model, keys in by_model.items():
             requests = [self.state.scheduler.request_of(k) for k in keys]
-            for key, answer in zip(keys, answers(requests, self.other_backend(model))):
-                out[key] = str(answer)
+            try:
+                got: list[Any] = answers(requests, self.other_backend(model))
+            except (ModelLoadError, OutputError) as exc:
+                got = [exc] * len(keys)
+            for key, answer in zip(keys, got):
+                out[key] = answer if isinstance(answer, BaseException) else str(answer)
         return out
 
     # ------------------------------------------------------------ records

@@ -113,6 +113,12 @@ def _suite_calibration(suite: str, rows: Sequence[Any]) -> list[Message]:
         labels = read_labels(path)
     except ReviewError as exc:
         return [Message("error", f"{suite}: the judge could not be checked against people: {exc}"), blocking(f"{suite}: judge not calibrated")]
+    if not labels:
+        return [
+            Message("error", f"{suite}: {path.name} has no labelled row, so the judge was not checked against people (min_kappa {minimum:g})",
+                    "label some cases in it, or drop min_kappa="),
+            blocking(f"{suite}: judge not calibrated"),
+        ]  # fmt: skip
     samples = [{"suite": r.suite, "id": r.case_id, "judgement": r.judgement} for r in rows]
     found = agreement(label_pairs(samples, labels), judge_labels(samples))
     if not found.n:

@@ -52,27 +52,57 @@ class JudgeError(RuntimeError):
     """The judge could not give a verdict (an answer that is not a label, twice): an error, not a miss."""
 
 
-def _text_fields(template: str) -> set[str]:
-    import string
-
-    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
-
-
 def _template_problem(template: Any, needed: set[str]) -> str | None:
+    """Why ``template`` cannot be a judge prompt (one line naming the fix), or None: fields are
+    plain names (``{completion}``) from :data:`TEMPLATE_FIELDS`, and it ends where the label begins
+    (with text after its last field, and no space or newline at the end: the label follows one space)."""
     if template is None:
         return None
     if not isinstance(template, str):
         return f"template= must be a format string, got {type(template).__name__}"
+    import string
+
     try:
-        names = _text_fields(template)
+        parts = list(string.Formatter().parse(template))
     except ValueError as exc:
         return f"template= is not a valid format string ({exc}); write literal braces as {{{{ and }}}}"
+    names = set()
+    for _, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if not name or name.isdigit():
+            return "template= has a field without a name ({} or {0}); name it, e.g. {completion}, or write literal braces as {{ and }}"
+        if spec or conversion:
+            return f"template= field {{{name}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}} has a conversion or format; write it as {{{name}}}"
+        names.add(name)
     unknown = names - TEMPLATE_FIELDS
     if unknown:
         return f"template= uses unknown fields {sorted(unknown)}; it may use {sorted(TEMPLATE_FIELDS)}"
     missing = needed - names
     if missing:
         return f"template= must show the judge {', '.join('{' + m + '}' for m in sorted(missing))}"
+    if not parts or parts[-1][1] is not None or not parts[-1][0].strip():
+        return "template= must end where the judge's label begins, with text after its last field (e.g. 'Verdict:'), not with a field"
+    if template != template.rstrip():
+        return "template= must end where the judge's label begins, without a space or newline at the end (the label follows one space)"
+    return None
+
+
+def _labels_problem(labels: tuple[str, ...]) -> str | None:
+    """Labels that cannot be told apart fairly: the same but for letter case (a generated label is
+    read without it), or one the start of another (``1``/``10``, ``PASS``/``PASSABLE``: the shorter
+    label's loglikelihood would be part of the longer one's, so the two are not compared fairly)."""
+    folded = [label.casefold() for label in labels]
+    if len(set(folded)) != len(folded):
+        return f"le.Rubric labels= must differ in more than letter case, got {labels!r}"
+    for short in labels:
+        for long in labels:
+            if short != long and long.startswith(short):
+                return (
+                    f"le.Rubric labels= {short!r} is the start of {long!r}, so they cannot be scored fairly (the judge's "
+                    f"likelihood of {short!r} includes that of {long!r}); rename them so that none begins another, e.g. "
+                    "'01'...'10' for a scale of ten"
+                )
     return None
 
 
@@ -141,6 +171,9 @@ class Rubric:
             return f"le.Rubric labels= must be two or more non-empty strings, got {labels!r}"
         if len(set(labels)) != len(labels) or any(x != x.strip() for x in labels):
             return f"le.Rubric labels= must be distinct and have no surrounding spaces, got {labels!r}"
+        problem = _labels_problem(labels)
+        if problem is not None:
+            return problem
         if not isinstance(self.pass_labels, tuple) or not set(self.pass_labels) <= set(labels):
             return f"le.Rubric pass_labels= must be some of the labels {list(labels)}, got {self.pass_labels!r}"
         if self.reference is not None and not isinstance(self.reference, str):

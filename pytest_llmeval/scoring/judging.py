@@ -12,7 +12,13 @@ loaded only for a judge prompt that is not cached.
 - A judge without it: constrained generation. The judge answers with the label alone (a few
   tokens, up to the first newline); the answer is parsed strictly (:func:`parse_label`); one that
   is not a label is asked once more, with the answer quoted back; a second miss is a
-  :class:`JudgeError` showing both answers, an error of the case and never a miss.
+  :class:`JudgeError` showing both answers, an error of the case and never a miss. A judge that
+  claims loglikelihoods but turns out to have none (a server without prompt log-probabilities:
+  :class:`~pytest_llmeval.models.protocol.RankUnsupported`) answers this way too
+  (:attr:`JudgeRunner.fell_back`).
+
+Each item is judged on its own: a judge prompt that cannot be made (a rubric's template) or a
+request that failed is a :class:`JudgeError` of that item only, never of the others in its batch.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import Any, Sequence
 
 from pytest_llmeval.datasets.suite import Request
 from pytest_llmeval.models.batched import CachedRun
-from pytest_llmeval.models.protocol import RANK, Progress, capabilities
+from pytest_llmeval.models.protocol import RANK, Progress, RankUnsupported, capabilities
 from pytest_llmeval.scoring.judges import Judge, Judgement, JudgeError, Pairwise, parse_label, softmax
 
 JUDGE_MAX_NEW_TOKENS = 8
@@ -65,26 +71,35 @@ class JudgeRunner:
         """(kind, number of requests) of every backend call, for reports and tests."""
         self.cached_prompts: set[str] = set()
         """The judge prompts whose answers came from the cache."""
+        self.fell_back = False
+        """Whether the judge turned out to have no loglikelihoods, so labels were generated."""
 
     @property
     def method(self) -> str:
         """``"rank"`` (labels scored) or ``"generate"`` (labels generated and parsed)."""
-        return "rank" if RANK in capabilities(self.backend) else "generate"
+        return "rank" if RANK in capabilities(self.backend) and not self.fell_back else "generate"
 
     def judge(self, items: Sequence[JudgeItem], progress: Progress | None = None) -> list[Judgement | JudgeError]:
         """The judgement of each item (a :class:`JudgeError` where the judge gave no label)."""
-        asks = [ask for i, item in enumerate(items) for ask in _asks(i, item)]
-        if self.method == "rank":
-            answers: list[Any] = self._rank(asks, progress)
-        else:
+        prepared = [_asks(i, item) for i, item in enumerate(items)]
+        asks = [ask for found in prepared if not isinstance(found, JudgeError) for ask in found]
+        answers: list[Any] = []
+        if asks and self.method == "rank":
+            try:
+                answers = self._rank(asks, progress)
+            except RankUnsupported:  # the judge has no loglikelihoods after all: it generates its label
+                self.fell_back = True
+        if asks and self.method == "generate":
             answers = self._generate(asks, progress)
         out: list[Judgement | JudgeError] = []
         position = 0
-        for item in items:
-            count = 2 if isinstance(item.judge, Pairwise) else 1
-            mine, mine_asks = answers[position : position + count], asks[position : position + count]
-            position += count
-            out.append(self._judgement(item, mine_asks, mine))
+        for item, found in zip(items, prepared):
+            if isinstance(found, JudgeError):
+                out.append(found)
+                continue
+            mine = answers[position : position + len(found)]
+            position += len(found)
+            out.append(self._judgement(item, found, mine))
         return out
 
     # ------------------------------------------------------------ backend calls
@@ -97,26 +112,33 @@ class JudgeRunner:
         self.calls += [(kind, n) for n in run.calls]
         return out
 
-    def _rank(self, asks: list[_Ask], progress: Progress | None) -> list[dict[str, float]]:
+    def _rank(self, asks: list[_Ask], progress: Progress | None) -> list[dict[str, float] | JudgeError]:
         requests = [
             Request(kind="rank", text=a.text, chat=self.chat, system=a.system, choices=a.labels, target_delimiter="" if self.chat else " ")
             for a in asks
         ]
-        return [dict(zip(a.labels, ranked.loglikelihoods)) for a, ranked in zip(asks, self._batches(requests, "rank", progress))]
+        return [
+            _failed(ranked) if isinstance(ranked, BaseException) else dict(zip(a.labels, ranked.loglikelihoods))
+            for a, ranked in zip(asks, self._batches(requests, "rank", progress))
+        ]
 
     def _generate(self, asks: list[_Ask], progress: Progress | None) -> list[str | JudgeError]:
-        first = [str(c) for c in self._batches([self._label_request(a.text, a) for a in asks], "generate", progress)]
-        answers: list[str | JudgeError] = list(first)
-        missed = [i for i, text in enumerate(first) if parse_label(text, asks[i].labels) is None]
+        answers: list[str | JudgeError] = [
+            _failed(c) if isinstance(c, BaseException) else str(c)
+            for c in self._batches([self._label_request(a.text, a) for a in asks], "generate", progress)
+        ]
+        missed = [i for i, text in enumerate(answers) if isinstance(text, str) and parse_label(text, asks[i].labels) is None]
         if missed:
-            retry = [self._label_request(_retry_text(asks[i], first[i]), asks[i]) for i in missed]
+            retry = [self._label_request(_retry_text(asks[i], str(answers[i])), asks[i]) for i in missed]
             for i, completion in zip(missed, self._batches(retry, "generate", None)):
-                second = str(completion)
-                if parse_label(second, asks[i].labels) is not None:
-                    answers[i] = second
+                first = answers[i]
+                if isinstance(completion, BaseException):
+                    answers[i] = _failed(completion)
+                elif parse_label(str(completion), asks[i].labels) is not None:
+                    answers[i] = str(completion)
                 else:
                     answers[i] = JudgeError(
-                        f"the judge answered {first[i]!r}, then {second!r} when asked again: neither is one of the "
+                        f"the judge answered {first!r}, then {str(completion)!r} when asked again: neither is one of the "
                         f"labels {', '.join(asks[i].labels)}; use a judge that can score loglikelihoods, or a stronger judge model"
                     )
         return answers
@@ -142,13 +164,22 @@ class JudgeRunner:
         return item.judge.judgement(probabilities[0], raw=raw, prompts=prompts, method=self.method, reference=item.reference)
 
 
-def _asks(index: int, item: JudgeItem) -> list[_Ask]:
+def _asks(index: int, item: JudgeItem) -> list[_Ask] | JudgeError:
+    """The judge prompts of one item, or why they cannot be made (that item's error only)."""
     judge = item.judge
-    if isinstance(judge, Pairwise):
-        texts: Sequence[str] = judge.judge_prompts(prompt=item.prompt, completion=item.completion, other=item.reference or "")
-    else:
-        texts = [judge.judge_prompt(prompt=item.prompt, completion=item.completion, reference=item.reference)]
+    try:
+        if isinstance(judge, Pairwise):
+            texts: Sequence[str] = judge.judge_prompts(prompt=item.prompt, completion=item.completion, other=item.reference or "")
+        else:
+            texts = [judge.judge_prompt(prompt=item.prompt, completion=item.completion, reference=item.reference)]
+    except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:
+        return JudgeError(f"the judge prompt could not be made from the rubric's template= ({type(exc).__name__}: {exc}); fix the template")
     return [_Ask(index, text, tuple(judge.judge_labels), judge.system) for text in texts]
+
+
+def _failed(error: BaseException) -> JudgeError:
+    """A judge request that failed, as the error of the case it judges."""
+    return JudgeError(f"the judge gave no usable answer: {error}")
 
 
 def _retry_text(ask: _Ask, answer: str) -> str:
