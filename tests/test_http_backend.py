@@ -115,6 +115,7 @@ def test_fingerprint_needs_no_request_and_learns_the_served_model():
 
 def test_shown_url_drops_credentials_and_query():
     assert shown_url("https://user:secret@host.example:8443/v1/?key=abc#x") == "https://host.example:8443/v1"
+    assert shown_url("http://user:secret@host:notaport/v1?key=abc") == "http://host:notaport/v1"
 
 
 def test_load_errors_are_one_actionable_line():

@@ -53,14 +53,14 @@ def transient_faults(key: int, attempt: int) -> str:
     return ("429", "500", "drop", "ok")[key % 4] if attempt == 1 else "ok"
 
 
-def run_arithmetic(pytester: pytest.Pytester, *model_args: str) -> tuple[Any, dict[str, Any], dict[str, dict[str, Any]]]:
+def run_arithmetic(pytester: pytest.Pytester, *model_args: str, cases: int = CASES) -> tuple[Any, dict[str, Any], dict[str, dict[str, Any]]]:
     suite = pytester.path / "arithmetic"
     if not suite.exists():
         shutil.copytree(ROOT / "example_suites" / "arithmetic", suite)
         pytester.makeini("[pytest]\nllmeval_max_new_tokens = 32\nllmeval_seed = 1234\n")
     out = pytester.path / "out"
     shutil.rmtree(out, ignore_errors=True)
-    result = pytester.runpytest("arithmetic", "-p", "no:cacheprovider", f"--llmeval-limit={CASES}", "--llmeval-output=out", *model_args)
+    result = pytester.runpytest("arithmetic", "-p", "no:cacheprovider", f"--llmeval-limit={cases}", "--llmeval-output=out", *model_args)
     results = json.loads((out / "results.json").read_text())
     samples = {s["id"]: s for s in map(json.loads, (out / "samples.jsonl").read_text().splitlines())}
     return result, results, samples
@@ -110,3 +110,32 @@ def test_ranking_against_transformers_serve_errors_once_clearly(pytester: pytest
                                 "--llmeval-history=off")  # fmt: skip
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(["*returned no prompt logprobs*", "requests: 1 request sent, 0 retries"])
+
+
+def test_a_server_that_answers_one_at_a_time_makes_the_run_slower_never_wrong(
+    pytester: pytest.Pytester, served: str, smollm2_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """transformers serve on CPU computes one request at a time. The timeout is set to three times
+    what one request alone takes on this machine now, with no retry allowed: at a fixed 16 requests
+    in flight the later ones would wait in the server's queue past it and error. Adapted, every
+    case is answered, once."""
+    import time
+
+    import httpx
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    body = {"model": str(smollm2_dir), "messages": [{"role": "user", "content": "What is 12 + 30? Answer with a number."}],
+            "max_tokens": 24, "temperature": 0.0}  # fmt: skip
+    started = time.monotonic()
+    httpx.post(f"{served}/chat/completions", json=body, timeout=600).raise_for_status()
+    alone = time.monotonic() - started
+    timeout = max(5.0, 3 * alone)
+    n = 16
+    result, results, samples = run_arithmetic(
+        pytester, f"--llmeval-model=openai:{smollm2_dir}", f"--llmeval-base-url={served}", "--llmeval-concurrency=16",
+        f"--llmeval-request-timeout={timeout:.1f}", "--llmeval-max-retries=0", "--llmeval-cache=off", "--llmeval-history=off", cases=n,
+    )  # fmt: skip
+    assert len(samples) == n and not [s for s in samples.values() if s["outcome"] == "error"], result.stdout.str()[-3000:]
+    requests = results["usage"]["requests"]
+    assert requests["requests"] == n and requests["failed"] == 0 and requests["in_flight"]["settled"] < 16
+    print(f"one request alone {alone:.1f}s, timeout {timeout:.1f}s; in flight: {requests['in_flight']}")

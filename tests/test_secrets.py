@@ -129,6 +129,13 @@ def test_urls_and_command_lines_lose_their_credentials_and_keep_the_rest() -> No
     assert redaction.url_credentials(url) == ["user", PASSWORD, QUERY_KEY]
 
 
+def test_settings_never_show_the_base_url_credentials() -> None:
+    from pytest_llmeval.settings import LLMSettings
+
+    settings = LLMSettings(model="openai:m", base_url=f"http://user:{PASSWORD}@h/v1?key={QUERY_KEY}")
+    assert not leaks(repr(settings) + json.dumps(settings.to_json()))
+
+
 # ---------------------------------------------------------------- hostile servers, end to end
 
 httpx = pytest.importorskip("httpx", reason="the openai: backend needs httpx (pip install 'pytest-llmevals[http]')")

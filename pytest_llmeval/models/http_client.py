@@ -328,7 +328,6 @@ class Engine:
             raise RequestFailed(f"POST {self.shown_url}{path} failed: the HTTP client raised {failure}")
         latency = time.monotonic() - started
         self._last_answer = time.monotonic()
-        ticket.latency = latency
         status = response.status_code
         if status in CONGESTION_STATUS:
             ticket.congestion = f"HTTP {status}"
@@ -347,6 +346,7 @@ class Engine:
         except (ValueError, UnicodeDecodeError):
             return _Try(problem="an answer that is not JSON")
         self._charge(path, data)
+        ticket.latency = latency  # an answer: the flow grows on it when it was quick
         return _Try(answer=(data, latency))
 
     def _charge(self, path: str, data: Any) -> None:
