@@ -8,7 +8,10 @@ in ``llmeval_base_url`` (``user:password@``, and the value of a query parameter 
 - everything a server sends, before it becomes an answer, a message or a cache entry
   (:func:`redact_json` on the parsed answer, :func:`redact` on any other text);
 - the command line and URLs the plugin shows or stores (:func:`redact_args`, :func:`redact_url`);
-- the files the plugin writes and the reports pytest prints for eval items (:func:`redact`).
+- the files the plugin writes and the reports pytest prints for eval items (:func:`redact`);
+- every log record made in the process once a secret is known (:func:`guard_logging`,
+  :func:`redact_line`): the HTTP client logs each request's URL, which live logging
+  (``log_cli``) and ``--log-file`` write as they are.
 
 :func:`redact` replaces a secret written as it is (letter case ignored), in the forms a server
 may plausibly echo it (JSON escapes such as ``\\/`` and ``\\uXXXX``, percent-encoding, HTML
@@ -26,6 +29,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import logging
 import re
 import threading
 from typing import Any, Iterable, Mapping, Sequence
@@ -172,6 +176,38 @@ KNOWN = Redactor()
 def register(*values: Any) -> None:
     for value in values:
         KNOWN.add(value)
+    if KNOWN:
+        guard_logging()
+
+
+_guarded = False
+
+
+def guard_logging() -> None:
+    """Make every log record of this process redacted as it is made (its message, its arguments
+    merged in, and its traceback's text), whatever logger and handler it goes to. Installed once."""
+    global _guarded
+    if _guarded:
+        return
+    _guarded = True
+    make = logging.getLogRecordFactory()
+
+    def redacted_record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: logging reports it later, from the record as made
+            return record
+        shown = redact_line(message)
+        if shown != message:
+            record.msg, record.args = shown, ()
+        if record.exc_info and record.exc_info[1] is not None:
+            import traceback
+
+            record.exc_text = redact_line("".join(traceback.format_exception(*record.exc_info)).rstrip("\n"))
+        return record
+
+    logging.setLogRecordFactory(redacted_record)
 
 
 def redact(text: str) -> str:
@@ -222,6 +258,12 @@ def redact_args(args: Sequence[str]) -> list[str]:
     return [redact(_URL.sub(lambda m: redact_url(m.group(0)), str(arg))) for arg in args]
 
 
+def redact_line(text: str) -> str:
+    """``text`` with every URL that carries credentials through :func:`redact_url` (also those
+    too short to be registered), and every known secret removed."""
+    return redact(_URL.sub(lambda m: redact_url(m.group(0)) if url_credentials(m.group(0)) else m.group(0), text))
+
+
 def register_settings(settings: Any, environ: Mapping[str, str]) -> None:
     """Register a session's secrets: the key in the variable ``settings.api_key_env`` names, and
     the credentials of the base URL (``settings.base_url``, else ``$OPENAI_BASE_URL``)."""
@@ -229,5 +271,6 @@ def register_settings(settings: Any, environ: Mapping[str, str]) -> None:
     if isinstance(name, str) and name:
         register(environ.get(name))
     url = getattr(settings, "base_url", None) or environ.get("OPENAI_BASE_URL")
-    if isinstance(url, str):
+    if isinstance(url, str) and url_credentials(url):
         register(*url_credentials(url))
+        guard_logging()  # the HTTP client logs the URL: its credentials go, even those too short to register

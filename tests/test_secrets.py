@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -136,6 +137,26 @@ def test_settings_never_show_the_base_url_credentials() -> None:
     assert not leaks(repr(settings) + json.dumps(settings.to_json()))
 
 
+def test_a_url_with_credentials_too_short_to_register_is_still_shown_without_them() -> None:
+    line = 'HTTP Request: POST http://ab:pw@h:8/v1/completions?key=k1&x=1 "HTTP/1.1 200 OK" see https://h/docs'
+    assert redaction.redact_line(line) == 'HTTP Request: POST http://***@h:8/v1/completions?key=***&x=1 "HTTP/1.1 200 OK" see https://h/docs'
+
+
+def test_log_records_are_redacted_as_they_are_made(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    redaction.register(KEY)
+    log = logging.getLogger("some.library")
+    with caplog.at_level(logging.INFO, logger="some.library"):
+        log.info("POST %s with %r", f"http://h/v1?api-key={quote(KEY)}", {"auth": KEY})
+        try:
+            raise ValueError(f"bad {KEY}")
+        except ValueError:
+            log.exception("failed")
+    shown = "\n".join(logging.Formatter().format(r) for r in caplog.records)
+    assert "failed" in shown and "ValueError: bad ***" in shown and not leaks(shown)
+
+
 # ---------------------------------------------------------------- hostile servers, end to end
 
 httpx = pytest.importorskip("httpx", reason="the openai: backend needs httpx (pip install 'pytest-llmevals[http]')")
@@ -258,6 +279,20 @@ def test_a_hostile_server_echoing_the_secrets_gets_them_written_and_printed_nowh
     problems = {name: leaks(text) for name, text in written.items() if name != "tox.ini" and leaks(text)}
     printed = "".join(r.stdout.str() + r.stderr.str() for r in (first, second, third)) + export.stdout + export.stderr
     assert not problems and not leaks(printed), (problems, leaks(printed))
+
+
+def test_live_logs_and_log_files_never_show_the_secrets(pytester: pytest.Pytester, hostile_url: Any) -> None:
+    """The HTTP client logs every request's URL (with the base URL's credentials); live logging
+    and --log-file write records as they are made, outside any test report."""
+    fake, url = hostile_url
+    write_suites(pytester)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--llmeval-model=openai:fake-model", f"--llmeval-base-url={url}",
+                                "-o", "log_cli=true", "--log-level=DEBUG", "--log-file=log.txt", "--log-file-level=DEBUG",
+                                "-k", "test_numbers", "-rA")  # fmt: skip
+    assert result.parseoutcomes()["errors"] == 1, result.parseoutcomes()  # the 400 with the key in its body
+    printed = result.stdout.str() + result.stderr.str()
+    assert re.search(r"HTTP Request: POST http://\*\*\*@127\.0\.0\.1:\d+/v1/chat/completions\?api-key=\*\*\* ", printed)
+    assert not leaks(printed) and not leaks((pytester.path / "log.txt").read_text())
 
 
 def test_a_key_that_cannot_go_in_a_header_is_one_line_that_does_not_show_it(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
