@@ -87,6 +87,7 @@ def one_line_errors(result: Any, samples: dict[str, dict[str, Any]], prefix: str
     assert len(mine) == N and {s["outcome"] for s in mine} == {"error"}, [s["outcome"] for s in mine]
     assert all(fragment in s["reason"] and "\n" not in s["reason"] for s in mine), mine[0]["reason"]
     assert "Traceback" not in result.stdout.str() and "AttributeError" not in result.stdout.str()
+    assert "\x1b" not in result.stdout.str() and "\u202e" not in result.stdout.str()  # a server's text cannot drive the terminal
 
 
 def untouched(samples: dict[str, dict[str, Any]], prefix: str) -> None:
@@ -136,6 +137,11 @@ def test_log_probabilities_that_are_not_finite_or_not_log_probabilities_are_neve
         ("chat", lambda a: json.dumps({**a, "usage": {"prompt_tokens": 1, "completion_tokens": 1}}).replace('"completion_tokens": 1', '"completion_tokens": NaN').encode(),
          "holds NaN"),
         ("chat", lambda a: (302, {**a, "note": "a JSON body"}), "answered HTTP 302, a redirect"),
+        ("chat", lambda a: (200, b"[" * 100000 + b"]" * 100000), "the answer has nesting deeper than 64 levels"),
+        ("chat", lambda a: {**a, "extra": json.loads("[" * 70 + "]" * 70)}, "the answer has nesting deeper than 64 levels"),
+        ("chat", lambda a: (400, b"[" * 100000), "answered HTTP 400: [[[["),
+        ("chat", lambda a: (400, {"error": {"message": "\x1b[2J\x1b[32m 10 passed, gate passed \u202e"}}),
+         "answered HTTP 400: \\x1b[2J\\x1b[32m 10 passed, gate passed \\u202e"),
     ],
 )
 def test_answers_of_the_wrong_shape_or_with_impossible_values_error_their_cases_in_one_line(
@@ -146,6 +152,21 @@ def test_answers_of_the_wrong_shape_or_with_impossible_values_error_their_cases_
     untouched(samples, "test_plain" if kind == "chat" else "test_numbers")
     usage = results["usage"]["requests"]
     assert usage["cost_usd"] >= 0 and usage["tokens_in"] >= 0 and usage["tokens_in"] < 10**6  # nothing impossible was charged
+
+
+def test_text_no_utf8_file_can_hold_is_replaced_and_scored(pytester: pytest.Pytester) -> None:
+    """Lone surrogates (``\\ud800`` in JSON) in a completion, the model's name and the fingerprint
+    become U+FFFD: the cases are scored on the rest, and every file is written."""
+
+    def change(a: dict[str, Any]) -> bytes:
+        text = json.dumps({**a, "model": "m\\udc80", "system_fingerprint": "fp\\ud83d"}).replace("\\\\u", "\\u")
+        return text.replace("The answer is", "The \\ud800 answer is").encode()
+
+    result, _, samples = run(pytester, only("chat", change), "--llmeval-html=report.html", "--llmeval-markdown=summary.md")
+    mine = [s for k, s in samples.items() if k.startswith("test_numbers/")]
+    assert {s["outcome"] for s in mine} == {"pass", "fail"} and all("\ufffd answer is" in s["completion"] for s in mine)
+    assert (pytester.path / "report.html").exists() and (pytester.path / "summary.md").exists()
+    assert "Traceback" not in result.stdout.str()
 
 
 def test_negative_token_counts_never_make_the_budget_grow(pytester: pytest.Pytester) -> None:

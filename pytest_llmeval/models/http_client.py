@@ -30,6 +30,7 @@ import asyncio
 import email.utils
 import json
 import math
+import re
 import random
 import threading
 import time
@@ -129,10 +130,6 @@ def endpoint(base_url: str, path: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + path, parts.query, ""))
 
 
-class NotFinite(ValueError):
-    """An answer whose JSON holds NaN or an infinity (which JSON does not have)."""
-
-
 def _reject_constant(name: str) -> float:
     raise NotFinite(name)
 
@@ -144,18 +141,55 @@ def _finite_float(text: str) -> float:
     return value
 
 
+MAX_DEPTH = 64
+"""The deepest nesting of arrays and objects an answer may have (an OpenAI answer has about 6)."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class Unusable(ValueError):
+    """JSON that cannot be used as it is: NaN or an infinity (which JSON does not have), or nesting
+    deeper than :data:`MAX_DEPTH`."""
+
+
+class NotFinite(Unusable):
+    """An answer whose JSON holds NaN or an infinity."""
+
+
+def _clean(value: Any, depth: int = 0) -> Any:
+    """``value`` with every lone surrogate (``\\ud800`` escaped in JSON: no UTF-8 file can hold it)
+    in its strings and keys replaced by U+FFFD; :class:`Unusable` when nested too deep."""
+    if depth > MAX_DEPTH:
+        raise Unusable(f"nesting deeper than {MAX_DEPTH} levels")
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_clean(v, depth + 1) for v in value]
+    if isinstance(value, dict):
+        return {_clean(k, depth + 1): _clean(v, depth + 1) for k, v in value.items()}
+    return value
+
+
 def read_json(text: str) -> Any:
-    """A server's answer as JSON: :class:`NotFinite` for NaN or an infinity (JSON has neither),
-    ``ValueError`` when it is not JSON."""
-    return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    """A server's answer as JSON, its strings fit for any UTF-8 file: :class:`Unusable` for NaN,
+    an infinity or nesting deeper than :data:`MAX_DEPTH`, ``ValueError`` when it is not JSON."""
+    try:
+        return _clean(json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float))
+    except RecursionError:
+        raise Unusable(f"nesting deeper than {MAX_DEPTH} levels") from None
+
+
+def printable(text: str) -> str:
+    """``text`` on one line with what a terminal would act on (escape sequences, other control and
+    format characters such as a right-to-left override) written as escapes: ``\\x1b``, ``\\u202e``."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in " ".join(text.split()))
 
 
 def error_detail(text: str) -> str:
     """What an error answer says, for one line: its ``error.message`` (or the JSON decoded, or the
     text), with the secrets removed first and then cut to :data:`DETAIL_CHARS`."""
     try:
-        data = json.loads(text)
-    except ValueError:
+        data = read_json(text)
+    except ValueError:  # Unusable included: then the text, cut short
         data = None
     if isinstance(data, dict) and isinstance(data.get("error"), dict) and isinstance(data["error"].get("message"), str):
         shown = data["error"]["message"]
@@ -163,7 +197,7 @@ def error_detail(text: str) -> str:
         shown = json.dumps(data, ensure_ascii=False)
     else:
         shown = text
-    clean = " ".join(redact(shown).split())
+    clean = printable(redact(shown))
     return clean[:DETAIL_CHARS] + ("..." if len(clean) > DETAIL_CHARS else "")
 
 
@@ -343,6 +377,9 @@ class Engine:
         except NotFinite as exc:
             self.counters.failed += 1
             raise RequestFailed(f"POST {self.shown_url}{path}: the answer holds {exc}, which is not a number; the server's answer was not used") from None
+        except Unusable as exc:
+            self.counters.failed += 1
+            raise RequestFailed(f"POST {self.shown_url}{path}: the answer has {exc}; the server's answer was not used") from None
         except (ValueError, UnicodeDecodeError):
             return _Try(problem="an answer that is not JSON")
         self._charge(path, data)
@@ -372,5 +409,5 @@ class Engine:
                 where = f" to {redact_url(location)}" if location else ""
                 reason = f"HTTP {status}, a redirect{where}"
                 hint = "redirects are not followed (the key would go with them): set llmeval_base_url to the address that answers"
-            self.fatal = Fatal(redact(f"POST {self.shown_url}{path} answered {reason}; no more requests are sent: {hint}"))
+            self.fatal = Fatal(printable(redact(f"POST {self.shown_url}{path} answered {reason}; no more requests are sent: {hint}")))
         return self.fatal
