@@ -169,6 +169,23 @@ def test_text_no_utf8_file_can_hold_is_replaced_and_scored(pytester: pytest.Pyte
     assert "Traceback" not in result.stdout.str()
 
 
+def test_an_answer_past_the_size_limit_is_never_held_whole_and_errors_its_cases(pytester: pytest.Pytester) -> None:
+    """A gzip bomb (0.4 MB on the wire, 80 MiB unpacked): read up to 64 MiB, then dropped."""
+    import zlib
+
+    packer = zlib.compressobj(1, zlib.DEFLATED, 31)  # 31: the gzip format
+    bomb = b"".join(packer.compress(b" " * 2**20) for _ in range(80)) + packer.flush()
+    result, _, samples = run(pytester, only("chat", lambda a: (200, bomb, {"Content-Encoding": "gzip"})))
+    one_line_errors(result, samples, "test_numbers", "answered HTTP 200 with more than 64 MiB; the server's answer was not used")
+    untouched(samples, "test_plain")
+
+
+def test_a_charset_that_is_no_text_encoding_reads_as_utf8(pytester: pytest.Pytester) -> None:
+    result, _, samples = run(pytester, only("chat", lambda a: (200, a, {"Content-Type": "application/json; charset=rot13"})))
+    untouched(samples, "test_numbers")
+    assert "Traceback" not in result.stdout.str()
+
+
 def test_negative_token_counts_never_make_the_budget_grow(pytester: pytest.Pytester) -> None:
     """A server that reports negative counts on some answers: those cases error, the others are
     charged, and llmeval_max_cost still stops the run."""

@@ -50,6 +50,8 @@ FATAL_STATUS = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found"}
 CONGESTION_STATUS = (429, 503)
 """Answers that say the server has more than it can take: they cut the requests in flight."""
 DETAIL_CHARS = 300
+MAX_ANSWER_BYTES = 64 * 2**20
+"""The largest answer read (after decompression): a larger one is not used, and is never held whole."""
 """How much of an error answer a message shows (after the secrets are removed)."""
 BACKOFF_BASE = 0.5
 """Seconds before the first retry (doubled each try, drawn from its upper half)."""
@@ -210,6 +212,36 @@ class _Try:
     retry_after: float | None = None
 
 
+@dataclass
+class _Answer:
+    """An HTTP answer read up to :data:`MAX_ANSWER_BYTES` (``too_large`` past it: the rest unread)."""
+
+    status_code: int
+    headers: Any
+    text: str
+    too_large: bool
+
+
+async def _read(client: Any, url: str, body: dict) -> _Answer:
+    response = await client.send(client.build_request("POST", url, json=body), stream=True)
+    try:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():  # decompressed as it comes: a compressed bomb is never held
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                return _Answer(response.status_code, response.headers, "", True)
+            chunks.append(chunk)
+    finally:
+        await response.aclose()
+    data = b"".join(chunks)
+    try:
+        text = data.decode(response.encoding or "utf-8", errors="replace")
+    except (LookupError, TypeError, ValueError):  # a charset that is no text encoding (rot13, base64)
+        text = data.decode("utf-8", errors="replace")
+    return _Answer(response.status_code, response.headers, text, False)
+
+
 class Engine:
     """Sends jobs' requests to one server; keeps the counters and the session's fatal answer."""
 
@@ -347,7 +379,7 @@ class Engine:
         started = time.monotonic()
         failure: str | None = None
         try:
-            response = await asyncio.wait_for(client.post(endpoint(self.base_url, path), json=body), self.flow.deadline(ticket))
+            response = await asyncio.wait_for(_read(client, endpoint(self.base_url, path), body), self.flow.deadline(ticket))
         except (httpx.TimeoutException, asyncio.TimeoutError):
             ticket.congestion = "timeout"
             return _Try(problem="timeout")
@@ -363,6 +395,9 @@ class Engine:
         latency = time.monotonic() - started
         self._last_answer = time.monotonic()
         status = response.status_code
+        if response.too_large:
+            self.counters.failed += 1
+            raise RequestFailed(f"POST {self.shown_url}{path} answered HTTP {status} with more than {MAX_ANSWER_BYTES // 2**20} MiB; the server's answer was not used")
         if status in CONGESTION_STATUS:
             ticket.congestion = f"HTTP {status}"
         if status in FATAL_STATUS or 300 <= status < 400:
