@@ -5,6 +5,7 @@ written anywhere."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -206,3 +207,40 @@ def test_a_missing_openai_key_errors_each_case_in_one_line(pytester: pytest.Pyte
     result.assert_outcomes(errors=N_GEN)
     result.stdout.fnmatch_lines(["*llmeval: the OpenAI API needs a key: set $LLMEVAL_TEST_KEY, or point llmeval_base_url at your own server*"])
     assert "Traceback" not in result.stdout.str()
+
+
+JUDGED = '''
+import pytest_llmeval as le
+
+@le.cases("numbers.jsonl", prompt="{question}", chat=True, max_new_tokens=8, judge=le.Rubric("The reply gives the number asked for."))
+def test_judged(case, completion, judgement):
+    le.assert_judged(judgement)
+'''
+
+
+def test_a_served_judge_without_prompt_logprobs_generates_its_labels(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Against a server that returns no prompt log-probabilities (transformers serve, many hosted
+    APIs), the judge generates its label, parsed strictly: one notice, no traceback, judged right
+    (this judge says PASS when the reply gives the number asked for: the even ones)."""
+    monkeypatch.setenv("LLMEVAL_TEST_KEY", KEY)
+
+    def judge(path: str, body: dict[str, Any], answer: dict[str, Any]) -> tuple[int, Any]:
+        text = json.dumps(body)
+        if "Verdict:" in text:
+            asked, given = re.search(r"Give the number (\d+)", text), re.search(r"The answer is (\d+)", text)
+            label = " PASS" if asked and given and asked.group(1) == given.group(1) else " FAIL"
+            choice = answer["choices"][0]
+            choice.update({"message": {"role": "assistant", "content": label}} if "message" in choice else {"text": label})
+        return 200, answer
+
+    write_suites(pytester, ranked=False)
+    pytester.makepyfile(test_suites=JUDGED)
+    fake = FakeVLLM(logprobs=False, hostile=judge)
+    with fake.run() as url:
+        result, _, samples = run(pytester, url, "-W", "ignore::UserWarning")
+    result.stdout.fnmatch_lines(["*llmeval: the judge (*) returns no prompt log-probabilities, so it answers by generating its label*"])
+    out = result.stdout.str()
+    assert out.count("returns no prompt log-probabilities") == 1 and "Traceback" not in out
+    by_id = {s["id"]: s for s in samples}
+    assert [by_id[f"n{i}"]["outcome"] for i in range(N_GEN)] == ["pass", "fail"] * (N_GEN // 2)
+    assert {s["judgement"]["method"] for s in samples} == {"generate"}
