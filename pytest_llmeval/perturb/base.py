@@ -9,11 +9,13 @@ hypothesis strategy over one text, and :func:`from_function` any ``f(text, rng) 
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
+from pytest_llmeval.datasets.casefiles import CaseError
 from pytest_llmeval.perturb.draws import Draws, SeededDraws, StrategyDraws, derive_seed
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,8 +34,9 @@ when the strategy has fewer): the first examples hypothesis generates are its si
 text unchanged."""
 
 
-class PerturbationError(ValueError):
-    """A perturbation that cannot make a variant; the message is one line naming it and the fix."""
+class PerturbationError(CaseError):
+    """A perturbation that cannot make a variant; the message is one line naming it and the fix
+    (a :class:`~pytest_llmeval.datasets.casefiles.CaseError`: the plugin reports it as one line)."""
 
 
 @dataclass(frozen=True)
@@ -93,15 +96,21 @@ class Perturbation:
                 return tuple(checked_texts(self, originals, rewrite(originals, StrategyDraws(draw)), ""))
 
             return variants()
+        # named functions (partial), never lambdas, in .map: hypothesis reads a lambda's source with
+        # ast to describe it, and CPython 3.11's ast is not safe in the search's threads
+        check = functools.partial(_checked_tuple, self, originals)
         if self.function is not None:
-            fn = self.function
-            return st.tuples(*(st.randoms(use_true_random=False).map(lambda r, t=t: fn(t, r)) for t in originals)).map(
-                lambda out: tuple(checked_texts(self, originals, out, ""))
-            )
+            return st.tuples(*(st.randoms(use_true_random=False).map(functools.partial(_call, self.function, t)) for t in originals)).map(check)
         assert self.text_strategy is not None
-        return st.tuples(*(_strategy_for(self, t) for t in originals)).map(
-            lambda out: tuple(checked_texts(self, originals, out, ""))
-        )
+        return st.tuples(*(_strategy_for(self, t) for t in originals)).map(check)
+
+
+def _call(function: Callable[[str, random.Random], Any], text: str, rng: random.Random) -> Any:
+    return function(text, rng)
+
+
+def _checked_tuple(p: Perturbation, texts: Sequence[str], out: Any) -> tuple[str, ...]:
+    return tuple(checked_texts(p, texts, out, ""))
 
 
 def checked_texts(p: Perturbation, texts: Sequence[str], out: Any, where: str) -> list[str]:

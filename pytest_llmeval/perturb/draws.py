@@ -67,23 +67,41 @@ class StrategyDraws:
     ``sites`` draws a list of at most ``ceil(2 * rate * count)`` distinct sites (at least one), so
     hypothesis explores changes of about the size the rate gives on average, and shrinks them
     towards fewer sites; ``index`` shrinks towards option 0.
+
+    Each site is drawn together with its pick (the option ``index`` then returns for it, in site
+    order), so when hypothesis deletes a site it deletes that site's pick with it and every other
+    site keeps its rewrite: a breaking change shrinks to its one decisive site.
     """
 
     def __init__(self, draw: Callable[[Any], Any]) -> None:
         self._draw = draw
+        self._picks: list[int] = []
 
     def sites(self, count: int, rate: float) -> list[int]:
+        self._picks = []
         if count <= 0 or rate <= 0:
             return []
         from hypothesis import strategies as st
 
         cap = min(count, max(1, math.ceil(2 * rate * count)))
-        chosen = self._draw(st.lists(st.integers(0, count - 1), unique=True, max_size=cap))
-        return sorted(chosen)
+        pairs = st.tuples(st.integers(0, count - 1), st.integers(0, _PICKS - 1))
+        drawn = self._draw(st.lists(pairs, max_size=cap))
+        chosen = sorted(dict(reversed(drawn)).items())  # a site drawn twice keeps its first pick
+        self._picks = [pick for _site, pick in chosen]
+        return [site for site, _pick in chosen]
 
     def index(self, n: int) -> int:
         if n <= 1:
+            if self._picks:
+                self._picks.pop(0)
             return 0
+        if self._picks:
+            return self._picks.pop(0) % n
         from hypothesis import strategies as st
 
         return int(self._draw(st.integers(0, n - 1)))
+
+
+_PICKS = 720
+"""The range of a site's pick (``index(n)`` is ``pick % n``): a multiple of every option count a
+built-in perturbation has up to 6, so each option is equally likely there."""

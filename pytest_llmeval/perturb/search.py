@@ -34,8 +34,10 @@ __all__ = ["SearchError", "SearchOutcome", "SearchTarget", "search", "database_k
 
 T = TypeVar("T")
 
-EvaluateBatch = Callable[[list[Any]], Sequence[bool]]
-"""Verdicts for a batch of variants: ``True`` where the case still passes."""
+EvaluateBatch = Callable[[list[Any]], Sequence["bool | BaseException"]]
+"""Verdicts for a batch of variants: ``True`` where the case still passes, ``False`` where it
+breaks, or the exception that scoring the variant raised (an error: that case's search stops with
+it, and it is never a pass or a miss)."""
 
 
 class SearchError(RuntimeError):
@@ -95,6 +97,10 @@ class _Breaks(Exception):
     """The body's way to tell hypothesis a variant broke the case."""
 
 
+class _Errored(Exception):
+    """The body's way to end a search whose variant could not be scored."""
+
+
 class _Rounds:
     """Collects the variants of every waiting search and judges them in one call per round.
 
@@ -107,7 +113,7 @@ class _Rounds:
         self._full = threading.Condition(self._lock)
         self._running = searches  # every slot counts from the start, so no round runs short
         self._pending: dict[int, Any] = {}
-        self._answers: dict[int, bool] = {}
+        self._answers: dict[int, bool | BaseException] = {}
         self._events = [threading.Event() for _ in range(searches)]
         self.failure: BaseException | None = None
         self.calls = 0
@@ -118,7 +124,7 @@ class _Rounds:
             self._running -= 1
             self._full.notify()
 
-    def ask(self, worker: int, value: Any) -> bool:
+    def ask(self, worker: int, value: Any) -> bool | BaseException:
         """The verdict on ``value`` (in a search's thread): waits for the round."""
         event = self._events[worker]
         with self._lock:
@@ -157,13 +163,13 @@ class _Rounds:
             for worker, _value in batch:
                 self._events[worker].set()
 
-    def _judge(self, values: list[Any]) -> list[bool]:
+    def _judge(self, values: list[Any]) -> list[bool | BaseException]:
         self.calls += 1
         verdicts = list(self._evaluate(values))
-        if len(verdicts) != len(values) or not all(isinstance(v, bool) for v in verdicts):
+        if len(verdicts) != len(values) or not all(isinstance(v, (bool, BaseException)) for v in verdicts):
             raise SearchError(
                 f"evaluate_batch returned {len(verdicts)} values for {len(values)} variants; "
-                "it must return one bool (True: the case still passes) per variant"
+                "it must return one bool (True: the case still passes) or exception per variant"
             )
         return verdicts
 
@@ -250,19 +256,24 @@ def _search_one(worker: int, target: SearchTarget[T], rounds: _Rounds, max_examp
     from hypothesis import HealthCheck, Phase, Verbosity, example, given, seed, settings
     key = database_key(target.key, target.original)
     stored = _remembered(db, key)
-    verdicts: dict[str, bool] = {_canonical(target.original): True}  # it passes: never ask again
+    verdicts: dict[str, bool | BaseException] = {_canonical(target.original): True}  # it passes: never ask again
     judged = 0
     found: list[Any] = []
+    errors: list[BaseException] = []
 
     def body(value: Any) -> None:
         nonlocal judged
         canonical = _canonical(value)
         if canonical not in verdicts:
-            if judged >= budget:
-                return  # out of budget: what is not judged does not break the case
+            if judged >= budget or errors:
+                return  # out of budget (or stopped by an error): what is not judged does not break the case
             judged += 1
             verdicts[canonical] = rounds.ask(worker, value)
-        if not verdicts[canonical]:
+        verdict = verdicts[canonical]
+        if isinstance(verdict, BaseException):
+            errors[:1] = [verdict]
+            raise _Errored
+        if not verdict:
             found[:] = [value]  # hypothesis replays its smallest breaking variant last
             raise _Breaks
 
@@ -277,7 +288,7 @@ def _search_one(worker: int, target: SearchTarget[T], rounds: _Rounds, max_examp
     )(test)
     try:
         test()
-    except _Breaks:
+    except (_Breaks, _Errored):
         pass
     except _Abort:
         return SearchOutcome(target.key, target.original, None, judged, error="the evaluator failed")
@@ -286,6 +297,11 @@ def _search_one(worker: int, target: SearchTarget[T], rounds: _Rounds, max_examp
         first = text.splitlines()[0] if text else type(exc).__name__
         return SearchOutcome(target.key, target.original, None, judged, error=f"{type(exc).__name__}: {first}")
     counterexample = found[0] if found else None
+    if errors:
+        exc = errors[0]
+        text = str(exc).strip()
+        error = f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+        return SearchOutcome(target.key, target.original, counterexample, judged, error=error)
     remembered = counterexample is not None and any(_canonical(v) == _canonical(counterexample) for v in stored)
     if db is not None:
         for value in stored:

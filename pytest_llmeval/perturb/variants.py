@@ -3,8 +3,10 @@ search explores, all over a case's fields (a mapping) rather than one text."""
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
+from pytest_llmeval.datasets.casefiles import CaseError
 from pytest_llmeval.perturb.base import Perturbation, PerturbationError
 from pytest_llmeval.perturb.draws import derive_seed
 
@@ -89,7 +91,7 @@ def draw_variant(
     where = f"case {case_id!r}"
     try:
         texts = perturbation.draw(_texts(case, addresses), variant_seed(seed, case_id, perturbation), where=where)
-    except PerturbationError:
+    except CaseError:  # a PerturbationError (or a case problem): already one line
         raise
     except Exception as exc:  # a user's perturbation that raised: one line, never a traceback
         raise PerturbationError(
@@ -106,4 +108,4 @@ def variant_strategy(case: Mapping[str, Any], perturbation: Perturbation, *, fie
     addresses = _addresses(case, fields)
     if not addresses:
         return st.just(dict(case))
-    return perturbation.strategy(_texts(case, addresses)).map(lambda texts: _rebuild(case, addresses, texts))
+    return perturbation.strategy(_texts(case, addresses)).map(functools.partial(_rebuild, case, addresses))  # no lambda: see Perturbation.strategy
