@@ -50,6 +50,8 @@ _LAZY = {
     "assert_judged": "scoring.judges",
     # models
     "HFBackend": "models.hf",
+    # cases drawn from a strategy
+    "generated": "datasets.generated",
     # training-time evaluation
     "evaluate": "training.inline",
     "LLMEvalCallback": "training.callbacks",
@@ -67,10 +69,11 @@ __all__ = [
     "cases",
     "score",
     "formats",
+    "perturb",
     *_LAZY,
 ]
 
-_LAZY_MODULES = {"formats": "datasets.formats"}  # benchmark file loaders
+_LAZY_MODULES = {"formats": "datasets.formats", "perturb": "perturb"}  # benchmark file loaders; perturbations
 
 
 def __getattr__(name: str) -> Any:
@@ -87,7 +90,9 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pytest_llmeval import perturb
     from pytest_llmeval.datasets import formats
+    from pytest_llmeval.datasets.generated import generated
     from pytest_llmeval.models.hf import HFBackend
     from pytest_llmeval.training.callbacks import EvalEvery, LLMEvalCallback
     from pytest_llmeval.training.inline import evaluate

@@ -43,6 +43,11 @@ def cases(
     judge: Any = None,
     thinking: bool | None = None,
     max_reasoning_tokens: int | None = None,
+    perturb: Sequence[Any] | None = None,
+    fields: str | Sequence[str] | None = None,
+    search: int | None = None,
+    min_worst_case: float | None = None,
+    permute: str | None = None,
 ) -> Callable[[F], F]:
     """Parametrize a test with eval cases: one test item per case, its id from the case's ``id``.
 
@@ -67,17 +72,30 @@ def cases(
     needs ``chat=True``), and ``max_reasoning_tokens`` caps its thinking (see docs/reasoning.md);
     ``completion`` is then the answer after the thinking, ``completion.reasoning`` the thinking.
 
+    Beyond accuracy (``docs/beyond_accuracy.md``): ``perturb`` (a list of ``le.perturb.*``) adds a
+    variant of every case per perturbation, each its own item (``qa-007~typos``), on the fields the
+    prompt reads or those named by ``fields``; ``min_worst_case`` gates the share of cases right as
+    written and under every perturbation; ``search=N`` looks, for every case that passes, for the
+    smallest change that breaks it (N variants explored per case and perturbation).
+    ``permute="cyclic"`` scores every rotation of a multiple-choice case's options, and the case
+    passes only when every rotation is right.
+
     Nothing is checked or read here, when the test module is imported: the suite's arguments
     and data are checked when pytest collects it, and a problem is one collection error line.
     """
     arguments = dict(locals())  # the parameters above, which are CaseSpec's fields by name
-    spec = CaseSpec(**{**arguments, "stop": _stop_tuple(stop)})
+    spec = CaseSpec(**{**arguments, "stop": _stop_tuple(stop), "perturb": _tuple(perturb), "fields": _stop_tuple(fields)})
 
     def decorate(func: F) -> F:
         named = dataclasses.replace(spec, function=getattr(func, "__name__", ""))
         return getattr(pytest.mark, MARKER)(named)(func)
 
     return decorate
+
+
+def _tuple(value: Any) -> Any:
+    """A list as a tuple (the spec is frozen and hashable); anything else kept for the check to name."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _stop_tuple(stop: Any) -> Any:

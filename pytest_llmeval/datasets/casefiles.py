@@ -62,6 +62,15 @@ class Case(Mapping[str, Any]):
     line: int | None = None
     repeat: int = 0
     """Which sample of the case an item is, when the suite samples each case several times."""
+    perturbation: str | None = None
+    """The perturbation that made this variant of a case (``qa-007~typos``: ``"typos"``); None
+    for a case as written."""
+    rotation: int | None = None
+    """Which rotation of a multiple-choice case's options this item is (``permute="cyclic"``)."""
+    original_id: str | None = None
+    """The id of the case as written, for a variant or a rotation."""
+    search: bool = False
+    """The item that searches the suite's cases for their smallest breaking change (``search=``)."""
 
     def __getitem__(self, key: str) -> Any:
         try:

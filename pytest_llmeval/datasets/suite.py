@@ -92,6 +92,16 @@ class CaseSpec:
     max_reasoning_tokens: int | None = None
     """Most thinking tokens per completion before the end of thinking is forced (``None``: the
     session's, else no budget)."""
+    perturb: tuple[Any, ...] | None = None
+    """Perturbations (``le.perturb.*``): each adds a variant of every case, an item of its own."""
+    fields: tuple[str, ...] | None = None
+    """The fields the perturbations change (default: those the prompt template reads)."""
+    search: int | None = None
+    """Variants a search explores per passing case and perturbation (``None``: no search)."""
+    min_worst_case: float | None = None
+    """Gates the share of cases right as written and under every perturbation."""
+    permute: str | None = None
+    """``"cyclic"``: every rotation of a multiple-choice case's options is scored."""
 
     @property
     def delimiter(self) -> str:
@@ -146,6 +156,12 @@ _ARGUMENTS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("judge", lambda v: v is None or callable(getattr(v, "judge_problem", None)), "le.Rubric(...) or le.Pairwise(...)"),
     ("thinking", lambda v: v is None or isinstance(v, bool), "True or False"),
     ("max_reasoning_tokens", lambda v: v is None or (_is_int(v) and v >= 0), "a whole number, 0 or more"),
+    ("perturb", lambda v: v is None or (isinstance(v, tuple) and len(v) > 0), "a non-empty list of perturbations (le.perturb.typos(), ...)"),
+    ("fields", lambda v: v is None or (isinstance(v, tuple) and len(v) > 0 and all(isinstance(f, str) and f for f in v)),
+     "a field name or a list of field names"),
+    ("search", lambda v: v is None or (_is_int(v) and v >= 1), "a whole number of at least 1 (variants explored per case)"),
+    ("min_worst_case", _rate, "a number between 0 and 1"),
+    ("permute", lambda v: v in (None, "cyclic"), "'cyclic'"),
 )
 """Each argument of ``le.cases``, what a usable value is, and how to say it."""
 
@@ -176,6 +192,9 @@ def check_spec(spec: CaseSpec) -> None:
         problem = template_problem(spec.prompt)
         if problem is not None:
             raise CaseError(f"{spec.label}: {problem}")
+    from pytest_llmeval.datasets.expand import check_beyond
+
+    check_beyond(spec)
 
 
 @dataclass(frozen=True)
@@ -299,6 +318,7 @@ def _prompt_parts(spec: CaseSpec) -> dict[str, Any]:
         "target_delimiter": spec.delimiter,
         "continuation": spec.continuation,
         "fewshot_delimiter": spec.fewshot_delimiter if spec.num_fewshot else None,
+        **({"permute": spec.permute} if spec.permute is not None else {}),  # only when set: other suites' hashes stay
     }
 
 
@@ -337,10 +357,20 @@ class SuitePlan:
     fewshot_pool: tuple[Case, ...] = field(default=())
     prompt_text: str | None = None
     """The prompt in words (:func:`prompt_text`), for a diff when it changes."""
+    variants: Mapping[str, tuple[Case, ...]] = field(default_factory=dict)
+    """Each case's variants (``perturb=``), by case id."""
+    perturbations: Mapping[str, str] = field(default_factory=dict)
+    """Per perturbation name, the hash of its variants (over every case, before ``--llmeval-limit``)."""
+    items: tuple[Case, ...] = ()
+    """The suite's items in run order once planned (cases, variants, rotations, the search);
+    empty: one item per case."""
 
 
-def plan_suite(spec: CaseSpec, base_dir: Path | None, limit: int | None = None) -> SuitePlan:
-    """Check ``spec`` and load its cases (and few-shot pool); every problem is a :class:`CaseError`."""
+def plan_suite(spec: CaseSpec, base_dir: Path | None, limit: int | None = None, *, seed: int = 1234) -> SuitePlan:
+    """Check ``spec`` and load its cases (and few-shot pool), and draw the variants of its
+    perturbations with ``seed`` (``llmeval_seed``); every problem is a :class:`CaseError`."""
+    from pytest_llmeval.datasets.expand import draw_variants, perturbation_hashes
+
     check_spec(spec)
     cases = load_cases(spec.source, base_dir=base_dir, id_field=spec.id)
     pool: tuple[Case, ...] = ()
@@ -349,12 +379,14 @@ def plan_suite(spec: CaseSpec, base_dir: Path | None, limit: int | None = None) 
         pool = tuple(load_cases(spec.fewshot_source, base_dir=base_dir, id_field=spec.id))
         _check_pool_size(spec, cases, pool)
     full_hash = dataset_hash(cases)
+    variants = draw_variants(spec, cases, seed) if spec.perturb else {}
     limited = limit is not None and limit < len(cases)
     if limited:
         cases = cases[:limit]
     return SuitePlan(
         spec=spec, cases=tuple(cases), dataset=full_hash, prompt=prompt_hash(spec), limited=limited, fewshot_pool=pool,
         prompt_text=prompt_text(spec),
+        variants={c.id: variants[c.id] for c in cases if c.id in variants}, perturbations=perturbation_hashes(spec, variants),
     )  # fmt: skip
 
 
@@ -381,7 +413,7 @@ def fewshot_pairs_for(spec: CaseSpec, plan: SuitePlan, case: Case) -> tuple[tupl
 
     chosen = select_fewshot(
         [{"id": example.id} for example in plan.fewshot_pool],
-        case.id,
+        case.original_id or case.id,  # a variant or a rotation shows its case's examples
         spec.num_fewshot,
         seed=spec.fewshot_seed,
     )
