@@ -131,10 +131,11 @@ def _parse_entry(path: Path, name: str, raw: Any) -> SuiteResult:
         if pair is None:
             raise bad(f"cases[{json.dumps(case_id)}] must be 1 or 0, or [passes, samples], got {json.dumps(value)}")
         counts_of[str(case_id)] = pair
+    counts_of, variants = _split_variants(name, counts_of, fingerprint.get("perturb"))
     repeated = any(k > 1 for _, k in counts_of.values())
     outcomes = {k: Outcome.PASS if c == n else Outcome.MISS for k, (c, n) in sorted(counts_of.items())}
     all_pass = sum(o is Outcome.PASS for o in outcomes.values())
-    defaults = {"n": len(cases), "passed": all_pass, "errors": 0, "skipped": 0, "xfailed": 0}
+    defaults = {"n": len(counts_of), "passed": all_pass, "errors": 0, "skipped": 0, "xfailed": 0}
     counts = {}
     for key, default in defaults.items():
         value = raw.get(key, default)
@@ -152,8 +153,33 @@ def _parse_entry(path: Path, name: str, raw: Any) -> SuiteResult:
         outcomes=outcomes,
         fingerprint=Fingerprint.from_json(fingerprint),
         case_passes=counts_of if repeated else {},
+        variants=variants,
         **counts,
     )
+
+
+def _split_variants(
+    suite: str, counts_of: dict[str, tuple[int, int]], perturb: Any
+) -> tuple[dict[str, tuple[int, int]], dict[str, SuiteResult]]:
+    """The stored cases as written, and per perturbation its variants (``qa-007~typos``) as a
+    suite keyed by the original ids; only the perturbations the fingerprint names are split off."""
+    names = set(perturb) if isinstance(perturb, dict) else set()
+    if not names:
+        return counts_of, {}
+    own: dict[str, tuple[int, int]] = {}
+    by_name: dict[str, dict[str, tuple[int, int]]] = {}
+    for case_id, pair in counts_of.items():
+        original, sep, name = case_id.rpartition("~")
+        if sep and name in names:
+            by_name.setdefault(name, {})[original] = pair
+        else:
+            own[case_id] = pair
+    variants = {}
+    for name, found in sorted(by_name.items()):
+        repeated = any(k > 1 for _, k in found.values())
+        outcomes = {k: Outcome.PASS if c == n else Outcome.MISS for k, (c, n) in sorted(found.items())}
+        variants[name] = SuiteResult.from_outcomes(f"{suite}~{name}", outcomes, case_passes=found if repeated else {})
+    return own, variants
 
 
 def _case_counts(value: Any) -> tuple[int, int] | None:
@@ -181,6 +207,10 @@ def entry_json(result: SuiteResult) -> dict[str, Any]:
     }
     if result.repeated:  # passes out of samples per case
         data["cases"] = {k: [c, n] for k, (c, n) in sorted(result.case_passes.items())}
+    for name, variant in sorted(result.variants.items()):  # stored like cases: qa-007~typos
+        found = entry_json(variant)["cases"]
+        data["cases"].update({f"{k}~{name}": v for k, v in found.items()})
+    data["cases"] = dict(sorted(data["cases"].items()))
     for key in ("skipped", "xfailed"):  # written only when there are some: older files stay as they are
         if getattr(result, key):
             data[key] = getattr(result, key)

@@ -107,6 +107,8 @@ def compare_runs(
     ]
     deltas, incomparable = [], []
     for c in found.values():
+        if c.before is None:  # a perturbation only run B has
+            continue
         if c.differing and not force:
             incomparable.append(c)
         elif not c.tested:

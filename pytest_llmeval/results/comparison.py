@@ -172,9 +172,13 @@ def compare_suites(
     pair_incomparable: bool = False,
 ) -> dict[str, Comparison]:
     """Each suite of ``after`` (in its order) against the suite of the same name in ``before``,
+    and each perturbation of a suite (``perturb=``) as a suite of its own (``suite~typos``),
     Holm-corrected across the tested ones."""
+    from pytest_llmeval.results.beyond import units
+
+    earlier = {u.name: u for u in units(before.values())}
     found = {
-        s.name: compare_suite(s, before.get(s.name), tolerance=tolerance, alpha=alpha, force=force, pair_incomparable=pair_incomparable)
-        for s in after
+        s.name: compare_suite(s, earlier.get(s.name), tolerance=tolerance, alpha=alpha, force=force, pair_incomparable=pair_incomparable)
+        for s in units(after)
     }
     return adjust_for_suites(found, tolerance=tolerance, alpha=alpha)

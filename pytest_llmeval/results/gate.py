@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from pytest_llmeval.results.baseline import BaselineError, Recorded
+from pytest_llmeval.results.beyond import suite_of, suite_robustness
 from pytest_llmeval.results.comparison import Comparison, Verdict
 from pytest_llmeval.results.commands import UPDATE_FLAG
 from pytest_llmeval.results.messages import Message, blocking, listing, plural, points, pvalues
-from pytest_llmeval.results.records import CaseRecord
+from pytest_llmeval.results.records import CaseRecord, Outcome
 from pytest_llmeval.results.stats import SuiteResult
 from pytest_llmeval.results.verdicts import incomparable_reason
 
@@ -228,16 +229,43 @@ def verdict_messages(pending: Sequence[SuiteResult], comparisons: Mapping[str, C
                                 f"({points(p.delta)}, {pvalues(p.p_value, p.adjusted_p)}, {len(p.newly_failing)} newly failing{upgraded})"))  # fmt: skip
     if new:
         are = "s are" if len(new) != 1 else " is"
-        out.append(Message("error", f"{len(new)} suite{are} not in the baseline {shown} (NEW): {', '.join(new)}", "record with:", command_for(new)))
+        out.append(Message("error", f"{len(new)} suite{are} not in the baseline {shown} (NEW): {', '.join(new)}", "record with:", command_for(_suites(new))))
     if incomparable:
         names = [c.suite for c in incomparable]
         fields = sorted({f for c in incomparable for f in c.differing})
         what = f"a different {', '.join(fields)}" if fields else "no case ids in common"
         out.append(Message("error", f"{plural(len(names), 'suite')} ran with {what} than the baseline records: {', '.join(names)}",
-                           "if the change is intended, re-record with:", command_for(names)))  # fmt: skip
+                           "if the change is intended, re-record with:", command_for(_suites(names))))  # fmt: skip
     if regressed:
         out.append(Message("error", f"{plural(len(regressed), 'suite')} regressed against {shown}: {', '.join(regressed)}",
-                           "fix the regression, or if it is accepted, re-record with:", command_for(regressed)))  # fmt: skip
+                           "fix the regression, or if it is accepted, re-record with:", command_for(_suites(regressed))))  # fmt: skip
+    return out
+
+
+def _suites(names: Sequence[str]) -> list[str]:
+    """The suites of compared units, in order, once each (``suite~typos`` is ``suite``'s)."""
+    return list(dict.fromkeys(suite_of(name) for name in names))
+
+
+def search_messages(records: Sequence[CaseRecord]) -> list[Message]:
+    """A suite's search (``search=``) that errored: it is no case, so the suite's counts miss it."""
+    errored = {r.suite: r.reason.removeprefix("Failed: ").removeprefix("llmeval: ") for r in records if r.search is not None and r.outcome is Outcome.ERROR}
+    return [blocking(f"{suite}: its search errored: {reason}") for suite, reason in sorted(errored.items())]
+
+
+def robustness_messages(suites: Sequence[SuiteResult]) -> list[Message]:
+    """``min_worst_case``: the share of cases right as written and under every perturbation."""
+    out = []
+    for s in suites:
+        if s.min_worst_case is None:
+            continue
+        figures = suite_robustness(s)
+        if figures is None or not figures.complete:
+            out.append(Message("warning", f"{s.name}: min_worst_case was not checked: no case ran as written and under every perturbation",
+                               "run the suite's variants too (no -k that leaves them out)"))  # fmt: skip
+        elif figures.worst_case < s.min_worst_case - 1e-12:
+            out.append(blocking(f"{s.name}: worst case {figures.worst_case:.1%} over its perturbations is under min_worst_case "
+                                f"{s.min_worst_case:.1%} ({figures.worst_case_passed} of {figures.complete} cases right under every one)"))  # fmt: skip
     return out
 
 

@@ -293,6 +293,21 @@ class CaseRecord:
     """The thinking's length in tokens, when known."""
     thinking_ended: bool = True
     """False when the thinking never ended: there was no answer, and the case missed."""
+    perturbation: str | None = None
+    """The perturbation of a variant (``qa-007~typos``: ``"typos"``): its outcome counts under that
+    perturbation, never in the suite's own rate."""
+    rotation: int | None = None
+    """The rotation of a multiple-choice case's options (``permute="cyclic"``): the case passes
+    only when every rotation does."""
+    original_id: str | None = None
+    """The id of the case as written, for a variant or a rotation."""
+    answer_index: int | None = None
+    """A ranked case's answer among its choices, for calibration (None: not known)."""
+    min_worst_case: float | None = None
+    """The suite's gate on the worst case over its perturbations."""
+    search: Mapping[str, Any] | None = None
+    """The search item's findings (``search=``): every case searched, the smallest breaking
+    change found, both answers. The item is no case: it counts in no rate."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "outcome", Outcome.parse(self.outcome))

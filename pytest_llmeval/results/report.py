@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from pytest_llmeval.results.caps import CapCounts
+from pytest_llmeval.results import beyond_report
+from pytest_llmeval.results.beyond_report import SuiteBeyond
 from pytest_llmeval.results.comparison import Comparison, Verdict
 from pytest_llmeval.results.messages import MAX_LISTED, Markup, Message, listing, pct, plural, points, pvalue, pvalues
 from pytest_llmeval.results.records import CaseRecord, Outcome
@@ -56,6 +58,8 @@ class GateReport:
     """A served model's tokens, latency and cost per suite and its requests (:mod:`~pytest_llmeval.results.usage`)."""
     pass_ks: tuple[int, ...] = ()
     """With repeats: more k to report pass@k and pass^k for (1 and the k run always are)."""
+    beyond: Mapping[str, SuiteBeyond] = field(default_factory=dict)
+    """Per suite, robustness, CircularEval, calibration and search figures (:mod:`~pytest_llmeval.results.beyond_report`)."""
     caps: Mapping[str, CapCounts] = field(default_factory=dict)
     """Per generation suite: its completions cut at ``max_new_tokens`` (:mod:`~pytest_llmeval.results.caps`)."""
 
@@ -113,6 +117,7 @@ class GateReport:
             yield from self._repeats()
             yield from self._groups()
             yield from self._metrics()
+            yield from beyond_report.terminal_lines(self.suites, self.beyond, self.comparisons, self.recorded, tolerance=self.tolerance, alpha=self.alpha)
             yield from usage_lines(self.usage)
             yield from self._details()
         for message in self.notes:
@@ -273,6 +278,7 @@ class GateReport:
                 out.append("")
                 out.extend(f"- {line}" for line in repeats)
                 out.append("")
+            out += beyond_report.markdown_lines(self.suites, self.beyond, self.comparisons, self.recorded, tolerance=self.tolerance, alpha=self.alpha)
         for s in self.suites:
             c = self.comparisons.get(s.name)
             changed = c is not None and c.paired is not None and bool(c.paired.newly_failing or c.paired.newly_passing)
@@ -347,8 +353,7 @@ class GateReport:
             "gate": {"failed": self.gate_failed, "failures": list(self.failures), "flagged": list(self.flagged)},
             "summary": {**self.totals, "suites": len(self.suites)},
             "settings": {"confidence": self.confidence, "tolerance": self.tolerance, "alpha": self.alpha, "strict": self.strict},
-            "suites": {s.name: {**s.to_json(self.confidence, ks=self.pass_ks), "verdict": self._comparison_json(s.name),
-                                **({"caps": self.caps[s.name].as_dict()} if s.name in self.caps else {})} for s in self.suites},
+            "suites": {s.name: self._suite_json(s) for s in self.suites},
             "groups": {"markers": {g.name: g.to_json(self.confidence, cases=False) for g in self.groups}},
             "baseline": {
                 "path": str(self.baseline_path) if self.baseline_path else None,
@@ -362,6 +367,14 @@ class GateReport:
             "run": dict(self.run),
             **({"usage": dict(self.usage)} if self.usage else {}),
         }
+
+    def _suite_json(self, s: SuiteResult) -> dict[str, Any]:
+        data = {**s.to_json(self.confidence, ks=self.pass_ks), "verdict": self._comparison_json(s.name)}
+        for name, variant in data.get("variants", {}).items():
+            variant["verdict"] = self._comparison_json(f"{s.name}~{name}")
+        if s.name in self.caps:
+            data["caps"] = self.caps[s.name].as_dict()
+        return {**data, **beyond_report.suite_json(self.beyond.get(s.name))}
 
     def _comparison_json(self, suite: str) -> dict[str, Any] | None:
         c = self.comparisons.get(suite)
@@ -408,6 +421,9 @@ def sample_json(record: CaseRecord) -> dict[str, Any]:
         data["require"] = record.require
     if record.judgement is not None:
         data["judgement"] = dict(record.judgement)
+    for key in ("perturbation", "rotation", "original_id", "answer_index", "min_worst_case", "search"):
+        if getattr(record, key) is not None:  # beyond accuracy: only when set, so other lines stay as they were
+            data[key] = getattr(record, key)
     return data
 
 

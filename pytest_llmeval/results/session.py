@@ -24,6 +24,8 @@ from pytest_llmeval.results import gate
 from pytest_llmeval.results.review import calibration_messages
 from pytest_llmeval.results.caps import cap_messages, suite_caps
 from pytest_llmeval.results.baseline import Baseline, BaselineError, load_baseline, record_suites, write_atomic
+from pytest_llmeval.results.beyond import units
+from pytest_llmeval.results.beyond_report import beyond_figures
 from pytest_llmeval.results.commands import UPDATE_FLAG, files_picked_by_node_id, record_command
 from pytest_llmeval.results.comparison import Comparison, compare_suites
 from pytest_llmeval.files import ReadOnlyFileError
@@ -107,7 +109,8 @@ class EvalSession:
         if shown is not None and not recorded and not (opts.update_baseline and problem is not None and problem.kind == "corrupt"):
             messages += gate.baseline_messages(problem, shown, self.command)
         messages += gate.suite_messages(suites, strict=opts.strict)
-        messages += gate.verdict_messages([s for s in suites if s.name not in recorded], comparisons, shown or "", self.command)
+        messages += gate.robustness_messages(suites) + gate.search_messages(records)
+        messages += gate.verdict_messages(units(s for s in suites if s.name not in recorded), comparisons, shown or "", self.command)
         stale = self._stale(baseline, suites, status) if baseline is not None else []
         messages += gate.stale_messages(stale, shown or "")
         messages += gate.run_messages(opts, suites, status, gaps)
@@ -138,6 +141,7 @@ class EvalSession:
             run=_run_json(opts, status, records),
             usage=usage,
             caps=caps,
+            beyond=beyond_figures(records, suites),
         )
         return self._write_outputs(report, records)
 

@@ -119,6 +119,10 @@ class SuiteResult:
     Then ``outcomes`` holds each case's outcome (an error if a sample errored, a pass if the
     samples meet ``require``, by default all of them) and ``n``/``passed``... count cases."""
     require: str | None = None
+    variants: Mapping[str, "SuiteResult"] = field(default_factory=dict)
+    """Per perturbation name (``perturb=``), its variants' results, keyed by the original cases'
+    ids; they never count in this suite's own figures."""
+    min_worst_case: float | None = None
 
     def __post_init__(self) -> None:
         if any(not isinstance(o, Outcome) for o in self.outcomes.values()):
@@ -201,6 +205,10 @@ class SuiteResult:
             data["repeats"] = summarize_repeats(self.case_passes, confidence, ks).to_json()
         if not cases:
             return data
+        if self.variants:
+            data["variants"] = {name: v.to_json(confidence, ks=ks) for name, v in sorted(self.variants.items())}
+        if self.min_worst_case is not None:
+            data["min_worst_case"] = self.min_worst_case
         if self.case_passes:
             data.update(samples={k: list(v) for k, v in self.case_passes.items()}, require=self.require)
         data.update(
@@ -238,9 +246,13 @@ class SuiteResult:
         metrics = data.get("metrics")
         min_rate = data.get("min_pass_rate")
         samples = _read_samples(data.get("samples"), outcomes)
+        variants = data.get("variants")
+        worst = data.get("min_worst_case")
         return cls.from_outcomes(
             name,
             outcomes,
+            variants={str(k): cls.from_json(f"{name}~{k}", v) for k, v in variants.items()} if isinstance(variants, Mapping) else {},
+            min_worst_case=float(worst) if isinstance(worst, (int, float)) and not isinstance(worst, bool) else None,
             metrics=dict(metrics) if isinstance(metrics, Mapping) else {},
             fingerprint=Fingerprint.from_json(data.get("fingerprint") if isinstance(data.get("fingerprint"), Mapping) else None),
             min_pass_rate=float(min_rate) if isinstance(min_rate, (int, float)) and not isinstance(min_rate, bool) else None,
@@ -331,17 +343,35 @@ def _summarize(name: str, records: Sequence[CaseRecord], default_min: float | No
 
 
 def aggregate_suites(records: Sequence[CaseRecord], default_min_pass_rate: float | None = None) -> list[SuiteResult]:
-    """One :class:`SuiteResult` per suite, sorted by suite id."""
+    """One :class:`SuiteResult` per suite, sorted by suite id; a suite's variants (``perturb=``)
+    in its ``variants``, out of its own figures (:mod:`~pytest_llmeval.results.beyond`)."""
+    from pytest_llmeval.results.variant_records import split_records
+
+    plain, variants = split_records(merge_case_records(records).values())
     by_suite: dict[str, list[CaseRecord]] = {}
-    for (suite, _, _), record in merge_case_records(records).items():
-        by_suite.setdefault(suite, []).append(record)
-    return [_summarize(s, by_suite[s], default_min_pass_rate) for s in sorted(by_suite)]
+    for record in plain:
+        by_suite.setdefault(record.suite, []).append(record)
+    out = []
+    for name in sorted(set(by_suite) | set(variants)):
+        own = by_suite.get(name, [])
+        result = _summarize(name, own, default_min_pass_rate) if own else SuiteResult(name, 0, 0, 0, 0)
+        every = own + [r for rs in variants.get(name, {}).values() for r in rs]
+        worst = next((r.min_worst_case for r in every if r.min_worst_case is not None), None)
+        found = {p: replace(_summarize(name, rs, None), min_pass_rate=None) for p, rs in sorted(variants.get(name, {}).items())}
+        if not own:  # only variants ran (-k '~typos'): the suite's fingerprint and gates come from them
+            first = every[0]
+            result = replace(result, fingerprint=first.fingerprint, min_pass_rate=first.min_pass_rate or default_min_pass_rate)
+        out.append(replace(result, variants=found, min_worst_case=worst) if found or worst is not None else result)
+    return out
 
 
 def aggregate_markers(records: Sequence[CaseRecord]) -> list[SuiteResult]:
-    """One :class:`SuiteResult` per marker (across suites; case keys are ``suite::case``)."""
+    """One :class:`SuiteResult` per marker (across suites; case keys are ``suite::case``), over
+    the cases as written (variants and the search item aside)."""
+    from pytest_llmeval.results.variant_records import split_records
+
     by_marker: dict[str, list[CaseRecord]] = {}
-    for record in merge_case_records(records).values():
+    for record in split_records(merge_case_records(records).values())[0]:
         for marker in dict.fromkeys(record.markers):
             if marker in _PLUMBING_MARKERS or marker.startswith("llmeval"):
                 continue
