@@ -20,7 +20,7 @@ from pytest_llmeval.datasets.suite import CaseError, CaseSpec
 from pytest_llmeval.plugin.fixtures import case, completion, judgement, llm, llm_settings, missing_answer, ranked
 from pytest_llmeval.plugin import code_runs, planning, reporting
 from pytest_llmeval.plugin.html_output import write_html
-from pytest_llmeval.plugin.identity import MARKER, eval_item, sample_id, samples_of, unittest_suites
+from pytest_llmeval.plugin.identity import MARKER, eval_item, keyword_variants, sample_id, samples_of, unittest_suites
 from pytest_llmeval.plugin.model_groups import SETTINGS
 from pytest_llmeval.plugin.options import add_options
 from pytest_llmeval.plugin.records import record_for, run_status
@@ -137,10 +137,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if overlaps:
         warnings.warn(overlap_warning(metafunc.definition.nodeid, len(plan.cases), overlaps), stacklevel=1)
     repeats = planning.repeats_of(state, spec)
+    overlap_mark = [getattr(pytest.mark, OVERLAP_MARKER)]
     params = [
-        pytest.param(sample, id=sample_id(sample, repeats), marks=[getattr(pytest.mark, OVERLAP_MARKER)] if c.id in overlaps else [])
-        for c in plan.cases
-        for sample in samples_of(c, repeats)
+        pytest.param(sample, id=sample.id if sample.search else sample_id(sample, repeats), marks=overlap_mark if (c.original_id or c.id) in overlaps else [])
+        for c in plan.items or plan.cases
+        for sample in ([c] if c.search else samples_of(c, repeats))
     ]
     metafunc.parametrize("case", params)
 
@@ -168,8 +169,13 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.Fix
     return value
 
 
-@pytest.hookimpl(trylast=True)
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    keyword_variants(config, items)  # before pytest's -k: '~typos' selects a perturbation's variants
+
+
+@pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
+def shard_items(config: pytest.Config, items: list[pytest.Item]) -> None:
     shard = get_state(config).options["shard"]
     if shard is not None:
         from pytest_llmeval.plugin.shard import select
@@ -189,6 +195,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if getattr(item, "execution_count", 1) > 1 and eval_item(item) is not None:
         # A rerun (pytest-rerunfailures) of an item whose batch failed computes the batch again.
         state.scheduler.retry(item.nodeid)
+    found = eval_item(item)
+    if found is not None and found[1].search:
+        from pytest_llmeval.plugin.search import fixture_problem
+
+        problem = fixture_problem(item)  # before the fixtures are set up for the search item's '~search' case
+        if problem is not None:
+            pytest.fail(f"llmeval: {problem}", pytrace=False)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -211,6 +224,11 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
+    """The search item (``search=``) runs the suite's search in place of one call of the test; a
+    reasoning model's case without an answer is a miss that says why."""
+    found = eval_item(pyfuncitem)
+    if found is not None and found[1].search:
+        return _run_search(pyfuncitem, found[0])
     problem = missing_answer(pyfuncitem)
     if problem is None:
         return None
@@ -218,6 +236,18 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
 
     __tracebackhide__ = True
     raise EvalFailure(problem)  # a miss that says why, never a parse of the thinking
+
+
+def _run_search(pyfuncitem: pytest.Function, suite: str) -> bool:
+    from pytest_llmeval.plugin.search import SearchFailed, run_search
+
+    try:
+        run_search(pyfuncitem, suite, get_state(pyfuncitem.config).plans[suite])
+    except SearchFailed as exc:
+        problem = str(exc)
+    else:
+        return True
+    pytest.fail(f"llmeval: {problem}", pytrace=False)  # an error of the search item, one line
 
 
 @pytest.hookimpl(wrapper=True)
@@ -241,6 +271,11 @@ def _record(state: Any, item: pytest.Item, call: pytest.CallInfo[None], report: 
         if expected is not None:
             record = replace(record, expected=expected if isinstance(expected, (str, int, float, bool)) else str(expected))
         report.user_properties.append((RECORD_KEY, record.to_json()))
+        plan = state.plans.get(record.suite)
+        if plan is not None and plan.spec.search is not None and record.perturbation is None and record.search is None:
+            from pytest_llmeval.plugin.search import remember_original
+
+            remember_original(item.config, record)
         reporting.label_case(item, report, outcome, reason)
         if outcome is Outcome.MISS and not state.run.strict:
             # A wrong answer is data: it passes as far as pytest is concerned (no -x/--maxfail/--sw stop,

@@ -16,7 +16,7 @@ import pytest
 
 from pytest_llmeval.decorator import MARKER
 
-__all__ = ["CASE", "MARKER", "eval_item", "sample_id", "samples_of", "suite_id", "suite_root", "unittest_suites"]
+__all__ = ["CASE", "MARKER", "eval_item", "keyword_variants", "sample_id", "samples_of", "suite_id", "suite_root", "unittest_suites"]
 
 CASE = pytest.StashKey[tuple[str, Any]]()
 """An item's (suite, case), once :func:`eval_item` has found it."""
@@ -72,3 +72,20 @@ def unittest_suites(obj: Any) -> list[str]:
         for name in dir(obj)
         if any(getattr(m, "name", None) == MARKER for m in getattr(getattr(obj, name, None), "pytestmark", ()) or ())
     )
+
+
+_TILDE = "__llmeval_variant__"
+"""What ``~`` stands for in ``-k``: pytest's ``-k`` grammar has no ``~``."""
+
+
+def keyword_variants(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Let ``-k '~typos'`` select the variants of a perturbation (``qa-007~typos``) and
+    ``-k 'not ~search'`` leave out the search: ``~`` in the ``-k`` expression is read as a word
+    that the items whose names hold ``~`` carry (run before pytest's own ``-k``)."""
+    expression = getattr(config.option, "keyword", "") or ""
+    if "~" not in expression:
+        return
+    config.option.keyword = expression.replace("~", _TILDE)
+    for item in items:
+        if "~" in item.name:
+            item.extra_keyword_matches.add(item.name.replace("~", _TILDE))

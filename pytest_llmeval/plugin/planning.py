@@ -3,6 +3,7 @@ held-out check against ``--llmeval-train-data``, and the scheduler's plan of the
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -25,15 +26,21 @@ def request_of(state: LLMEvalState, suite: str, case: Any) -> Request | None:
 
 
 def plan(state: LLMEvalState, metafunc: pytest.Metafunc, spec: CaseSpec) -> SuitePlan:
-    """Plan a collected suite: its cases, and the request of each item when it asks for an output."""
+    """Plan a collected suite: its items (cases, variants, rotations, the search), and the
+    request of each item when it asks for an output."""
+    from pytest_llmeval.datasets.expand import check_kind, suite_items
+
     suite = suite_id(state.config, metafunc.definition.path, metafunc.definition.nodeid)
-    found = plan_suite(spec, base_dir=metafunc.definition.path.parent, limit=state.run.limit)
+    seed = state.settings.seed
+    found = plan_suite(spec, base_dir=metafunc.definition.path.parent, limit=state.run.limit, seed=seed)
     kind = "generate" if "completion" in metafunc.fixturenames else "rank" if "ranked" in metafunc.fixturenames else None
+    check_kind(spec, kind, repeats_of(state, spec))
+    items = tuple(suite_items(spec, found.cases, found.variants, searches=kind is not None))
+    found = replace(found, items=items)
     if kind is not None:
         from pytest_llmeval.models.sampling import sample_seed
 
-        seed = state.settings.seed
-        for case in found.cases:
+        for case in (c for c in items if not c.search):  # the search makes its own requests
             for r in range(repeats_of(state, spec) if kind == "generate" else 1):
                 request = request_for(spec, found, case, kind, repeat=r, seed=sample_seed(seed, case.id, r))
                 state.requests[(suite, case.id, r)] = request

@@ -14,6 +14,7 @@ from pytest_llmeval.models.outputs import Completion, Ranked
 from pytest_llmeval.plugin.identity import MARKER, eval_item
 from pytest_llmeval.plugin.model_groups import SETTINGS
 from pytest_llmeval.plugin.planning import repeats_of, request_of
+from pytest_llmeval.plugin.search import SEARCH_FOUND
 from pytest_llmeval.results.gate import RunStatus
 from pytest_llmeval.results.records import CaseRecord
 from pytest_llmeval.settings import LLMSettings
@@ -43,6 +44,8 @@ def fingerprint_of(state: LLMEvalState, suite: str, request: Request | None, set
             fingerprint["prompt_text"] = plan.prompt_text
         fingerprint["dataset"] = plan.dataset
         fingerprint["num_fewshot"] = plan.spec.num_fewshot
+        if plan.perturbations:  # only when set: other suites keep their fingerprints
+            fingerprint["perturb"] = dict(plan.perturbations)
         if plan.spec.judge is not None:
             from pytest_llmeval.plugin.judging import judging
 
@@ -80,6 +83,8 @@ def record_for(state: LLMEvalState, item: pytest.Item, outcome: str, reason: str
         judgement=state.judging.record_json(item.nodeid, suite, plan.spec if plan else None) if state.judging else None,
         **_output_fields(state.scheduler.peek(item.nodeid)),
         **_suite_fields(state, plan),
+        **_variant_fields(plan, case, request),
+        search=item.stash.get(SEARCH_FOUND, None),
     )
     if outcome != "error":
         state.scheduler.discard(item.nodeid)
@@ -115,6 +120,22 @@ def _suite_fields(state: LLMEvalState, plan: SuitePlan | None) -> dict[str, Any]
     }
 
 
+def _variant_fields(plan: SuitePlan | None, case: Any, request: Request | None) -> dict[str, Any]:
+    """What a record keeps of a variant or a rotation, and a ranked case's answer (for calibration)."""
+    answer = None
+    if plan is not None and request is not None and request.kind == "rank" and not case.search:
+        from pytest_llmeval.datasets.expand import answer_index
+
+        answer = answer_index(plan.spec, case)
+    return {
+        "perturbation": case.perturbation,
+        "rotation": case.rotation,
+        "original_id": case.original_id,
+        "answer_index": answer,
+        "min_worst_case": plan.spec.min_worst_case if plan else None,
+    }
+
+
 def _identical_repeats(state: LLMEvalState, plan: SuitePlan | None, request: Request | None, settings: LLMSettings | None) -> bool:
     """Repeated samples that a deterministic backend (a local model) computes greedily: all alike."""
     backend = state.models.loaded(settings)
@@ -142,8 +163,13 @@ def _unused_chat_template(state: LLMEvalState, plan: SuitePlan | None, request: 
 def run_status(state: LLMEvalState, items: list[pytest.Item]) -> RunStatus:
     """How the run ended, for the gate: interrupted, stopped early, cases selected per suite."""
     # (an xdist controller has no items: there the records' suite sizes tell)
-    cases = {(found[0], found[1].id) for found in map(eval_item, items) if found is not None}  # a case once, however many samples
+    found = [f for f in map(eval_item, items) if f is not None]
+    # a case once, however many samples or rotations; variants and the search are not cases
+    cases = {(suite, case.original_id or case.id) for suite, case in found if case.perturbation is None and not case.search}
     selected = Counter(suite for suite, _ in cases)
+    for suite, case in found:
+        if case.perturbation is not None:
+            selected.setdefault(suite, 0)  # only its variants were selected: its cases were deselected
     return RunStatus(
         interrupted=state.interrupted,
         stopped_early=bool(state.stopped) and not state.interrupted,

@@ -30,7 +30,7 @@ def item_key(item: pytest.Item) -> str:
     if found is None:
         return item.nodeid
     suite, case = found
-    return f"{suite}\x00{case.id}"
+    return f"{suite}\x00{case.original_id or case.id}"  # a case's variants and rotations go with it
 
 
 def select(config: pytest.Config, items: list[pytest.Item], shard: tuple[int, int]) -> None:
