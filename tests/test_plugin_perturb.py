@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from echo_backend import CONFTEST, INI, calls, results, samples
+from echo_project import CONFTEST, INI, calls, results, samples
 
 from pytest_llmeval.results.robustness import robustness
 

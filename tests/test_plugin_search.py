@@ -7,7 +7,7 @@ tried first next run."""
 from __future__ import annotations
 
 import pytest
-from echo_backend import CONFTEST, INI, calls, results
+from echo_project import CONFTEST, INI, calls, results
 
 pytest_plugins = ["pytester"]
 

@@ -51,7 +51,7 @@ class Echo:
         first = os.environ.get("ECHO_RANK") == "first"
         out = []
         for r in requests:
-            lls = tuple(-1.0 - j + (0.0 if first else 3.0 * (c in r.text)) for j, c in enumerate(r.choices))
+            lls = tuple(-1.0 - j + (0.0 if first else 10.0 * (c in r.text)) for j, c in enumerate(r.choices))
             out.append(Ranked(context=r.text, choices=tuple(r.choices), loglikelihoods=lls, is_greedy=(False,) * len(lls)))
         return out
 
