@@ -169,18 +169,16 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.Fix
     return value
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
     keyword_variants(config, items)  # before pytest's -k: '~typos' selects a perturbation's variants
-
-
-@pytest.hookimpl(trylast=True, specname="pytest_collection_modifyitems")
-def shard_items(config: pytest.Config, items: list[pytest.Item]) -> None:
-    shard = get_state(config).options["shard"]
+    result = yield
+    shard = get_state(config).options["shard"]  # after every other plugin's selection
     if shard is not None:
         from pytest_llmeval.plugin.shard import select
 
         select(config, items, shard)
+    return result
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

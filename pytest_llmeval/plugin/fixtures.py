@@ -67,6 +67,13 @@ def _load(state: Any, settings: LLMSettings | None, request: pytest.FixtureReque
     pytest.fail(f"llmeval: {problem}", pytrace=False)  # outside the except block: one clean line
 
 
+def _is_search(item: pytest.Item) -> bool:
+    from pytest_llmeval.plugin.identity import eval_item
+
+    found = eval_item(item)
+    return found is not None and bool(getattr(found[1], "search", False))
+
+
 def _scheduled(request: pytest.FixtureRequest, llm_settings: Any) -> Any:
     from pytest_llmeval.models import RANK, capabilities
     from pytest_llmeval.models.scheduler import Deferred
@@ -74,7 +81,7 @@ def _scheduled(request: pytest.FixtureRequest, llm_settings: Any) -> Any:
     state = _state(request.config)
     key = request.node.nodeid
     planned = state.scheduler.request_of(key)
-    if planned is None and getattr(request.getfixturevalue("case"), "search", False):
+    if planned is None and _is_search(request.node):
         return None  # the search item (search=) computes each variant's output itself
     if planned is None:
         pytest.fail(
