@@ -37,6 +37,7 @@ _KNOWN = {
     "id", "suite", "outcome", "prompt", "completion", "choices", "loglikelihoods", "scores", "reason", "latency_s",
     "tokens_in", "tokens_out", "duration_s", "markers", "limited", "expected", "suite_size",
     "reasoning", "reasoning_tokens", "thinking_ended",
+    "search", "min_worst_case",  # the search item's findings show in the beyond-accuracy section
 }  # fmt: skip
 _COST_KEYS = ("cost_usd", "cost")
 
@@ -228,8 +229,27 @@ def _suite_rows(results: Mapping[str, Any], samples: Sequence[Mapping[str, Any]]
                 "versions": list(v.get("versions_changed") or []), "recorded": bool(v.get("recorded")),
                 "failing": len(v.get("newly_failing") or []), "passing": len(v.get("newly_passing") or []),
             }  # fmt: skip
+        found = _beyond(s)
+        if found:
+            row["beyond"] = found
         rows.append(row)
     return rows
+
+
+_BEYOND = ("robustness", "cyclic", "calibration", "search")
+"""A suite's figures beyond accuracy in results.json (:mod:`~pytest_llmeval.results.beyond_report`)."""
+
+
+def _beyond(suite: Mapping[str, Any]) -> dict[str, Any]:
+    """What the page's beyond-accuracy section shows of a suite: its figures, its ``min_worst_case``
+    and each perturbation's baseline verdict."""
+    found = {k: suite[k] for k in _BEYOND if suite.get(k)}
+    if not found:
+        return {}
+    variants = suite.get("variants") or {}
+    found["verdicts"] = {name: (v.get("verdict") or {}).get("verdict") for name, v in sorted(variants.items()) if isinstance(v, Mapping)}
+    found["min_worst_case"] = suite.get("min_worst_case")
+    return found
 
 
 def _groups(results: Mapping[str, Any]) -> list[dict[str, Any]]:

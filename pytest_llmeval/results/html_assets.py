@@ -29,7 +29,8 @@ pre{white-space:pre-wrap;word-break:break-word;background:var(--bg2);padding:8px
 .turn.user{border-color:#0969da}.turn.assistant{border-color:var(--pass)}.turn.system{border-color:#8250df}
 .cols{display:grid;grid-template-columns:1fr 1fr;gap:12px}.kv td:first-child{color:var(--muted);width:160px}
 svg text{font:11px system-ui,sans-serif;fill:#57606a}.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:12px}
-.chart{border:1px solid var(--line);border-radius:6px;padding:6px}.tag{font-size:11px;padding:0 5px;border-radius:8px;background:var(--bg2)}
+.chart{border:1px solid var(--line);border-radius:6px;padding:6px}.beyond{border:1px solid var(--line);border-radius:6px;padding:6px 12px;margin:8px 0}
+.beyond h3{font-size:14px;margin:4px 0}.beyond table{width:auto;margin:6px 0}.beyond li{overflow-wrap:anywhere}.tag{font-size:11px;padding:0 5px;border-radius:8px;background:var(--bg2)}
 """
 
 SCRIPT = r"""
@@ -204,11 +205,64 @@ function history(){
   });
   app.appendChild(wrap);
 }
+// beyond accuracy: robustness per perturbation, CircularEval and positions, calibration with its
+// reliability diagram, the smallest breaking changes a search found
+function robustnessBox(b,box){
+  var r=b.robustness;
+  box.appendChild(el('div',{cls:'worst',text:r.complete?'worst case '+pct(r.worst_case)+(b.min_worst_case!=null?' (min '+pct(b.min_worst_case)+')':'')+': '+
+    r.worst_case_passed+' of '+r.complete+' cases right as written and under every perturbation; invariance '+pct(r.invariance):
+    'worst case -: no case ran as written and under every perturbation'}));
+  var t=el('table',{cls:'robustness'});
+  t.appendChild(el('tr',{},['','n','rate','against as written','invariance',D.other].map(function(h){return el('th',{text:h});})));
+  t.appendChild(el('tr',{},[el('td',{text:'as written'}),el('td',{cls:'num',text:String(r.n)}),el('td',{cls:'num',text:r.n?pct(r.accuracy):'-'}),el('td'),el('td'),el('td')]));
+  Object.keys(r.perturbations||{}).forEach(function(name){var p=r.perturbations[name],v=(b.verdicts||{})[name];
+    var d=p.shared?((p.newly_passing||[]).length-(p.newly_failing||[]).length)/p.shared:null;
+    t.appendChild(el('tr',{'data-perturbation':name},[el('td',{text:'~'+name}),el('td',{cls:'num',text:String(p.n)}),el('td',{cls:'num',text:p.n?pct(p.accuracy):'-'}),
+      el('td',{cls:'num',text:d==null?'-':pts(d)+' ('+pv(p.p_holm!=null?p.p_holm:p.p)+')'}),el('td',{cls:'num',text:pct(p.invariance)}),
+      el('td',{cls:'v-'+(v||''),text:v||'-'})]));});
+  box.appendChild(t);
+}
+function reliability(c){
+  var w=240,h=200,l=34,r=8,t=8,bt=28,X=function(v){return l+v*(w-l-r);},Y=function(v){return t+(1-v)*(h-t-bt);};
+  var svg=sv('svg',{width:w,height:h,viewBox:'0 0 '+w+' '+h,role:'img','class':'reliability'});
+  [0,0.5,1].forEach(function(v){svg.appendChild(sv('line',{x1:l,x2:w-r,y1:Y(v),y2:Y(v),stroke:'#eaeef2'}));var tx=sv('text',{x:4,y:Y(v)+4});tx.textContent=(100*v)+'%';svg.appendChild(tx);});
+  svg.appendChild(sv('line',{x1:X(0),y1:Y(0),x2:X(1),y2:Y(1),stroke:'#8c959f','stroke-dasharray':'4 3'}));
+  (c.reliability||[]).forEach(function(bin){if(!bin.count)return;
+    var rect=sv('rect',{x:X(bin.lower)+1,y:Y(bin.accuracy),width:Math.max(1,X(bin.upper)-X(bin.lower)-2),height:Y(0)-Y(bin.accuracy),fill:'#54aeff',opacity:0.75});
+    var ti=sv('title',{});ti.textContent='confidence '+pct(bin.lower)+'\u2013'+pct(bin.upper)+': '+bin.count+' cases, accuracy '+pct(bin.accuracy)+', mean confidence '+pct(bin.confidence);
+    rect.appendChild(ti);svg.appendChild(rect);
+    svg.appendChild(sv('circle',{cx:X(bin.confidence),cy:Y(bin.confidence),r:2.5,fill:'#cf222e'}));});
+  var lb=sv('text',{x:l,y:h-8});lb.textContent='confidence (bars: accuracy per bin)';svg.appendChild(lb);
+  return svg;
+}
+function beyond(){
+  var shown=suites.filter(function(s){return s.beyond;});
+  if(!shown.length)return;
+  app.appendChild(el('h2',{text:'Beyond accuracy'}));
+  shown.forEach(function(s){var b=s.beyond,box=el('div',{cls:'beyond','data-suite':s.name},[el('h3',{text:s.name})]);
+    if(b.robustness)robustnessBox(b,box);
+    if(b.cyclic){var c=b.cyclic;
+      box.appendChild(el('div',{cls:'cyclic',text:'CircularEval '+pct(c.circular_accuracy)+': '+c.circular_passed+' of '+c.cases+' cases right under every rotation of the options; as written '+pct(c.as_written_accuracy)}));
+      box.appendChild(el('div',{cls:'positions',text:'positions chosen: '+(c.positions||[]).map(function(p,i){return p+' '+c.counts[i];}).join(', ')+
+        ' (without a preference for a position: '+(c.expected||[]).map(num).join(', ')+')'}));}
+    if(b.calibration){var k=b.calibration;
+      box.appendChild(el('div',{cls:'calibration',text:'calibration over '+k.n+' cases: ECE '+k.ece_10_bin.toFixed(3)+' (10 bins), '+k.ece_10_bin_equal_mass.toFixed(3)+
+        ' (10 equal-mass bins, HELM); Brier '+k.brier.toFixed(3)+'; selective accuracy at 10% '+pct(k.selective_accuracy_at_10)+'; mean confidence '+pct(k.mean_confidence)+', accuracy '+pct(k.accuracy)}));
+      box.appendChild(el('div',{cls:'chart'},[el('div',{text:'reliability diagram'}),reliability(k)]));}
+    if(b.search){var f=b.search,found=(f.searched||[]).filter(function(x){return x.broken;}),ul=el('ul',{cls:'findings'});
+      box.appendChild(el('div',{cls:'search',text:'search='+f.max_examples+': '+found.length+' of '+(f.searched||[]).length+' searches found a change that breaks a passing case ('+f.rounds+' batched rounds)'}));
+      found.forEach(function(x){var parts=Object.keys(x.changed||{}).map(function(k){return k+': '+JSON.stringify(x.changed[k][0])+' \u2192 '+JSON.stringify(x.changed[k][1]);});
+        parts.push('answer: '+JSON.stringify(x.answer)+' \u2192 '+JSON.stringify(x.variant_answer));
+        ul.appendChild(el('li',{},[el('b',{text:x['case']+'~'+x.perturbation}),' '+parts.join('; ')+(x.remembered?' (remembered)':'')]));});
+      (f.searched||[]).filter(function(x){return x.error;}).forEach(function(x){ul.appendChild(el('li',{cls:'o-error',text:x['case']+'~'+x.perturbation+': error: '+x.error}));});
+      box.appendChild(ul);}
+    app.appendChild(box);});
+}
 function footer(){
   var v=D.versions||{},parts=[];for(var k in v)parts.push(k+' '+v[k]);
   app.appendChild(el('p',{cls:'muted',text:'generated '+(D.generated||'')+(parts.length?' \u00b7 '+parts.join(', '):'')}));
 }
-header();overview();filters();history();footer();apply();
+header();overview();beyond();filters();history();footer();apply();
 window.llmevalReady=true;
 })();
 """
