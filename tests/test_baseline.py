@@ -268,7 +268,8 @@ def test_the_committed_example_baseline_reads_compares_unchanged_and_writes_back
     assert len(loaded.suites) >= 4
     for name, entry in loaded.suites.items():
         # a run with the same answers, the fingerprint the plugin sends (a plain mapping)
-        run = SuiteResult.from_outcomes(name, {k: o.value for k, o in entry.outcomes.items()}, fingerprint=loaded.raw[name]["fingerprint"])
+        run = SuiteResult.from_outcomes(name, {k: o.value for k, o in entry.outcomes.items()}, fingerprint=loaded.raw[name]["fingerprint"],
+                                        variants=entry.variants)  # a robustness suite's variants are stored with its cases
         assert compare_suite(run, entry, tolerance=0.02, alpha=0.05).verdict is Verdict.UNCHANGED
         assert entry_json(run) == loaded.raw[name]
     assert dumps_baseline(updated_suites(None, loaded.suites.values())) == text
