@@ -158,7 +158,9 @@ class Sandbox(Protocol):
 
 
 _cache: dict[str, Sandbox] = {}
-_lock = threading.Lock()
+_lock = threading.RLock()
+"""Re-entrant: a provider may get another provider by name while it is made or checked (a
+``protections`` property that asks ``get_sandbox("none")``, read by the protocol check)."""
 
 
 def _entry_points() -> dict[str, Any]:
