@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import time
 from pathlib import Path
 
@@ -19,12 +20,22 @@ A run that is *not* contained outlives its limit by far more: every hostile prog
 written to go on for a minute or more (children that sleep 600 s, endless loops)."""
 
 
+def could_install_bwrap() -> bool:
+    """Whether ``scripts/setup`` installs bubblewrap here: root, with apt-get."""
+    return os.geteuid() == 0 and shutil.which("apt-get") is not None
+
+
 def bwrap_or_skip() -> Sandbox:
-    """The bwrap provider, after one trivial run; skips (saying why) where bubblewrap cannot run."""
+    """The bwrap provider, after one trivial run; skips (saying why) where bubblewrap cannot run.
+
+    In CI (``CI=true``) on a machine where ``scripts/setup`` installs it (root with apt-get), a
+    bubblewrap that cannot run is a failure: the sandbox's tests must run there, not skip."""
     try:
         sandbox = get_sandbox("bwrap")
         verdict = sandbox.run(Job("pass"))
     except SandboxError as exc:
+        if os.environ.get("CI", "").lower() == "true" and could_install_bwrap():
+            pytest.fail(f"bubblewrap cannot run in CI, where scripts/setup installs it (as root, with apt-get): {exc}")
         pytest.skip(f"bubblewrap cannot run here: {exc}")
     assert verdict.passed, verdict
     return sandbox

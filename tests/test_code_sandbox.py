@@ -282,3 +282,19 @@ def test_limits_are_checked():
         Job("pass", "", "not a name")
     assert Job("a", "b", "f").key("bwrap") == Job("a", "b", "f").key("bwrap")
     assert len({Job("a").key("bwrap"), Job("a").key("none"), Job("a", limits=Limits(timeout=3)).key("bwrap")}) == 3
+
+
+@pytest.mark.parametrize(("ci", "installable", "outcome"), [("true", True, "failed"), ("true", False, "skipped"), ("", True, "skipped")])
+def test_a_missing_bubblewrap_skips_its_tests_only_where_setup_cannot_install_it(monkeypatch, ci, installable, outcome):
+    import sandboxes
+
+    def unavailable(name):
+        raise SandboxUnavailable("bubblewrap (bwrap) is not installed")
+
+    monkeypatch.setattr(sandboxes, "get_sandbox", unavailable)
+    monkeypatch.setattr(sandboxes, "could_install_bwrap", lambda: installable)
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises((pytest.fail.Exception, pytest.skip.Exception)) as info:
+        sandboxes.bwrap_or_skip()
+    assert ("failed" if isinstance(info.value, pytest.fail.Exception) else "skipped") == outcome
+    assert "bubblewrap (bwrap) is not installed" in str(info.value)
