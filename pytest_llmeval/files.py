@@ -6,10 +6,11 @@ import errno
 import hashlib
 import json
 import os
+import sqlite3
 import stat
 import tempfile
 from pathlib import Path
-from typing import Iterable
+from typing import Collection, Iterable, Sequence
 
 CHUNK = 1 << 20
 
@@ -111,6 +112,82 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+# ----------------------------------------------------------------------------- our SQLite files
+
+
+def _tables(path: Path, options: str) -> set[str] | None:
+    """The tables of the SQLite file ``path``, opened read-only; None when it cannot be read."""
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro{'&' + options if options else ''}", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+
+
+def create_sqlite_file(path: Path, statements: Sequence[str]) -> bool:
+    """Create the SQLite file ``path`` holding the tables ``statements`` make, atomically: it is
+    built beside ``path`` and linked into place only when nothing is there, so no process ever
+    sees a half-made or empty file (of two that create it at once, one wins and both use its
+    file). The file uses a rollback journal: everything committed is in the file itself.
+    Returns whether this call created it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
+    os.close(fd)
+    try:
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode = DELETE")
+            for statement in statements:
+                conn.execute(statement)
+        finally:
+            conn.close()
+        os.chmod(tmp, 0o666 & ~_umask())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError:  # a file system without hard links: the rename is atomic, only not exclusive
+            if path.exists():
+                return False
+            os.replace(tmp, path)
+        return True
+    finally:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+
+
+def foreign_sqlite(path: Path, ours: Collection[str], what: str) -> str | None:
+    """Why the existing file ``path`` is not one of our SQLite files (``what``: "a completion
+    cache"), or None when it is: a SQLite file with no table but ``ours`` (an older version's
+    may lack some; one with no table at all is ours to fill). An empty file is not one (SQLite
+    would make it a database). The file is read, never changed. A file that is not SQLite at
+    all is None here: the caller's own open says so (it may be a damaged file of ours)."""
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            return f"{path} is an empty file, not {what}"
+    except OSError:
+        return None
+    tables = _tables(path, "immutable=1")  # reads the file alone: no lock, no -wal or -shm file made
+    wal = path.with_name(path.name + "-wal")
+    if not tables and wal.is_file() and wal.stat().st_size:  # its tables may be in the WAL file still
+        tables = _tables(path, "")
+    if tables is None:
+        return None
+    if tables <= set(ours):
+        return None
+    listed = ", ".join(sorted(tables)[:5]) + (" ..." if len(tables) > 5 else "")
+    return f"{path} is a SQLite file of another kind (tables: {listed}), not {what}"
 
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".msgpack", ".h5")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import sqlite3
 import subprocess
 import sys
 import textwrap
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -335,8 +337,52 @@ def test_two_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
     errors = [p.communicate(timeout=300)[1] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], errors
     assert _rows(path) == 400
-    with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with sqlite3.connect(path) as conn:  # a rollback journal: the file alone holds every output
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert not path.with_name("c.sqlite-wal").exists()
+
+
+def test_a_file_left_in_wal_mode_is_folded_in_and_switched_back(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    reqs = _fill(path)
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA journal_mode = WAL")
+    holder = sqlite3.connect(path)  # another process has it open: the switch waits for a later open
+    holder.execute("SELECT count(*) FROM outputs").fetchone()
+    cache = _cache(path)
+    cache.remember(FakeBackend())
+    more = [Request("generate", f"more {i}") for i in range(3)]
+    cache.save(more, [Completion(r.text) for r in more])
+    holder.close()
+    cache.store.close()  # the last to close folds the WAL file into the database
+    alone = tmp_path / "alone" / "c.sqlite"
+    alone.parent.mkdir()
+    shutil.copy(path, alone)
+    assert all(_cache(alone).lookup(reqs + more))
+    _cache(path).lookup(reqs)  # opened alone: back to a rollback journal
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+
+
+@pytest.mark.parametrize("content", ["empty", "foreign"])
+def test_a_file_that_is_not_a_cache_is_never_written(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "app.sqlite"
+    if content == "empty":
+        path.write_bytes(b"")
+    else:
+        with closing(sqlite3.connect(path)) as conn:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("CREATE TABLE orders (id INTEGER)")
+            conn.execute("INSERT INTO orders VALUES (7)")
+            conn.commit()
+    before = path.read_bytes()
+    with pytest.warns(LLMEvalCacheWarning, match=r"cannot be used: .*app\.sqlite is (an empty file|a SQLite file of another kind \(tables: orders\)), not a completion cache"):
+        cache = _cache(path)
+        cache.remember(FakeBackend())
+    reqs = [Request("generate", "q")]
+    cache.save(reqs, [Completion("a")])
+    assert cache.lookup(reqs) == [None] and not cache.active
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["app.sqlite", "app.sqlite.lock"]
 
 
 def _kinds(found: list[Any]) -> list[str]:

@@ -294,3 +294,80 @@ def test_history_marks_the_runs_whose_prompt_version_changed(tmp_path: Path, cap
     assert ["(prompt changed)" in row for row in rows] == [False, False, True, False]
     assert _cli(["history", "--db", str(db), "--json", "--last", "2"]) == 0
     assert [d["prompt_changed"] for d in json.loads(capsys.readouterr().out)] == [True, False]
+
+
+# ----------------------------------------------------------------------------- whose file it is
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _foreign(path: Path, journal: str) -> None:
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute(f"PRAGMA journal_mode = {journal}")
+        conn.execute("CREATE TABLE orders (id INTEGER)")
+        conn.execute("INSERT INTO orders VALUES (7)")
+        conn.commit()
+
+
+@pytest.mark.parametrize("kind", ["empty", "foreign-delete", "foreign-wal", "text"])
+def test_no_command_changes_a_file_that_is_not_a_history_file(tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Reading commands open the file read-only; a run refuses to write to it: one line each, the
+    file and its folder exactly as they were (no journal-mode switch, no -wal or -shm file)."""
+    folder = tmp_path / "app"
+    folder.mkdir()
+    db = folder / "app.db"
+    if kind == "empty":
+        db.write_bytes(b"")
+    elif kind == "text":
+        db.write_text("name,email\nann,ann@example.com\n")
+    else:
+        _foreign(db, kind.split("-")[1])
+    before = _snapshot(folder)
+    for args in (["history", "--db", str(db)], ["history", "--db", str(db), "--runs"], ["history", SUITE, "--db", str(db), "--json"]):
+        assert main(args) == 3
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(db) in err[0] and "Traceback" not in err[0], err
+    with pytest.raises(HistoryError, match=r"app\.db (is an empty file|is a SQLite file of another kind|is not a usable SQLite)"):
+        record_run(db, _records(SUITE, ["pass"]), git_commit="c")
+    assert _snapshot(folder) == before
+
+
+def test_the_history_file_alone_holds_every_run_and_reading_changes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "h" / "history.sqlite"
+    first = record_run(db, _records(SUITE, ["pass", "fail"]), git_commit="c")
+    second = record_run(db, _records(SUITE, ["pass", "pass"]), git_commit="c")
+    assert sorted(p.name for p in db.parent.iterdir()) == ["history.sqlite"]
+    alone = tmp_path / "copy" / "history.sqlite"
+    alone.parent.mkdir()
+    alone.write_bytes(db.read_bytes())  # what a CI cache step restores when it keeps only this file
+    assert [r.run_id for r in list_runs(alone)] == [first, second]
+    before = _snapshot(alone.parent)
+    assert main(["history", "--db", str(alone)]) == 0 and main(["history", "--db", str(alone), "--runs", "--json"]) == 0
+    capsys.readouterr()
+    assert _snapshot(alone.parent) == before
+
+
+def test_an_older_history_file_in_wal_mode_is_switched_back_by_the_next_run(tmp_path: Path) -> None:
+    db = tmp_path / "history.sqlite"
+    record_run(db, _records(SUITE, ["pass"]), git_commit="c")
+    with closing(sqlite3.connect(db)) as conn:
+        conn.execute("PRAGMA journal_mode = WAL")
+    assert len(suite_trend(db, SUITE)) == 1  # read as it is
+    record_run(db, _records(SUITE, ["fail"]), git_commit="c")
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert [p.passed for p in suite_trend(db, SUITE)] == [1, 0]
+
+
+def test_two_processes_creating_the_file_at_once_both_write_to_it(tmp_path: Path) -> None:
+    db = tmp_path / "new" / "history.sqlite"
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(4) as pool:
+        ids = pool.starmap(_record_one, [(str(db), i) for i in range(8)])
+    assert sorted(r.run_id for r in list_runs(db)) == sorted(ids)
+
+
+def _record_one(db: str, i: int) -> str:
+    return record_run(db, _records(SUITE, ["pass"] * (i + 1)), run_id=f"run-{i}", git_commit="c")

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from pytest_llmeval.models.hf import HFBackend
+from pytest_llmeval.results.samplefile import read_samples
 
 CASES = "\n".join(
     json.dumps({"id": f"c{i}", "question": q, "answer": a, "choices": [a, "Rome"]})
@@ -86,7 +87,7 @@ def test_a_fully_cached_run_loads_no_model_and_records_the_same_fingerprint(proj
 
 
 def samples(out: Path, raw: bool = False) -> list[dict[str, Any]]:
-    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    rows = read_samples(out / "samples.jsonl")
     return rows if raw else [{k: v for k, v in row.items() if "duration" not in k and k != "cached"} for row in rows]
 
 
@@ -258,3 +259,37 @@ def test_a_backend_from_the_hook_bypasses_the_cache(pytester: pytest.Pytester, t
         pytester.runpytest().assert_outcomes(passed=4)
     assert (pytester.path / "calls.txt").read_text().split() == ["4", "4"]
     assert not (pytester.path / ".llmeval" / "cache.sqlite").exists()
+
+
+@pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["serial", "xdist"])
+def test_the_cache_and_history_files_alone_hold_the_run(project: pytest.Pytester, loads: list[str], tmp_path: Path, workers: tuple[str, ...]) -> None:
+    """What a CI step that caches or uploads only cache.sqlite (and history.sqlite) restores: every
+    answer, without its -wal file, also when xdist workers wrote it."""
+    first = project.runpytest(*workers, "--llmeval-history=.llmeval/history.sqlite")
+    assert "0 of 4 completions and 0 of 4 rankings" in cached_line(first)
+    assert not [p.name for p in (project.path / ".llmeval").iterdir() if p.name.endswith(("-wal", "-shm", "-journal"))]
+    kept = tmp_path / "restored"
+    kept.mkdir()
+    for name in ("cache.sqlite", "history.sqlite"):
+        (kept / name).write_bytes((project.path / ".llmeval" / name).read_bytes())
+    loads.clear()
+    again = project.runpytest(*workers, f"--llmeval-cache-path={kept / 'cache.sqlite'}", "--llmeval-cache=readonly")
+    assert cached_line(again).endswith("4 of 4 completions and 4 of 4 rankings") and loads == []
+    from pytest_llmeval.results.history import list_runs
+
+    [run] = list_runs(kept / "history.sqlite")
+    assert (run.suites, run.cases) == (2, 8)
+
+
+@pytest.mark.parametrize("content", ["empty", "foreign"])
+def test_a_cache_path_that_is_not_a_cache_is_left_alone(project: pytest.Pytester, content: str) -> None:
+    path = project.path / "app.sqlite"
+    if content == "empty":
+        path.write_bytes(b"")
+    else:
+        with sqlite3.connect(path) as conn:
+            conn.execute("CREATE TABLE orders (id INTEGER)")
+    before = path.read_bytes()
+    result = project.runpytest("--llmeval-cache-path=app.sqlite")
+    result.stdout.fnmatch_lines(["*LLMEvalCacheWarning: llmeval: the completion cache *app.sqlite cannot be used: *not a completion cache*goes on without it*"])
+    assert "error" not in result.parseoutcomes() and path.read_bytes() == before

@@ -1,5 +1,14 @@
-"""The completion cache's SQLite file: shared by concurrent sessions and xdist workers (WAL
-journal, busy timeout, retries), set aside when corrupt, a warning when it cannot be used."""
+"""The completion cache's SQLite file: shared by concurrent sessions and xdist workers (a busy
+timeout, retries), set aside when corrupt, a warning when it cannot be used.
+
+The file uses a rollback journal, not WAL: every committed batch of outputs is in the file
+itself, so the one file is the whole cache (a CI step may cache or upload it alone), also after
+a process was killed. Concurrent writers stay safe (each write is one short ``BEGIN
+IMMEDIATE`` transaction, and a busy file is waited for); WAL's gain, readers that never wait
+for a writer, is worth little next to a model's seconds per batch. A file left in WAL mode by
+an older version is switched back when no other process has it open, and folded in
+(checkpointed) when closed. A file at the cache path that is not a cache (an empty file,
+another application's SQLite file) is never written: the run goes on without a cache."""
 
 from __future__ import annotations
 
@@ -11,6 +20,8 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, TypeVar
+
+from pytest_llmeval.files import create_sqlite_file, foreign_sqlite
 
 BUSY_TIMEOUT_S = 30.0
 RETRIES = 6
@@ -47,6 +58,7 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+_TABLE_NAMES = ("outputs", "backends")
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS outputs (key TEXT PRIMARY KEY, identity TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL, created REAL NOT NULL)",
     "CREATE INDEX IF NOT EXISTS outputs_identity ON outputs (identity)",
@@ -90,6 +102,12 @@ class CacheStore:
             return self._connect(f"file:{self.path}?mode=ro", uri=True)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with _file_lock(self.path):
+            if not self.path.exists():
+                create_sqlite_file(self.path, _TABLES)
+            foreign = foreign_sqlite(self.path, _TABLE_NAMES, "a completion cache")
+            if foreign is not None:
+                self._disable(f"cannot be used: {foreign}", "set llmeval_cache_path to a file of its own, or move that file away")
+                return None
             try:
                 return self._initialized(self._connect(str(self.path)))
             except sqlite3.DatabaseError as exc:
@@ -111,7 +129,7 @@ class CacheStore:
 
     def _initialized(self, conn: sqlite3.Connection) -> sqlite3.Connection:
         try:
-            conn.execute("PRAGMA journal_mode = WAL")
+            _leave_wal(conn)
             conn.execute("PRAGMA synchronous = NORMAL")
             for statement in _TABLES:
                 _retrying(lambda s=statement: conn.execute(s))
@@ -149,11 +167,27 @@ class CacheStore:
             return default
 
     def close(self) -> None:
+        """Close the file (at the end of every session, workers' included): a file still in WAL
+        mode (another process had it open when this one switched) is folded in first."""
         if self._conn is not None:
             try:
-                self._conn.close()
+                if not self.readonly:
+                    self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass  # busy: the last process to close it folds it in
             finally:
+                self._conn.close()
                 self._conn = None
+
+
+def _leave_wal(conn: sqlite3.Connection) -> None:
+    """A rollback journal for a file an older version left in WAL mode; while another process
+    has it open SQLite refuses the switch, and the file stays in WAL for now."""
+    try:
+        conn.execute("PRAGMA journal_mode = DELETE")
+    except sqlite3.OperationalError as exc:
+        if not _is_busy(exc):
+            raise
 
 
 def _retrying(action: Callable[[], T]) -> T:

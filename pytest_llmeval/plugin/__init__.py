@@ -61,6 +61,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"llmeval: {exc}") from None
     config.stash[STATE] = state
     code_runs.check_sandbox(config, state.options)
+    config.add_cleanup(state.models.close)
     warn_space_form_paths(config)
 
 

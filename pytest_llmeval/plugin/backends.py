@@ -147,6 +147,12 @@ class SessionModels:
         caches = self._caches.values() if settings is None else [self._caches.get(settings)]
         return next((c for c in caches if c is not None and c.hits and c.info() is not None), None)
 
+    def close(self) -> None:
+        """Close the completion cache's file, so that the file alone holds every output (called
+        when pytest unconfigures, on every process, xdist workers included)."""
+        if self._cache_store is not None:
+            self._cache_store.close()
+
     def _where_settings_came_from(self, settings: LLMSettings) -> str:
         if settings.model:
             return ""

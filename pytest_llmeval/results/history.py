@@ -4,8 +4,9 @@ The file (``.llmeval/history.sqlite`` by default) holds, per run: an id, the tim
 commit, a label (a checkpoint name, a training step), whether the run was interrupted, and per
 suite its figures (n, passed, failed, errors, skipped, xfailed, pass rate with its Wilson
 interval, graded metrics, fingerprint) and every case's outcome. Writers append in one
-``BEGIN IMMEDIATE`` transaction in WAL mode, so several processes (xdist controllers, a
-training job and a CI run) can share the file. A file of an older schema is brought up to
+``BEGIN IMMEDIATE`` transaction (a rollback journal: the file alone holds every run), so several
+processes (xdist controllers, a training job and a CI run) can share the file; readers open it
+read-only. A file of an older schema is brought up to
 date by the next run that writes to it; until then it is read as it is.
 
 The file itself (schema, migrations, opening) is :mod:`~pytest_llmeval.results.history_file`;

@@ -1,14 +1,16 @@
 """The run history's SQLite file: its schema, bringing an older file up to date, and opening it
-for writing (WAL, so several processes can share it) or for reading (refusing a file that is not
-one, or is newer than this version reads). :mod:`~pytest_llmeval.results.history` reads and
+for writing (a rollback journal and a busy timeout, so several processes can share it and the
+file alone holds every run) or for reading (read-only; refusing a file that is not one, or is
+newer than this version reads). A file that is not a history file is never written. :mod:`~pytest_llmeval.results.history` reads and
 writes the runs in it."""
 
 from __future__ import annotations
 
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
+
+from pytest_llmeval.files import create_sqlite_file, foreign_sqlite
 
 __all__ = ["SCHEMA_VERSION", "HistoryError", "column_or_zero", "connect", "ensure_schema", "open_for_reading"]
 
@@ -74,48 +76,68 @@ def _unusable(path: Path, exc: Exception) -> HistoryError:
     return HistoryError(f"{path} is not a usable SQLite history file ({exc}); move it away to start a new one")
 
 
+_TABLE_NAMES = ("meta", "runs", "suites", "cases")
+_WHAT = "a pytest-llmeval history file"
+
+
+def _statements() -> list[str]:
+    return [statement for statement in _SCHEMA.split(";") if statement.strip()]
+
+
 def connect(path: Path, *, create: bool) -> sqlite3.Connection:
-    """A connection in WAL mode, waiting up to 30 s for other writers; ``create`` makes the
-    file (and its folder) when missing, otherwise a missing file is a :class:`HistoryError`."""
+    """A connection for writing runs, waiting up to 30 s for other writers; ``create`` makes the
+    file (and its folder) when missing, otherwise a missing file is a :class:`HistoryError`.
+
+    A file that is not a history file (an empty file, another application's SQLite file) is
+    refused before anything is written to it. The file uses a rollback journal (one left in WAL
+    mode by an older version is switched back when no other process has it open), so the file
+    alone holds every run."""
     path = Path(path)
-    if not create and not path.exists():
-        raise HistoryError(
-            f"no run history at {path}; run the evals first (every run appends to it), "
-            "or pass --db with the right file"
-        )
-    if create:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        if not create:
+            raise _missing(path)
+        try:
+            create_sqlite_file(path, _statements())
+        except (OSError, sqlite3.Error) as exc:
+            raise HistoryError(f"cannot create the run history {path} ({exc}); check the folder's permissions, or set llmeval_history") from None
+    _refuse_foreign(path)
     try:
         conn = sqlite3.connect(str(path), timeout=_TIMEOUT_S, isolation_level=None)
         conn.execute("PRAGMA busy_timeout=%d" % int(_TIMEOUT_S * 1000))
-        _set_wal(conn)
+        _leave_wal(conn)
         conn.execute("PRAGMA foreign_keys=ON")
     except sqlite3.DatabaseError as exc:
         raise _unusable(path, exc) from None
     return conn
 
 
-def _set_wal(conn: sqlite3.Connection) -> None:
-    """Switch to WAL. While another process creates the file, SQLite answers "database is
-    locked" at once here (its busy handler is not called for this pragma): wait and retry."""
-    deadline = time.monotonic() + _TIMEOUT_S
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+def _missing(path: Path) -> HistoryError:
+    return HistoryError(f"no run history at {path}; run the evals first (every run appends to it), or pass --db with the right file")
+
+
+def _refuse_foreign(path: Path) -> None:
+    problem = foreign_sqlite(path, _TABLE_NAMES, _WHAT)
+    if problem is not None:
+        raise HistoryError(f"{problem}; it was left as it is: pass --db (or set llmeval_history) with a history file, or a new path")
+
+
+def _leave_wal(conn: sqlite3.Connection) -> None:
+    """A rollback journal for a file an older version left in WAL mode; while another process
+    has it open SQLite refuses the switch at once, and the file stays in WAL for now (closing
+    the last connection folds it in)."""
+    try:
+        conn.execute("PRAGMA journal_mode=DELETE")
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            raise
 
 
 def ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
     """Create the tables if needed and bring an older file up to date (inside the caller's
     transaction); refuse a newer one."""
     try:
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                conn.execute(statement)
+        for statement in _statements():
+            conn.execute(statement)
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
     except sqlite3.DatabaseError as exc:
         raise _unusable(path, exc) from None
@@ -159,9 +181,18 @@ def _check_readable(conn: sqlite3.Connection, path: Path) -> None:
 
 
 def open_for_reading(path: str | Path) -> sqlite3.Connection:
-    """A connection to an existing history file of a schema this version reads."""
+    """A read-only connection to an existing history file of a schema this version reads
+    (the file is never changed: not its journal mode, not an empty or foreign file)."""
     path = Path(path)
-    conn = connect(path, create=False)
+    if not path.exists():
+        raise _missing(path)
+    if path.is_dir():
+        raise HistoryError(f"{path} is a folder, not a history file; pass --db with the history file (default .llmeval/history.sqlite)")
+    _refuse_foreign(path)
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=_TIMEOUT_S, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise _unusable(path, exc) from None
     try:
         _check_readable(conn, path)
     except BaseException:
