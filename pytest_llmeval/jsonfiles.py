@@ -5,18 +5,45 @@ A file is read as UTF-8 with or without a byte-order mark, line endings as in th
 Lines are split at ``\\n`` only (a ``\\r`` before it is dropped), never at U+2028, U+2029, U+0085
 or a form feed, which a JSON string may hold raw. Every error names the file and the line and
 ends with what to do; its class is the caller's (``error``), so each reader raises its own.
+
+The one writer of JSON text for our own files (:func:`json_text`, :func:`jsonl_line`) keeps
+non-ASCII text as it is but escapes U+2028, U+2029 and U+0085 (so that even a reader that splits
+at every Unicode line break reads one value a line) and lone surrogates (which UTF-8 cannot
+encode): every string reads back exactly.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["json_document", "jsonl_rows", "read_text", "text_lines"]
+__all__ = ["json_document", "json_text", "jsonl_line", "jsonl_rows", "read_text", "text_lines"]
 
 DEEP_FIX = "flatten it"
+_LINE_BREAKS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
+_LINE_BREAK = re.compile("[\u2028\u2029\x85]")
+
+
+def json_text(value: Any, **options: Any) -> str:
+    """``value`` as JSON text that any UTF-8 writer can write and any line splitter keeps whole:
+    non-ASCII as it is, U+2028, U+2029 and U+0085 escaped (they can only occur inside strings),
+    and the whole text ASCII-escaped when a string holds a lone surrogate. ``options`` are
+    :func:`json.dumps`'s (``sort_keys``, ``indent``...)."""
+    text = json.dumps(value, ensure_ascii=False, **options)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (a broken \\ud800 escape a server sent)
+        return json.dumps(value, ensure_ascii=True, **options)
+    return _LINE_BREAK.sub(lambda m: _LINE_BREAKS[m.group()], text)
+
+
+def jsonl_line(value: Any) -> str:
+    """One JSON Lines line (keys sorted, a trailing ``\\n``): :func:`json_text` on one line."""
+    return json_text(value, sort_keys=True) + "\n"
+
 
 
 def read_text(path: Path, where: str, error: type[Exception] = ValueError) -> str:

@@ -18,6 +18,7 @@ pytest.importorskip("httpx", reason="the openai: backend needs httpx (pip instal
 from http_servers import FakeVLLM, FaultProxy, fake_answer, first_try_faults  # noqa: E402
 
 from pytest_llmeval.models import http_client  # noqa: E402
+from pytest_llmeval.results.samplefile import read_samples  # noqa: E402
 
 pytest_plugins = ["pytester"]
 KEY = "sk-llmeval-FAKE-7f3a9c1e5b-DISTINCTIVE"
@@ -53,7 +54,7 @@ def run(pytester: pytest.Pytester, url: str, *args: str) -> tuple[Any, dict[str,
     )
     out = pytester.path / "out"
     results = json.loads((out / "results.json").read_text())
-    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    samples = read_samples(out / "samples.jsonl")
     return result, results, samples
 
 

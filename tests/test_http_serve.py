@@ -24,6 +24,7 @@ pytestmark = [
 from http_servers import FaultProxy, transformers_serve  # noqa: E402
 
 from pytest_llmeval.models import http_client  # noqa: E402
+from pytest_llmeval.results.samplefile import read_samples  # noqa: E402
 
 pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,7 +63,7 @@ def run_arithmetic(pytester: pytest.Pytester, *model_args: str, cases: int = CAS
     shutil.rmtree(out, ignore_errors=True)
     result = pytester.runpytest("arithmetic", "-p", "no:cacheprovider", f"--llmeval-limit={cases}", "--llmeval-output=out", *model_args)
     results = json.loads((out / "results.json").read_text())
-    samples = {s["id"]: s for s in map(json.loads, (out / "samples.jsonl").read_text().splitlines())}
+    samples = {s["id"]: s for s in read_samples(out / "samples.jsonl")}
     return result, results, samples
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from tiny_example import example_module, one_thread
+from pytest_llmeval.results.samplefile import read_samples
 
 
 SUITE = """
@@ -102,8 +103,8 @@ def test_results_equal_a_pytest_run_of_the_same_files(
         assert suite["cases"] == inline_results["suites"][name]["cases"]
         assert {k: v for k, v in suite["cases"].items()} == {k: v for k, v in mine.outcomes.items()} or _as_bits(suite["cases"]) == _as_bits(mine.outcomes)
         assert suite["passed"] == mine.passed and suite["n"] == mine.n
-    cli_samples = [json.loads(line) for line in (tmp_path / "cli" / "samples.jsonl").read_text().splitlines()]
-    inline_samples = [json.loads(line) for line in (tmp_path / "inline" / "samples.jsonl").read_text().splitlines()]
+    cli_samples = read_samples(tmp_path / "cli" / "samples.jsonl")
+    inline_samples = read_samples(tmp_path / "inline" / "samples.jsonl")
     assert [(s["suite"], s["id"], s["completion"], s["outcome"]) for s in cli_samples] == [
         (s["suite"], s["id"], s["completion"], s["outcome"]) for s in inline_samples
     ]

@@ -17,6 +17,7 @@ import pytest
 from pytest_llmeval.datasets.suite import Request
 from pytest_llmeval.models import ModelLoadError, load_backend
 from pytest_llmeval.settings import GenerationSettings, LLMSettings
+from pytest_llmeval.results.samplefile import read_samples
 
 from backend_packages import register_scheme
 
@@ -192,7 +193,7 @@ def run_arithmetic(pytester: pytest.Pytester, model: str) -> tuple[pytest.RunRes
     pytester.makeini(f"[pytest]\nllmeval_model = {model}\nllmeval_history = off\nllmeval_batch_size = 16\n")
     out = pytester.path / "out"
     result = pytester.runpytest("-p", "no:cacheprovider", "--llmeval-output", str(out), "--llmeval-limit", "6")
-    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    samples = read_samples(out / "samples.jsonl")
     shutil.rmtree(out)
     return result, {s["id"]: s["completion"] for s in samples}
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
+from pytest_llmeval.results.samplefile import read_samples
 
 pytest_plugins = ["pytester"]
 
@@ -308,7 +308,7 @@ def test_score_records_graded_metrics_in_outputs(pytester: pytest.Pytester) -> N
     out = pytester.path / "out"
     result = pytester.runpytest("--llmeval-output", str(out))
     assert result.ret == 0
-    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    samples = read_samples(out / "samples.jsonl")
     assert sorted(s["scores"]["quality"] for s in samples) == [0.5, 1.0]
 
 
@@ -320,7 +320,7 @@ def test_xdist_workers_run_and_report_every_case_once(pytester: pytest.Pytester,
     out = pytester.path / "out"
     result = pytester.runpytest("-n", "2", "--llmeval-output", str(out))
     result.assert_outcomes(passed=6)
-    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    samples = read_samples(out / "samples.jsonl")
     assert sorted(s["id"] if "id" in s else s["case_id"] for s in samples) == [f"q{i}" for i in range(6)]
 
 

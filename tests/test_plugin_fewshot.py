@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from pytest_llmeval.results.samplefile import read_samples
 
 pytest_plugins = ["pytester"]
 
@@ -33,7 +34,7 @@ def prompts(pytester: pytest.Pytester, *args: str) -> dict[str, str]:
     out = pytester.path / "out"
     result = pytester.runpytest("--llmeval-output", str(out), *args)
     assert result.parseoutcomes().get("errors", 0) == 0
-    return {s["id"]: s["prompt"] for s in map(json.loads, (out / "samples.jsonl").read_text().splitlines())}
+    return {s["id"]: s["prompt"] for s in read_samples(out / "samples.jsonl")}
 
 
 def test_fewshot_examples_depend_on_the_case_id_only(pytester: pytest.Pytester, tiny_model_dir: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from pytest_llmeval.results.samplefile import read_samples
 
 pytest_plugins = ["pytester"]
 
@@ -225,7 +226,7 @@ def test_reports_and_junit_properties(project: pytest.Pytester):
     assert (suite["n"], suite["passed"], suite["failed"]) == (60, 50, 10)
     assert suite["metrics"] == {"x_small": 0.5}
     assert suite["cases"]["q000"] == "fail"
-    samples = [json.loads(line) for line in (project.path / "out" / "samples.jsonl").read_text().splitlines()]
+    samples = read_samples(project.path / "out" / "samples.jsonl")
     assert len(samples) == 60 and samples[0]["id"] == "q000" and samples[0]["outcome"] == "fail"
     assert "gate passed" in (project.path / "summary.md").read_text()
     junit = (project.path / "junit.xml").read_text()

@@ -10,6 +10,7 @@ from html import unescape
 from pathlib import Path
 
 import pytest
+from pytest_llmeval.results.samplefile import read_samples
 
 pytest_plugins = ["pytester"]
 
@@ -86,7 +87,7 @@ def chunk_project(pytester: pytest.Pytester, *, hang_on: str = "", size: int = 3
 
 
 def samples(pytester: pytest.Pytester) -> list[dict]:
-    return [json.loads(line) for line in (pytester.path / "out" / "samples.jsonl").read_text().splitlines()]
+    return read_samples(pytester.path / "out" / "samples.jsonl")
 
 
 def backend_calls(pytester: pytest.Pytester, what: str) -> list[list[str]]:

@@ -15,6 +15,7 @@ from pytest_llmeval.models.cache import CacheStore, CompletionCache
 from pytest_llmeval.models.outputs import Completion
 from pytest_llmeval.models.batched import CachedRun, Deferred, answers
 from pytest_llmeval.settings import LLMSettings
+from pytest_llmeval.results.samplefile import read_samples
 
 pytest_plugins = ["pytester"]
 
@@ -57,8 +58,7 @@ def run(pytester: pytest.Pytester, *args: str) -> tuple[Any, list[Any], dict[str
     result = pytester.runpytest("-p", "no:cacheprovider", "-s", "-W", "ignore::UserWarning", "--llmeval-output=out", *args)
     line = next(x for x in result.outlines if "CALLS " in x)
     calls = ast.literal_eval(line.split("CALLS ", 1)[1])  # the fake's repr of a list of tuples
-    lines = (pytester.path / "out" / "samples.jsonl").read_text().splitlines()
-    judged = {s["id"]: s["judgement"] for s in map(json.loads, lines)}
+    judged = {s["id"]: s["judgement"] for s in read_samples(pytester.path / "out" / "samples.jsonl")}
     return result, calls, judged
 
 

@@ -9,6 +9,7 @@ import pytest
 
 import pytest_llmeval.scoring.judges  # noqa: F401  loaded before the in-process runs, so each run's le.Rubric is the class the plugin checks for
 from judge_fakes import install_fake_package
+from pytest_llmeval.results.samplefile import read_samples
 
 pytest_plugins = ["pytester"]
 
@@ -38,7 +39,7 @@ def setup(pytester: pytest.Pytester, judge: str | None = "fake:rank", rubric: st
 
 
 def samples(pytester: pytest.Pytester) -> list[dict]:
-    return [json.loads(line) for line in (pytester.path / "out" / "samples.jsonl").read_text().splitlines()]
+    return read_samples(pytester.path / "out" / "samples.jsonl")
 
 
 def test_a_window_is_judged_in_one_batched_rank_call(pytester: pytest.Pytester) -> None:
@@ -278,8 +279,7 @@ def test_verdicts_of_a_local_judge_do_not_depend_on_the_batch_size(pytester: pyt
     for size in (1, 5):
         result = pytester.runpytest("-p", "no:cacheprovider", f"--llmeval-batch-size={size}", f"--llmeval-output=out{size}")
         assert result.ret == 0
-        lines = (pytester.path / f"out{size}" / "samples.jsonl").read_text().splitlines()
-        runs[size] = {(s["suite"], s["id"]): s for s in map(json.loads, lines)}
+        runs[size] = {(s["suite"], s["id"]): s for s in read_samples(pytester.path / f"out{size}" / "samples.jsonl")}
     assert len(runs[1]) == 14 and runs[1].keys() == runs[5].keys()
     suites = json.loads((pytester.path / "out1" / "results.json").read_text())["suites"]
     judge = suites["test_tiny.py::test_judged"]["fingerprint"]["judge"]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
+from pytest_llmeval.results.samplefile import read_samples
 
 pytest_plugins = ["pytester"]
 
@@ -30,7 +30,7 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def outcomes(pytester: pytest.Pytester) -> dict[str, str]:
-    rows = [json.loads(line) for line in (pytester.path / "out" / "samples.jsonl").read_text().splitlines()]
+    rows = read_samples(pytester.path / "out" / "samples.jsonl")
     return {row["id"]: row["outcome"] for row in rows}
 
 
@@ -140,5 +140,5 @@ def test_prompts_cut_to_fit_the_context_are_counted_once_per_suite(pytester: pyt
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["*test_*.py::test_gen: 2 prompts longer than the model's context, cut from the left (by up to * tokens)*"])
     assert len([line for line in result.stdout.lines if "longer than the model's context" in line]) == 1
-    rows = [json.loads(line) for line in (pytester.path / "out" / "samples.jsonl").read_text().splitlines()]
+    rows = read_samples(pytester.path / "out" / "samples.jsonl")
     assert {row["id"] for row in rows} == {"long1", "long2", "short"}

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from pytest_llmeval.results.samplefile import read_samples
 
 pytest_plugins = ["pytester"]
 
@@ -33,7 +34,7 @@ def _ini(pytester: pytest.Pytester, model: Path | None, **extra: object) -> None
 
 
 def _samples(out: Path) -> dict[tuple[str, int], tuple[str, str]]:
-    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    rows = read_samples(out / "samples.jsonl")
     return {(r["id"], r["repeat"]): (r["completion"], r["outcome"]) for r in rows}
 
 
@@ -90,7 +91,7 @@ def test_per_case_rates_flaky_cases_and_require(pytester: pytest.Pytester) -> No
     assert mean["samples"] == {"always": [4, 4], "half": [2, 4], "once": [1, 4], "never": [0, 4]}
     assert mean["repeats"]["pass_at_k"]["4"] == pytest.approx(0.75) and mean["repeats"]["flaky"] == 2
     assert majority["pass_rate"] == pytest.approx(1 / 4)  # only "always" has more than half (2 of 4 is not)
-    assert len((out / "samples.jsonl").read_text().splitlines()) == 32
+    assert len(read_samples(out / "samples.jsonl")) == 32
 
 
 def test_strict_and_min_pass_rate_use_the_case_rates(pytester: pytest.Pytester) -> None:

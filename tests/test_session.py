@@ -11,6 +11,7 @@ import pytest
 
 from pytest_llmeval.results.records import CaseRecord, Outcome
 from pytest_llmeval.results.session import EvalSession, GateOptions, RunStatus
+from pytest_llmeval.results.samplefile import read_samples
 
 FP = {"prompt": "sha256:p", "dataset": "sha256:d", "num_fewshot": 0, "generation": {"do_sample": False, "max_new_tokens": 8}}
 
@@ -282,9 +283,9 @@ def test_reports_are_written(project: Path, monkeypatch: pytest.MonkeyPatch):
     assert suite["fingerprint"] == FP and len(suite["ci"]) == 2
     assert set(data["versions"]) >= {"python", "pytest", "torch", "transformers", "pytest-llmeval"}
     assert "session_s" in data["timings"]
-    lines = (project / "out" / "samples.jsonl").read_text().splitlines()
+    lines = read_samples(project / "out" / "samples.jsonl")
     assert len(lines) == 4
-    sample = json.loads(lines[1])
+    sample = lines[1]
     assert sample["id"] == "c001" and sample["outcome"] == "fail" and sample["reason"] == "wrong"
     assert sample["prompt"] == "2+2?" and sample["completion"] == "5" and sample["tokens_out"] == 1
     md = (project / "pr.md").read_text()

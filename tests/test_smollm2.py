@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from pytest_llmeval.results.samplefile import read_samples
 
 pytest_plugins = ["pytester"]
 
@@ -49,7 +50,7 @@ def test_plugin_completions_equal_a_plain_transformers_loop(pytester: pytest.Pyt
     assert outcomes.get("errors", 0) == 0 and outcomes.get("failed", 0) == 0
     assert outcomes.get("passed", 0) + outcomes.get("missed", 0) == 2 * len(QUESTIONS)
     assert sum("llmeval: loaded" in line for line in result.outlines) == 1  # one model load
-    samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    samples = read_samples(out / "samples.jsonl")
     chat = {s["id"]: s for s in samples if s["suite"].endswith("test_chat")}
     assert sorted(chat) == sorted(i for i, _ in QUESTIONS)
 

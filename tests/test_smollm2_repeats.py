@@ -3,10 +3,10 @@ outcomes case by case at two batch sizes and under ``-n 2``."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
+from pytest_llmeval.results.samplefile import read_samples
 
 pytest_plugins = ["pytester"]
 
@@ -17,7 +17,7 @@ def _run(pytester: pytest.Pytester, name: str, *args: str) -> dict[tuple[str, in
     out = pytester.path / name
     result = pytester.runpytest_subprocess(f"--llmeval-output={out}", "-p", "no:randomly", *args)
     assert result.ret in (0, 1), result.stdout.str()[-3000:]
-    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    rows = read_samples(out / "samples.jsonl")
     return {(r["id"], r["repeat"]): (r["completion"], r["outcome"]) for r in rows}
 
 

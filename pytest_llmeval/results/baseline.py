@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from pytest_llmeval.files import atomic_write_text
+from pytest_llmeval.jsonfiles import json_text
 from pytest_llmeval.results.locking import LOCK_TIMEOUT_S, locked
 from pytest_llmeval.results.records import COMPARED, MUST_MATCH, Fingerprint, Outcome
 from pytest_llmeval.results.stats import SuiteResult
@@ -220,7 +221,7 @@ def entry_json(result: SuiteResult) -> dict[str, Any]:
 def dumps_baseline(suites: Mapping[str, Any]) -> str:
     """The file text for ``suites`` (suite id -> entry JSON): sorted keys, 2-space indent."""
     data = {"schema": SCHEMA, "suites": {k: suites[k] for k in sorted(suites)}}
-    return json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    return json_text(data, sort_keys=True, indent=2) + "\n"
 
 
 write_atomic = atomic_write_text  # temp file in the same folder, fsync, os.replace, mode kept

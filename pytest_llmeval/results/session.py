@@ -10,7 +10,6 @@ the reading and writing around them. Bad files never raise here: they become mes
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
@@ -29,6 +28,7 @@ from pytest_llmeval.results.beyond_report import beyond_figures
 from pytest_llmeval.results.commands import UPDATE_FLAG, files_picked_by_node_id, record_command
 from pytest_llmeval.results.comparison import Comparison, compare_suites
 from pytest_llmeval.files import ReadOnlyFileError
+from pytest_llmeval.jsonfiles import json_text, jsonl_line
 from pytest_llmeval.results.gate import GateOptions, RunStatus
 from pytest_llmeval.results.locking import LockTimeout
 from pytest_llmeval.results.messages import Message
@@ -213,9 +213,9 @@ class EvalSession:
         out_dir = self._path(opts.output_dir)
         if out_dir is not None:
             ordered = sorted(records, key=lambda r: (r.suite, r.case_id, r.repeat))
-            samples = "".join(json.dumps(sample_json(r), sort_keys=True, ensure_ascii=False) + "\n" for r in ordered)
+            samples = "".join(jsonl_line(sample_json(r)) for r in ordered)
             try:
-                write_atomic(out_dir / "results.json", json.dumps(report.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+                write_atomic(out_dir / "results.json", json_text(report.to_json(), indent=2, sort_keys=True) + "\n")
                 write_atomic(out_dir / "samples.jsonl", samples)
             except OSError as exc:
                 shown = self._display(out_dir)
