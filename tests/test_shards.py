@@ -203,3 +203,77 @@ def test_merged_shards_record_the_baseline_a_single_run_records(tmp_path: Path, 
     code, out, err = _merge(capsys, tmp_path / "m", *dirs, extra=("--baseline", str(tmp_path / "merged.json"), "--update-baseline"))
     assert code == 0 and err == []
     assert (tmp_path / "merged.json").read_text() == (tmp_path / "single.json").read_text()
+
+
+def _two_shards(tmp_path: Path, records: list | None = None) -> list[Path]:
+    from html_runs import make_records
+
+    records = records or make_records("e/test_a.py::test_a", 20, failing=[1, 2])
+    return [_shard_run(tmp_path / f"s{i}", i, 2, part) for i, part in enumerate(_split(records, 2), 1)]
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("where", ["a shard", "through ..", "through a link", "inside a shard", "holding the shards"])
+def test_merge_never_writes_over_a_shard(tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str) -> None:
+    dirs = _two_shards(tmp_path)
+    (tmp_path / "link").symlink_to(dirs[1], target_is_directory=True)
+    out = {
+        "a shard": dirs[0], "through ..": dirs[0] / ".." / "s2", "through a link": tmp_path / "link",
+        "inside a shard": dirs[0] / "merged", "holding the shards": tmp_path,
+    }[where]  # fmt: skip
+    before = _files(tmp_path)
+    code, printed, err = _merge(capsys, out, *dirs)
+    assert code == 3 and printed == [] and len(err) == (2 if where == "holding the shards" else 1), err
+    for line in err:  # one line per shard it overlaps
+        assert line.startswith(f"error: OUT_DIR {out} ") and "the shard folder" in line and line.endswith("write the merged run to a folder of its own")
+    assert _files(tmp_path) == before
+
+
+@pytest.mark.parametrize("option", ["--html", "--markdown"])
+def test_merge_never_writes_a_report_over_a_shards_file(tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str) -> None:
+    dirs = _two_shards(tmp_path)
+    before = _files(tmp_path)
+    code, _, err = _merge(capsys, tmp_path / "m", *dirs, extra=(f"{option}={dirs[1] / 'samples.jsonl'}",))
+    assert code == 3 and err == [f"error: {dirs[1] / 'samples.jsonl'} is {dirs[1] / 'samples.jsonl'}, an input of the merge; write it somewhere else"]
+    assert _files(tmp_path) == before
+
+
+def test_merge_refuses_shards_run_with_different_settings(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from dataclasses import replace
+
+    from html_runs import make_records
+
+    records = make_records("e/test_a.py::test_a", 20, failing=[1, 2])
+    first, second = _split(records, 2)
+    three = [replace(r, repeat=k, repeats=3) for r in first for k in range(3)]
+    five = [replace(r, repeat=k, repeats=5) for r in second for k in range(5)]
+    dirs = [_shard_run(tmp_path / "s1", 1, 2, three), _shard_run(tmp_path / "s2", 2, 2, five)]
+    code, _, err = _merge(capsys, tmp_path / "m", *dirs)
+    assert code == 3 and err == [
+        f"error: the shards ran with a different samples per case (--llmeval-repeats, le.cases(repeats=)) of e/test_a.py::test_a "
+        f"({dirs[0]}: 3; {dirs[1]}: 5); run every shard with the same settings"
+    ]
+    assert not (tmp_path / "m").exists()
+
+
+def test_merge_refuses_different_gate_settings_unless_it_is_given_them(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pytest_llmeval.results.gate import GateOptions
+    from pytest_llmeval.results.session import EvalSession
+
+    from html_runs import make_records
+
+    parts = _split(make_records("e/test_a.py::test_a", 20, failing=[1, 2]), 2)
+    dirs = []
+    for i, (part, tolerance) in enumerate(zip(parts, (0.02, 0.1)), 1):
+        out = tmp_path / f"s{i}"
+        session = EvalSession(GateOptions(rootdir=tmp_path, output_dir=out, shard=(i, 2), tolerance=tolerance), cwd=tmp_path)
+        session.add_all(part)
+        session.finish()
+        dirs.append(out)
+    code, _, err = _merge(capsys, tmp_path / "m", *dirs)
+    assert code == 3 and err == [f"error: the shards ran with a different --llmeval-tolerance ({dirs[0]}: 0.02; {dirs[1]}: 0.1); run every shard with the same settings"]
+    code, _, err = _merge(capsys, tmp_path / "m", *dirs, extra=("--tolerance=0.05",))
+    assert code == 0 and err == []

@@ -15,7 +15,7 @@ from pytest_llmeval.cli.core import EXIT_USAGE, Command, fraction, usage_error
 from pytest_llmeval.cli.report import write_html
 from pytest_llmeval.results.gate import GateOptions
 from pytest_llmeval.results.html import load_run_dir, run_page
-from pytest_llmeval.results.merge import MergeError, merge, read_shards, shard_problems
+from pytest_llmeval.results.merge import MergeError, merge, output_problems, read_shards, shard_problems
 
 __all__ = ["COMMAND", "run"]
 
@@ -36,11 +36,14 @@ def arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, out: Any = None) -> int:
     out = out or sys.stdout
-    try:
-        shards = read_shards([Path(p) for p in args.shards])
-    except MergeError as exc:
-        return usage_error(str(exc))
-    problems = shard_problems(shards)
+    written = [Path(p) for p in (args.html, args.markdown, args.baseline if args.update_baseline else None) if p]
+    problems = output_problems(Path(args.out), written, [Path(p) for p in args.shards])
+    if not problems:
+        try:
+            shards = read_shards([Path(p) for p in args.shards])
+        except MergeError as exc:
+            return usage_error(str(exc))
+        problems = shard_problems(shards, given=[k for k in ("strict", "tolerance", "alpha") if getattr(args, k) is not None])
     for problem in problems:
         usage_error(problem)
     if problems:

@@ -11,6 +11,8 @@ line is :mod:`pytest_llmeval.cli.merge`).
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -19,7 +21,7 @@ from pytest_llmeval.results.gate import GateOptions, RunStatus
 from pytest_llmeval.results.records import CaseRecord, Fingerprint
 from pytest_llmeval.results.report import GateReport
 
-__all__ = ["MergeError", "Shard", "merge", "merged_records", "read_shards", "shard_problems"]
+__all__ = ["MergeError", "Shard", "merge", "merged_records", "output_problems", "read_shards", "shard_problems"]
 
 # fingerprint fields every shard must share, whatever suites it ran: the same model and software
 _RUN_WIDE = ("model", "tokenizer", "chat_template", "dtype", "versions")
@@ -67,9 +69,67 @@ def read_shards(paths: Sequence[Path]) -> list[Shard]:
     return shards
 
 
-def shard_problems(shards: Sequence[Shard]) -> list[str]:
-    """Why these shards are not parts of one run, one line each (nothing when they are)."""
-    return [*_spec_problems(shards), *_fingerprint_problems(shards), *_overlap_problems(shards)]
+def output_problems(out_dir: Path, files: Sequence[Path], shard_dirs: Sequence[Path]) -> list[str]:
+    """Why writing the merged run would touch an input, one line each (nothing when it would
+    not): ``out_dir`` the same folder as a shard's, inside one or holding one (also through a
+    symbolic link or ``..``), or an output file (``--html``, ``--markdown``) that is a shard's
+    file. The shards are never written."""
+    out = []
+    target = _real(out_dir)
+    for shard in shard_dirs:
+        folder = _real(shard)
+        if target == folder or _inside(target, folder) or _inside(folder, target):
+            how = "is" if target == folder else "is inside" if _inside(target, folder) else "holds"
+            out.append(f"OUT_DIR {out_dir} {how} the shard folder {shard}, so merging would write over an input; write the merged run to a folder of its own")
+    inputs = {_real(Path(d) / name): Path(d) / name for d in shard_dirs for name in ("results.json", "samples.jsonl")}
+    for path in files:
+        if _real(path) in inputs:
+            out.append(f"{path} is {inputs[_real(path)]}, an input of the merge; write it somewhere else")
+    return out
+
+
+def _real(path: Path) -> Path:
+    return Path(os.path.realpath(Path(path).expanduser()))
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return folder in path.parents
+
+
+def shard_problems(shards: Sequence[Shard], given: Sequence[str] = ()) -> list[str]:
+    """Why these shards are not parts of one run, one line each (nothing when they are);
+    ``given``: the gate settings the merge command sets itself (``tolerance``...)."""
+    return [*_spec_problems(shards), *_fingerprint_problems(shards), *_setting_problems(shards, given), *_overlap_problems(shards)]
+
+
+_SETTINGS = {"strict": "--llmeval-strict", "tolerance": "--llmeval-tolerance", "alpha": "--llmeval-alpha", "confidence": "the confidence level"}
+"""Run-wide settings of results.json that the merged gate uses, and the option that sets each."""
+
+
+def _setting_problems(shards: Sequence[Shard], given: Sequence[str] = ()) -> list[str]:
+    """One line per run-wide setting the shards ran with differently: the gate's settings (unless
+    given to merge), ``--llmeval-limit``, and each suite's samples per case and minimum pass rate."""
+    seen: dict[str, dict[Any, Path]] = {}
+
+    def note(what: str, value: Any, shard: Path) -> None:
+        seen.setdefault(what, {}).setdefault(json.dumps(value, sort_keys=True, default=str), shard)
+
+    for shard in shards:
+        settings = shard.results.get("settings") or {}
+        for key, option in _SETTINGS.items():
+            if key not in given and key in settings:
+                note(option, settings[key], shard.path)
+        note("--llmeval-limit", (shard.results.get("run") or {}).get("limit"), shard.path)
+        for suite, data in shard.results["suites"].items():
+            note(f"min_pass_rate of {suite}", (data or {}).get("min_pass_rate"), shard.path)
+        for suite, repeats in sorted({(str(s.get("suite")), s.get("repeats", 1)) for s in shard.samples}, key=str):
+            note(f"samples per case (--llmeval-repeats, le.cases(repeats=)) of {suite}", repeats, shard.path)
+    out = []
+    for what, values in seen.items():
+        if len(values) > 1:
+            shown = "; ".join(f"{path}: {value}" for value, path in values.items())
+            out.append(f"the shards ran with a different {what} ({shown}); run every shard with the same settings")
+    return out
 
 
 def _spec_problems(shards: Sequence[Shard]) -> list[str]:
