@@ -18,6 +18,7 @@ A rubric with ``min_kappa=`` and ``labels_file=`` is checked at the end of every
 from __future__ import annotations
 
 import csv
+import io
 import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -51,18 +52,75 @@ def judged_samples(results_dir: Path) -> list[dict[str, Any]]:
 
 def read_labels(path: Path) -> dict[tuple[str, str], str]:
     """People's labels: (suite, case id) -> label; a row without a suite has suite ``""``
-    (it matches the case id in any suite). Rows with an empty ``human_label`` are left out."""
+    (it matches the case id in any suite). Rows with an empty ``human_label`` are left out.
+
+    Read as spreadsheets save CSV: with or without a byte-order mark, ``\\r\\n`` or ``\\n``,
+    ``,``, ``;`` or tab between cells, empty rows anywhere; cells :func:`export` protected
+    from formulas (:func:`protect_cell`) read back as they were. A file whose header has no
+    ``id`` and ``human_label`` column, or that labels one case twice differently, is refused:
+    :class:`ReviewError` names the file, the line and the fix."""
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-            header = rows[0].keys() if rows else []
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            text = fh.read()
     except OSError as exc:
         raise ReviewError(f"cannot read the labels file {path}: {exc.strerror or exc}; check the path") from None
-    except (csv.Error, UnicodeDecodeError) as exc:
-        raise ReviewError(f"{path} is not a UTF-8 CSV file ({exc}); export it again with 'review export'") from None
-    if rows and ("id" not in header or HUMAN not in header):
-        raise ReviewError(f"{path} needs the columns 'id' and '{HUMAN}' (it has: {', '.join(header)}); export it with 'review export'")
-    return {((row.get("suite") or "").strip(), str(row["id"]).strip()): row[HUMAN].strip() for row in rows if (row.get(HUMAN) or "").strip()}
+    except UnicodeDecodeError as exc:
+        raise ReviewError(f"{path} is not a UTF-8 CSV file ({exc.reason} at byte {exc.start}); save it as CSV UTF-8, or export it again with 'review export'") from None
+    delimiter = _delimiter(text, path)
+    try:
+        rows = [(n, [unprotect_cell(c) for c in row]) for n, row in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), 1)]
+    except csv.Error as exc:
+        raise ReviewError(f"{path} is not a CSV file ({exc}); export it again with 'review export'") from None
+    rows = [(n, row) for n, row in rows if any(cell.strip() for cell in row)]
+    if not rows:
+        return {}
+    header = [cell.strip() for cell in rows[0][1]]
+    labels: dict[tuple[str, str], tuple[str, int]] = {}
+    for number, row in rows[1:]:
+        cells = dict(zip(header, row))
+        case_id, human = cells.get("id") or "", (cells.get(HUMAN) or "").strip()  # ids and suites exactly as exported
+        if not human:
+            continue
+        key = (cells.get("suite") or "", case_id)
+        if not case_id:
+            raise ReviewError(f"{path}:{number}: a {HUMAN} without an id; fill in the case's id or clear the label")
+        if key in labels and labels[key][0] != human:
+            raise ReviewError(f"{path}:{number}: {key[0] or '*'}::{case_id} is labelled {human!r} here and {labels[key][0]!r} on line {labels[key][1]}; keep one")
+        labels.setdefault(key, (human, number))
+    return {key: value for key, (value, _) in labels.items()}
+
+
+def _delimiter(text: str, path: Path) -> str:
+    """The delimiter whose header has our columns (``id`` and ``human_label``): ``,``, ``;``
+    (spreadsheets where a comma is the decimal point) or a tab; none is a :class:`ReviewError`."""
+    first = next((line for line in io.StringIO(text, newline="") if line.strip()), "").rstrip("\r\n")
+    for delimiter in (",", ";", "\t"):
+        header = [unprotect_cell(c).strip() for c in next(csv.reader([first], delimiter=delimiter), [])]
+        if {"id", HUMAN} <= set(header):
+            twice = [c for c in dict.fromkeys(header) if c and header.count(c) > 1]
+            if twice:
+                raise ReviewError(f"{path}:1: the column {twice[0]!r} appears twice; keep one")
+            return delimiter
+    shown = first[:120] or "an empty first line"
+    raise ReviewError(f"{path}:1: not a labels file (its header is {shown!r}); it needs the columns 'id' and '{HUMAN}': export one with 'review export'")
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+"""A cell starting with one of these is protected with a leading ``'`` (spreadsheets run the
+first four and OWASP's tab and carriage return as formulas; the ``'`` itself so that reading
+back is exact)."""
+
+
+def protect_cell(value: Any) -> Any:
+    """A CSV cell that no spreadsheet runs as a formula: text starting with ``=``, ``+``, ``-``,
+    ``@``, a tab or a carriage return (or ``'``) gets a leading ``'``; :func:`unprotect_cell`
+    undoes it exactly."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+
+
+def unprotect_cell(cell: str) -> str:
+    """A cell :func:`protect_cell` wrote, as it was before."""
+    return cell[1:] if cell[:1] == "'" and cell[1:2] and cell[1] in FORMULA_STARTS else cell
 
 
 def label_pairs(samples: Iterable[Mapping[str, Any]], labels: Mapping[tuple[str, str], str]) -> list[tuple[str, str, str, str]]:
@@ -170,9 +228,28 @@ def import_labels(results_dir: Path, labels_path: Path, *, write: Path | None = 
             print(f"  not a label the judge gives ({', '.join(sorted(known))}): {line}", file=sys.stderr)
         return 1
     if write is not None:
-        _write_csv(write, ("suite", "id", HUMAN), [{"suite": s, "id": c, HUMAN: label} for (s, c), label in sorted(labels.items())])
+        rows = _with_suites(labels, ids, labels_path)
+        _write_csv(write, ("suite", "id", HUMAN), [{"suite": s, "id": c, HUMAN: label} for (s, c), label in sorted(rows.items())])
         print(f"wrote the labels to {write} (use it as labels_file= of the rubric)")
     return 0
+
+
+def _with_suites(labels: Mapping[tuple[str, str], str], ids: set[tuple[str, str]], path: Path) -> dict[tuple[str, str], str]:
+    """``labels`` with the suite of every row that had none, from the run's judged cases: a case
+    id in no suite of the run, or in several, is a :class:`ReviewError` (a written row always
+    names its suite)."""
+    out: dict[tuple[str, str], str] = {}
+    for (suite, case_id), label in labels.items():
+        if not suite:
+            found = sorted(s for s, c in ids if c == case_id)
+            if len(found) != 1:
+                where = f"is judged in {len(found)} suites ({', '.join(found[:3])})" if found else "is not a judged case of the run"
+                raise ReviewError(f"{path}: the row of id {case_id!r} has no suite and {where}; fill in its suite column")
+            suite = found[0]
+        if out.get((suite, case_id), label) != label:
+            raise ReviewError(f"{path}: {suite}::{case_id} is labelled both {label!r} and {out[(suite, case_id)]!r}; keep one")
+        out[(suite, case_id)] = label
+    return out
 
 
 def calibrate(results_dir: Path, labels_path: Path, *, min_kappa: float | None = None) -> int:
@@ -190,8 +267,9 @@ def calibrate(results_dir: Path, labels_path: Path, *, min_kappa: float | None =
 
 
 def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
+    """CSV for people and spreadsheets: every cell protected from formulas (:func:`protect_cell`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(columns))
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: protect_cell(v) for k, v in row.items()} for row in rows)
