@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -137,7 +138,7 @@ def test_output_folder_is_accepted(tmp_path: Path):
         (None, "no such file"),
         ("{nope", "not valid JSON"),
         ('{"hello": 1}', 'no "suites" object'),
-        ('{"suites": {"f.py::t": {"n": 3}}}', "no per-case outcomes"),
+        ('{"suites": {"f.py::t": {"n": 3}}}', '.suites["f.py::t"].cases: expected an object, the key is missing'),
     ],
 )
 def test_bad_files_exit_3_with_a_message(tmp_path: Path, capsys, content, words):
@@ -145,7 +146,7 @@ def test_bad_files_exit_3_with_a_message(tmp_path: Path, capsys, content, words)
     bad = tmp_path / "bad.json"
     if content is not None:
         bad.write_text(content)
-    with pytest.raises(ResultsError, match=words):
+    with pytest.raises(ResultsError, match=re.escape(words)):
         load_results(bad)
     code, _, err = cli(capsys, str(good), str(bad))
     assert code == 3 and words in err and "--llmeval-output" in err

@@ -23,6 +23,7 @@ from typing import Mapping
 from pytest_llmeval.jsonfiles import json_document
 from pytest_llmeval.results.comparison import Comparison, compare_suites
 from pytest_llmeval.results.messages import listing, pct, points, pvalue
+from pytest_llmeval.results.shapes import check_results
 from pytest_llmeval.results.stats import SuiteResult
 from pytest_llmeval.results.verdicts import incomparable_reason
 
@@ -75,9 +76,9 @@ def load_run(path: Path) -> tuple[dict[str, SuiteResult], bool]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ResultsError(f"{path}: cannot be read ({exc}); {hint}") from None
     data = json_document(text, str(path), ResultsError, hint)
-    suites = data.get("suites") if isinstance(data, dict) else None
-    if not isinstance(suites, dict):
+    if not isinstance(data, dict) or "suites" not in data:
         raise ResultsError(f'{path}: no "suites" object, so not a pytest-llmeval results file; {hint}')
+    suites = check_results(data, str(path), ResultsError)["suites"]
     out: dict[str, SuiteResult] = {}
     for name, raw in suites.items():
         try:

@@ -18,11 +18,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from pytest_llmeval.jsonfiles import json_document
+from pytest_llmeval.jsonfiles import json_document, json_text
 from pytest_llmeval.results.compare import compare_runs
 from pytest_llmeval.results.comparison import Verdict
 from pytest_llmeval.results.html_assets import CSS, SCRIPT
 from pytest_llmeval.results.samplefile import SamplesError, read_samples
+from pytest_llmeval.results.shapes import check_results
 from pytest_llmeval.results.stats import SuiteResult
 
 __all__ = [
@@ -61,15 +62,16 @@ def load_run_dir(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ReportError(f"{results_path}: cannot be read ({exc}); {_HINT}") from None
     results = json_document(text, str(results_path), ReportError, _HINT)
-    if not isinstance(results, dict) or not isinstance(results.get("suites"), dict):
+    if not isinstance(results, dict) or "suites" not in results:
         raise ReportError(f'{results_path}: no "suites" object, so not a pytest-llmeval results file; {_HINT}')
+    check_results(results, str(results_path), ReportError)
     samples: list[dict[str, Any]] = []
     samples_path = folder / "samples.jsonl"
     if samples_path.is_file():
         try:
             samples = read_samples(samples_path)
         except SamplesError as exc:
-            raise ReportError(f"{exc}; {_HINT}") from None
+            raise ReportError(str(exc)) from None
     return results, samples
 
 
@@ -357,9 +359,10 @@ def compare_page(
 
 def embed_json(data: Any) -> str:
     """JSON safe inside a ``<script>`` element: no ``<``, ``>``, ``&`` or line separators
-    appear literally, so no text in the data can close the element or start markup."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str)
-    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+    appear literally, so no text in the data can close the element or start markup (and a
+    lone surrogate, which UTF-8 cannot hold, is escaped: :func:`~pytest_llmeval.jsonfiles.json_text`)."""
+    text = json_text(data, separators=(",", ":"), allow_nan=False, default=str)
+    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
         text = text.replace(char, escaped)
     return text
 

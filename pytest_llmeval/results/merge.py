@@ -126,7 +126,9 @@ def _setting_problems(shards: Sequence[Shard], given: Sequence[str] = ()) -> lis
             note(f"samples per case (--llmeval-repeats, le.cases(repeats=)) of {suite}", repeats, shard.path)
     out = []
     for what, values in seen.items():
-        if len(values) > 1:
+        if len(set(values.values())) == 1 and len(values) > 1:  # one folder disagrees with itself
+            out.append(f"{next(iter(values.values()))}: its cases ran with a different {what} ({', '.join(values)}); write the folder again with pytest --llmeval-output")
+        elif len(values) > 1:
             shown = "; ".join(f"{path}: {value}" for value, path in values.items())
             out.append(f"the shards ran with a different {what} ({shown}); run every shard with the same settings")
     return out
@@ -177,9 +179,11 @@ def _fingerprint_problems(shards: Sequence[Shard]) -> list[str]:
         if differing:
             names = list(differing)
             more = f" and {len(names) - 2} more" if len(names) > 2 else ""
+            other = differing[names[0]]
+            than = "its other suites" if other == shard.path else str(other)
             out.append(
                 f"{shard.path}: ran {', '.join(names[:2])}{more} with a different {', '.join(sorted(fields))} than "
-                f"{differing[names[0]]}; run every shard with the same model and settings"
+                f"{than}; run every shard with the same model and settings"
             )
     return out
 

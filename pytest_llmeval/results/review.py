@@ -46,7 +46,7 @@ def judged_samples(results_dir: Path) -> list[dict[str, Any]]:
     try:
         rows = read_samples(path)
     except SamplesError as exc:
-        raise ReviewError(f"{exc}; write the folder again with --llmeval-output") from None
+        raise ReviewError(str(exc)) from None
     return [row for row in rows if isinstance(row.get("judgement"), dict)]
 
 
@@ -267,9 +267,10 @@ def calibrate(results_dir: Path, labels_path: Path, *, min_kappa: float | None =
 
 
 def _write_csv(path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
-    """CSV for people and spreadsheets: every cell protected from formulas (:func:`protect_cell`)."""
+    """CSV for people and spreadsheets: every cell protected from formulas (:func:`protect_cell`);
+    a lone surrogate in a text (which UTF-8 cannot hold) is written as its ``\\udXXX`` escape."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
+    with open(path, "w", newline="", encoding="utf-8", errors="backslashreplace") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(columns))
         writer.writeheader()
         writer.writerows({k: protect_cell(v) for k, v in row.items()} for row in rows)

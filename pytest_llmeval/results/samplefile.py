@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_llmeval.jsonfiles import jsonl_rows, read_text
+from pytest_llmeval.results.shapes import FIX, check_sample
 
 __all__ = ["SamplesError", "read_samples"]
 
@@ -16,9 +17,11 @@ class SamplesError(ValueError):
 
 
 def read_samples(path: Path) -> list[dict[str, Any]]:
-    """The JSON objects of ``path``, one a line, skipping blank lines and non-objects.
+    """The JSON objects of ``path``, one a line, skipping blank lines.
 
-    Raises :class:`SamplesError` (``path:line: not valid JSON (...)``) for a broken line or a
-    file that cannot be read. A completion holding U+2028 or U+0085 stays on its line."""
+    Raises :class:`SamplesError` naming the file and line for a broken line, a line of the
+    wrong shape (:func:`~pytest_llmeval.results.shapes.check_sample`: a value of the wrong type,
+    a missing key, NaN...) or a file that cannot be read. A completion holding U+2028 or U+0085
+    stays on its line."""
     text = read_text(Path(path), str(path), SamplesError)
-    return [row for _, row in jsonl_rows(text, str(path), SamplesError, fix=None) if isinstance(row, dict)]
+    return [check_sample(row, f"{path}:{number}", SamplesError) for number, row in jsonl_rows(text, str(path), SamplesError, fix=FIX)]
