@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable, NoReturn, TextIO
 
-__all__ = ["EXIT_USAGE", "Command", "Parser", "fraction", "usage_error"]
+from pytest_llmeval.escaping import terminal
+
+__all__ = ["EXIT_USAGE", "Command", "Parser", "TerminalStream", "fraction", "usage_error"]
 
 EXIT_USAGE = 3
 """A usage error, an unreadable input or inputs that cannot be compared, in every subcommand
@@ -56,3 +58,19 @@ def usage_error(message: str) -> int:
     """Print ``error: message`` (the message names the file and the fix) and return :data:`EXIT_USAGE`."""
     print(f"error: {message}", file=sys.stderr)
     return EXIT_USAGE
+
+
+class TerminalStream:
+    """``stdout`` or ``stderr`` of a command: every line it writes escaped
+    (:func:`~pytest_llmeval.escaping.terminal`), so a case id, a suite name or a reason read
+    from a file cannot move the cursor, recolour the terminal or add a line."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write("\n".join(terminal(part) for part in text.split("\n")))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:  # flush, fileno, isatty... as the stream has them
+        return getattr(self.stream, name)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from typing import Sequence
 
 from pytest_llmeval.cli import compare, history, init, merge, prune, report, review
-from pytest_llmeval.cli.core import EXIT_USAGE, Command, Parser
+from pytest_llmeval.cli.core import EXIT_USAGE, Command, Parser, TerminalStream
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -44,7 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one subcommand; returns its exit status (3 for a usage error)."""
+    """Run one subcommand; returns its exit status (3 for a usage error). Every line it prints
+    is escaped (:class:`~.core.TerminalStream`)."""
+    with contextlib.redirect_stdout(TerminalStream(sys.stdout)), contextlib.redirect_stderr(TerminalStream(sys.stderr)):  # type: ignore[type-var]
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(list(argv) if argv is not None else None)

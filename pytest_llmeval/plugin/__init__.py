@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import pytest
 
 from pytest_llmeval.datasets.suite import CaseError, CaseSpec
+from pytest_llmeval.escaping import terminal
 from pytest_llmeval.plugin.fixtures import case, completion, judgement, llm, llm_settings, missing_answer, ranked
 from pytest_llmeval.plugin import code_runs, planning, reporting
 from pytest_llmeval.plugin.html_output import write_html
@@ -58,7 +59,7 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         state = LLMEvalState(config)
     except SettingsError as exc:
-        raise pytest.UsageError(f"llmeval: {exc}") from None
+        raise pytest.UsageError(f"llmeval: {terminal(exc)}") from None
     config.stash[STATE] = state
     code_runs.check_sandbox(config, state.options)
     config.add_cleanup(state.models.close)
@@ -74,7 +75,7 @@ class _EvalModule(pytest.Module):
             return super().collect()
         except CaseError as exc:
             problem = str(exc)
-        raise self.CollectError(f"llmeval: {problem}")
+        raise self.CollectError(f"llmeval: {terminal(problem)}")
 
 
 def pytest_pycollect_makemodule(module_path: Any, parent: Any) -> Any:
@@ -134,7 +135,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     else:
         problem = None
     if problem is not None:  # raised outside the except block: no chained traceback in the report
-        pytest.fail(f"llmeval: {problem}", pytrace=False)
+        pytest.fail(f"llmeval: {terminal(problem)}", pytrace=False)
     if overlaps:
         warnings.warn(overlap_warning(metafunc.definition.nodeid, len(plan.cases), overlaps), stacklevel=1)
     repeats = planning.repeats_of(state, spec)

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from pytest_llmeval.escaping import terminal
 from pytest_llmeval.plugin.state import get_state as _state
 from pytest_llmeval.settings import LLMSettings, SettingsError, coerce_settings
 
@@ -26,7 +27,7 @@ def llm(pytestconfig: pytest.Config, llm_settings: Any) -> Any:
         return _state(pytestconfig).get_backend(settings)
     except (ModelLoadError, SettingsError) as exc:
         problem = str(exc)
-    pytest.fail(f"llmeval: {problem}", pytrace=False)  # outside the except block: one clean line
+    pytest.fail(f"llmeval: {terminal(problem)}", pytrace=False)  # outside the except block: one clean line
 
 
 @pytest.fixture
@@ -108,7 +109,7 @@ def _scheduled(request: pytest.FixtureRequest, llm_settings: Any) -> Any:
         return state.scheduler.result(key, Deferred(load), cache)
     except OutputError as exc:
         problem = str(exc)
-    pytest.fail(f"llmeval: {problem}", pytrace=False)  # outside the except block: one clean line
+    pytest.fail(f"llmeval: {terminal(problem)}", pytrace=False)  # outside the except block: one clean line
 
 
 @pytest.fixture
@@ -165,4 +166,4 @@ def judgement(request: pytest.FixtureRequest, llm_settings: Any, case: Any, comp
         problem = f"judge model: {exc}"
     except (JudgeError, OutputError) as exc:
         problem = str(exc)
-    pytest.fail(f"llmeval: {problem}", pytrace=False)  # an error of the case (in setup), one line
+    pytest.fail(f"llmeval: {terminal(problem)}", pytrace=False)  # an error of the case (in setup), one line

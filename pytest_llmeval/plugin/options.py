@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 import pytest
 
+from pytest_llmeval.escaping import terminal
 from pytest_llmeval.options import OPTIONS, VALUE_FLAGS, Option, setting_of, settings_from
 
 __all__ = ["OPTIONS", "VALUE_FLAGS", "Option", "Values", "add_options", "read_options", "setting_of", "settings_from", "space_form_paths"]
@@ -70,7 +71,7 @@ def read_options(config: pytest.Config) -> Values:
             try:
                 raw = config.getini(o.dest)
             except ValueError as exc:
-                raise pytest.UsageError(f"llmeval: {where}: {exc}") from None
+                raise pytest.UsageError(f"llmeval: {where}: {terminal(exc)}") from None
         values[o.name] = _parse(o, raw, where)
     base = {o.name: config.invocation_params.dir if o.name in from_cli else ini_dir for o in OPTIONS}
     return Values(values, frozenset(from_cli), base)
@@ -86,7 +87,7 @@ def _parse(option: Option, raw: Any, where: str) -> Any:
             return tuple(str(v) for v in raw) if isinstance(raw, (list, tuple)) else (str(raw),)
         return option.parse(raw)
     except ValueError as exc:
-        raise pytest.UsageError(f"llmeval: {where}: {exc}") from None
+        raise pytest.UsageError(f"llmeval: {where}: {terminal(exc)}") from None
 
 
 def space_form_paths(args: tuple[str, ...], cwd: Path) -> list[tuple[str, str]]:

@@ -22,6 +22,8 @@ from typing import Any, Callable, TextIO
 
 import pytest
 
+from pytest_llmeval.escaping import terminal
+
 Say = Callable[[str], None]
 
 
@@ -73,7 +75,7 @@ def counted(n: int, what: str) -> str:
 
 
 def write_line(config: pytest.Config, line: str) -> None:
-    """One line on the terminal, also while pytest captures output."""
+    """One line on the terminal, also while pytest captures output (its text escaped: :func:`~pytest_llmeval.escaping.terminal`)."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     capman = config.pluginmanager.get_plugin("capturemanager")
     if reporter is None:
@@ -81,7 +83,7 @@ def write_line(config: pytest.Config, line: str) -> None:
     ctx = capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext()
     with ctx:
         _start_clean_line(reporter)
-        reporter.write_line(line)
+        reporter.write_line(terminal(line))
 
 
 def _start_clean_line(reporter: Any) -> None:

@@ -8,6 +8,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from pytest_llmeval.escaping import terminal
 from pytest_llmeval.plugin.run_options import cache_path, history_path
 from pytest_llmeval.plugin.progress import resume_file_line
 from pytest_llmeval.plugin.state import LINES_KEY, LLMEvalState
@@ -143,7 +144,9 @@ def add_junit_properties(config: pytest.Config, report: Any) -> None:
 
 
 def write_summary(reporter: Any, exitstatus: int, state: LLMEvalState) -> None:
-    """The llmeval section: missed cases, the suite table and the gate, on the reporting process."""
+    """The llmeval section: missed cases, the suite table and the gate, on the reporting process;
+    every line escaped (:func:`~pytest_llmeval.escaping.terminal`): a case id or a reason cannot
+    move the cursor, recolour or add a line."""
     report = state.final_report
     if report is None:
         return
@@ -152,17 +155,17 @@ def write_summary(reporter: Any, exitstatus: int, state: LLMEvalState) -> None:
     reporter.section("llmeval", sep="=")
     verbose = state.config.getoption("verbose", default=0) > 0
     for text, markup in missed_lines(state.records, per_suite=None if verbose else 3):
-        reporter.write_line(text, **markup)
+        reporter.write_line(terminal(text), **markup)
     cached = cache_line(state)
     if cached:
-        reporter.write_line(cached)
+        reporter.write_line(terminal(cached))
     for text in durations_lines(state):
-        reporter.write_line(text)
+        reporter.write_line(terminal(text))
     other = _other_problems(reporter, exitstatus, state) if report.suites and not report.gate_failed else ""
     for text, markup in report.lines():
-        reporter.write_line(text, **({"yellow": True, "bold": True} if other and markup.get("green") else markup))
+        reporter.write_line(terminal(text), **({"yellow": True, "bold": True} if other and markup.get("green") else markup))
     if other:  # the gate line must not read as "all is well" when the run fails
-        reporter.write_line(f"llmeval: the gate passed, but the run failed for other reasons: {other}", red=True, bold=True)
+        reporter.write_line(terminal(f"llmeval: the gate passed, but the run failed for other reasons: {other}"), red=True, bold=True)
 
 
 def durations_lines(state: LLMEvalState) -> list[str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from pytest_llmeval.escaping import markdown_code, markdown_text
+
 MAX_LISTED = 10
 
 Markup = dict[str, bool]
@@ -34,9 +36,10 @@ class Message:
         return out
 
     def markdown(self) -> str:
+        """One Markdown list item: the text and hint escaped as text, the command as code."""
         icon = {"error": "❌", "warning": "⚠️"}.get(self.level, "ℹ️")
-        tail = " ".join(p for p in (self.hint, f"`{self.command}`" if self.command else "") if p)
-        return f"- {icon} {self.text}" + (f" — {tail}" if tail else "")
+        tail = " ".join(p for p in (markdown_text(self.hint) if self.hint else "", markdown_code(self.command) if self.command else "") if p)
+        return f"- {icon} {markdown_text(self.text)}" + (f" — {tail}" if tail else "")
 
     def to_json(self) -> dict[str, str]:
         return {"level": self.level, "text": self.text, "hint": self.hint, "command": self.command}
@@ -72,6 +75,7 @@ def pvalues(p: float, adjusted: float | None) -> str:
 
 
 def listing(items: Sequence[str], limit: int = MAX_LISTED, code: bool = False) -> str:
-    shown = [f"`{i}`" if code else i for i in items[:limit]]
+    """``a, b, c ... and 4 more``; with ``code``, each a Markdown code span (:func:`~pytest_llmeval.escaping.markdown_code`)."""
+    shown = [markdown_code(i) if code else i for i in items[:limit]]
     more = len(items) - limit
     return ", ".join(shown) + (f" ... and {more} more" if more > 0 else "")

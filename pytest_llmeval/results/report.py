@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+from pytest_llmeval.escaping import html_text, markdown_code, markdown_fence, markdown_text, terminal
 from pytest_llmeval.results.caps import CapCounts
 from pytest_llmeval.results import beyond_report
 from pytest_llmeval.results.beyond_report import SuiteBeyond
@@ -196,8 +197,8 @@ class GateReport:
             low, high = r.interval
             at = ", ".join(f"pass@{j} {pct(v)}" for j, v in r.pass_at.items())
             hat = ", ".join(f"pass^{j} {pct(v)}" for j, v in r.pass_hat.items() if j > 1)
-            flaky = [f"{cid} ({c}/{n})" for cid, (c, n) in r.flaky]
-            name = f"`{s.name}`" if code else s.name
+            flaky = [f"{markdown_code(cid) if code else cid} ({c}/{n})" for cid, (c, n) in r.flaky]
+            name = markdown_code(s.name) if code else s.name
             line = (f"{name}: {r.samples} samples of {plural(r.cases, 'case')} (k={r.k}); mean {pct(r.mean)} "
                     f"[{low * 100:.1f}, {high * 100:.1f}]; {at}; {hat}; {len(flaky)} flaky")  # fmt: skip
             if flaky:
@@ -266,8 +267,8 @@ class GateReport:
             out.append("| " + " | ".join(header + (["model"] if models else [])) + " |")
             out.append("|---|" + "--:|" * (len(header) - 4) + "---|--:|---|" + ("---|" if models else ""))
             for s in self.suites:
-                cells = self._row(s) + [self._verdict_cell(s.name)] + ([f"`{models[s.name]}`"] if models else [])
-                cells[0] = f"`{cells[0]}`"
+                cells = self._row(s) + [self._verdict_cell(s.name)] + ([markdown_code(models[s.name])] if models else [])
+                cells[0] = markdown_code(s.name)
                 out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
             if self._shows_skips:
                 out.append(f"\n{NOT_COUNTED_NOTE}")
@@ -290,10 +291,11 @@ class GateReport:
                 head = f"{c.verdict.value}: {incomparable_reason(c)}" + (f"; not comparable: {change}" if change else "")
             else:
                 head = f"{c.verdict.value} ({points(p.delta)}, {pvalues(p.p_value, p.adjusted_p)})"  # type: ignore[union-attr]
-            out.append(f"<details><summary><code>{s.name}</code>: {head}</summary>")
+            out.append(f"<details><summary><code>{html_text(s.name)}</code>: {html_text(head)}</summary>")
             out.append("")
             if c.prompt_diff:
-                out.extend(["The prompt, baseline -> this run:", "", "```diff", *c.prompt_diff, "```", ""])
+                fence = markdown_fence(c.prompt_diff)
+                out.extend(["The prompt, baseline -> this run:", "", f"{fence}diff", *(terminal(line) for line in c.prompt_diff), fence, ""])
             if p is None:
                 out.extend(["", "</details>", ""])
                 continue
@@ -302,12 +304,12 @@ class GateReport:
             if p.newly_passing:
                 out.append(f"- newly passing ({len(p.newly_passing)}): " + listing(p.newly_passing, code=True))
             if c.versions_changed:
-                out.append(f"- versions changed since the baseline: {', '.join(c.versions_changed)}")
+                out.append(f"- versions changed since the baseline: {markdown_text(', '.join(c.versions_changed))}")
             out.extend(["", "</details>", ""])
         if self.failures:
             out.append("**Gate failures**")
             out.append("")
-            out.extend(f"- {f}" for f in self.failures)
+            out.extend(f"- {markdown_text(f)}" for f in self.failures)
             out.append("")
         if self.notes:
             out.extend(m.markdown() for m in self.notes)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pytest_llmeval.escaping import terminal
+
 
 class EvalFailure(AssertionError):
     """A case the model got wrong: an ``AssertionError`` with the evidence attached.
@@ -29,7 +31,7 @@ class EvalFailure(AssertionError):
         super().__init__(self._message())
 
     def _message(self) -> str:
-        lines = [self.reason]
+        lines = [terminal(self.reason)]  # what pytest shows; the record keeps the reason itself
         if self.expected is not None:
             lines.append(f"expected: {_short(self.expected)}")
         if self.actual is not None:
