@@ -7,39 +7,59 @@ It imports no pytest: the plugin registers and reads the options from it
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Mapping
 
-from pytest_llmeval.settings import CPU_MATMUL, DTYPES, GenerationSettings, LLMSettings, SettingsError, parse_bool
+from pytest_llmeval.settings import (
+    CPU_MATMUL, DTYPES, MAX_REPEATS, MAX_SEED, MAX_TIMEOUT_S, MAX_TOKENS, GenerationSettings, LLMSettings, SettingsError, parse_bool,
+    stop_problem, url_problem,
+)  # fmt: skip
 
 Kind = Literal["value", "flag", "append"]
 
 
-def _int(minimum: int) -> Callable[[str], int]:
+def _int(minimum: int, maximum: int = MAX_TOKENS) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(str(text).strip())
         except ValueError:
-            raise ValueError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise ValueError(f"must be at least {minimum}, got {value}")
+            raise ValueError(f"expected a whole number, got {str(text)[:40]!r}") from None
+        if not minimum <= value <= maximum:
+            raise ValueError(f"must be from {minimum} to {maximum}, got {str(value)[:40]}")
         return value
 
     return parse
 
 
-def _float(low: float | None = None, high: float | None = None) -> Callable[[str], float]:
+def _float(low: float, high: float = math.inf) -> Callable[[str], float]:
+    """A finite number in ``[low, high]`` (never NaN or infinite: no setting can use one)."""
+
     def parse(text: str) -> float:
         try:
             value = float(str(text).strip())
         except ValueError:
-            raise ValueError(f"expected a number, got {text!r}") from None
-        if value != value or (low is not None and value < low) or (high is not None and value > high):
-            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-            raise ValueError(f"must be {bounds}, got {text!r}")
+            raise ValueError(f"expected a number, got {str(text)[:40]!r}") from None
+        if not math.isfinite(value) or not low <= value <= high:
+            bounds = f"between {low:g} and {high:g}" if math.isfinite(high) else f"a finite number of at least {low:g}"
+            raise ValueError(f"must be {bounds}, got {str(text)[:40]!r}")
         return value
 
     return parse
+
+
+def _stop(text: str) -> str:
+    problem = stop_problem((str(text),))
+    if problem is not None:
+        raise ValueError(problem)
+    return str(text)
+
+
+def _url(text: str) -> str:
+    problem = url_problem(str(text))
+    if problem is not None:
+        raise ValueError(problem)
+    return str(text)
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:
@@ -67,8 +87,8 @@ def parse_shard(text: str) -> tuple[int, int]:
 def _ks(text: str) -> tuple[int, ...]:
     values = []
     for part in str(text).replace(",", " ").split():
-        if not part.isdigit() or int(part) < 1:
-            raise ValueError(f"expected whole numbers of at least 1 separated by commas, got {text!r}")
+        if not part.isdigit() or not 1 <= int(part) <= MAX_REPEATS:
+            raise ValueError(f"expected whole numbers from 1 to {MAX_REPEATS} separated by commas, got {str(text)[:40]!r}")
         values.append(int(part))
     return tuple(sorted(set(values)))
 
@@ -141,12 +161,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("dtype", "weights dtype: auto (float32 on CPU, bfloat16/float16 on CUDA), float32, float16, bfloat16", _choice(*DTYPES), setting="dtype"),
     Option("device", "device: auto (cuda when present, else cpu), cpu, cuda, cuda:N", _device, setting="device"),
     Option("batch-size", "batch size for generation and scoring: a number or auto", _batch_size, setting="batch_size"),
-    Option("seed", "seed for python, numpy and torch (default 1234)", _int(0), setting="seed"),
+    Option("seed", f"seed for python, numpy and torch (default 1234; 0 to {MAX_SEED})", _int(0, MAX_SEED), setting="seed"),
     Option("max-new-tokens", "most tokens generated per completion (default 64)", _int(1), setting="generation.max_new_tokens"),
-    Option("stop", "stop string ending a completion (repeat the option for several)", kind="append", setting="generation.stop"),
+    Option("stop", "stop string ending a completion, not empty (repeat the option for several)", _stop, kind="append", setting="generation.stop"),
     Option("do-sample", "sample instead of greedy decoding (then temperature/top_p apply)", _flag, "flag", setting="generation.do_sample"),
-    Option("temperature", "sampling temperature (only with do_sample)", _float(0.0), setting="generation.temperature"),
-    Option("top-p", "nucleus sampling top_p (only with do_sample)", _float(0.0, 1.0), setting="generation.top_p"),
+    Option("temperature", "sampling temperature, above 0 (only with do_sample)", _float(0.0), setting="generation.temperature"),
+    Option("top-p", "nucleus sampling top_p, above 0 and at most 1 (only with do_sample)", _float(0.0, 1.0), setting="generation.top_p"),
     Option("max-length", "longest context in tokens (default: the model's)", _int(1), setting="max_length"),
     Option("cpu-matmul", "float32 linear layers on a CPU: auto (the faster of torch's and oneDNN's kernels at the model's shapes, timed once per CPU), torch or onednn", _choice(*CPU_MATMUL), setting="cpu_matmul"),
     Option("window", "most items one batched run covers (default: all pending; 64 on an xdist worker)", _int(1)),
@@ -166,19 +186,19 @@ OPTIONS: tuple[Option, ...] = (
     Option("html", "write a self-contained HTML report of the run to this file", path=True),
     Option("shard", "run one deterministic part of the eval cases: I/N (1 <= I <= N), e.g. 2/4; merge the parts' outputs with python -m pytest_llmeval merge", parse_shard),
     # OpenAI-compatible HTTP backend (llmeval_model = "openai:MODEL")
-    Option("base-url", "base URL of an OpenAI-compatible server (default $OPENAI_BASE_URL, else https://api.openai.com/v1)", setting="base_url"),
+    Option("base-url", "base URL of an OpenAI-compatible server (default $OPENAI_BASE_URL, else https://api.openai.com/v1)", _url, setting="base_url"),
     Option("api-key-env", "environment variable holding the API key (default OPENAI_API_KEY); the key is never written", setting="api_key_env"),
-    Option("concurrency", "most HTTP requests in flight at once (default 16)", _int(1), setting="concurrency"),
-    Option("request-timeout", "seconds one HTTP request may take before it is retried (default 60)", _float(0.001), setting="request_timeout"),
-    Option("max-retries", "retries of an HTTP request after 429, 5xx, a timeout or a dropped connection (default 4)", _int(0), setting="max_retries"),
-    Option("price-in", "USD per million prompt tokens, to report the cost of HTTP requests", _float(0.0), setting="price_in"),
-    Option("price-out", "USD per million completion tokens, to report the cost of HTTP requests", _float(0.0), setting="price_out"),
-    Option("max-cost", "stop sending HTTP requests once this many USD are spent (needs --llmeval-price-in/-out)", _float(0.0), setting="max_cost"),
+    Option("concurrency", "most HTTP requests in flight at once (default 16; at most 4096)", _int(1, 4096), setting="concurrency"),
+    Option("request-timeout", f"seconds one HTTP request may take before it is retried (default 60; at most {MAX_TIMEOUT_S:g})", _float(0.001, MAX_TIMEOUT_S), setting="request_timeout"),
+    Option("max-retries", "retries of an HTTP request after 429, 5xx, a timeout or a dropped connection (default 4; at most 100)", _int(0, 100), setting="max_retries"),
+    Option("price-in", "USD per million prompt tokens, to report the cost of HTTP requests", _float(0.0, 1e9), setting="price_in"),
+    Option("price-out", "USD per million completion tokens, to report the cost of HTTP requests", _float(0.0, 1e9), setting="price_out"),
+    Option("max-cost", "stop sending HTTP requests once this many USD are spent (needs --llmeval-price-in/-out)", _float(0.0, 1e9), setting="max_cost"),
     # the completion cache
     Option("cache", "completion cache: on (read and write, the default), off, refresh (recompute and overwrite) or readonly", _choice("on", "off", "refresh", "readonly")),
     Option("cache-path", "SQLite completion cache file (default .llmeval/cache.sqlite under the rootdir)", path=True),
     # repeated sampling
-    Option("repeats", "samples per eval case (default 1); le.cases(repeats=) wins for its suite", _int(1)),
+    Option("repeats", f"samples per eval case (default 1, at most {MAX_REPEATS}); le.cases(repeats=) wins for its suite", _int(1, MAX_REPEATS)),
     Option("pass-k", "with repeats, more k to report pass@k and pass^k for (comma-separated; 1 and the k run always)", _ks),
     # model-graded scoring (le.Rubric / le.Pairwise judges)
     Option("judge-model", "judge model for le.Rubric/le.Pairwise, in the forms of --llmeval-model (default: the model under test)"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -16,6 +17,32 @@ class SettingsError(ValueError):
 KEYED_WHEN_SET = {"cache_key": "when_set"}
 """Field metadata: the field is part of a completion cache key only when it is not ``None``, so
 adding it leaves the keys of earlier versions as they were (:func:`pytest_llmeval.models.cache.canonical`)."""
+
+
+MAX_REPEATS = 1000
+"""The most samples per case (``--llmeval-repeats``, ``le.cases(repeats=)``): each sample is a test
+item, and pass@k for k up to a few hundred (HumanEval's pass@100 draws 200) fits well below it."""
+MAX_SEED = 2**63 - 1
+"""The largest seed: what a served model's API takes (a signed 64-bit integer) and torch's seeding."""
+MAX_TOKENS = 10**9
+"""The largest token count (``max_new_tokens``, ``max_length``) and the other whole-number options."""
+MAX_TIMEOUT_S = 86_400.0
+"""The longest a request may take (a day): a timeout that never ends would hang on a silent server."""
+
+
+def stop_problem(stop: Any) -> str | None:
+    """Why ``stop`` (a tuple of stop strings) cannot be used, or None: every one must be a
+    non-empty string (an empty one would cut every completion at its first token). The one rule
+    for ``--llmeval-stop``, ``llmeval_stop``, ``le.cases(stop=)`` and ``GenerationSettings``."""
+    if not isinstance(stop, tuple) or not all(isinstance(s, str) for s in stop):
+        return f"stop must be a string or a list of strings, got {stop!r:.80}"
+    if any(s == "" for s in stop):
+        return "an empty stop string would cut every completion after its first token; drop it (or give the text to stop at)"
+    return None
+
+
+def _finite(value: Any, low: float, high: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and low <= value <= high
 
 
 @dataclass(frozen=True)
@@ -34,8 +61,8 @@ class GenerationSettings:
     """Most thinking tokens before the end of thinking is forced (``None``: no budget)."""
 
     def __post_init__(self) -> None:
-        if self.max_new_tokens < 1:
-            raise SettingsError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+        if not isinstance(self.max_new_tokens, int) or isinstance(self.max_new_tokens, bool) or not 1 <= self.max_new_tokens <= MAX_TOKENS:
+            raise SettingsError(f"max_new_tokens (--llmeval-max-new-tokens) must be a whole number from 1 to {MAX_TOKENS}, got {self.max_new_tokens!r}")
         if self.max_reasoning_tokens is not None and self.max_reasoning_tokens < 0:
             raise SettingsError(f"max_reasoning_tokens must be at least 0, got {self.max_reasoning_tokens}")
         if not self.do_sample and (self.temperature is not None or self.top_p is not None):
@@ -43,6 +70,18 @@ class GenerationSettings:
                 "temperature/top_p only apply when sampling: set do_sample=True (llmeval_do_sample) "
                 "or drop them"
             )
+        if self.temperature is not None and not _finite(self.temperature, 0.0, math.inf):
+            raise SettingsError(f"temperature (--llmeval-temperature) must be a finite number of at least 0, got {self.temperature!r}")
+        if self.do_sample and self.temperature == 0:
+            raise SettingsError(
+                "temperature 0 (--llmeval-temperature) while sampling (--llmeval-do-sample) is greedy decoding, which no "
+                "backend samples the same way; for greedy decoding drop do_sample, else give a temperature above 0"
+            )
+        if self.top_p is not None and not (_finite(self.top_p, 0.0, 1.0) and self.top_p > 0):
+            raise SettingsError(f"top_p (--llmeval-top-p) must be above 0 and at most 1, got {self.top_p!r}")
+        problem = stop_problem(self.stop)
+        if problem is not None:
+            raise SettingsError(f"{problem} (--llmeval-stop)")
 
     def merged(self, **overrides: Any) -> "GenerationSettings":
         known = {k: v for k, v in overrides.items() if v is not None}
@@ -120,6 +159,17 @@ class LLMSettings:
             raise SettingsError(f"cpu_matmul must be one of {', '.join(CPU_MATMUL)}, got {self.cpu_matmul!r}")
         if self.dtype not in DTYPES:
             raise SettingsError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed <= MAX_SEED:
+            raise SettingsError(f"seed (--llmeval-seed) must be a whole number from 0 to {MAX_SEED} (2**63 - 1), got {self.seed!r:.80}")
+        if not _finite(self.request_timeout, 0.001, MAX_TIMEOUT_S):
+            raise SettingsError(
+                f"request_timeout (--llmeval-request-timeout) must be a number of seconds from 0.001 to {MAX_TIMEOUT_S:g} "
+                f"(a request that may never end hangs on a silent server), got {self.request_timeout!r}"
+            )
+        if self.base_url is not None:
+            problem = url_problem(self.base_url)
+            if problem is not None:
+                raise SettingsError(f"base_url (--llmeval-base-url): {problem}")
 
     def replace(self, **changes: Any) -> "LLMSettings":
         return replace(self, **changes)
@@ -150,6 +200,27 @@ def coerce_settings(value: Any) -> LLMSettings:
         except TypeError as exc:
             raise SettingsError(f"llm_settings: {exc}") from None
     raise SettingsError(f"the llm_settings fixture must return LLMSettings or a dict, got {type(value).__name__}")
+
+
+def url_problem(url: Any) -> str | None:
+    """Why ``url`` is not a server's base URL (``http(s)://host[:port][/path]``), or None. The
+    text of the URL is not repeated: it may hold a password."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str) or not url.strip():
+        return "expected a URL such as http://127.0.0.1:8000/v1"
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "the URL holds a space or a control character; write it without"
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # an out-of-range or non-numeric port raises here
+    except ValueError as exc:
+        return f"not a valid URL ({exc}); write it as http://HOST:PORT/PATH"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "expected an http:// or https:// URL with a host, such as http://127.0.0.1:8000/v1"
+    if port == 0:
+        return "port 0 is not a server's port; write the port the server listens on"
+    return None
 
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")

@@ -46,11 +46,11 @@ def test_a_non_numeric_value_in_the_ini_is_a_one_line_usage_error(pytester: pyte
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--llmeval-tolerance=1.5"], "*--llmeval-tolerance: must be between 0.0 and 1.0, got '1.5'"),
-        (["--llmeval-max-new-tokens=0"], "*--llmeval-max-new-tokens: must be at least 1, got 0"),
+        (["--llmeval-tolerance=1.5"], "*--llmeval-tolerance: must be between 0 and 1, got '1.5'"),
+        (["--llmeval-max-new-tokens=0"], "*--llmeval-max-new-tokens: must be from 1 to 1000000000, got 0"),
         (["--llmeval-dtype=float8"], "*--llmeval-dtype: expected one of auto, float32, float16, bfloat16, got 'float8'"),
         (["--llmeval-device=gpu"], "*--llmeval-device: expected auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
-        (["--llmeval-alpha=nan"], "*--llmeval-alpha: must be between 0.0 and 1.0, got 'nan'"),
+        (["--llmeval-alpha=nan"], "*--llmeval-alpha: must be between 0 and 1, got 'nan'"),
     ],
 )
 def test_out_of_range_values_are_usage_errors(pytester: pytest.Pytester, args: list[str], message: str) -> None:

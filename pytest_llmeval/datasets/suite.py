@@ -26,6 +26,7 @@ from pytest_llmeval.datasets.casetext import (
     template_fields,
     template_problem,
 )
+from pytest_llmeval.settings import MAX_REPEATS, stop_problem
 
 __all__ = [
     "ANSWER_FIELDS",
@@ -133,7 +134,7 @@ def _rate(value: Any) -> bool:
 
 
 def _stop_strings(value: Any) -> bool:
-    return value is None or (isinstance(value, tuple) and all(isinstance(s, str) and s for s in value))
+    return value is None or stop_problem(value) is None  # the rule of --llmeval-stop too
 
 
 _ARGUMENTS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
@@ -151,7 +152,7 @@ _ARGUMENTS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("target_delimiter", _text_or_none, "a string"),
     ("fewshot_delimiter", lambda v: isinstance(v, str), "a string"),
     ("continuation", _text_or_none, "the name of the field scored after each choice"),
-    ("repeats", lambda v: v is None or (_is_int(v) and v >= 1), "a whole number of at least 1"),
+    ("repeats", lambda v: v is None or (_is_int(v) and 1 <= v <= MAX_REPEATS), f"a whole number from 1 to {MAX_REPEATS}"),
     ("require", lambda v: v in (None, "all", "majority"), "'all' or 'majority'"),
     ("judge", lambda v: v is None or callable(getattr(v, "judge_problem", None)), "le.Rubric(...) or le.Pairwise(...)"),
     ("thinking", lambda v: v is None or isinstance(v, bool), "True or False"),

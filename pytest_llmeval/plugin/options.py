@@ -84,7 +84,7 @@ def _parse(option: Option, raw: Any, where: str) -> Any:
         raw = raw if isinstance(raw, bool) else str(raw)
     try:
         if option.kind == "append":
-            return tuple(str(v) for v in raw) if isinstance(raw, (list, tuple)) else (str(raw),)
+            return tuple(option.parse(str(v)) for v in (raw if isinstance(raw, (list, tuple)) else (raw,)))
         return option.parse(raw)
     except ValueError as exc:
         raise pytest.UsageError(f"llmeval: {where}: {terminal(exc)}") from None
