@@ -21,7 +21,16 @@ from pytest_llmeval.escaping import terminal
 from pytest_llmeval.plugin.fixtures import case, completion, judgement, llm, llm_settings, missing_answer, ranked
 from pytest_llmeval.plugin import code_runs, planning, reporting
 from pytest_llmeval.plugin.html_output import write_html
-from pytest_llmeval.plugin.identity import MARKER, eval_item, keyword_variants, sample_id, samples_of, unittest_suites
+from pytest_llmeval.plugin.identity import (
+    MARKER,
+    eval_item,
+    folded_params,
+    keyword_variants,
+    sample_id,
+    samples_of,
+    stacking_problem,
+    unittest_suites,
+)
 from pytest_llmeval.plugin.model_groups import SETTINGS
 from pytest_llmeval.plugin.options import add_options
 from pytest_llmeval.plugin.records import record_for, run_status
@@ -126,6 +135,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     spec = marker.args[0] if marker.args else marker.kwargs.get("spec")
     if not isinstance(spec, CaseSpec):
         pytest.fail("@pytest.mark.llmeval is set by pytest_llmeval.cases(); use that decorator", pytrace=False)
+    stacked = stacking_problem(metafunc)
+    if stacked is not None:
+        pytest.fail(f"llmeval: {terminal(stacked)}", pytrace=False)
     state = get_state(metafunc.config)
     try:
         plan = planning.plan(state, metafunc, spec)
@@ -175,6 +187,13 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.Fix
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
     keyword_variants(config, items)  # before pytest's -k: '~typos' selects a perturbation's variants
     result = yield
+    folded = next(((item, folded_params(item)) for item in items if folded_params(item)), None)
+    if folded is not None:  # parameters added by a pytest_generate_tests hook, after le.cases's check
+        raise pytest.UsageError(
+            f"llmeval: {terminal(folded[0].nodeid)}: le.cases cannot be combined with the parameters "
+            f"{', '.join(folded[1])} (set by a pytest_generate_tests hook): each case would run once per value and "
+            "its runs would count as one case; leave eval tests out of that hook, or write one test function per variant"
+        )
     shard = get_state(config).options["shard"]  # after every other plugin's selection
     if shard is not None:
         from pytest_llmeval.plugin.shard import select

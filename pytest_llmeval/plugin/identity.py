@@ -16,7 +16,19 @@ import pytest
 
 from pytest_llmeval.decorator import MARKER
 
-__all__ = ["CASE", "MARKER", "eval_item", "keyword_variants", "sample_id", "samples_of", "suite_id", "suite_root", "unittest_suites"]
+__all__ = [
+    "CASE",
+    "MARKER",
+    "eval_item",
+    "folded_params",
+    "keyword_variants",
+    "sample_id",
+    "samples_of",
+    "stacking_problem",
+    "suite_id",
+    "suite_root",
+    "unittest_suites",
+]
 
 CASE = pytest.StashKey[tuple[str, Any]]()
 """An item's (suite, case), once :func:`eval_item` has found it."""
@@ -89,3 +101,51 @@ def keyword_variants(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if "~" in item.name:
             item.extra_keyword_matches.add(item.name.replace("~", _TILDE))
+
+
+def _argnames(mark: Any) -> list[str]:
+    names = mark.args[0] if mark.args else mark.kwargs.get("argnames", ())
+    if isinstance(names, str):
+        names = names.split(",")
+    return [str(n).strip() for n in names if str(n).strip()]
+
+
+def stacking_problem(metafunc: pytest.Metafunc) -> str | None:
+    """Why a suite's test cannot be collected as one suite, or None: ``le.cases`` given twice
+    (one source would be dropped), or other parameters on it (``@pytest.mark.parametrize``, a
+    parametrized fixture), which would run each case once per value and count the runs as one case."""
+    name = metafunc.definition.name
+    marks = list(metafunc.definition.iter_markers(MARKER))
+    if len(marks) > 1:
+        return (
+            f"le.cases is given {len(marks)} times to {name}: a suite has one source of cases, so all but one would "
+            "be dropped; join the cases into one source (le.cases(first + second), or one file), or write one test "
+            "function per source"
+        )
+    marked = sorted({n for m in metafunc.definition.iter_markers("parametrize") for n in _argnames(m)} - {"case"})
+    defs = getattr(metafunc, "_arg2fixturedefs", {})
+    fixtures = sorted(n for n in metafunc.fixturenames if n != "case" and defs.get(n) and defs[n][-1].params is not None)
+    if not marked and not fixtures:
+        return None
+    what = " and ".join(
+        part
+        for part in (
+            f"@pytest.mark.parametrize({', '.join(marked)})" if marked else "",
+            f"the parametrized fixture{'s' if len(fixtures) > 1 else ''} {', '.join(fixtures)}" if fixtures else "",
+        )
+        if part
+    )
+    return (
+        f"le.cases cannot be combined with {what} on {name}: each case would run once per value and its runs "
+        "would count as one case; write one test function per variant (each with le.cases), or make each variant "
+        "a case of its own in the data (with its own id)"
+    )
+
+
+def folded_params(item: pytest.Item) -> list[str]:
+    """The parameters of an eval item besides its case (set by a ``pytest_generate_tests`` hook):
+    they fold several items into one case, so the run stops (see :func:`stacking_problem`)."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None or eval_item(item) is None:
+        return []
+    return sorted(set(callspec.params) - {"case"})
