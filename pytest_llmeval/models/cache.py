@@ -32,12 +32,12 @@ import hashlib
 import inspect
 import json
 import time
-import warnings
 from typing import Any, Mapping, Sequence
 
 from pytest_llmeval.models.cache_file import CacheStore, LLMEvalCacheWarning, transaction, transaction_many
 from pytest_llmeval.models.outputs import Completion, Ranked
 from pytest_llmeval.models.protocol import capabilities, has_chat_template
+from pytest_llmeval.own_warnings import warn
 
 __all__ = ["MODES", "CacheStore", "CompletionCache", "LLMEvalCacheWarning", "decode", "encode", "request_key"]
 
@@ -274,7 +274,7 @@ class CompletionCache:
             self._info = None
             return
         if old is not None:
-            warnings.warn(
+            warn(
                 LLMEvalCacheWarning(
                     "llmeval: the completion cache held outputs of a model that reported another fingerprint under the same "
                     "identity; they were dropped (it may be a backend bug: report it if the model files did not change)"

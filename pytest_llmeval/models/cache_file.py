@@ -16,12 +16,12 @@ import os
 import random
 import sqlite3
 import time
-import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 from pytest_llmeval.files import create_sqlite_file, foreign_sqlite
+from pytest_llmeval.own_warnings import warn
 
 BUSY_TIMEOUT_S = 30.0
 RETRIES = 6
@@ -76,7 +76,7 @@ class CacheStore:
         self._conn: sqlite3.Connection | None = None
 
     def _warn(self, text: str) -> None:
-        warnings.warn(LLMEvalCacheWarning(f"llmeval: {text}"), stacklevel=3)
+        warn(LLMEvalCacheWarning(f"llmeval: {text}"), stacklevel=3)
 
     def _disable(self, why: str, hint: str) -> None:
         if self.problem is None:

@@ -10,7 +10,6 @@ transformers) are imported only when a model is needed.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import replace
 from typing import Any, Iterator
 
@@ -18,6 +17,7 @@ import pytest
 
 from pytest_llmeval.datasets.suite import CaseError, CaseSpec
 from pytest_llmeval.escaping import terminal
+from pytest_llmeval.own_warnings import errors_as_default, warn
 from pytest_llmeval.plugin.fixtures import case, completion, judgement, llm, llm_settings, missing_answer, ranked
 from pytest_llmeval.plugin import code_runs, planning, reporting
 from pytest_llmeval.plugin.html_output import write_html
@@ -140,8 +140,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         pytest.fail(f"llmeval: {terminal(stacked)}", pytrace=False)
     state = get_state(metafunc.config)
     try:
-        plan = planning.plan(state, metafunc, spec)
-        overlaps = planning.overlaps(state, spec, plan)
+        with errors_as_default():  # reading the data: a library's warning is shown, never a collection error
+            plan = planning.plan(state, metafunc, spec)
+            overlaps = planning.overlaps(state, spec, plan)
     except CaseError as exc:
         problem = str(exc)
     else:
@@ -149,7 +150,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if problem is not None:  # raised outside the except block: no chained traceback in the report
         pytest.fail(f"llmeval: {terminal(problem)}", pytrace=False)
     if overlaps:
-        warnings.warn(overlap_warning(metafunc.definition.nodeid, len(plan.cases), overlaps), stacklevel=1)
+        warn(overlap_warning(metafunc.definition.nodeid, len(plan.cases), overlaps), stacklevel=1)
     repeats = planning.repeats_of(state, spec)
     overlap_mark = [getattr(pytest.mark, OVERLAP_MARKER)]
     params = [
@@ -171,7 +172,7 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.Fix
         state = get_state(request.config)
         ignored = ignored_cli_settings(state.options, state.settings, value)
         if ignored:
-            warnings.warn(
+            warn(
                 LLMEvalIgnoredOptionsWarning(
                     "llmeval: an llm_settings fixture overrides the plugin's and decides the model settings, so "
                     f"{', '.join(ignored)} given on the command line {'has' if len(ignored) == 1 else 'have'} no effect; "
@@ -203,7 +204,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    planning.schedule(get_state(session.config), session.items)
+    with errors_as_default():
+        planning.schedule(get_state(session.config), session.items)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -360,6 +362,11 @@ def pytest_runtestloop(session: pytest.Session) -> Iterator[Any]:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    with errors_as_default():  # a warning at the end of the session never stops the results being written
+        _finish(session, exitstatus)
+
+
+def _finish(session: pytest.Session, exitstatus: int) -> None:
     state = get_state(session.config)
     code_runs.end_session()
     if state.is_worker or not state.records and not state.plans:
@@ -379,4 +386,5 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    reporting.write_summary(terminalreporter, exitstatus, get_state(config))
+    with errors_as_default():
+        reporting.write_summary(terminalreporter, exitstatus, get_state(config))

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from pytest_llmeval.escaping import terminal
+from pytest_llmeval.own_warnings import errors_as_default
 from pytest_llmeval.plugin.state import get_state as _state
 from pytest_llmeval.settings import LLMSettings, SettingsError, coerce_settings
 
@@ -24,7 +25,8 @@ def llm(pytestconfig: pytest.Config, llm_settings: Any) -> Any:
 
     try:
         settings = coerce_settings(llm_settings)
-        return _state(pytestconfig).get_backend(settings)
+        with errors_as_default():  # a library's warning while loading never fails every case
+            return _state(pytestconfig).get_backend(settings)
     except (ModelLoadError, SettingsError) as exc:
         problem = str(exc)
     pytest.fail(f"llmeval: {terminal(problem)}", pytrace=False)  # outside the except block: one clean line
@@ -106,7 +108,8 @@ def _scheduled(request: pytest.FixtureRequest, llm_settings: Any) -> Any:
     from pytest_llmeval.models import OutputError
 
     try:
-        return state.scheduler.result(key, Deferred(load), cache)
+        with errors_as_default():  # the batch serves every case: a library's warning in it is shown, never raised
+            return state.scheduler.result(key, Deferred(load), cache)
     except OutputError as exc:
         problem = str(exc)
     pytest.fail(f"llmeval: {terminal(problem)}", pytrace=False)  # outside the except block: one clean line
@@ -161,7 +164,8 @@ def judgement(request: pytest.FixtureRequest, llm_settings: Any, case: Any, comp
     if settings is None:  # the llm fixture reports it
         settings = request.getfixturevalue("llm").settings
     try:
-        return judging(state).judgement(request.node.nodeid, settings, lambda: _load(state, settings, request))
+        with errors_as_default():
+            return judging(state).judgement(request.node.nodeid, settings, lambda: _load(state, settings, request))
     except ModelLoadError as exc:
         problem = f"judge model: {exc}"
     except (JudgeError, OutputError) as exc:

@@ -16,7 +16,6 @@ session's state: it is handed the session (:class:`Session`) and the items' iden
 from __future__ import annotations
 
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
@@ -24,6 +23,7 @@ from pytest_llmeval.datasets.suite import Case, CaseError, CaseSpec, SuitePlan
 from pytest_llmeval.models.batched import Deferred, answers, chunk_size, window
 from pytest_llmeval.models.protocol import RANK, ModelLoadError, OutputError, capabilities, has_chat_template
 from pytest_llmeval.models.registry import load_backend
+from pytest_llmeval.own_warnings import warn
 from pytest_llmeval.plugin.progress import TerminalProgress
 from pytest_llmeval.results.review import ReviewError, read_labels
 from pytest_llmeval.scoring.judges import JudgeError, Pairwise, field_problem, judge_of
@@ -132,7 +132,7 @@ class JudgeSession:
         if self._judges_itself(settings):
             if model is None and not self._warned:
                 self._warned = True
-                warnings.warn(
+                warn(
                     LLMEvalSelfJudgeWarning(
                         "llmeval: the model under test is also the judge, and a model judging its own answers flatters "
                         "them; set llmeval_judge_model (or --llmeval-judge-model) to another model"

@@ -3,12 +3,12 @@ reporting process, the terminal summary, JUnit properties, pytest-html labels an
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Iterator
 
 import pytest
 
 from pytest_llmeval.escaping import terminal
+from pytest_llmeval.own_warnings import warn
 from pytest_llmeval.plugin.run_options import cache_path, history_path
 from pytest_llmeval.plugin.progress import resume_file_line
 from pytest_llmeval.plugin.state import LINES_KEY, LLMEvalState
@@ -128,7 +128,7 @@ def write_history(state: LLMEvalState) -> None:
     try:
         history.record_run(path, state.records, interrupted=state.interrupted)
     except Exception as exc:  # history is a convenience: never fail a run over it
-        warnings.warn(f"llmeval: could not append to the run history {path}: {exc}", stacklevel=1)
+        warn(f"llmeval: could not append to the run history {path}: {exc}", stacklevel=1)
 
 
 def add_junit_properties(config: pytest.Config, report: Any) -> None:

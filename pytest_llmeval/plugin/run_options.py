@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from pytest_llmeval.options import OPTIONS, VALUE_FLAGS, history_off, setting_of
+from pytest_llmeval.own_warnings import warn
 from pytest_llmeval.plugin.identity import suite_root
 from pytest_llmeval.plugin.options import Values, space_form_paths
 from pytest_llmeval.redaction import redact_args
@@ -93,11 +94,14 @@ def warn_space_form_paths(config: pytest.Config) -> None:
     args = (*shlex.split(os.environ.get("PYTEST_ADDOPTS", "")), *map(str, config.invocation_params.args))
     for flag, value in space_form_paths(args, config.invocation_params.dir):
         ini = config.inipath
-        config.issue_config_time_warning(
-            pytest.PytestConfigWarning(
-                f"llmeval: pytest read the value of '{flag} {value}' as a test path when it chose the rootdir "
-                f"({config.rootpath}) and ini file ({ini or 'none'}), so settings may come from the wrong "
-                f"ini file; write '{flag}={value}' (with '=') or set {flag[2:].replace('-', '_')} in the ini file"
-            ),
-            stacklevel=2,
-        )
+        try:
+            config.issue_config_time_warning(
+                pytest.PytestConfigWarning(
+                    f"llmeval: pytest read the value of '{flag} {value}' as a test path when it chose the rootdir "
+                    f"({config.rootpath}) and ini file ({ini or 'none'}), so settings may come from the wrong "
+                    f"ini file; write '{flag}={value}' (with '=') or set {flag[2:].replace('-', '_')} in the ini file"
+                ),
+                stacklevel=2,
+            )
+        except Warning as escalated:  # -W error: pytest raises it; shown on stderr instead, never a traceback
+            warn(escalated)

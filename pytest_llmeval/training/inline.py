@@ -264,7 +264,7 @@ def _resolve(value: str | Path, rootdir: Path | None) -> Path:
 
 
 def _record_history(plugin: _InlinePlugin, history: str | Path | bool | None, label: str | None, step: int | None) -> str | None:
-    import warnings
+    from pytest_llmeval.own_warnings import warn
 
     from pytest_llmeval.results import history as hist
 
@@ -279,7 +279,7 @@ def _record_history(plugin: _InlinePlugin, history: str | Path | bool | None, la
     try:
         return hist.record_run(target, plugin.records, label=label, step=step)
     except Exception as exc:  # the history is a convenience: never break a training run over it
-        warnings.warn(f"llmeval: could not append to the run history {target}: {exc}", stacklevel=3)
+        warn(UserWarning(f"llmeval: could not append to the run history {target}: {exc}"), stacklevel=3)
         return None
 
 
