@@ -122,7 +122,7 @@ def test_load_errors_are_one_actionable_line():
     with pytest.raises(ModelLoadError, match=r"OpenAI API needs a key: set \$MY_KEY"):
         HTTPBackend.load("gpt-x", LLMSettings(api_key_env="MY_KEY"), environ={})
     with pytest.raises(ModelLoadError, match="not an http"):
-        HTTPBackend.load("m", LLMSettings(base_url="ftp://x"), environ={})
+        HTTPBackend.load("m", LLMSettings(), environ={"OPENAI_BASE_URL": "ftp://x"})  # base_url= itself is checked by LLMSettings
     with pytest.raises(ModelLoadError, match="llmeval_max_cost needs the prices"):
         HTTPBackend.load("m", LLMSettings(base_url=URL, max_cost=1.0), environ={})
     b = load_backend(LLMSettings(model="openai:served", base_url=URL))  # a built-in scheme
