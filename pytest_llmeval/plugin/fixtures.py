@@ -67,7 +67,7 @@ def _load(state: Any, settings: LLMSettings | None, request: pytest.FixtureReque
         return state.get_backend(settings)
     except ModelLoadError as exc:
         problem = str(exc)
-    pytest.fail(f"llmeval: {problem}", pytrace=False)  # outside the except block: one clean line
+    pytest.fail(f"llmeval: {terminal(problem)}", pytrace=False)  # outside the except block: one clean line
 
 
 def _is_search(item: pytest.Item) -> bool:
