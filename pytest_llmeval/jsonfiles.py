@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["json_document", "json_text", "jsonl_line", "jsonl_rows", "read_text", "text_lines"]
+__all__ = ["MAX_LINE_BYTES", "file_lines", "json_document", "json_text", "jsonl_line", "jsonl_rows", "jsonl_values", "read_text", "text_lines"]
 
 DEEP_FIX = "flatten it"
 _LINE_BREAKS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
@@ -74,10 +74,54 @@ def text_lines(text: str) -> Iterator[tuple[int, str]]:
         yield number, line[:-1] if line.endswith("\r") else line
 
 
+MAX_LINE_BYTES = 64 * 2**20
+"""The longest line :func:`file_lines` reads (64 MiB): a file with no newline (``/dev/zero``, a
+binary file) is one line, which must never fill the memory."""
+
+
+def file_lines(path: Path, where: str, error: type[Exception] = ValueError, max_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of a file read one line at a time, as :func:`text_lines` splits
+    text: memory holds one line, whatever the file's size (a pipe or an endless file too). A line
+    longer than ``max_bytes``, or one that is not UTF-8, raises ``error`` naming the line."""
+    try:
+        fh = Path(path).open("rb")
+    except FileNotFoundError:
+        raise error(f"{where}: file not found (looked at {path})") from None
+    except IsADirectoryError:
+        raise error(f"{where}: is a directory, not a file") from None
+    except OSError as exc:
+        raise error(f"{where}: cannot read the file ({exc.strerror or exc}); check its permissions") from None
+    with fh:
+        number = 0
+        while True:
+            try:
+                raw = fh.readline(max_bytes + 1)
+            except OSError as exc:
+                raise error(f"{where}: cannot read the file ({exc.strerror or exc})") from None
+            if not raw:
+                return
+            number += 1
+            if len(raw) > max_bytes:
+                raise error(f"{where}:{number}: a line longer than {max_bytes // 2**20} MiB (is this a text file?); split it into lines")
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise error(f"{where}:{number}: not UTF-8 text ({exc.reason} at byte {exc.start} of the line); save the file as UTF-8") from None
+            line = line[:-1] if line.endswith("\n") else line
+            yield number, line[:-1] if line.endswith("\r") else line
+
+
 def jsonl_rows(text: str, where: str, error: type[Exception] = ValueError, fix: str | None = "fix or remove that line") -> Iterator[tuple[int, Any]]:
     """``(line number, value)`` for each non-blank line of JSON Lines ``text``; a line that is not
     JSON raises ``error`` (``where:line: not valid JSON (...); fix``)."""
-    for number, line in text_lines(text):
+    return jsonl_values(text_lines(text), where, error, fix)
+
+
+def jsonl_values(lines: Iterable[tuple[int, str]], where: str, error: type[Exception] = ValueError, fix: str | None = "fix or remove that line") -> Iterator[tuple[int, Any]]:
+    """:func:`jsonl_rows` over numbered lines (from :func:`text_lines` or :func:`file_lines`)."""
+    for number, line in lines:
         if not line.strip():
             continue
         try:

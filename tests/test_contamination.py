@@ -9,7 +9,10 @@ from hypothesis import strategies as st
 
 from pytest_llmeval.datasets.heldout import (
     ContaminationIndex,
+    OverlapFinder,
     case_answer,
+    find_overlaps,
+    iter_training_texts,
     TrainingText,
     load_training_texts,
     normalize,
@@ -258,3 +261,52 @@ def test_training_data_with_a_byte_order_mark_and_a_line_separator_is_read_as_wr
     texts = load_training_texts(data)
     assert [t.text for t in texts] == ["first\u2028still the first", "second"]
     assert [t.line for t in texts] == [1, 2]
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+SMALL_WORD = st.sampled_from(["a", "b", "c", "d", "e", "?", "1", "2"])  # few words: many shared runs
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    texts=st.lists(st.tuples(st.lists(SMALL_WORD, max_size=12), st.booleans()), max_size=12),
+    cases=st.lists(st.tuples(st.lists(SMALL_WORD, max_size=10), st.one_of(st.none(), st.lists(SMALL_WORD, max_size=4).map(" ".join), st.lists(st.lists(SMALL_WORD, max_size=3).map(" ".join), max_size=3))), max_size=6),
+    n=st.integers(1, 5),
+)
+def test_the_streaming_check_finds_what_the_in_memory_index_finds(texts, cases, n) -> None:
+    """The plugin streams training data past the cases; its findings are the index's, text for text."""
+    training = [TrainingText(" ".join(words), "train.txt", i + 1, exact_only) for i, (words, exact_only) in enumerate(texts)]
+    index = ContaminationIndex(training, n=n)
+    finder = OverlapFinder({i: (" ".join(words), answer) for i, (words, answer) in enumerate(cases)}, n=n)
+    for item in training:
+        finder.feed(item)
+    found = finder.findings()
+    for i, (words, answer) in enumerate(cases):
+        assert found.get(i) == index.check(" ".join(words), answer), i
+
+
+def test_training_data_is_read_a_line_at_a_time(tmp_path: Path) -> None:
+    import tracemalloc
+
+    path = tmp_path / "train.jsonl"
+    line = json.dumps({"prompt": "how much is twelve and thirty four", "completion": "forty six " * 8}) + "\n"
+    path.write_text(line * 40_000)  # about 5 MB
+    texts = iter_training_texts(path)
+    tracemalloc.start()
+    count = sum(1 for _ in texts)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert count == 80_000  # prompt + completion, and the prompt alone, per record
+    assert peak < 1_000_000, f"{peak} bytes held while reading a {path.stat().st_size}-byte file"
+    assert find_overlaps({"a": ("How much is twelve and thirty four?", None)}, path) == {}
+
+
+def test_a_line_without_end_is_one_error_naming_it(tmp_path: Path) -> None:
+    from pytest_llmeval.jsonfiles import file_lines
+
+    path = tmp_path / "blob.txt"
+    path.write_bytes(b"ok\n" + b"x" * 5000)
+    with pytest.raises(ValueError, match=r"blob.txt:2: a line longer than"):
+        list(file_lines(path, str(path), max_bytes=4096))

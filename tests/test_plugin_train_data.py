@@ -47,5 +47,28 @@ def test_unreadable_training_data_is_a_clear_collection_error(pytester: pytest.P
         """
     )
     result = pytester.runpytest("--llmeval-train-data", "train.jsonl")
-    result.stdout.fnmatch_lines(["*llmeval: --llmeval-train-data*train.jsonl*2*"])
-    result.stdout.no_fnmatch_line("*Traceback*")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: llmeval: --llmeval-train-data=*train.jsonl: *train.jsonl:2: not valid JSON*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+@pytest.mark.parametrize("source", ["/dev/zero", "/dev/urandom"])
+def test_training_data_that_never_ends_a_line_is_one_line_not_all_the_memory(pytester: pytest.Pytester, source: str) -> None:
+    pytester.makeini("[pytest]\nllmeval_history = off\n")
+    pytester.makepyfile("import pytest_llmeval as le\n\n@le.cases([{'id': 'a', 'q': 'x'}], prompt='{q}')\ndef test_x(case):\n    pass\n")
+    result = pytester.runpytest(f"--llmeval-train-data={source}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: llmeval: --llmeval-train-data={source}: {source}:*: *"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_each_case_of_every_suite_is_checked_in_one_pass_and_marked(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nllmeval_history = off\n")
+    pytester.makefile(".txt", train="What is the capital of France? Paris\n" + "filler line\n" * 50 + "what is the capital of france paris\n")
+    pytester.makepyfile(
+        test_a="import pytest_llmeval as le\n\n@le.cases([{'id': 'fr', 'q': 'What is the capital of France?', 'answer': 'Paris'}, {'id': 'de', 'q': 'Capital of Germany?', 'answer': 'Berlin'}], prompt='{q}')\ndef test_caps(case):\n    pass\n",
+        test_b="import pytest_llmeval as le\n\n@le.cases([{'id': 'fr', 'q': 'what is the capital of france', 'answer': 'paris'}], prompt='{q}', repeats=2)\ndef test_again(case):\n    pass\n",
+    )
+    result = pytester.runpytest("--llmeval-train-data=train.txt", "-m", "llmeval_train_overlap", "-W", "always")
+    result.assert_outcomes(passed=3, deselected=1)  # fr of test_caps, both samples of fr in test_again
+    result.stdout.fnmatch_lines(["*1 of 2 cases of test_a.py::test_caps appear in the training data*fr: its prompt+answer appears verbatim*train.txt:1*"])

@@ -22,14 +22,17 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Sequence
 
 from pytest_llmeval.datasets.casetext import answer_texts
-from pytest_llmeval.jsonfiles import json_document, jsonl_rows, read_text, text_lines
+from pytest_llmeval.jsonfiles import file_lines, json_document, jsonl_values
 
 __all__ = [
     "ContaminationIndex",
     "case_answer",
     "Finding",
     "TrainingText",
+    "iter_training_texts",
     "load_training_texts",
+    "OverlapFinder",
+    "find_overlaps",
     "normalize",
     "tokens",
 ]
@@ -120,9 +123,21 @@ def case_answer(fields: Mapping[str, Any], *, target: str | Callable[[Mapping[st
 # --------------------------------------------------------------------------- loading
 
 
+MAX_JSON_BYTES = 256 * 2**20
+"""The largest ``.json`` training file (read whole, as a JSON document must be); JSONL and text
+files are read one line at a time, whatever their size."""
+
+
 def load_training_texts(path: str | Path) -> list[TrainingText]:
-    """Read training data: a JSONL/JSON file of records, a plain-text file (one text per
-    non-empty line), or a directory of such files (``.jsonl .json .txt .md .text``, sorted).
+    """Every text of :func:`iter_training_texts` in a list (for small data and tests)."""
+    return list(iter_training_texts(path))
+
+
+def iter_training_texts(path: str | Path) -> Iterator[TrainingText]:
+    """Read training data one record at a time: a JSONL file of records, a plain-text file (one
+    text per non-empty line), a JSON list (up to :data:`MAX_JSON_BYTES`), or a directory of such
+    files (``.jsonl .json .txt .md .text``, sorted). Memory holds one line, so a large file, a pipe
+    or an endless one never fills it.
 
     A JSONL record may be a string, or an object with ``text``/``content``, or a prompt field
     (``prompt``, ``question``, ``instruction``, ``input``, ``query``) and an answer field
@@ -138,26 +153,43 @@ def load_training_texts(path: str | Path) -> list[TrainingText]:
                 f"{p}: no training data files in this directory; "
                 f"put the data in files ending in {', '.join(TEXT_SUFFIXES)}"
             )
-        out: list[TrainingText] = []
         for f in files:
-            out.extend(load_training_texts(f))
-        return out
+            yield from iter_training_texts(f)
+        return
     if not p.exists():
         raise FileNotFoundError(
             f"training data {p} does not exist; pass an existing JSONL or text file to --llmeval-train-data"
         )
     suffix = p.suffix.lower()
-    raw = read_text(p, str(p), error=ValueError)  # UTF-8 with or without a byte-order mark
-    if suffix == ".jsonl":
-        return list(_read_jsonl(p, raw))
     if suffix == ".json":
-        return list(_read_json(p, raw))
-    return [TrainingText(line, str(p), i) for i, line in text_lines(raw) if line.strip()]
+        yield from _read_json(p, _bounded_text(p))
+        return
+    lines = file_lines(p, str(p), ValueError)  # UTF-8 with or without a byte-order mark
+    if suffix == ".jsonl":
+        yield from _read_jsonl(p, lines)
+        return
+    for i, line in lines:
+        if line.strip():
+            yield TrainingText(line, str(p), i)
 
 
-def _read_jsonl(path: Path, raw: str) -> Iterator[TrainingText]:
+def _bounded_text(path: Path) -> str:
+    try:
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_JSON_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+    if len(raw) > MAX_JSON_BYTES:
+        raise ValueError(f"{path}: a .json file over {MAX_JSON_BYTES // 2**20} MiB; write the records one per line in a .jsonl file (read a line at a time)")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8") from None
+
+
+def _read_jsonl(path: Path, lines: Iterable[tuple[int, str]]) -> Iterator[TrainingText]:
     fix = "fix the line, or give the data as a .txt file with one text per line"
-    for lineno, record in jsonl_rows(raw, str(path), ValueError, fix):
+    for lineno, record in jsonl_values(lines, str(path), ValueError, fix):
         for text, exact_only in _record_texts(record, f"{path}:{lineno}"):
             yield TrainingText(text, str(path), lineno, exact_only)
 
@@ -326,6 +358,86 @@ class ContaminationIndex:
         first = int(np.argmax(found))
         fraction = float(found.sum()) / len(found)
         return " ".join(toks[first : first + n]), fraction, int(self._owners[pos[first]])
+
+
+class OverlapFinder:
+    """The check of :meth:`ContaminationIndex.check` the other way round, for training data too
+    large to hold: an index of the *cases* (a few thousand texts), past which the training texts
+    stream once (:meth:`feed`). Memory grows with the cases, never with the training data; the
+    findings are the ones :class:`ContaminationIndex` gives over the same texts.
+
+    ``cases`` maps any key to ``(prompt, answer)`` as :meth:`ContaminationIndex.check` takes them.
+    """
+
+    def __init__(self, cases: Mapping[Any, tuple[str, Any]], n: int = 13) -> None:
+        import numpy as np
+
+        if n < 1:
+            raise ValueError(f"n-gram length must be at least 1, got {n}")
+        self.n = n
+        self._exact: dict[str, list[tuple[Any, int]]] = {}
+        self._candidates: dict[Any, tuple[list[tuple[str, str]], list[tuple[str, list[str], list[int]]]]] = {}
+        self._grams: set[int] = set()
+        self._exact_found: dict[tuple[Any, int], str] = {}
+        self._gram_found: dict[int, str] = {}
+        for key, (prompt, answer) in cases.items():
+            answers = _answers(answer)
+            prompt_toks = tokens(prompt or "")
+            named = [("prompt+answer", prompt_toks + tokens(a)) for a in answers] + [("prompt", prompt_toks)]
+            exact = [(name, " ".join(toks)) for name, toks in named]
+            for index, (_, text) in enumerate(exact):
+                if text:
+                    self._exact.setdefault(text, []).append((key, index))
+            grams = []
+            for name, toks in named + [("answer", tokens(a)) for a in answers]:
+                flat = np.fromiter((hash(t) for t in toks), dtype=np.int64, count=len(toks))
+                hashes = _ngram_hashes(flat, np.zeros(len(toks), dtype=np.int64), n)[0].tolist()
+                grams.append((name, toks, hashes))
+                self._grams.update(hashes)
+            self._candidates[key] = (exact, grams)
+
+    def feed(self, item: TrainingText) -> None:
+        """Look for the cases in one training text (texts in the order of the data)."""
+        import numpy as np
+
+        toks = tokens(item.text)
+        if not toks:
+            return
+        for found in self._exact.get(" ".join(toks), ()):
+            self._exact_found.setdefault(found, item.source)
+        if item.exact_only or len(toks) < self.n or not self._grams:
+            return
+        flat = np.fromiter((hash(t) for t in toks), dtype=np.int64, count=len(toks))
+        hashes = _ngram_hashes(flat, np.zeros(len(toks), dtype=np.int64), self.n)[0].tolist()
+        for h in self._grams.intersection(hashes):
+            self._gram_found.setdefault(h, item.source)
+
+    def findings(self) -> dict[Any, Finding]:
+        """Each case seen so far, with the first reason (the order of :meth:`ContaminationIndex.check`)."""
+        out: dict[Any, Finding] = {}
+        for key, (exact, grams) in self._candidates.items():
+            finding = next(
+                (Finding("exact", name, text, 1.0, self._exact_found[(key, i)]) for i, (name, text) in enumerate(exact) if (key, i) in self._exact_found),
+                None,
+            )
+            for name, toks, hashes in grams if finding is None else ():
+                hits = [h in self._gram_found for h in hashes]
+                if any(hits):
+                    first = hits.index(True)
+                    gram = " ".join(toks[first : first + self.n])
+                    finding = Finding("ngram", name, gram, sum(hits) / len(hits), self._gram_found[hashes[first]])
+                    break
+            if finding is not None:
+                out[key] = finding
+        return out
+
+
+def find_overlaps(cases: Mapping[Any, tuple[str, Any]], path: str | Path, n: int = 13) -> dict[Any, Finding]:
+    """The cases (key -> (prompt, answer)) found in the training data at ``path``, streamed once."""
+    finder = OverlapFinder(cases, n=n)
+    for item in iter_training_texts(path):
+        finder.feed(item)
+    return finder.findings()
 
 
 def _answers(answer: Any) -> list[str]:

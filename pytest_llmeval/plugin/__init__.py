@@ -142,19 +142,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     try:
         with errors_as_default():  # reading the data: a library's warning is shown, never a collection error
             plan = planning.plan(state, metafunc, spec)
-            overlaps = planning.overlaps(state, spec, plan)
     except CaseError as exc:
         problem = str(exc)
     else:
         problem = None
     if problem is not None:  # raised outside the except block: no chained traceback in the report
         pytest.fail(f"llmeval: {terminal(problem)}", pytrace=False)
-    if overlaps:
-        warn(overlap_warning(metafunc.definition.nodeid, len(plan.cases), overlaps), stacklevel=1)
     repeats = planning.repeats_of(state, spec)
-    overlap_mark = [getattr(pytest.mark, OVERLAP_MARKER)]
     params = [
-        pytest.param(sample, id=sample.id if sample.search else sample_id(sample, repeats), marks=overlap_mark if (c.original_id or c.id) in overlaps else [])
+        pytest.param(sample, id=sample.id if sample.search else sample_id(sample, repeats))
         for c in plan.items or plan.cases
         for sample in ([c] if c.search else samples_of(c, repeats))
     ]
@@ -187,7 +183,42 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.Fix
 @pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
     keyword_variants(config, items)  # before pytest's -k: '~typos' selects a perturbation's variants
+    _check_collected(config, items)
+    mark_overlaps(config, items)  # before -m deselects
     result = yield
+    shard = get_state(config).options["shard"]  # after every deselection
+    if shard is not None:
+        from pytest_llmeval.plugin.shard import select
+
+        select(config, items, shard)
+    return result
+
+
+def mark_overlaps(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark (and warn about) the eval cases found in ``--llmeval-train-data``: the data streams
+    past the cases of every collected suite once."""
+    state = get_state(config)
+    try:
+        with errors_as_default():
+            found = planning.overlaps(state, items)
+    except CaseError as exc:
+        problem = str(exc)
+    else:
+        problem = None
+    if problem is not None:
+        raise pytest.UsageError(f"llmeval: {terminal(problem)}")
+    by_suite: dict[str, dict[str, str]] = {}
+    for item in items:
+        suite_case = eval_item(item)
+        why = found.get((suite_case[0], suite_case[1].id)) if suite_case else None
+        if why is not None:
+            item.add_marker(getattr(pytest.mark, OVERLAP_MARKER))
+            by_suite.setdefault(suite_case[0], {})[suite_case[1].id] = why
+    for suite, overlaps in by_suite.items():
+        warn(overlap_warning(suite, len(state.plans[suite].cases), overlaps), stacklevel=1)
+
+
+def _check_collected(config: pytest.Config, items: list[pytest.Item]) -> None:
     folded = next(((item, folded_params(item)) for item in items if folded_params(item)), None)
     if folded is not None:  # parameters added by a pytest_generate_tests hook, after le.cases's check
         raise pytest.UsageError(
@@ -195,12 +226,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             f"{', '.join(folded[1])} (set by a pytest_generate_tests hook): each case would run once per value and "
             "its runs would count as one case; leave eval tests out of that hook, or write one test function per variant"
         )
-    shard = get_state(config).options["shard"]  # after every other plugin's selection
-    if shard is not None:
-        from pytest_llmeval.plugin.shard import select
-
-        select(config, items, shard)
-    return result
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

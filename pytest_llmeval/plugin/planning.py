@@ -54,26 +54,29 @@ def plan(state: LLMEvalState, metafunc: pytest.Metafunc, spec: CaseSpec) -> Suit
     return found
 
 
-def overlaps(state: LLMEvalState, spec: CaseSpec, plan: SuitePlan) -> dict[str, str]:
-    """Case id -> why it looks trained on, when ``--llmeval-train-data`` is given."""
+def overlaps(state: LLMEvalState, items: list[pytest.Item]) -> dict[tuple[str, str], str]:
+    """(suite, case id) -> why it looks trained on, for the collected items' cases, when
+    ``--llmeval-train-data`` is given: the training data is read once, a line at a time."""
     path = state.options.path("train-data")
     if path is None:
         return {}
-    from pytest_llmeval.datasets.heldout import ContaminationIndex, case_answer
+    from pytest_llmeval.datasets.heldout import case_answer, find_overlaps
 
-    if state.contamination is None:
-        try:
-            state.contamination = ContaminationIndex.from_paths([path])
-        except (OSError, ValueError) as exc:
-            raise CaseError(f"--llmeval-train-data={path}: {exc}") from None
-    found = {}
-    for case in plan.cases:
-        prompt = render_prompt(spec.prompt, case) or ""
-        answer = case_answer(case.fields, target=spec.target, choices=spec.choices)
-        finding = state.contamination.check(prompt, answer)
-        if finding is not None:
-            found[case.id] = finding.describe()
-    return found
+    cases: dict[tuple[str, str], tuple[str, Any]] = {}
+    for item in items:
+        found = eval_item(item)
+        plan = state.plans.get(found[0]) if found else None
+        if found is None or plan is None or (found[0], found[1].id) in cases:
+            continue
+        spec, case = plan.spec, found[1]
+        cases[(found[0], case.id)] = (render_prompt(spec.prompt, case) or "", case_answer(case.fields, target=spec.target, choices=spec.choices))
+    if not cases:
+        return {}
+    try:
+        findings = find_overlaps(cases, path)
+    except (OSError, ValueError) as exc:
+        raise CaseError(f"--llmeval-train-data={path}: {exc}") from None
+    return {key: finding.describe() for key, finding in findings.items()}
 
 
 def schedule(state: LLMEvalState, items: list[pytest.Item]) -> None:

@@ -54,7 +54,6 @@ class LLMEvalState:
         """Which ``llm_settings`` (so which model) each eval item runs on."""
         self.judging: Any = None
         """The session's judges (:class:`pytest_llmeval.plugin.judging.JudgeSession`), once a suite has one."""
-        self.contamination: Any = None
         self.records: list[CaseRecord] = []
         self.eval_session: Any = None
         self.final_report: Any = None
