@@ -19,7 +19,7 @@ from pytest_llmeval.datasets.suite import CaseError, CaseSpec
 from pytest_llmeval.escaping import terminal
 from pytest_llmeval.own_warnings import errors_as_default, warn
 from pytest_llmeval.plugin.fixtures import case, completion, judgement, llm, llm_settings, missing_answer, ranked
-from pytest_llmeval.plugin import code_runs, planning, reporting
+from pytest_llmeval.plugin import code_runs, planning, reporting, timeouts
 from pytest_llmeval.plugin.html_output import write_html
 from pytest_llmeval.plugin.identity import (
     MARKER,
@@ -231,6 +231,13 @@ def _check_collected(config: pytest.Config, items: list[pytest.Item]) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     with errors_as_default():
         planning.schedule(get_state(session.config), session.items)
+
+
+@pytest.hookimpl(optionalhook=True, wrapper=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> Iterator[Any]:
+    """pytest-timeout arms an item's timer: noted, so that a batch runs off that clock."""
+    timeouts.note_timer(item, settings)
+    return (yield)
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 import pytest
 
 from pytest_llmeval.escaping import terminal
 from pytest_llmeval.own_warnings import errors_as_default
+from pytest_llmeval.plugin.timeouts import off_the_clock
 from pytest_llmeval.plugin.state import get_state as _state
 from pytest_llmeval.settings import LLMSettings, SettingsError, coerce_settings
 
@@ -108,7 +110,8 @@ def _scheduled(request: pytest.FixtureRequest, llm_settings: Any) -> Any:
     from pytest_llmeval.models import OutputError
 
     try:
-        with errors_as_default():  # the batch serves every case: a library's warning in it is shown, never raised
+        clock = off_the_clock(request.node) if state.scheduler.peek(key) is None else nullcontext()
+        with clock, errors_as_default():  # the batch serves every case: off this item's clock, its warnings shown
             return state.scheduler.result(key, Deferred(load), cache)
     except OutputError as exc:
         problem = str(exc)
@@ -164,7 +167,7 @@ def judgement(request: pytest.FixtureRequest, llm_settings: Any, case: Any, comp
     if settings is None:  # the llm fixture reports it
         settings = request.getfixturevalue("llm").settings
     try:
-        with errors_as_default():
+        with off_the_clock(request.node), errors_as_default():  # a judging batch serves every case too
             return judging(state).judgement(request.node.nodeid, settings, lambda: _load(state, settings, request))
     except ModelLoadError as exc:
         problem = f"judge model: {exc}"
