@@ -4,7 +4,8 @@ every item would stop the batch and the next one start it again, and none would 
 
 pytest-timeout arms a timer per test through its ``pytest_timeout_set_timer`` hook; the plugin
 notes the settings it was armed with, stops the timer while a batch runs, and arms it again, in
-full, for the item's own work. A session timeout (``--session-timeout``) still bounds the run.
+full, for the item's own work. So ``--timeout`` no longer stops a batch that hangs; a served
+model's request timeout still ends each request.
 """
 
 from __future__ import annotations
