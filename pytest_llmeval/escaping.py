@@ -61,7 +61,7 @@ def markdown_code(text: object) -> str:
         return "` `"
     longest = max((len(m) for m in _BACKTICKS.findall(content)), default=0)
     fence = "`" * (longest + 1)
-    pad = content[0] in "` " or content[-1] in "` "
+    pad = (content[0] in "` " or content[-1] in "` ") and content.strip(" ") != ""  # spaces alone are kept as they are
     return f"{fence} {content} {fence}" if pad else f"{fence}{content}{fence}"
 
 
