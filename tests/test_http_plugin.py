@@ -192,7 +192,7 @@ def test_the_key_is_written_nowhere(pytester: pytest.Pytester) -> None:
     assert KEY[8:20] not in written  # not even a part of it
 
 
-@pytest.mark.parametrize("option,message", [("--llmeval-concurrency=0", "must be at least 1"), ("--llmeval-max-cost=cheap", "expected a number")])
+@pytest.mark.parametrize("option,message", [("--llmeval-concurrency=0", "must be from 1 to 4096"), ("--llmeval-max-cost=cheap", "expected a number")])
 def test_bad_http_options_are_one_line_usage_errors(pytester: pytest.Pytester, option: str, message: str) -> None:
     write_suites(pytester, ranked=False)
     result = pytester.runpytest("-p", "no:cacheprovider", "--llmeval-model=openai:m", option)
