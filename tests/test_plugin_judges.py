@@ -150,13 +150,20 @@ def test_judges_that_cannot_be_fair_or_filled_are_refused_at_collection_in_one_l
     assert "Traceback" not in result.stdout.str() and result.ret == pytest.ExitCode.INTERRUPTED
 
 
-@pytest.mark.parametrize("content", ["", "suite,id,human_label\n", "suite,id,human_label\ntest_suite.py::test_judged,c0,\n"])
-def test_min_kappa_with_no_labelled_row_is_refused(pytester: pytest.Pytester, content: str) -> None:
+NO_LABELLED_ROW = "labels_file='labels.csv' has no labelled row (no row with a human_label), so min_kappa= cannot be checked"
+NOT_A_LABELS_FILE = "labels.csv:1: not a labels file (its header is 'an empty first line'); it needs the columns 'id' and 'human_label'"
+
+
+@pytest.mark.parametrize(
+    "content,problem",
+    [("", NOT_A_LABELS_FILE), ("suite,id,human_label\n", NO_LABELLED_ROW), ("suite,id,human_label\ntest_suite.py::test_judged,c0,\n", NO_LABELLED_ROW)],
+)
+def test_min_kappa_with_no_labelled_row_is_refused(pytester: pytest.Pytester, content: str, problem: str) -> None:
     setup(pytester, extra=", min_kappa=0.6, labels_file='labels.csv'")
     (pytester.path / "labels.csv").write_text(content)
     result = pytester.runpytest("-p", "no:cacheprovider")
-    result.stdout.fnmatch_lines(["*labels_file='labels.csv' has no labelled row (no row with a human_label), so min_kappa= cannot be checked*"])
-    assert result.ret != 0
+    result.stdout.fnmatch_lines([f"*{problem}*"])
+    assert result.ret != 0 and "Traceback" not in result.stdout.str()
 
 
 def test_a_judge_without_loglikelihoods_generates_its_labels_with_one_notice(pytester: pytest.Pytester) -> None:

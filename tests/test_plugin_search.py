@@ -72,7 +72,9 @@ def test_the_search_is_the_same_under_xdist(project: pytest.Pytester) -> None:
     project.runpytest("--llmeval-output=serial")
     (project.path / ".hypothesis").rename(project.path / "hypothesis-serial")
     project.runpytest("-n", "2", "--llmeval-output=xdist")
-    strip = lambda s: [{k: v for k, v in f.items() if k != "remembered"} for f in s["searched"]]  # noqa: E731
+    # the finding must be the same; how many evaluations hypothesis spent on it is not compared:
+    # its shrinking stops on wall-clock limits, so on a loaded machine the count can differ
+    strip = lambda s: [{k: v for k, v in f.items() if k not in ("remembered", "evaluations")} for f in s["searched"]]  # noqa: E731
     assert strip(search_of(project.path, "xdist")) == strip(search_of(project.path, "serial"))
 
 
