@@ -42,6 +42,12 @@ _LAZY = {
     # code with tests
     "assert_code": "scoring.code",
     "extract_code": "scoring.code",
+    # workflows: tool-call scorers and MCP tools
+    "assert_tool_called": "scoring.workflow",
+    "assert_tool_not_called": "scoring.workflow",
+    "assert_tool_order": "scoring.workflow",
+    "assert_turns": "scoring.workflow",
+    "mcp_tools": "workflows.mcp_client",
     # model-graded scoring
     "Rubric": "scoring.judges",
     "Pairwise": "scoring.judges",
