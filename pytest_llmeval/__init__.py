@@ -48,6 +48,7 @@ _LAZY = {
     "assert_tool_order": "scoring.workflow",
     "assert_turns": "scoring.workflow",
     "mcp_tools": "workflows.mcp_client",
+    "ToolFailure": "workflows.tools",
     # model-graded scoring
     "Rubric": "scoring.judges",
     "Pairwise": "scoring.judges",

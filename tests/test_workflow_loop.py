@@ -133,6 +133,8 @@ def test_a_failed_generation_ends_only_its_conversations_with_an_error():
 
     out = run_conversations([_start("a"), _start("b")], broken)
     assert {c.error for c in out} == {"generation failed: ConnectionError: server went away"}
+    (nothing,) = run_conversations([_start("a")], lambda batch: [None])
+    assert nothing.error == "generation failed: no output"
     short = run_conversations([_start("a"), _start("b")], lambda batch: ["only one"])
     assert short[0].error == "generation failed: RuntimeError: generate_batch returned 1 outputs for 2 conversations"
 

@@ -193,3 +193,42 @@ def test_a_template_with_tools_of_an_unknown_family_reads_both_forms():
     assert chosen.name == "template"
     assert chosen.parse('<tool_call>{"name": "f", "arguments": {}}</tool_call>').calls == (CallRequest("f", {}),)
     assert chosen.parse('{"name": "f", "parameters": {"x": 1}}').calls == (CallRequest("f", {"x": 1}),)
+
+
+@pytest.mark.parametrize("response_template", [False, True])
+@pytest.mark.parametrize("template", ["qwen2.5-instruct.jinja", "hermes.jinja", "generic"])
+def test_the_engine_as_docs_workflows_shows_it(template, response_template, smollm2_template):
+    """The "Using the engine directly" snippet of docs/workflows.md, with a model that answers in the
+    <tool_call> form, through each format that reads that form."""
+    from transformers.cli.serving.utils import _RESPONSE_TEMPLATE_FALLBACKS
+
+    from pytest_llmeval.workflows import as_tools, run_conversations, start_messages
+
+    extra = {}
+    if response_template:
+        extra["response_template"] = next(v for k, v in _RESPONSE_TEMPLATE_FALLBACKS.items() if "qwen2" in k)
+    tokenizer = template_tokenizer(smollm2_template if template == "generic" else load_template(template), **extra)
+    tools = as_tools([get_weather])
+    fmt = choose_format(tokenizer)
+    schemas = [t.schema for t in tools]
+    seen: list[str] = []
+
+    def my_batched_generate(prompts):
+        seen.extend(prompts)
+        return [
+            "It is sunny, 21 C.<|im_end|>" if "sunny, 21 C" in p else '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call><|im_end|>'
+            for p in prompts
+        ]
+
+    def generate_batch(batch):
+        prompts = [fmt.render(tokenizer, messages, schemas) for messages in batch]
+        texts = my_batched_generate(prompts)
+        return [fmt.parse(t, tokenizer=tokenizer, prompt=p, tools=schemas) for p, t in zip(prompts, texts)]
+
+    starts = [start_messages([], "case 1", prompt="Weather in Paris?")]
+    (conversation,) = run_conversations(starts, generate_batch, tools=tools, max_turns=4)
+    # a template that ignores tools gets the generic format, whatever parser the tokenizer declares
+    assert fmt.name == ("generic" if template == "generic" else "response-template" if response_template else "tagged")
+    assert [c.result for c in conversation.tool_calls] == ["sunny, 21 C"]
+    assert conversation.final == "It is sunny, 21 C." and conversation.ending == "answered"
+    assert len(seen) == 2 and "get_weather" in seen[0]

@@ -20,7 +20,7 @@ from pytest_llmeval.workflows.mcp_client import McpError, McpTools, mcp_tools
 from pytest_llmeval.workflows.messages import WorkflowDataError, check_messages, check_user_turns, start_messages
 from pytest_llmeval.workflows.parsers import CallRequest, Reply, parse_llama3_json, parse_tagged, parse_with_tokenizer
 from pytest_llmeval.workflows.runner import CallOutcome, ToolRunner
-from pytest_llmeval.workflows.tools import Tool, ToolDefinitionError, as_tools, tool_from_function
+from pytest_llmeval.workflows.tools import Tool, ToolDefinitionError, ToolFailure, as_tools, tool_from_function
 
 __all__ = [
     "CallOutcome",
@@ -35,6 +35,7 @@ __all__ = [
     "Tool",
     "ToolCall",
     "ToolDefinitionError",
+    "ToolFailure",
     "ToolFormat",
     "ToolRunner",
     "WorkflowDataError",

@@ -1,7 +1,7 @@
 """How a local model is shown tools and how its tool calls are read: one format per tokenizer.
 
-- ``response-template``: the tokenizer declares how its replies parse (transformers'
-  ``response_template``); the chat template renders the tools, ``tokenizer.parse_response`` reads.
+- ``response-template``: the chat template takes tools and the tokenizer declares how its replies
+  parse (transformers' ``response_template``), so ``tokenizer.parse_response`` reads them.
 - ``tagged``: the chat template renders the tools and the model answers in ``<tool_call>`` blocks
   (Qwen2.5, Hermes and other ChatML templates).
 - ``llama3-json``: the chat template renders the tools and the model answers with one JSON object
@@ -117,11 +117,11 @@ def choose_format(tokenizer: Any, name: str | None = None) -> ToolFormat:
         if name not in FORMATS:
             raise ValueError(f"unknown tool-call format {name!r}; use one of {', '.join(FORMATS)}")
         return FORMATS[name]
+    template = _template_text(tokenizer)
+    if not template_supports_tools(template):  # the model would never see the tools: describe them ourselves
+        return FORMATS["generic"]
     if getattr(tokenizer, "response_template", None):
         return FORMATS["response-template"]
-    template = _template_text(tokenizer)
-    if not template_supports_tools(template):
-        return FORMATS["generic"]
     if "<tool_call>" in template:
         return FORMATS["tagged"]
     if '"parameters"' in template or "<|python_tag|>" in template:

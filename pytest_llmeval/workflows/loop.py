@@ -130,17 +130,9 @@ def run_conversations(
         jobs: list[tuple[int, int, str, Mapping[str, Any]]] = []  # (state, call position, name, arguments)
         pending: dict[int, list[ToolCall]] = {}
         for i, output in zip(active, outputs):
-            state = states[i]
-            if isinstance(output, BaseException):
-                state.end("error", f"generation failed: {_line(output)}")
-                continue
-            try:
-                reply = to_reply(output, parse)
-            except Exception as exc:  # a parser bug must not take the other conversations down
-                state.end("error", f"the reply could not be read: {_line(exc)}")
-                continue
-            pending[i] = _calls_of(reply, len(state.steps), by_name, i, jobs)
-            _append_assistant(state, reply, pending[i])
+            calls = _take(states[i], i, output, parse, by_name, jobs)
+            if calls is not None:
+                pending[i] = calls
         started = time.perf_counter()
         outcomes = runner.run([(name, arguments) for _, _, name, arguments in jobs]) if jobs else []
         tools_s = time.perf_counter() - started
@@ -169,6 +161,22 @@ def _generate(generate_batch: GenerateBatch, states: list[_State]) -> list[Any]:
         problem = RuntimeError(f"generate_batch returned {len(outputs)} outputs for {len(states)} conversations")
         return [problem] * len(states)
     return outputs
+
+
+def _take(state: _State, i: int, output: Any, parse: Callable[[str], Reply], tools: Mapping[str, Tool], jobs: list) -> list[ToolCall] | None:
+    """Append the assistant message of ``output`` to conversation ``i`` and queue its calls; the
+    calls (``None`` when the output is a failure, which ends the conversation)."""
+    if isinstance(output, BaseException) or output is None:
+        state.end("error", f"generation failed: {_line(output) if output is not None else 'no output'}")
+        return None
+    try:
+        reply = to_reply(output, parse)
+    except Exception as exc:  # a parser bug must not take the other conversations down
+        state.end("error", f"the reply could not be read: {_line(exc)}")
+        return None
+    calls = _calls_of(reply, len(state.steps), tools, i, jobs)
+    _append_assistant(state, reply, calls)
+    return calls
 
 
 def _calls_of(reply: Reply, step: int, tools: Mapping[str, Tool], state: int, jobs: list) -> list[ToolCall]:
