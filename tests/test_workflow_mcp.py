@@ -44,11 +44,12 @@ def test_a_conversation_calls_the_server(server):
 
 
 def test_errors_time_outs_and_bad_arguments(server):
-    runner = ToolRunner(list(server), timeout=1.5)
-    reported, slow, fast = runner.run([("fail", {"reason": "no"}), ("wait", {"seconds": 10}), ("wait", {"seconds": 0})])
+    runner = ToolRunner(list(server), timeout=5)
+    runner.run([("get_weather", {"city": "Paris"})])  # the first call of a session is slower; the limit is for the others
+    reported, slow, fast = runner.run([("fail", {"reason": "no"}), ("wait", {"seconds": 120}), ("wait", {"seconds": 0})])
     assert reported.result is None and reported.error and "fail" in reported.error
-    assert slow.error == "timed out after 1.5 s"
-    assert fast.result == "waited 0.0" or fast.result == "waited 0"
+    assert slow.error == "timed out after 5 s"
+    assert fast.result in ("waited 0.0", "waited 0")  # a hung call does not hold the others up
     model = ScriptedModel(lambda m: call_text("get_weather", town="Paris") if len(m) == 1 else "ok")
     (conversation,) = run_conversations([[{"role": "user", "content": "x"}]], model, tools=list(server))
     assert conversation.tool_calls[0].error == "malformed call: missing required argument(s) 'city' of get_weather"
