@@ -143,9 +143,11 @@ def test_every_kind_of_tool_failure_is_an_error_result():
     assert by_name["async_tool"].result == "awaited"
 
 
-def test_runner_checks_its_time_limit():
+def test_runner_checks_its_time_limit_and_names_a_tool_it_lacks():
     with pytest.raises(ValueError, match="positive number of seconds"):
         ToolRunner([], timeout=0)
+    (outcome,) = ToolRunner([]).run([("lookup", {})])
+    assert outcome.error == "this runner has no tool 'lookup'"
 
 
 def test_calls_run_in_parallel_up_to_max_workers():

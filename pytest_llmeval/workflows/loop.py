@@ -24,7 +24,7 @@ import hashlib
 import json
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 from pytest_llmeval.workflows.conversation import Conversation, Ending, Message, Step, ToolCall, freeze_messages
@@ -118,7 +118,7 @@ def run_conversations(
     by_name = {tool.name: tool for tool in tools}
     runner = runner or ToolRunner(tools)
     states = [
-        _State([dict(m) for m in freeze_messages(s)], deque(user_turns[i] if user_turns else ()), len(s))
+        _State(list(freeze_messages(s)), deque(user_turns[i] if user_turns else ()), len(s))
         for i, s in enumerate(starts)
     ]
     active = list(range(len(states)))
@@ -137,10 +137,8 @@ def run_conversations(
         outcomes = runner.run([(name, arguments) for _, _, name, arguments in jobs]) if jobs else []
         tools_s = time.perf_counter() - started
         for (i, position, _, _), outcome in zip(jobs, outcomes):
-            call = pending[i][position]
-            pending[i][position] = ToolCall(
-                id=call.id, name=call.name, arguments=call.arguments, result=outcome.result, error=outcome.error,
-                duration_s=outcome.duration_s, step=call.step, truncated=outcome.truncated,
+            pending[i][position] = replace(
+                pending[i][position], result=outcome.result, error=outcome.error, duration_s=outcome.duration_s, truncated=outcome.truncated
             )
         for i, calls in pending.items():
             _finish_step(states[i], calls, max_turns)
@@ -191,7 +189,7 @@ def _calls_of(reply: Reply, step: int, tools: Mapping[str, Tool], state: int, jo
             problem = argument_problem(tools[request.name], request.arguments)
         call = ToolCall(id=f"call_s{step}_{k}", name=request.name, arguments=request.arguments, step=step)
         if problem is not None:
-            call = ToolCall(id=call.id, name=call.name, arguments=call.arguments, step=step, malformed=True, error=f"malformed call: {problem}")
+            call = replace(call, malformed=True, error=f"malformed call: {problem}")
         else:
             assert isinstance(request.arguments, Mapping)
             jobs.append((state, k, request.name, request.arguments))
@@ -220,11 +218,7 @@ def _plain(arguments: Mapping[str, Any] | str) -> Any:
 
 def _finish_step(state: _State, calls: list[ToolCall], max_turns: int) -> None:
     """Record the step's calls and their results, then decide how the conversation goes on."""
-    step = state.steps[-1]
-    state.steps[-1] = Step(
-        index=step.index, content=step.content, raw=step.raw, calls=tuple(calls), tokens_in=step.tokens_in,
-        tokens_out=step.tokens_out, latency_s=step.latency_s, finish_reason=step.finish_reason,
-    )
+    state.steps[-1] = replace(state.steps[-1], calls=tuple(calls))
     for call in calls:
         content = call.result if call.error is None else f"error: {call.error}"
         state.messages.append({"role": "tool", "tool_call_id": call.id, "name": call.name, "content": content})

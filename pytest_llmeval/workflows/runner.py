@@ -170,9 +170,10 @@ class ToolRunner:
         return outcomes
 
     def _thunk(self, name: str, arguments: Mapping[str, Any]) -> Callable[[], tuple[str, bool]]:
-        tool = self.tools[name]
-
         def thunk() -> tuple[str, bool]:
+            tool = self.tools.get(name)
+            if tool is None:
+                raise ToolFailure(f"this runner has no tool {name!r}")
             return result_text(_call(tool, arguments), limit=self.max_result_chars)
 
         return thunk
