@@ -22,6 +22,7 @@ TOP = "pytest_llmeval"
 # module at the top: its name, as below.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("leaves",),  # settings.py, files.py, jsonfiles.py, redaction.py, escaping.py, version.py, options.py (the option table), own_warnings.py
+    ("workflows",),  # conversations, tools, tool-call formats, the round loop (no model, no pytest)
     ("datasets", "perturb"),  # the cases: sources, few-shot, benchmark files, held-out check; perturbations
     ("models", "decorator"),  # the backends, scheduler and cache; le.cases (decorator.py)
     ("scoring", "results"),
@@ -48,6 +49,7 @@ HEAVY = ("torch", "transformers")
 NEVER = {
     "leaves": ("pytest", "_pytest", *HEAVY),
     "results": ("pytest_llmeval.plugin", "pytest_llmeval.models", "pytest_llmeval.training", "pytest", "_pytest", *HEAVY),
+    "workflows": ("pytest_llmeval.datasets", "pytest_llmeval.models", "pytest_llmeval.plugin", "pytest_llmeval.results", "pytest", "_pytest", "torch"),
     "datasets": ("pytest_llmeval.models", "pytest_llmeval.plugin", "pytest_llmeval.results", *HEAVY),
     "scoring": ("pytest_llmeval.plugin", "pytest_llmeval.results", "pytest_llmeval.training", "pytest"),
     "models": ("pytest_llmeval.results", "pytest_llmeval.plugin", "pytest_llmeval.training", "pytest"),
@@ -220,6 +222,16 @@ def test_importing_the_library_loads_no_plugin_module() -> None:
     code = f"import sys, {TOP}; print('\\n'.join(m for m in sys.modules if m.startswith('{TOP}.plugin') or m.startswith('{TOP}.cli')))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert loaded == []
+
+
+def test_importing_workflows_loads_no_heavy_library() -> None:
+    """Tools are described with transformers and MCP servers reached with mcp, only once used."""
+    code = (
+        f"import sys; import {TOP}.workflows, {TOP}.scoring.workflow;"
+        "print(sorted(m for m in ('transformers', 'torch', 'mcp', 'jsonschema', 'jinja2') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"
 
 
 def test_the_version_has_one_home() -> None:
