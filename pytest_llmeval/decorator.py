@@ -48,6 +48,8 @@ def cases(
     search: int | None = None,
     min_worst_case: float | None = None,
     permute: str | None = None,
+    tools: Any = None,
+    max_turns: int | None = None,
 ) -> Callable[[F], F]:
     """Parametrize a test with eval cases: one test item per case, its id from the case's ``id``.
 
@@ -71,6 +73,9 @@ def cases(
     switches its thinking on or off where its chat template has the switch (``enable_thinking``;
     needs ``chat=True``), and ``max_reasoning_tokens`` caps its thinking (see docs/reasoning.md);
     ``completion`` is then the answer after the thinking, ``completion.reasoning`` the thinking.
+    ``tools`` (functions, ``le.mcp_tools(...)``)
+    and ``max_turns`` (most model calls, default 8) make each case a workflow: the model may call
+    the tools in a conversation, which the ``conversation`` fixture holds (docs/workflows.md).
 
     Beyond accuracy (``docs/beyond_accuracy.md``): ``perturb`` (a list of ``le.perturb.*``) adds a
     variant of every case per perturbation, each its own item (``qa-007~typos``), on the fields the
@@ -84,7 +89,15 @@ def cases(
     and data are checked when pytest collects it, and a problem is one collection error line.
     """
     arguments = dict(locals())  # the parameters above, which are CaseSpec's fields by name
-    spec = CaseSpec(**{**arguments, "stop": _stop_tuple(stop), "perturb": _tuple(perturb), "fields": _stop_tuple(fields)})
+    spec = CaseSpec(
+        **{
+            **arguments,
+            "stop": _stop_tuple(stop),
+            "perturb": _tuple(perturb),
+            "fields": _stop_tuple(fields),
+            "tools": tuple(tools) if isinstance(tools, list) else tools,
+        }
+    )
 
     def decorate(func: F) -> F:
         named = dataclasses.replace(spec, function=getattr(func, "__name__", ""))

@@ -210,6 +210,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("thinking", "a reasoning model's thinking switch, where its chat template has one (enable_thinking): true or false (default: the template's); le.cases(thinking=) wins for its suite", _flag, setting="generation.thinking"),
     Option("max-reasoning-tokens", "most thinking tokens per completion before the end of thinking is forced (default: no budget); le.cases(max_reasoning_tokens=) wins for its suite", _int(0), setting="generation.max_reasoning_tokens"),
     Option("max-cut-share", "share (0-1) of a suite's completions that may end at max_new_tokens before the suite is flagged (default 0.05)", _float(0.0, 1.0)),
+    # workflow cases (le.cases(tools=, max_turns=))
+    Option("tool-timeout", "seconds one tool call may run before the model is shown a time-out error (default 30)", _float(0.001)),
+    Option("tool-workers", "tool calls of one round run at once, each in its own thread (default 8)", _int(1)),
+    Option("tool-result-chars", "most characters of a tool result the model is shown; longer ones are cut and say so (default 20000)", _int(1)),
 )
 VALUE_FLAGS: frozenset[str] = frozenset(o.flag for o in OPTIONS if o.takes_value)
 """The options that take their value as the next command-line argument."""

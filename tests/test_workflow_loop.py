@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from pytest_llmeval.models.outputs import Completion
 from pytest_llmeval.workflows.conversation import Conversation
-from pytest_llmeval.workflows.loop import RoundInfo, cached_generate, round_key, run_conversations
+from pytest_llmeval.workflows.loop import RoundInfo, run_conversations
 from pytest_llmeval.workflows.parsers import CallRequest, Reply
 from pytest_llmeval.workflows.runner import ToolRunner
 from pytest_llmeval.workflows.tools import Tool, tool_from_function
@@ -255,60 +255,21 @@ def respond_batch(respond):
     return lambda batch: [respond(m) for m in batch]
 
 
-# ----------------------------------------------------------------------------- caching by round
-
-
-def test_round_keys_follow_the_conversation_so_far():
-    a = [{"role": "user", "content": "hi"}]
-    assert round_key(a) == round_key([dict(a[0])]) and round_key(a).startswith("sha256:")
-    assert round_key(a) != round_key([{"role": "user", "content": "hi!"}])
-    assert round_key(a, [TOOLS[0].schema]) != round_key(a)
-    assert round_key([{"content": "hi", "role": "user"}]) == round_key(a)  # key order does not matter
-
-
-def test_a_cached_rerun_generates_nothing_and_a_new_tool_result_computes_from_there():
-    store: dict[str, str] = {}
-    weather = {"Paris": "sunny"}
-
-    def get_weather_now(city: str) -> str:
-        """Weather now.
-
-        Args:
-            city: the city
-        """
-        return weather[city]
-
-    tools = [tool_from_function(get_weather_now)]
-
-    def agent(messages):
-        if messages[-1]["role"] == "tool":
-            return f"It is {messages[-1]['content']}."
-        return call_text("get_weather_now", city="Paris")
-
-    def run():
-        model = ScriptedModel(agent)
-        generate = cached_generate(model, lambda keys: [store.get(k) for k in keys], lambda keys, outs: store.update(zip(keys, outs)), tools=[t.schema for t in tools])
-        return run_conversations([_start("Paris?")], generate, tools=tools), model
-
-    (first,), model = run()
-    assert model.batches == [1, 1] and len(store) == 2
-    (again,), model = run()
-    assert model.batches == [] and _transcript(again) == _transcript(first)
-    weather["Paris"] = "raining"
-    (changed,), model = run()
-    assert model.batches == [1]  # the first round is cached; the round after the new result is not
-    assert changed.final == "It is raining."
-
-
-def test_the_cache_stores_no_failure():
-    store: dict[str, object] = {}
-    generate = cached_generate(
-        lambda batch: [RuntimeError("down")] * len(batch), lambda keys: [store.get(k) for k in keys], lambda keys, outs: store.update(zip(keys, outs))
-    )
-    (conversation,) = run_conversations([_start("a")], generate)
-    assert conversation.ending == "error" and store == {}
-
-
 def test_records_of_a_run_are_json():
     (conversation,) = run_conversations([_start("Weather in Paris?")], ScriptedModel(weather_agent), tools=TOOLS)
     assert Conversation.from_record(json.loads(json.dumps(conversation.to_record()))) == conversation
+
+
+def test_with_keys_each_round_says_which_conversations_it_asks_for():
+    asked: list[list[tuple[str, int]]] = []
+
+    def generate(batch, which):
+        asked.append(list(which))
+        return [weather_agent(messages) for messages in batch]
+
+    starts = [_start("Weather in Paris?"), _start("Hello")]
+    run_conversations(starts, generate, tools=TOOLS, keys=["paris", "hello"])
+    # "Hello" asks for the weather of "Hello" (an unknown city): both take two rounds
+    assert asked == [[("paris", 0), ("hello", 0)], [("paris", 1), ("hello", 1)]]
+    with pytest.raises(ValueError, match="one key per conversation"):
+        run_conversations(starts, generate, keys=["only one"])

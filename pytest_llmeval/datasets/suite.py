@@ -35,6 +35,7 @@ __all__ = [
     "CaseSource",
     "CaseSpec",
     "PromptTemplate",
+    "KEYED_WHEN_SET",
     "Request",
     "SuitePlan",
     "answer_texts",
@@ -103,6 +104,15 @@ class CaseSpec:
     """Gates the share of cases right as written and under every perturbation."""
     permute: str | None = None
     """``"cyclic"``: every rotation of a multiple-choice case's options is scored."""
+    tools: Any = None
+    """A workflow suite's tools: functions, ``le.mcp_tools(...)`` sets (the ``conversation`` fixture)."""
+    max_turns: int | None = None
+    """Most model calls of one workflow case (``None``: :data:`DEFAULT_MAX_TURNS`)."""
+
+    @property
+    def is_workflow(self) -> bool:
+        """Whether the suite said it runs workflows (``tools=`` or ``max_turns=``)."""
+        return self.tools is not None or self.max_turns is not None
 
     @property
     def delimiter(self) -> str:
@@ -163,6 +173,7 @@ _ARGUMENTS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("search", lambda v: v is None or (_is_int(v) and v >= 1), "a whole number of at least 1 (variants explored per case)"),
     ("min_worst_case", _rate, "a number between 0 and 1"),
     ("permute", lambda v: v in (None, "cyclic"), "'cyclic'"),
+    ("max_turns", lambda v: v is None or (_is_int(v) and v >= 1), "a whole number of at least 1"),
 )
 """Each argument of ``le.cases``, what a usable value is, and how to say it."""
 
@@ -198,6 +209,12 @@ def check_spec(spec: CaseSpec) -> None:
     check_beyond(spec)
 
 
+KEYED_WHEN_SET = {"cache_key": "when_set"}
+"""Metadata of a :class:`Request` field added after completions were first cached: the field is
+part of an output's cache key only when it differs from its default, so the keys of requests that
+do not use it stay those of earlier versions."""
+
+
 @dataclass(frozen=True)
 class Request:
     """What the model must compute for one case.
@@ -229,6 +246,11 @@ class Request:
     template's default); in a cache key only when set."""
     max_reasoning_tokens: int | None = field(default=None, metadata={"cache_key": "when_set"})
     """The suite's reasoning budget (``None``: the session's); in a cache key only when set."""
+    messages: tuple[Mapping[str, Any], ...] | None = field(default=None, metadata=KEYED_WHEN_SET)
+    """A workflow case's conversation so far (one round's generation): the backend sends these
+    messages, not ``text``, through the chat template (or natively to a server), with ``tools``."""
+    tools: tuple[Mapping[str, Any], ...] = field(default=(), metadata=KEYED_WHEN_SET)
+    """The JSON schemas of the tools the model may call (with ``messages``)."""
 
 
 def case_choices(spec: CaseSpec, case: Case) -> tuple[str, ...]:
@@ -365,6 +387,9 @@ class SuitePlan:
     items: tuple[Case, ...] = ()
     """The suite's items in run order once planned (cases, variants, rotations, the search);
     empty: one item per case."""
+    tools: tuple[Any, ...] = field(default=())
+    """A workflow suite's tools (:class:`pytest_llmeval.workflows.Tool`), described once
+    (:func:`pytest_llmeval.datasets.workflow_cases.plan_workflows`)."""
 
 
 def plan_suite(spec: CaseSpec, base_dir: Path | None, limit: int | None = None, *, seed: int = 1234) -> SuitePlan:

@@ -34,6 +34,7 @@ Module map: :mod:`.protocol` (the protocol and its errors; a leaf every backend 
 from __future__ import annotations
 
 from pytest_llmeval.models.protocol import (
+    CONVERSE,
     GENERATE,
     RANK,
     Backend,
@@ -57,6 +58,7 @@ from pytest_llmeval.models.registry import (
 
 __all__ = [
     "BUILT_IN",
+    "CONVERSE",
     "ENTRY_POINT_GROUP",
     "GENERATE",
     "RANK",

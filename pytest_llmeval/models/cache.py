@@ -9,7 +9,9 @@ An output is stored under a key made of
 - the model settings (seed, generation settings, batch size, context length...);
 - the request exactly as the scheduler hands it to the backend: every field of
   :class:`~pytest_llmeval.datasets.suite.Request`, taken generically, so fields added later
-  (the sample's ``seed``, its ``repeat`` index) are part of the key without a change here;
+  (the sample's ``seed``, its ``repeat`` index) are part of the key without a change here; a
+  field marked ``KEYED_WHEN_SET`` (a workflow round's ``messages`` and ``tools``) only when set, so
+  that the keys of requests without it did not change when it came;
 - this package's version and the cache's schema.
 
 Next to the outputs the cache keeps, per identity, what the loaded backend reported about itself
@@ -57,11 +59,7 @@ def canonical(value: Any) -> Any:
     ``{"cache_key": "when_set"}`` only when it is not ``None``, so adding one keeps earlier keys),
     tuples become lists, mappings sorted dicts."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out = {
-            f.name: canonical(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if not (f.metadata.get("cache_key") == "when_set" and getattr(value, f.name) is None)
-        }
+        out = {f.name: canonical(getattr(value, f.name)) for f in dataclasses.fields(value) if not _unset_late_field(value, f)}
         return {"__type__": type(value).__name__, **out}
     if isinstance(value, Mapping):
         return {str(k): canonical(v) for k, v in value.items()}
@@ -70,6 +68,12 @@ def canonical(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return {"__repr__": repr(value)}
+
+
+def _unset_late_field(value: Any, f: dataclasses.Field) -> bool:
+    """A field marked ``{"cache_key": "when_set"}`` (added later: a workflow round's messages and
+    tools) that holds its default: left out, so older keys stay valid."""
+    return f.metadata.get("cache_key") == "when_set" and getattr(value, f.name) == f.default
 
 
 def digest(data: Any) -> str:

@@ -18,7 +18,7 @@ from pytest_llmeval.files import sha256_text
 from pytest_llmeval.models.hf_generate import Generation
 from pytest_llmeval.models.hf_loading import load_model, placement, score_versions, seed_everything, tokenizer_fingerprint, weights_fingerprint
 from pytest_llmeval.models.outputs import Completion, Ranked
-from pytest_llmeval.models.protocol import GENERATE, RANK, ModelLoadError, ModelStateError, Progress
+from pytest_llmeval.models.protocol import CONVERSE, GENERATE, RANK, ModelLoadError, ModelStateError, OutputError, Progress
 from pytest_llmeval.settings import GenerationSettings, LLMSettings
 
 __all__ = ["CPU_AUTO_BATCH", "CUDA_AUTO_BATCH", "HFBackend", "make", "score_versions", "seed_everything"]
@@ -47,7 +47,7 @@ make.identity = _identity  # type: ignore[attr-defined]
 class HFBackend(Generation):
     """A transformers causal LM in eval mode, run under ``torch.inference_mode()``."""
 
-    capabilities = frozenset({GENERATE, RANK})
+    capabilities = frozenset({GENERATE, RANK, CONVERSE})
     deterministic = True
     """Greedy decoding and loglikelihoods give the same output every time (repeats are alike)."""
 
@@ -228,23 +228,37 @@ class HFBackend(Generation):
         results = self._generate_rendered(rendered, settings, add_special_tokens=not chat)
         return results[0] if isinstance(prompt, str) else results
 
-    def run_generate(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion]:
-        """Completions for many eval requests, batched by generation settings and length."""
-        out: list[Completion | None] = [None] * len(requests)
+    def run_generate(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Completion | OutputError]:
+        """Completions for many eval requests, batched by generation settings and length. A
+        workflow round (a request with ``messages``) is rendered with its tools and its reply's
+        tool calls parsed (:mod:`.tool_calls`); one whose conversation the chat template refuses
+        gets an :class:`OutputError`."""
+        from pytest_llmeval.models.tool_calls import attach_parsed
+
+        out: list[Completion | OutputError | None] = [None] * len(requests)
         groups: dict[tuple[GenerationSettings, bool], list[int]] = {}
         for i, req in enumerate(requests):
             settings = self.settings.generation.for_request(req)
             groups.setdefault((settings, req.chat), []).append(i)
         for (settings, chat), indices in groups.items():
-            rendered = [
-                self.render(requests[i].text, chat=chat, system=requests[i].system, examples=requests[i].fewshot, thinking=settings.thinking)
-                for i in indices
-            ]
-            seeds = [requests[i].seed for i in indices]
-            done = self._generate_rendered(rendered, settings, add_special_tokens=not chat, progress=progress, seeds=seeds)
-            for i, completion in zip(indices, done):
-                out[i] = completion
+            prompts = {i: self._prompt(requests[i], settings.thinking) for i in indices}
+            todo = [i for i in indices if isinstance(prompts[i], str)]
+            seeds = [requests[i].seed for i in todo]
+            rendered = [prompts[i] for i in todo]
+            done = self._generate_rendered(rendered, settings, add_special_tokens=not chat, progress=progress, seeds=seeds) if todo else []
+            for i, completion in zip(todo, done):
+                out[i] = attach_parsed(completion, self.tokenizer, requests[i]) if requests[i].messages is not None else completion
+            for i in indices:
+                out[i] = prompts[i] if out[i] is None else out[i]
         return [c for c in out if c is not None]
+
+    def _prompt(self, request: Request, thinking: bool | None) -> str | OutputError:
+        """The text a request is generated from (or why a workflow round cannot be rendered)."""
+        if request.messages is not None:
+            from pytest_llmeval.models.tool_calls import render
+
+            return render(self.tokenizer, request)
+        return self.render(request.text, chat=request.chat, system=request.system, examples=request.fewshot, thinking=thinking)
 
     def _kernels(self) -> Any:
         """The block the model runs in: its linear layers on the chosen kernels on a CPU (:mod:`.cpu_matmul`)."""

@@ -32,7 +32,8 @@ from typing import Any, Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from pytest_llmeval.datasets.suite import Request
-from pytest_llmeval.models.protocol import GENERATE, RANK, ModelLoadError, OutputError, Progress, RankUnsupported
+from pytest_llmeval.models.protocol import CONVERSE, GENERATE, RANK, ModelLoadError, OutputError, Progress, RankUnsupported
+from pytest_llmeval.models.tool_calls import attach_native
 from pytest_llmeval.models.http_client import Budget, Engine, Post
 from pytest_llmeval.models.http_shapes import (
     COMPLETIONS_PATH,
@@ -170,8 +171,9 @@ class HTTPBackend:
 
     @property
     def capabilities(self) -> frozenset[str]:
-        """Generation, and ranking unless the probe found that the server returns no prompt logprobs."""
-        return frozenset({GENERATE} if isinstance(self._rank_problem, RankUnsupported) else {GENERATE, RANK})
+        """Generation and workflow rounds (native tool calls), and ranking unless the probe found
+        that the server returns no prompt logprobs."""
+        return frozenset({GENERATE, CONVERSE} if isinstance(self._rank_problem, RankUnsupported) else {GENERATE, RANK, CONVERSE})
 
     @property
     def in_flight(self) -> int:
@@ -231,7 +233,10 @@ class HTTPBackend:
     def _generate_job(self, request: Request) -> Any:
         path, body = generate_payload(self.model, request, self.settings)
         stops = local_stops(request, self.settings)
-        shown_prompt = json.dumps(messages_of(request), ensure_ascii=False) if request.chat else request.text
+        if request.messages is not None:  # a workflow round: the conversation as sent
+            shown_prompt = json.dumps(body["messages"], ensure_ascii=False)
+        else:
+            shown_prompt = json.dumps(messages_of(request), ensure_ascii=False) if request.chat else request.text
 
         async def job(post: Post) -> Completion:
             answer, latency = await post(path, body)
@@ -240,7 +245,7 @@ class HTTPBackend:
             except ShapeError as exc:
                 raise OutputError(f"POST {shown_url(self.base_url)}{path}: {exc}") from None
             self._learn(got.served_model, got.system_fingerprint)
-            return Completion(
+            done = Completion(
                 got.text,
                 prompt=shown_prompt,
                 tokens_in=got.tokens_in,
@@ -249,6 +254,7 @@ class HTTPBackend:
                 finish_reason=got.finish_reason,
                 **got.reasoning_fields(),
             )
+            return attach_native(done, got.tool_calls) if request.messages is not None else done
 
         return job
 

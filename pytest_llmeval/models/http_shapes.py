@@ -72,9 +72,13 @@ def _answer(choice: dict[str, Any]) -> dict[str, Any]:
 
 CHAT_ANSWER = _answer({
     "type": "object", "required": ["message"],
-    "properties": {"message": {"type": "object", "properties": {"content": _TEXT_OR_NULL}}, "finish_reason": _TEXT_OR_NULL},
+    "properties": {
+        "message": {"type": "object", "properties": {"content": _TEXT_OR_NULL, "tool_calls": {"type": ["array", "null"]}}},
+        "finish_reason": _TEXT_OR_NULL,
+    },
 })  # fmt: skip
-"""A ``/chat/completions`` answer: the reply's ``content`` a string (null: an empty reply)."""
+"""A ``/chat/completions`` answer: the reply's ``content`` a string (null: an empty reply), its
+``tool_calls`` (a workflow round) a list when there are any."""
 COMPLETION_ANSWER = _answer({
     "type": "object", "required": ["text"], "properties": {"text": {"type": "string"}, "finish_reason": _TEXT_OR_NULL},
 })  # fmt: skip
@@ -151,6 +155,8 @@ class Generated:
     reasoning: str | None = None
     reasoning_tokens: int | None = None
     thinking_ended: bool = True
+    tool_calls: Any = None
+    """A chat answer's ``message.tool_calls``, as the server sent them."""
 
     def reasoning_fields(self) -> dict[str, Any]:
         """The reasoning fields of a :class:`~pytest_llmeval.models.outputs.Completion`."""
@@ -203,6 +209,10 @@ def generate_payload(model: str, request: Request, settings: LLMSettings) -> tup
         body["thinking_token_budget"] = gen.max_reasoning_tokens
     if request.chat and gen.thinking is not None:
         body["chat_template_kwargs"] = {"enable_thinking": gen.thinking}
+    if request.messages is not None:  # a workflow round: the conversation so far and the tools, natively
+        from pytest_llmeval.models.tool_calls import wire_messages
+
+        return CHAT_PATH, {**body, "messages": wire_messages(request.messages), **({"tools": list(request.tools)} if request.tools else {})}
     if request.chat:
         return CHAT_PATH, {**body, "messages": messages_of(request)}
     return COMPLETIONS_PATH, {**body, "prompt": request.text}
@@ -220,11 +230,13 @@ def usage_of(body: Any) -> tuple[int, int]:
 
 def parse_generation(path: str, body: Any, stops: tuple[str, ...] = ()) -> Generated:
     """The answer (after any reasoning), finish reason, token counts and served model of a
-    generation answer, checked against its shape first; ``stops`` (not sent to the server) cut the answer."""
+    generation answer, checked against its shape first; ``stops`` (not sent to the server) cut the answer.
+    A chat answer's ``message.tool_calls`` (a workflow round) come back as the server sent them."""
     chat = path == CHAT_PATH
     check_shape(body, "CHAT_ANSWER" if chat else "COMPLETION_ANSWER")
     first = body["choices"][0]
     message = first["message"] if chat else {"content": first["text"] or ""}
+    tool_calls = (message.get("tool_calls") or None) if chat else None
     finish_reason = first.get("finish_reason") or "stop"
     usage = body.get("usage") if isinstance(body.get("usage"), Mapping) else None
     split = split_served(message, finish_reason=finish_reason, usage=usage)
@@ -244,6 +256,7 @@ def parse_generation(path: str, body: Any, stops: tuple[str, ...] = ()) -> Gener
         reasoning=split.reasoning,
         reasoning_tokens=split.reasoning_tokens,
         thinking_ended=split.thinking_ended,
+        tool_calls=tool_calls if isinstance(tool_calls, list) else None,
     )
 
 

@@ -16,6 +16,9 @@ from pytest_llmeval.settings import LLMSettings
 Progress = Callable[[int], None]
 GENERATE = "generate"
 RANK = "rank"
+CONVERSE = "converse"
+"""A backend that answers a workflow round: a request with ``messages`` and ``tools``
+(:mod:`pytest_llmeval.models.tool_calls`)."""
 
 
 class ModelLoadError(RuntimeError):
@@ -43,7 +46,9 @@ class Backend(Protocol):
     """What the ``llm`` fixture is: a model that answers batches of requests.
 
     ``capabilities`` holds ``"generate"`` and, when the backend can score loglikelihoods,
-    ``"rank"``; the plugin errors a ``ranked`` suite with one clear line otherwise.
+    ``"rank"``; the plugin errors a ``ranked`` suite with one clear line otherwise. ``"converse"``:
+    it answers workflow rounds, requests with ``messages`` and ``tools`` (a completion with a
+    ``reply``, see :mod:`pytest_llmeval.models.tool_calls`); a workflow suite errors without it.
 
     Two things the plugin reads when a backend offers them (see :func:`has_chat_template`):
 

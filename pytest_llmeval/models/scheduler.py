@@ -10,7 +10,8 @@ taken from the completion cache, the rest is computed in chunks (the backend's b
 longest prompts first, and each chunk's results are kept (and stored) as soon as it is done. A run
 stopped part-way (pytest-timeout, Ctrl-C) loses at most the chunk in progress: the next item that
 needs an output continues from there. The backend may be :class:`~.batched.Deferred`, loaded
-only when something is not cached.
+only when something is not cached. A window of workflow items runs their conversations in
+batched rounds (:mod:`.workflow_runs`), each round through the same cached path.
 """
 
 from __future__ import annotations
@@ -48,6 +49,14 @@ class Entry:
     suite: str
     request: Request
     group: int = 0
+    workflow: Any = None
+    """A workflow item's :class:`~.workflow_runs.Workflow` (``request`` is its first round); its
+    result is a :class:`~pytest_llmeval.workflows.Conversation`."""
+
+    @property
+    def kind(self) -> str:
+        """What a run of this entry computes: ``"generate"``, ``"rank"`` or ``"workflow"``."""
+        return "workflow" if self.workflow is not None else self.request.kind
 
 
 class BatchScheduler:
@@ -105,6 +114,9 @@ class BatchScheduler:
         if key not in self._position:
             raise KeyError(f"{key} was not planned; the scheduler knows only the selected eval items")
         chosen = self._window_for(key)
+        if chosen[0].workflow is not None:
+            self._run_workflows(chosen, backend, cache)
+            return self._results[key]
         run = CachedRun([e.request for e in chosen], cache)
         for i in run.hits:
             self._results[chosen[i].key] = run.found[i]  # type: ignore[assignment]
@@ -141,6 +153,27 @@ class BatchScheduler:
             self.runs.append((kind, done, seconds))
             sink.close(seconds, stopped)
 
+    def _run_workflows(self, chosen: list[Entry], backend: Any, cache: Any) -> None:
+        """Run the window's conversations to their ends, a batched round at a time (:mod:`.workflow_runs`)."""
+        from pytest_llmeval.models.workflow_runs import run_workflows
+
+        rounds = 0
+
+        def sink(total: int) -> ProgressSink:
+            nonlocal rounds
+            rounds += 1
+            return self.progress(f"workflow round {rounds}", total) if self.progress else ProgressSink()
+
+        started = time.perf_counter()
+        try:
+            done = run_workflows([(e.request, e.workflow) for e in chosen], backend, cache, progress=sink)
+        finally:
+            self.runs.append(("workflow", len(chosen), time.perf_counter() - started))
+        for entry, result in zip(chosen, done):
+            self._results[entry.key] = result.conversation
+            if result.cached:
+                self._cached.add(entry.key)
+
     def _store(self, chosen: list[Entry], chunk: Chunk) -> None:
         """Keep each result; an exception in place of a result (a backend's per-case
         :class:`~pytest_llmeval.models.OutputError`) fails only that item."""
@@ -157,7 +190,7 @@ class BatchScheduler:
         first = self._entries[start]
 
         def eligible(e: Entry) -> bool:
-            if e.request.kind != first.request.kind or e.group != first.group or e.key in self._results or e.key in self._failed:
+            if e.kind != first.kind or e.group != first.group or e.key in self._results or e.key in self._failed:
                 return False
             return not (self.same_suite and e.suite != first.suite)
 

@@ -18,7 +18,7 @@ import pytest
 from pytest_llmeval.datasets.suite import CaseError, CaseSpec
 from pytest_llmeval.escaping import terminal
 from pytest_llmeval.own_warnings import errors_as_default, warn
-from pytest_llmeval.plugin.fixtures import case, completion, judgement, llm, llm_settings, missing_answer, ranked
+from pytest_llmeval.plugin.fixtures import case, completion, conversation, judgement, llm, llm_settings, missing_answer, ranked
 from pytest_llmeval.plugin import code_runs, planning, reporting, timeouts
 from pytest_llmeval.plugin.html_output import write_html
 from pytest_llmeval.plugin.identity import (
@@ -40,7 +40,7 @@ from pytest_llmeval.results.records import RECORD_KEY, Outcome, records_from_pro
 from pytest_llmeval.scoring.recording import collecting_scores
 from pytest_llmeval.settings import SettingsError
 
-__all__ = ["STATE", "case", "completion", "judgement", "llm", "llm_settings", "ranked"]
+__all__ = ["STATE", "case", "completion", "conversation", "judgement", "llm", "llm_settings", "ranked"]
 
 SCORES = pytest.StashKey[dict[str, float]]()
 

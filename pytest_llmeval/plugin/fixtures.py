@@ -1,4 +1,5 @@
-"""The plugin's fixtures: ``llm_settings``, ``llm``, ``case``, ``completion``, ``ranked``, ``judgement``."""
+"""The plugin's fixtures: ``llm_settings``, ``llm``, ``case``, ``completion``, ``ranked``,
+``conversation``, ``judgement``."""
 
 from __future__ import annotations
 
@@ -80,7 +81,7 @@ def _is_search(item: pytest.Item) -> bool:
 
 
 def _scheduled(request: pytest.FixtureRequest, llm_settings: Any) -> Any:
-    from pytest_llmeval.models import RANK, capabilities
+    from pytest_llmeval.models import CONVERSE, RANK, capabilities
     from pytest_llmeval.models.scheduler import Deferred
 
     state = _state(request.config)
@@ -102,6 +103,12 @@ def _scheduled(request: pytest.FixtureRequest, llm_settings: Any) -> Any:
             pytest.fail(
                 f"llmeval: the model backend ({type(llm).__name__}) cannot score loglikelihoods, so 'ranked' cases cannot run; "
                 "use a local model for multiple-choice suites, or score a 'completion' instead",
+                pytrace=False,
+            )
+        if planned.messages is not None and CONVERSE not in capabilities(llm):
+            pytest.fail(
+                f"llmeval: the model backend ({type(llm).__name__}) cannot run conversations with tools, so workflow cases "
+                "cannot run; use a local transformers model or an openai: server for workflow suites",
                 pytrace=False,
             )
         return llm
@@ -143,10 +150,24 @@ def ranked(request: pytest.FixtureRequest, llm_settings: Any, case: Any) -> Any:
 
 
 @pytest.fixture
-def judgement(request: pytest.FixtureRequest, llm_settings: Any, case: Any, completion: Any) -> Any:
-    """What the judge said about this case's completion (``le.cases(..., judge=le.Rubric(...))``):
-    ``.label``, ``.score``, ``.probabilities``, ``.raw``, ``.judge_prompt``. From the completion
-    cache when it holds the judge's answers (then no model is loaded for it)."""
+def conversation(request: pytest.FixtureRequest, llm_settings: Any, case: Any) -> Any:
+    """This workflow case's conversation (``le.cases(..., tools=[...], max_turns=N)``): ``.messages``,
+    ``.final``, ``.tool_calls``, ``.turns``, ``.steps``; computed in batched rounds with the other
+    selected cases, each round from the completion cache when it holds it. A conversation whose
+    generation failed makes the case an error, not a miss."""
+    found = _scheduled(request, llm_settings)
+    if getattr(found, "ending", None) == "error":
+        pytest.fail(f"llmeval: the conversation of case {getattr(case, 'id', '?')!r} failed: {found.error}", pytrace=False)
+    return found
+
+
+@pytest.fixture
+def judgement(request: pytest.FixtureRequest, llm_settings: Any, case: Any) -> Any:
+    """What the judge said about this case's completion (``le.cases(..., judge=le.Rubric(...))``),
+    or about the whole transcript of a workflow case: ``.label``, ``.score``, ``.probabilities``,
+    ``.raw``, ``.judge_prompt``. From the completion cache when it holds the judge's answers (then
+    no model is loaded for it)."""
+    completion = request.getfixturevalue("conversation" if "conversation" in request.fixturenames else "completion")
     from pytest_llmeval.models import ModelLoadError, OutputError
     from pytest_llmeval.plugin.judging import judging
     from pytest_llmeval.plugin.identity import eval_item

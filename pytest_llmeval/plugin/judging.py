@@ -266,7 +266,7 @@ class JudgeSession:
                 unjudged[position] = JudgeError(f"le.Pairwise(against_model={judge.against_model!r}) got no answer to compare with: {reference}")
                 items.append(None)
                 continue
-            items.append(JudgeItem(judge, request.text, str(scheduler.peek(key)), reference))
+            items.append(JudgeItem(judge, request.text, _answer_text(scheduler.peek(key)), reference))
         return items, unjudged
 
     def _other_answers(self, window: list[tuple[str, str, Case]]) -> dict[str, Any]:
@@ -321,6 +321,13 @@ class JudgeSession:
         if not rank:
             data["generation"] = {"max_new_tokens": self.max_new_tokens, "do_sample": False, "stop": ["\n"]}
         return data
+
+
+def _answer_text(output: Any) -> str:
+    """What a judge reads as the answer: the completion, or a workflow case's whole transcript
+    (every message, tool call and result)."""
+    transcript = getattr(output, "transcript", None)
+    return transcript() if callable(transcript) else str(output)
 
 
 def judging(state: Any) -> JudgeSession:

@@ -33,11 +33,22 @@ def plan(state: LLMEvalState, metafunc: pytest.Metafunc, spec: CaseSpec) -> Suit
     suite = suite_id(state.config, metafunc.definition.path, metafunc.definition.nodeid)
     seed = state.settings.seed
     found = plan_suite(spec, base_dir=metafunc.definition.path.parent, limit=state.run.limit, seed=seed)
-    kind = "generate" if "completion" in metafunc.fixturenames else "rank" if "ranked" in metafunc.fixturenames else None
-    check_kind(spec, kind, repeats_of(state, spec))
-    items = tuple(suite_items(spec, found.cases, found.variants, searches=kind is not None))
-    found = replace(found, items=items)
-    if kind is not None:
+    kind = output_kind(spec, metafunc.fixturenames)
+    if kind == "workflow":
+        from pytest_llmeval.datasets.workflow_cases import plan_workflows, workflow_case
+        from pytest_llmeval.models.sampling import sample_seed
+
+        found = plan_workflows(found)  # refuses perturb=/search=/permute=: one item per case
+        for case in found.cases:
+            for r in range(repeats_of(state, spec)):
+                first = workflow_case(spec, found, case, repeat=r, seed=sample_seed(seed, case.id, r))
+                state.requests[(suite, case.id, r)] = first.request
+        items = ()
+    else:
+        check_kind(spec, kind, repeats_of(state, spec))
+        items = tuple(suite_items(spec, found.cases, found.variants, searches=kind is not None))
+        found = replace(found, items=items)
+    if kind is not None and kind != "workflow":
         from pytest_llmeval.models.sampling import sample_seed
 
         for case in (c for c in items if not c.search):  # the search makes its own requests
@@ -52,6 +63,26 @@ def plan(state: LLMEvalState, metafunc: pytest.Metafunc, spec: CaseSpec) -> Suit
             judging(state).labels_files[suite] = labels_file
     state.plans[suite] = found
     return found
+
+
+def output_kind(spec: CaseSpec, fixtures: Any) -> str | None:
+    """What a suite's items ask the model for: ``"workflow"`` (the ``conversation`` fixture),
+    ``"generate"`` (``completion``, or a judge's ``judgement``), ``"rank"`` (``ranked``) or nothing.
+    A :class:`CaseError` for fixtures that do not go together."""
+    names = set(fixtures)
+    if "conversation" in names:
+        other = sorted(names & {"completion", "ranked"})
+        if other:
+            raise CaseError(f"{spec.label}: the test asks for 'conversation' and {other[0]!r}; use conversation.final, the last answer")
+        return "workflow"
+    if spec.is_workflow:
+        raise CaseError(
+            f"{spec.label}: tools=/max_turns= make each case a conversation; ask for the 'conversation' fixture "
+            f"(def {spec.function or 'test_x'}(case, conversation)) and score it with le.assert_tool_called(...)"
+        )
+    if "completion" in names or "judgement" in names:
+        return "generate"
+    return "rank" if "ranked" in names else None
 
 
 def overlaps(state: LLMEvalState, items: list[pytest.Item]) -> dict[tuple[str, str], str]:
@@ -91,9 +122,27 @@ def schedule(state: LLMEvalState, items: list[pytest.Item]) -> None:
         suite, case = found
         request = request_of(state, suite, case)
         if request is not None:
-            entries.append(Entry(key=item.nodeid, suite=suite, request=request, group=state.groups.group_of(item)))
+            workflow = workflow_of(state, suite, case) if request.messages is not None else None
+            entries.append(Entry(key=item.nodeid, suite=suite, request=request, group=state.groups.group_of(item), workflow=workflow))
     state.scheduler.plan(entries)
     if any(p.spec.judge is not None for p in state.plans.values()):
         from pytest_llmeval.plugin.judging import judging
 
         judging(state).schedule(items, eval_item)
+
+
+def workflow_of(state: LLMEvalState, suite: str, case: Any) -> Any:
+    """What a workflow item runs beyond its first request: its suite's tools and turn limit, its
+    scripted user turns, and the tool limits of the options."""
+    from pytest_llmeval.datasets.workflow_cases import DEFAULT_MAX_TURNS
+    from pytest_llmeval.models.workflow_runs import ToolLimits, Workflow
+    from pytest_llmeval.workflows.messages import check_user_turns
+
+    plan = state.plans[suite]
+    limits = {"timeout": state.options["tool-timeout"], "workers": state.options["tool-workers"], "max_result_chars": state.options["tool-result-chars"]}
+    return Workflow(
+        tools=plan.tools,
+        max_turns=plan.spec.max_turns or DEFAULT_MAX_TURNS,
+        user_turns=check_user_turns(case.fields.get("user_turns"), case.where),  # checked when planned
+        limits=ToolLimits(**{k: v for k, v in limits.items() if v is not None}),
+    )

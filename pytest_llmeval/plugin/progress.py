@@ -70,8 +70,10 @@ class TerminalProgress:
 
 
 def counted(n: int, what: str) -> str:
-    """``1 completion``, ``2 completions`` (``what`` is the plural)."""
-    return f"{n} {what[:-1] if n == 1 and what.endswith('s') else what}"
+    """``1 completion``, ``2 completions`` (``what`` is the plural; its first word is counted:
+    ``1 completion (workflow round 3)``)."""
+    head, space, rest = what.partition(" ")
+    return f"{n} {head[:-1] if n == 1 and head.endswith('s') else head}{space}{rest}"
 
 
 def write_line(config: pytest.Config, line: str) -> None:
@@ -127,4 +129,5 @@ def batch_progress(say: Say, backend: Any, kind: str, total: int, **options: Any
     batch = size() if callable(size) else None
     in_flight = getattr(backend, "in_flight", None)  # an HTTP backend: requests at once, not batches
     detail = f"with up to {in_flight} requests in flight" if isinstance(in_flight, int) else None
-    return TerminalProgress(say, "completions" if kind == "generate" else "rankings", total, batch, detail=detail, **options)
+    what = {"generate": "completions", "rank": "rankings"}.get(kind, f"completions ({kind})")
+    return TerminalProgress(say, what, total, batch, detail=detail, **options)

@@ -24,9 +24,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from pytest_llmeval.plugin.state import LLMEvalState
 
 
-def fingerprint_of(state: LLMEvalState, suite: str, request: Request | None, settings: LLMSettings | None = None) -> dict[str, Any]:
+def fingerprint_of(
+    state: LLMEvalState, suite: str, request: Request | None, settings: LLMSettings | None = None, conversation: Any = None
+) -> dict[str, Any]:
     """What this suite's outcomes depend on: the backend's of the item's model settings (with
-    the versions that compute it, this plugin's included), the prompt's and the data's."""
+    the versions that compute it, this plugin's included), the prompt's and the data's; a workflow
+    suite's tools (their schemas, how they are shown to the model, the turn limit) from its item's
+    ``conversation``."""
     fingerprint: dict[str, Any] = {}
     backend = state.models.loaded(settings)
     cached = state.models.cache_served(settings) if backend is None else None
@@ -50,6 +54,8 @@ def fingerprint_of(state: LLMEvalState, suite: str, request: Request | None, set
             from pytest_llmeval.plugin.judging import judging
 
             fingerprint["judge"] = judging(state).fingerprint(plan.spec.judge, settings)
+    if request is not None and request.messages is not None and plan is not None:
+        fingerprint["tools"] = _tools_fingerprint(state, plan, conversation, settings)
     if request is not None:
         fingerprint["chat"] = request.chat
         if request.kind == "generate":
@@ -60,6 +66,24 @@ def fingerprint_of(state: LLMEvalState, suite: str, request: Request | None, set
     return fingerprint
 
 
+def _tools_fingerprint(state: LLMEvalState, plan: SuitePlan, conversation: Any, settings: LLMSettings | None) -> dict[str, Any]:
+    """A workflow suite's tools as part of its prompt version: each tool's schema hash, the tool
+    instructions a format adds, the format (from the conversation, else the item's loaded backend's) and
+    the turn limit."""
+    from pytest_llmeval.datasets.workflow_cases import DEFAULT_MAX_TURNS
+    from pytest_llmeval.models.tool_calls import backend_format
+    from pytest_llmeval.workflows.fingerprint import tools_fingerprint
+    from pytest_llmeval.workflows.formats import FORMATS
+
+    name = getattr(conversation, "tool_format", None) or backend_format(state.models.loaded(settings))
+    instructions = FORMATS[name].instructions() if name in FORMATS else ""
+    return {
+        **tools_fingerprint(plan.tools, instructions=instructions),
+        "format": name,
+        "max_turns": plan.spec.max_turns or DEFAULT_MAX_TURNS,
+    }
+
+
 def record_for(state: LLMEvalState, item: pytest.Item, outcome: str, reason: str, scores: Mapping[str, float], duration: float) -> CaseRecord:
     """The record of an eval item that ended with ``outcome``; its output leaves the scheduler
     unless it errored (an errored item may be rerun, by pytest-rerunfailures, and keeps it)."""
@@ -67,6 +91,8 @@ def record_for(state: LLMEvalState, item: pytest.Item, outcome: str, reason: str
     plan = state.plans.get(suite)
     request = request_of(state, suite, case)
     settings = item.stash.get(SETTINGS, None)
+    output = state.scheduler.peek(item.nodeid)
+    conversation = output if request is not None and request.messages is not None else None
     record = CaseRecord(
         suite=suite,
         case_id=case.id,
@@ -74,14 +100,14 @@ def record_for(state: LLMEvalState, item: pytest.Item, outcome: str, reason: str
         reason=reason,
         scores=dict(scores),
         markers=tuple(sorted({m.name for m in item.iter_markers()} - {MARKER, "parametrize", "usefixtures"})),
-        fingerprint=fingerprint_of(state, suite, request, settings),
+        fingerprint=fingerprint_of(state, suite, request, settings, conversation),
         duration_s=duration,
         unused_chat_template=_unused_chat_template(state, plan, request, settings),
         cached=state.scheduler.from_cache(item.nodeid),
         repeat=case.repeat,
         identical_repeats=_identical_repeats(state, plan, request, settings),
         judgement=state.judging.record_json(item.nodeid, suite, plan.spec if plan else None) if state.judging else None,
-        **_output_fields(state.scheduler.peek(item.nodeid)),
+        **(_conversation_fields(conversation, request) if conversation is not None else _output_fields(output)),
         **_suite_fields(state, plan),
         **_variant_fields(plan, case, request),
         search=item.stash.get(SEARCH_FOUND, None),
@@ -106,6 +132,19 @@ def _output_fields(result: Any) -> dict[str, Any]:
         "reasoning": getattr(result, "reasoning", None) if isinstance(result, Completion) else None,
         "reasoning_tokens": getattr(result, "reasoning_tokens", None) if isinstance(result, Completion) else None,
         "thinking_ended": getattr(result, "thinking_ended", True) is not False,
+    }
+
+
+def _conversation_fields(conversation: Any, request: Request) -> dict[str, Any]:
+    """What a record keeps of a workflow item's conversation: its prompt, final answer, summed
+    tokens and model time, and every step (``samples.jsonl``'s ``conversation``)."""
+    return {
+        "prompt": request.text,
+        "completion": conversation.final,
+        "latency_s": conversation.latency_s,
+        "tokens_in": conversation.tokens_in,
+        "tokens_out": conversation.tokens_out,
+        "conversation": conversation.to_record(),
     }
 
 
@@ -149,7 +188,7 @@ def _identical_repeats(state: LLMEvalState, plan: SuitePlan | None, request: Req
 
 def _unused_chat_template(state: LLMEvalState, plan: SuitePlan | None, request: Request | None, settings: LLMSettings | None) -> bool:
     """A generation case that did not say ``chat=``, sent to a model with a chat template."""
-    if plan is None or request is None or request.kind != "generate" or plan.spec.chat is not None:
+    if plan is None or request is None or request.kind != "generate" or plan.spec.chat is not None or request.messages is not None:
         return False
     backend = state.models.loaded(settings)
     if backend is None:

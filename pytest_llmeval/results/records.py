@@ -129,6 +129,9 @@ class Fingerprint:
     prompt_text: str | None = field(default=None, metadata=_ABOUT)
     model_name: str | None = field(default=None, metadata=_ABOUT)
     """The model as ``llmeval_model`` (or an ``llm_settings`` fixture) names it, for people."""
+    tools: Mapping[str, Any] | None = field(default=None, metadata=_MUST_MATCH)
+    """A workflow suite's tools: a hash of each tool's schema (what its signature and docstring
+    say), the tool instructions and format they are shown in, the turn limit."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -207,6 +210,8 @@ def version_changes(before: Any, after: Any) -> list[str]:
 
 
 def _describe(key: str, a: Any, b: Any) -> list[str]:
+    if key == "tools" and isinstance(a, Mapping) and isinstance(b, Mapping):
+        return _describe_tools(a, b)
     if isinstance(a, Mapping) and isinstance(b, Mapping):
         out = []
         for sub in sorted(set(a) | set(b)):
@@ -214,6 +219,17 @@ def _describe(key: str, a: Any, b: Any) -> list[str]:
                 out.extend(_describe(f"{key}.{sub}", a.get(sub), b.get(sub)))
         return out
     return [f"{key}: {_short(a)} -> {_short(b)}"]
+
+
+def _describe_tools(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """How a workflow suite's tools differ, naming each tool (``tools: get_weather (changed)``)."""
+    from pytest_llmeval.workflows.fingerprint import changed_tools
+
+    out = [f"tools: {phrase}" for phrase in changed_tools(a, b)]
+    for sub in ("format", "max_turns"):
+        if a.get(sub) != b.get(sub):
+            out.append(f"tools.{sub}: {_short(a.get(sub))} -> {_short(b.get(sub))}")
+    return out or ["tools: (changed)"]
 
 
 def _short(value: Any) -> str:
@@ -308,6 +324,9 @@ class CaseRecord:
     search: Mapping[str, Any] | None = None
     """The search item's findings (``search=``): every case searched, the smallest breaking
     change found, both answers. The item is no case: it counts in no rate."""
+    conversation: Mapping[str, Any] | None = None
+    """A workflow case's whole conversation (``Conversation.to_record()``): every message as sent,
+    each step's tokens and latency, each tool call with its arguments, result or error."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "outcome", Outcome.parse(self.outcome))

@@ -426,6 +426,8 @@ def sample_json(record: CaseRecord) -> dict[str, Any]:
     for key in ("perturbation", "rotation", "original_id", "answer_index", "min_worst_case", "search"):
         if getattr(record, key) is not None:  # beyond accuracy: only when set, so other lines stay as they were
             data[key] = getattr(record, key)
+    if record.conversation is not None:
+        data["conversation"] = dict(record.conversation)
     return data
 
 

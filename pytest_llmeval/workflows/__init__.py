@@ -15,7 +15,7 @@ from __future__ import annotations
 from pytest_llmeval.workflows.conversation import Conversation, Step, ToolCall
 from pytest_llmeval.workflows.fingerprint import changed_tools, tool_hashes, tools_fingerprint
 from pytest_llmeval.workflows.formats import RenderError, ToolFormat, choose_format, template_supports_tools
-from pytest_llmeval.workflows.loop import RoundInfo, cached_generate, round_key, run_conversations
+from pytest_llmeval.workflows.loop import RoundInfo, run_conversations
 from pytest_llmeval.workflows.mcp_client import McpError, McpTools, mcp_tools
 from pytest_llmeval.workflows.messages import WorkflowDataError, check_messages, check_user_turns, start_messages
 from pytest_llmeval.workflows.parsers import CallRequest, Reply, parse_llama3_json, parse_tagged, parse_with_tokenizer
@@ -40,7 +40,6 @@ __all__ = [
     "ToolRunner",
     "WorkflowDataError",
     "as_tools",
-    "cached_generate",
     "changed_tools",
     "check_messages",
     "check_user_turns",
@@ -49,7 +48,6 @@ __all__ = [
     "parse_llama3_json",
     "parse_tagged",
     "parse_with_tokenizer",
-    "round_key",
     "run_conversations",
     "start_messages",
     "template_supports_tools",

@@ -92,6 +92,9 @@ class Conversation:
     start: int = 0
     """How many of ``messages`` were given (the case's earlier turns and prompt), not generated."""
     user_turns_left: tuple[str, ...] = field(default=())
+    tool_format: str | None = None
+    """How the tools were shown to the model and its calls read (``"generic"``, ``"tagged"``,
+    ``"native"`` for a served model...: :mod:`.formats`), when the runner knows it."""
 
     @property
     def turns(self) -> int:
@@ -152,6 +155,7 @@ class Conversation:
             "error": self.error,
             "turns": self.turns,
             "user_turns_left": list(self.user_turns_left),
+            "tool_format": self.tool_format,
             "steps": [
                 {
                     "index": s.index,
@@ -189,6 +193,7 @@ class Conversation:
             error=record["error"],
             start=record["start"],
             user_turns_left=tuple(record.get("user_turns_left", ())),
+            tool_format=record.get("tool_format"),
         )
 
 

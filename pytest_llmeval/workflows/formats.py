@@ -23,6 +23,7 @@ from pytest_llmeval.workflows.conversation import Message
 from pytest_llmeval.workflows.parsers import Reply, parse_any, parse_llama3_json, parse_tagged, parse_with_tokenizer
 
 __all__ = [
+    "FORMATS",
     "GENERIC_INSTRUCTIONS",
     "RenderError",
     "ToolFormat",

@@ -12,6 +12,11 @@ its own tool results only, and tool-call ids come from its step numbers. So with
 outputs do not depend on the batch (greedy, or seeded per request), a transcript equals the one
 the conversation gets alone.
 
+With ``keys=``, each call also says which conversations it asks for:
+``generate_batch(batch, asked)`` with ``asked[j] = (keys[i], round)`` for the ``j``-th message list,
+``round`` counting that conversation's model calls before this one (0 first). A caller that needs
+per-conversation data (a seed per case and round, a cache) uses it; nothing else changes.
+
 Outputs may be text (a ``str`` or a ``Completion``: its ``tokens_in``, ``tokens_out``,
 ``latency_s`` and ``finish_reason`` are kept per step), parsed by ``parse``; a
 :class:`~.parsers.Reply` (a served model's native tool calls, or a local backend that parsed
@@ -20,8 +25,6 @@ already); or an exception, which ends that conversation with an error.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -32,7 +35,7 @@ from pytest_llmeval.workflows.parsers import Reply, parse_tagged
 from pytest_llmeval.workflows.runner import ToolRunner
 from pytest_llmeval.workflows.tools import Tool, argument_problem
 
-__all__ = ["GenerateBatch", "RoundInfo", "cached_generate", "round_key", "run_conversations", "to_reply"]
+__all__ = ["GenerateBatch", "RoundInfo", "run_conversations", "to_reply"]
 
 GenerateBatch = Callable[[list[list[Message]]], Sequence[Any]]
 
@@ -104,17 +107,21 @@ def run_conversations(
     parse: Callable[[str], Reply] = parse_tagged,
     runner: ToolRunner | None = None,
     on_round: Callable[[RoundInfo], None] | None = None,
+    keys: Sequence[Any] | None = None,
 ) -> list[Conversation]:
     """Run every conversation to its end, in rounds; one :class:`Conversation` per start, in order.
 
     ``starts``: each conversation's first messages (checked with
     :func:`~.messages.start_messages`). ``user_turns``: per conversation, the scripted user turns
     sent one after each answer. ``runner`` runs the tools (default: a :class:`ToolRunner` over
-    ``tools`` with its default time limit)."""
+    ``tools`` with its default time limit). ``keys``: one per conversation, handed to
+    ``generate_batch`` with each round number (see the module's docstring)."""
     if isinstance(max_turns, bool) or not isinstance(max_turns, int) or max_turns < 1:
         raise ValueError(f"max_turns must be a whole number of at least 1, got {max_turns!r}")
     if user_turns is not None and len(user_turns) != len(starts):
         raise ValueError(f"user_turns has {len(user_turns)} entries for {len(starts)} conversations; give one list per conversation")
+    if keys is not None and len(keys) != len(starts):
+        raise ValueError(f"keys has {len(keys)} entries for {len(starts)} conversations; give one key per conversation")
     by_name = {tool.name: tool for tool in tools}
     runner = runner or ToolRunner(tools)
     states = [
@@ -125,7 +132,8 @@ def run_conversations(
     round_index = 0
     while active:
         started = time.perf_counter()
-        outputs = _generate(generate_batch, [states[i] for i in active])
+        asked = [(keys[i], len(states[i].steps)) for i in active] if keys is not None else None
+        outputs = _generate(generate_batch, [states[i] for i in active], asked)
         generate_s = time.perf_counter() - started
         jobs: list[tuple[int, int, str, Mapping[str, Any]]] = []  # (state, call position, name, arguments)
         pending: dict[int, list[ToolCall]] = {}
@@ -149,10 +157,10 @@ def run_conversations(
     return [state.freeze() for state in states]
 
 
-def _generate(generate_batch: GenerateBatch, states: list[_State]) -> list[Any]:
+def _generate(generate_batch: Callable[..., Sequence[Any]], states: list[_State], asked: list[tuple[Any, int]] | None) -> list[Any]:
     batch = [[dict(m) for m in freeze_messages(state.messages)] for state in states]
     try:
-        outputs = list(generate_batch(batch))
+        outputs = list(generate_batch(batch) if asked is None else generate_batch(batch, asked))
     except Exception as exc:
         return [exc] * len(states)
     if len(outputs) != len(states):
@@ -228,44 +236,3 @@ def _finish_step(state: _State, calls: list[ToolCall], max_turns: int) -> None:
         state.end("max_turns")
     elif not calls:
         state.messages.append({"role": "user", "content": state.user_turns.popleft()})
-
-
-# ----------------------------------------------------------------------------- caching by round
-
-
-def round_key(messages: Sequence[Message], tools: Sequence[Mapping[str, Any]] = ()) -> str:
-    """The key of one round's generation: the conversation so far (tool results included) and the
-    tools' schemas, as canonical JSON hashed. Equal conversations give equal keys, whatever batch
-    or process they run in; a tool that returns something new changes every later key."""
-    data = {"messages": list(messages), "tools": list(tools)}
-    text = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=repr)
-    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def cached_generate(
-    generate_batch: GenerateBatch,
-    lookup: Callable[[list[str]], Sequence[Any]],
-    save: Callable[[list[str], list[Any]], None],
-    *,
-    tools: Sequence[Mapping[str, Any]] = (),
-) -> GenerateBatch:
-    """``generate_batch`` behind a cache keyed by :func:`round_key`: ``lookup(keys)`` gives a cached
-    output or ``None`` per key; only the misses are generated (in one call) and then ``save``\\ d.
-    Exceptions in place of outputs are never saved."""
-
-    def generate(batch: list[list[Message]]) -> list[Any]:
-        keys = [round_key(messages, tools) for messages in batch]
-        found = list(lookup(keys))
-        missing = [k for k, out in enumerate(found) if out is None]
-        if missing:
-            fresh = list(generate_batch([batch[k] for k in missing]))
-            if len(fresh) != len(missing):
-                raise RuntimeError(f"generate_batch returned {len(fresh)} outputs for {len(missing)} conversations")
-            keep = [(keys[k], out) for k, out in zip(missing, fresh) if not isinstance(out, BaseException)]
-            if keep:
-                save([key for key, _ in keep], [out for _, out in keep])
-            for k, out in zip(missing, fresh):
-                found[k] = out
-        return found
-
-    return generate

@@ -1,6 +1,6 @@
 """Tools from a Model Context Protocol server over stdio: ``le.mcp_tools("python -m my_server")``.
 
-The ``mcp`` package (``pip install pytest-llmeval[mcp]``) is asynchronous; the tool runner is not.
+The ``mcp`` package (``pip install pytest-llmevals[mcp]``) is asynchronous; the tool runner is not.
 So the server lives in one background thread that runs an asyncio loop: it starts the server
 process, opens the client session, lists the tools, and stays open until :meth:`McpTools.close`
 (or the end of the process). A tool call from any thread is handed to that loop
@@ -96,7 +96,7 @@ class McpTools(Sequence[Tool]):
         try:
             import mcp  # noqa: F401
         except ImportError:
-            raise McpError("mcp_tools() needs the 'mcp' package: pip install 'pytest-llmeval[mcp]'") from None
+            raise McpError("mcp_tools() needs the 'mcp' package: pip install 'pytest-llmevals[mcp]'") from None
         self._errlog = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
         ready: dict[str, Any] = {}
         started = threading.Event()
