@@ -5,9 +5,11 @@ real ``transformers serve`` process.
   documents (``usage``, ``system_fingerprint``; with ``echo`` and ``logprobs`` the prompt's
   ``tokens``, ``token_logprobs``, ``top_logprobs`` and ``text_offset``, then one generated token).
   Its "model" answers the number that the prompt's last line asks for, wrong when that number is
-  odd, so a suite through it has known passes and misses. Tokens are words with their leading
-  space; a token's logprob is ``-len(token) / 10``. With ``reasoning`` set it is a reasoning model
-  (:func:`fake_thinking`): it thinks before it answers, as vLLM with a reasoning parser returns it.
+  odd, so a suite through it has known passes and misses. Given ``tools``, it calls the first one
+  natively (``tool_calls``) and then answers with the result (:func:`fake_tool_answer`). Tokens are
+  words with their leading space; a token's logprob is ``-len(token) / 10``. With ``reasoning`` set
+  it is a reasoning model (:func:`fake_thinking`): it thinks before it answers, as vLLM with a
+  reasoning parser returns it.
 - :class:`FaultProxy` forwards to an upstream server and injects faults by a rule of the request
   body and the attempt number: 429 with Retry-After, 500, a dropped connection, a slow answer.
 - :func:`transformers_serve` starts ``transformers serve DIR`` on a free port and stops it.
@@ -100,6 +102,19 @@ def reasoning_answer(fake: "FakeVLLM", body: dict[str, Any], answer: str) -> tup
     return {"role": "assistant", "content": content, fake.reasoning: thinking}, finish, len(tokens)
 
 
+def fake_tool_answer(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> dict[str, Any]:
+    """A served model with tools: after a tool result it answers with it; otherwise it calls the
+    first tool with its first required argument set to the last word of the last message."""
+    last = messages[-1]
+    if last["role"] == "tool":
+        return {"role": "assistant", "content": f"The result: {last['content']}"}
+    function = tools[0]["function"]
+    argument = (function["parameters"].get("required") or ["value"])[0]
+    word = last["content"].split()[-1].strip("?.!")
+    call = {"id": f"call_{len(messages)}", "type": "function", "function": {"name": function["name"], "arguments": json.dumps({argument: word})}}
+    return {"role": "assistant", "content": None, "tool_calls": [call]}
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: Any
@@ -122,6 +137,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def vllm_answer(path: str, body: dict[str, Any], *, logprobs: bool = True) -> dict[str, Any]:
     """What the fake vLLM answers to ``body`` at ``path``."""
     common = {"id": "cmpl-1", "created": 1, "model": SERVED, "system_fingerprint": "fp_test"}
+    if path.endswith("/chat/completions") and body.get("tools"):  # a workflow round: native tool calls
+        message = fake_tool_answer(body["messages"], body["tools"])
+        usage = {"prompt_tokens": len(word_tokens(json.dumps(body))), "completion_tokens": len(word_tokens(json.dumps(message)))}
+        reason = "tool_calls" if message.get("tool_calls") else "stop"
+        choice = {"index": 0, "message": message, "finish_reason": reason}
+        return {**common, "object": "chat.completion", "choices": [choice], "usage": usage}
     if path.endswith("/chat/completions"):
         text = fake_answer(body["messages"][-1]["content"])
         usage = {"prompt_tokens": len(word_tokens(json.dumps(body["messages"]))), "completion_tokens": len(word_tokens(text))}
@@ -148,7 +169,7 @@ class _FakeHandler(_Handler):
             return self._send(fake.status, {"error": {"message": fake.error_text}})
         path = self.path.split("?")[0]
         answer = vllm_answer(path, body, logprobs=fake.logprobs)
-        if fake.reasoning and path.endswith("/chat/completions"):
+        if fake.reasoning and path.endswith("/chat/completions") and not body.get("tools"):
             choice, usage = answer["choices"][0], answer["usage"]
             text = choice["message"]["content"]
             message, finish, thought = reasoning_answer(fake, body, text)

@@ -17,8 +17,10 @@ CORPUS = [
 ]
 
 
-def build_tiny_model(path: Path, *, seed: int = 0, layers: int = 2, hidden: int = 32) -> Path:
-    """Save a random-weight Llama model and a byte-level BPE tokenizer to ``path``."""
+def build_tiny_model(
+    path: Path, *, seed: int = 0, layers: int = 2, hidden: int = 32, positions: int = 256, template: str = CHAT_TEMPLATE
+) -> Path:
+    """Save a random-weight Llama model and a byte-level BPE tokenizer (with chat ``template``) to ``path``."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -36,7 +38,7 @@ def build_tiny_model(path: Path, *, seed: int = 0, layers: int = 2, hidden: int 
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token="<|im_start|>"
     )
-    fast.chat_template = CHAT_TEMPLATE
+    fast.chat_template = template
     fast.save_pretrained(path)
     torch.manual_seed(seed)
     config = LlamaConfig(
@@ -46,7 +48,7 @@ def build_tiny_model(path: Path, *, seed: int = 0, layers: int = 2, hidden: int 
         num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=256,
+        max_position_embeddings=positions,
         eos_token_id=fast.eos_token_id,
         pad_token_id=fast.pad_token_id,
         bos_token_id=fast.bos_token_id,

@@ -125,12 +125,12 @@ def _classes() -> tuple[Any, Any]:
             return {"input_ids": input_ids, "attention_mask": attention_mask}
 
         def forward(self, input_ids: Any, attention_mask: Any = None, **kwargs: Any) -> Any:
-            batch, length = input_ids.shape
-            logits = torch.full((batch, length, self.config.vocab_size), -100.0)
+            batch = input_ids.shape[0]
+            logits = torch.full((batch, 1, self.config.vocab_size), -100.0)  # generate reads the last position only
             mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
             for row in range(batch):
                 ids = [t for t, m in zip(input_ids[row].tolist(), mask[row].tolist()) if m]
-                logits[row, -1, self.next_token(ids)] = 100.0
+                logits[row, 0, self.next_token(ids)] = 100.0
             return CausalLMOutputWithPast(logits=logits + 0 * self.weight)
 
         @staticmethod

@@ -188,10 +188,12 @@ def cache_line(state: LLMEvalState) -> str:
     from pytest_llmeval.results.session import from_cache
 
     counts = from_cache(outputs)
-    completions = sum(r.completion is not None for r in outputs)
-    rankings = len(outputs) - completions
+    conversations = sum(r.conversation is not None for r in outputs)
+    completions = sum(r.completion is not None for r in outputs) - conversations
+    rankings = len(outputs) - completions - conversations
     parts = [f"{counts['completions']} of {completions} completions"] if completions else []
     parts += [f"{counts['rankings']} of {rankings} rankings"] if rankings else []
+    parts += [f"{counts['conversations']} of {conversations} conversations"] if conversations else []
     judging = state.judging
     parts += [f"{judging.cached} of {judging.judged} judgements"] if judging is not None and judging.judged else []
     return f"llmeval: from the completion cache ({mode}, {_shown(cache_path(state.config, state.options))}): {' and '.join(parts)}"

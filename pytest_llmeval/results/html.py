@@ -28,7 +28,7 @@ from pytest_llmeval.results.stats import SuiteResult
 
 __all__ = [
     "ReportError", "case_rows", "chat_turns", "compare_page", "embed_json", "history_series", "load_run_dir", "render_page",
-    "run_page", "write_page",
+    "run_page", "transcript", "write_page",
 ]  # fmt: skip
 
 _HINT = "pass the folder written by pytest --llmeval-output=DIR (it holds results.json and samples.jsonl)"
@@ -36,7 +36,7 @@ _HINT = "pass the folder written by pytest --llmeval-output=DIR (it holds result
 # keys of a samples.jsonl line the page shows in their own place; any other key is listed as it came
 _KNOWN = {
     "id", "suite", "outcome", "prompt", "completion", "choices", "loglikelihoods", "scores", "reason", "latency_s",
-    "tokens_in", "tokens_out", "duration_s", "markers", "limited", "expected", "suite_size",
+    "tokens_in", "tokens_out", "duration_s", "markers", "limited", "expected", "suite_size", "conversation",
     "reasoning", "reasoning_tokens", "thinking_ended",
     "search", "min_worst_case",  # the search item's findings show in the beyond-accuracy section
 }  # fmt: skip
@@ -88,6 +88,28 @@ def chat_turns(prompt: Any) -> list[list[str]] | None:
     return turns or None
 
 
+def transcript(conversation: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A workflow case's messages for the page: role, text, and each tool call (name, arguments as
+    JSON text) of an assistant message; a tool result names its tool. Shown with ``textContent``."""
+    out = []
+    for message in conversation.get("messages") or ():
+        if not isinstance(message, Mapping):
+            continue
+        entry: dict[str, Any] = {"role": str(message.get("role", "")), "text": _as_text(message.get("content")) or ""}
+        calls = []
+        for call in message.get("tool_calls") or ():
+            function = call.get("function", call) if isinstance(call, Mapping) else {}
+            calls.append({"name": str(function.get("name", "")), "arguments": _as_text(function.get("arguments")) or ""})
+        if calls:
+            entry["calls"] = calls
+        if message.get("role") == "tool":
+            entry["name"] = str(message.get("name", ""))
+        out.append(entry)
+    if conversation.get("error"):
+        out.append({"role": "error", "text": str(conversation["error"])})
+    return out
+
+
 # ---------------------------------------------------------------- building the page's data
 
 
@@ -121,6 +143,8 @@ def _case_detail(sample: Mapping[str, Any]) -> dict[str, Any]:
     if sample.get("reasoning") is not None or sample.get("thinking_ended") is False:  # shown folded, as text
         detail["reasoning"] = _as_text(sample.get("reasoning")) or ""
         detail["reasoning_note"] = _reasoning_note(sample)
+    if isinstance(sample.get("conversation"), Mapping):
+        detail["transcript"] = transcript(sample["conversation"])
     if sample.get("choices"):
         lls = list(sample.get("loglikelihoods") or [])
         detail["choices"] = [[str(c), lls[i] if i < len(lls) else None] for i, c in enumerate(sample["choices"])]

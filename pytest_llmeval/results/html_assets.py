@@ -26,7 +26,7 @@ padding:4px 8px;background:var(--bg2);font-weight:600;border:1px solid var(--lin
 #detail{border:1px solid var(--line);border-radius:6px;padding:10px 14px;margin-top:12px}#detail:empty{display:none}
 pre{white-space:pre-wrap;word-break:break-word;background:var(--bg2);padding:8px;border-radius:4px;margin:4px 0;max-height:360px;overflow:auto}
 .turn{border-left:3px solid var(--line);padding:2px 8px;margin:6px 0}.turn .role{font-weight:600;font-size:12px;text-transform:uppercase;color:var(--muted)}
-.turn.user{border-color:#0969da}.turn.assistant{border-color:var(--pass)}.turn.system{border-color:#8250df}
+.turn.user{border-color:#0969da}.turn.assistant{border-color:var(--pass)}.turn.system{border-color:#8250df}.turn.tool{border-color:#bf8700}.turn.error{border-color:var(--error,#cf222e)}
 .cols{display:grid;grid-template-columns:1fr 1fr;gap:12px}.kv td:first-child{color:var(--muted);width:160px}
 svg text{font:11px system-ui,sans-serif;fill:#57606a}.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(420px,1fr));gap:12px}
 .chart{border:1px solid var(--line);border-radius:6px;padding:6px}.beyond{border:1px solid var(--line);border-radius:6px;padding:6px 12px;margin:8px 0}
@@ -167,12 +167,22 @@ function prompt(d){
   else box.appendChild(el('pre',{text:d.prompt==null?'(not recorded)':d.prompt}));
   return box;
 }
+// a workflow case: every message; each tool call and each tool result folded open
+function conversation(ms){
+  var box=el('div',{cls:'prompt'});
+  ms.forEach(function(m){var t=el('div',{cls:'turn '+m.role},[el('div',{cls:'role',text:m.role==='tool'?'tool result: '+m.name:m.role})]);
+    var body=m.role==='tool'?el('details',{open:''},[el('summary',{text:(m.text.indexOf('error: ')===0?'error of ':'result of ')+m.name}),el('pre',{text:m.text})]):el('pre',{text:m.text});
+    if(m.role!=='assistant'||m.text)t.appendChild(body);
+    (m.calls||[]).forEach(function(c){t.appendChild(el('details',{open:''},[el('summary',{text:'call '+c.name}),el('pre',{text:c.arguments})]));});
+    box.appendChild(t);});
+  return box;
+}
 function open(i){
   selected=i;draw();var c=cases[i],d=c.d||{},box=document.getElementById('detail');
   while(box.firstChild)box.removeChild(box.firstChild);
   box.appendChild(el('h2',{id:'detail-title',text:sname(c.s)+' \u203a '+c.id}));
   box.appendChild(el('div',{},[el('span',{cls:'o-'+c.o,text:word(c.o)}),' \u00b7 '+D.other+': ',el('span',{cls:'o-'+(c.b||''),text:c.b?word(c.b):'not in '+D.other}),c.f?' \u00b7 '+c.f:'',c.k?' \u00b7 flaky':'']));
-  box.appendChild(section('Prompt',prompt(d)));
+  if(d.transcript)box.appendChild(section('Transcript',conversation(d.transcript)));else box.appendChild(section('Prompt',prompt(d)));
   if(d.choices){var ct=el('table');d.choices.forEach(function(x){ct.appendChild(el('tr',{},[el('td',{text:x[0]}),el('td',{cls:'num',text:x[1]==null?'-':x[1].toFixed(3)})]));});box.appendChild(section('Choices (loglikelihood)',ct));}
   if(d.other_completion!==undefined)box.appendChild(el('div',{cls:'cols'},[section('Completion in '+D.other,el('pre',{text:d.other_completion==null?'(none)':d.other_completion})),section('Completion',el('pre',{cls:'completion',text:d.completion==null?'(none)':d.completion}))]));
   else if(!d.choices||d.completion!=null)box.appendChild(section('Completion',el('pre',{cls:'completion',text:d.completion==null?'(none)':d.completion})));

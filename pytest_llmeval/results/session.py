@@ -41,11 +41,13 @@ __all__ = ["UPDATE_FLAG", "EvalSession", "GateOptions", "RunStatus", "versions"]
 
 
 def from_cache(records: Sequence[CaseRecord]) -> dict[str, int]:
-    """How many completions and rankings of ``records`` came from the completion cache."""
+    """How many completions, rankings and conversations (every round of one) of ``records`` came
+    from the completion cache."""
     cached = [r for r in records if r.cached]
     return {
-        "completions": sum(r.completion is not None for r in cached),
+        "completions": sum(r.completion is not None and r.conversation is None for r in cached),
         "rankings": sum(r.choices is not None for r in cached),
+        "conversations": sum(r.conversation is not None for r in cached),
     }
 
 
