@@ -193,7 +193,7 @@ def cache_line(state: LLMEvalState) -> str:
     rankings = len(outputs) - completions - conversations
     parts = [f"{counts['completions']} of {completions} completions"] if completions else []
     parts += [f"{counts['rankings']} of {rankings} rankings"] if rankings else []
-    parts += [f"{counts['conversations']} of {conversations} conversations"] if conversations else []
+    parts += [f"{counts.get('conversations', 0)} of {conversations} conversations"] if conversations else []
     judging = state.judging
     parts += [f"{judging.cached} of {judging.judged} judgements"] if judging is not None and judging.judged else []
     return f"llmeval: from the completion cache ({mode}, {_shown(cache_path(state.config, state.options))}): {' and '.join(parts)}"

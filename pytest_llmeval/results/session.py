@@ -44,11 +44,13 @@ def from_cache(records: Sequence[CaseRecord]) -> dict[str, int]:
     """How many completions, rankings and conversations (every round of one) of ``records`` came
     from the completion cache."""
     cached = [r for r in records if r.cached]
-    return {
+    counts = {
         "completions": sum(r.completion is not None and r.conversation is None for r in cached),
         "rankings": sum(r.choices is not None for r in cached),
-        "conversations": sum(r.conversation is not None for r in cached),
     }
+    if any(r.conversation is not None for r in records):  # runs without workflow cases keep their keys
+        counts["conversations"] = sum(r.conversation is not None for r in cached)
+    return counts
 
 
 class EvalSession:
