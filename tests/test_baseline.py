@@ -278,7 +278,7 @@ def test_the_committed_example_baseline_reads_compares_unchanged_and_writes_back
 def test_fingerprint_fields_say_which_must_match_and_which_are_compared():
     from pytest_llmeval.results.records import COMPARED, MUST_MATCH
 
-    assert MUST_MATCH == ("prompt", "generation", "num_fewshot", "dataset", "chat", "judge")
+    assert MUST_MATCH == ("prompt", "generation", "num_fewshot", "dataset", "chat", "judge", "tools")
     assert COMPARED == ("model", "tokenizer", "chat_template", "dtype", "versions")
     stored = dict(FP, backend="hf", generation={"stop": ("\n",), "max_new_tokens": 8})
     fp = Fingerprint.from_json(stored)
