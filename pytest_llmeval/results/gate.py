@@ -23,6 +23,8 @@ from pytest_llmeval.results.stats import SuiteResult
 from pytest_llmeval.results.verdicts import incomparable_reason
 
 FORCE_FLAG = "--llmeval-force"
+FIELD_WORDS = {"tools": "set of tools"}
+"""How a fingerprint field reads in "ran with a different ... than the baseline records"."""
 
 CommandFor = Callable[[Sequence[str] | None], str]
 """The command that records the given suites (``None``: everything this run selected)."""
@@ -232,7 +234,7 @@ def verdict_messages(pending: Sequence[SuiteResult], comparisons: Mapping[str, C
         out.append(Message("error", f"{len(new)} suite{are} not in the baseline {shown} (NEW): {', '.join(new)}", "record with:", command_for(_suites(new))))
     if incomparable:
         names = [c.suite for c in incomparable]
-        fields = sorted({f for c in incomparable for f in c.differing})
+        fields = sorted({FIELD_WORDS.get(f, f) for c in incomparable for f in c.differing})
         what = f"a different {', '.join(fields)}" if fields else "no case ids in common"
         out.append(Message("error", f"{plural(len(names), 'suite')} ran with {what} than the baseline records: {', '.join(names)}",
                            "if the change is intended, re-record with:", command_for(_suites(names))))  # fmt: skip
