@@ -1,8 +1,8 @@
-"""The draft support-assistant example (docs/workflows_example/) through the workflow engine.
+"""The support-assistant example suite (example_suites/workflows/) through the workflow engine.
 
-The plugin cannot run it yet (``le.cases(tools=)`` and the ``conversation`` fixture come with its
-wiring), so its cases and tools run here with scripted assistants: a careful one that passes every
-case's assertions, and a careless one that the same assertions catch.
+Its cases and tools run here with scripted assistants: a careful one that passes every case's
+assertions, and a careless one that the same assertions catch. So the suite's assertions can pass
+and can fail, whatever SmolLM2 makes of the tools.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pytest_llmeval.workflows.tools import as_tools
 from tiny import CHAT_TEMPLATE
 from workflow_fakes import call_text, template_tokenizer
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "workflows_example"
+EXAMPLE = Path(__file__).resolve().parents[1] / "example_suites" / "workflows"
 SYSTEM = "You are the support assistant of an online shop."
 
 
@@ -84,7 +84,7 @@ def _run(example, model):
 
 
 def _check(case: dict, conversation) -> None:
-    """The assertions of docs/workflows_example/support_suite.py."""
+    """The assertions of example_suites/workflows/test_support_workflows.py."""
     for name in case["must_call"]:
         le.assert_tool_called(conversation, name, order_id=lambda v, want=case["order_id"]: str(v).strip().upper() == want)
     if len(case["must_call"]) > 1:

@@ -1,12 +1,8 @@
-"""A support assistant with two tools, evaluated as whole workflows (a draft).
-
-This file becomes ``example_suites/workflows/test_support_workflows.py`` once ``le.cases`` takes
-``tools=`` and ``max_turns=`` and the plugin provides the ``conversation`` fixture; until then it is
-kept out of test collection (its name does not start with ``test_``).
+"""A support assistant with two tools, evaluated as whole workflows.
 
 On SmolLM2-135M-Instruct, whose chat template has no tool support, the tools are described in the
-system message (the generic format of docs/workflows.md). Its tool use will be poor: what the suite
-shows is the mechanics, every call and result traced and scored.
+system message (the generic format of docs/workflows.md). Its tool use is poor: what the suite
+shows is the mechanics, every call and result traced and scored, and the gate on its baseline.
 """
 
 import pytest_llmeval as le
