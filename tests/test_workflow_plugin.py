@@ -108,6 +108,6 @@ def test_changing_a_tools_docstring_makes_the_baseline_incomparable_and_names_th
     tools.write_text(tools.read_text().replace("city: the city's name", "city: the name of the city"))
     result = project.runpytest("--llmeval-baseline=baseline.json")
     result.stdout.fnmatch_lines(
-        ["*test_trip*INCOMPARABLE (tools)", "*INCOMPARABLE: tools differs from the baseline", "  tools: get_weather (changed)", "1 suite ran with a different set of tools than*"]
+        ["*test_trip*INCOMPARABLE (tools; baseline*", "*INCOMPARABLE: tools differs from the baseline", "  tools: get_weather (changed)", "1 suite ran with a different set of tools than*"]
     )
     assert result.ret != 0
