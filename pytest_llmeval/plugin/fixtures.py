@@ -167,7 +167,7 @@ def judgement(request: pytest.FixtureRequest, llm_settings: Any, case: Any) -> A
     or about the whole transcript of a workflow case: ``.label``, ``.score``, ``.probabilities``,
     ``.raw``, ``.judge_prompt``. From the completion cache when it holds the judge's answers (then
     no model is loaded for it)."""
-    completion = request.getfixturevalue("conversation" if "conversation" in request.fixturenames else "completion")
+    answered = request.getfixturevalue("conversation" if "conversation" in request.fixturenames else "completion")
     from pytest_llmeval.models import ModelLoadError, OutputError
     from pytest_llmeval.plugin.judging import judging
     from pytest_llmeval.plugin.identity import eval_item
@@ -182,7 +182,7 @@ def judgement(request: pytest.FixtureRequest, llm_settings: Any, case: Any) -> A
             "pass judge=le.Rubric('...') to le.cases",
             pytrace=False,
         )
-    if getattr(completion, "thinking_ended", True) is False:
+    if getattr(answered, "thinking_ended", True) is False:
         return None  # no answer to judge: the case misses with the reason (missing_answer)
     settings = item_settings(request, llm_settings)
     if settings is None:  # the llm fixture reports it
