@@ -111,3 +111,20 @@ def test_changing_a_tools_docstring_makes_the_baseline_incomparable_and_names_th
         ["*test_trip*INCOMPARABLE (tools; baseline*", "*INCOMPARABLE: tools differs from the baseline", "  tools: get_weather (changed)", "1 suite ran with a different set of tools than*"]
     )
     assert result.ret != 0
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [("perturb", "typos"), ("search", 4), ("permute", "cyclic"), ("min_worst_case", 0.5)],
+)
+def test_a_workflow_suite_refuses_perturbations_and_searches(argument, value):
+    from pytest_llmeval.datasets.suite import CaseError, CaseSpec
+    from pytest_llmeval.datasets.workflow_cases import check_workflow_spec
+    from workflow_fakes import get_weather
+
+    import pytest_llmeval as le
+
+    value = (le.perturb.typos(),) if value == "typos" else value
+    spec = CaseSpec(source=CASES, prompt="{question}", tools=(get_weather,), **{argument: value})
+    with pytest.raises(CaseError, match=f"{argument}= in a workflow suite"):
+        check_workflow_spec(spec)
