@@ -275,3 +275,20 @@ def test_the_end_of_a_session_brings_back_the_default_sandbox(use):
     configure(sandbox="none", workers=2)
     scorer.shutdown()
     assert scorer._settings == {"sandbox": "bwrap", "workers": None}
+
+
+def test_a_provider_may_get_another_provider_while_it_is_made(monkeypatch):
+    class Wrapping:
+        name = "wrapping"
+
+        @property
+        def protections(self):  # read by the protocol check, under the registry's lock
+            return get_sandbox("none").protections
+
+        def run(self, job):
+            return get_sandbox("none").run(job)
+
+    made = sandbox_module._factory
+    monkeypatch.setattr(sandbox_module, "_cache", {})
+    monkeypatch.setattr(sandbox_module, "_factory", lambda name: Wrapping if name == "wrapping" else made(name))
+    assert get_sandbox("wrapping").protections == get_sandbox("none").protections

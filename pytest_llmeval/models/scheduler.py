@@ -79,6 +79,10 @@ class BatchScheduler:
         self._cached: set[str] = set()
         self.runs: list[tuple[str, int, float]] = []
         """(kind, number of requests computed, seconds) of every batched run, for reports and tests."""
+        self.on_ready: Callable[[list[str]], None] | None = None
+        """Told the keys whose outputs were just stored (a window's cached ones, then each computed
+        chunk's), before the asking item gets its own; for work that can start on them early (the
+        prefetch pass of code suites). What it raises is ignored: it must not change an outcome."""
 
     def plan(self, entries: Sequence[Entry]) -> None:
         """Set the items that will run, in run order (replaces an earlier plan)."""
@@ -121,6 +125,7 @@ class BatchScheduler:
         for i in run.hits:
             self._results[chosen[i].key] = run.found[i]  # type: ignore[assignment]
             self._cached.add(chosen[i].key)
+        self._ready([chosen[i].key for i in run.hits])
         if run.misses:
             self._compute(chosen, run, resolve(backend))
         if key in self._failed:
@@ -184,6 +189,14 @@ class BatchScheduler:
             else:
                 self._results[key] = out
                 self._cached.discard(key)
+        self._ready([chosen[i].key for i in chunk.positions if chosen[i].key in self._results])
+
+    def _ready(self, keys: list[str]) -> None:
+        if keys and self.on_ready is not None:
+            try:
+                self.on_ready(keys)
+            except Exception:  # noqa: BLE001 - early work is an optimisation, never an outcome
+                pass
 
     def _window_for(self, key: str) -> list[Entry]:
         start = self._position[key]

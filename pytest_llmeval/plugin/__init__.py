@@ -43,6 +43,7 @@ from pytest_llmeval.settings import SettingsError
 __all__ = ["STATE", "case", "completion", "conversation", "judgement", "llm", "llm_settings", "ranked"]
 
 SCORES = pytest.StashKey[dict[str, float]]()
+VERDICTS = pytest.StashKey[list[Any]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -229,8 +230,10 @@ def _check_collected(config: pytest.Config, items: list[pytest.Item]) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
+    state = get_state(session.config)
     with errors_as_default():
-        planning.schedule(get_state(session.config), session.items)
+        planning.schedule(state, session.items)
+    code_runs.install(session.items, state.scheduler)
 
 
 @pytest.hookimpl(optionalhook=True, wrapper=True)
@@ -262,8 +265,9 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     if eval_item(item) is None:
         return (yield)
     state = get_state(item.config)
-    with collecting_scores() as scores:
+    with collecting_scores() as scores, code_runs.recording() as verdicts:
         item.stash[SCORES] = scores
+        item.stash[VERDICTS] = verdicts
         try:
             return (yield)
         finally:
@@ -323,6 +327,8 @@ def _record(state: Any, item: pytest.Item, call: pytest.CallInfo[None], report: 
         expected = getattr(call.excinfo.value, "expected", None) if call.excinfo is not None else None
         if expected is not None:
             record = replace(record, expected=expected if isinstance(expected, (str, int, float, bool)) else str(expected))
+        if item.stash.get(VERDICTS, None):
+            record = replace(record, code=code_runs.verdicts_json(item.stash[VERDICTS]))
         report.user_properties.append((RECORD_KEY, record.to_json()))
         plan = state.plans.get(record.suite)
         if plan is not None and plan.spec.search is not None and record.perturbation is None and record.search is None:

@@ -37,7 +37,7 @@ _HINT = "pass the folder written by pytest --llmeval-output=DIR (it holds result
 _KNOWN = {
     "id", "suite", "outcome", "prompt", "completion", "choices", "loglikelihoods", "scores", "reason", "latency_s",
     "tokens_in", "tokens_out", "duration_s", "markers", "limited", "expected", "suite_size", "conversation",
-    "reasoning", "reasoning_tokens", "thinking_ended",
+    "reasoning", "reasoning_tokens", "thinking_ended", "code",
     "search", "min_worst_case",  # the search item's findings show in the beyond-accuracy section
 }  # fmt: skip
 _COST_KEYS = ("cost_usd", "cost")
@@ -145,6 +145,9 @@ def _case_detail(sample: Mapping[str, Any]) -> dict[str, Any]:
         detail["reasoning_note"] = _reasoning_note(sample)
     if isinstance(sample.get("conversation"), Mapping):
         detail["transcript"] = transcript(sample["conversation"])
+    code = _code_runs(sample.get("code"))
+    if code:
+        detail["code"] = code
     if sample.get("choices"):
         lls = list(sample.get("loglikelihoods") or [])
         detail["choices"] = [[str(c), lls[i] if i < len(lls) else None] for i, c in enumerate(sample["choices"])]
@@ -159,6 +162,20 @@ def _reasoning_note(sample: Mapping[str, Any]) -> str:
     tokens = sample.get("reasoning_tokens")
     size = f" ({tokens} tokens)" if isinstance(tokens, int) and not isinstance(tokens, bool) else ""
     return f"Reasoning{size}" + (", cut before an answer" if sample.get("thinking_ended") is False else "")
+def _code_runs(verdicts: Any) -> str | None:
+    """The programs ``le.assert_code`` ran for the case, as text: status, exit status, duration,
+    reason and the output's end, per run (the page shows it as text, never as markup)."""
+    if not isinstance(verdicts, list) or not verdicts:
+        return None
+    from pytest_llmeval.scoring.code.verdict import format_verdict
+
+    texts = []
+    for verdict in verdicts:
+        try:
+            texts.append(format_verdict(verdict, tail_lines=20))
+        except (TypeError, ValueError, AttributeError, KeyError):  # a hand-edited samples.jsonl: show what it holds
+            texts.append(_as_text(verdict) or "")
+    return "\n\n".join(texts)
 
 
 def _flaky(samples: Sequence[Mapping[str, Any]]) -> set[tuple[str, str]]:

@@ -187,6 +187,7 @@ function open(i){
   if(d.other_completion!==undefined)box.appendChild(el('div',{cls:'cols'},[section('Completion in '+D.other,el('pre',{text:d.other_completion==null?'(none)':d.other_completion})),section('Completion',el('pre',{cls:'completion',text:d.completion==null?'(none)':d.completion}))]));
   else if(!d.choices||d.completion!=null)box.appendChild(section('Completion',el('pre',{cls:'completion',text:d.completion==null?'(none)':d.completion})));
   if(d.reasoning!=null)box.appendChild(el('details',{cls:'reasoning'},[el('summary',{text:d.reasoning_note||'Reasoning'}),el('pre',{text:d.reasoning})]));
+  if(d.code)box.appendChild(section('Program run',el('pre',{cls:'code-run',text:d.code})));
   var kv=el('table',{cls:'kv'});function add(k,v){if(v!=null&&v!=='')kv.appendChild(el('tr',{},[el('td',{text:k}),el('td',{},[typeof v==='string'&&v.length>80?el('pre',{text:v}):document.createTextNode(String(v))])]));}
   add('expected',d.expected);add('reason',d.reason);
   for(var s in d.scores||{})add('score '+s,num(d.scores[s]));

@@ -327,6 +327,9 @@ class CaseRecord:
     conversation: Mapping[str, Any] | None = None
     """A workflow case's whole conversation (``Conversation.to_record()``): every message as sent,
     each step's tokens and latency, each tool call with its arguments, result or error."""
+    code: tuple[Mapping[str, Any], ...] | None = None
+    """The verdict of each program ``le.assert_code`` ran for the case (status, reason, exit status,
+    duration, output tail, sandbox, protections, limits), in call order; None when it ran none."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "outcome", Outcome.parse(self.outcome))
@@ -343,6 +346,8 @@ class CaseRecord:
             data["choices"] = list(self.choices)
         if self.loglikelihoods is not None:
             data["loglikelihoods"] = list(self.loglikelihoods)
+        if self.code is not None:
+            data["code"] = [dict(v) for v in self.code]
         return data
 
     @classmethod
@@ -355,6 +360,8 @@ class CaseRecord:
             values["choices"] = tuple(values["choices"])
         if values.get("loglikelihoods") is not None:
             values["loglikelihoods"] = tuple(values["loglikelihoods"])
+        code = values.get("code")
+        values["code"] = tuple(dict(v) for v in code if isinstance(v, Mapping)) or None if isinstance(code, (list, tuple)) else None
         try:
             values["outcome"] = Outcome.parse(values.get("outcome"))
         except ValueError as exc:

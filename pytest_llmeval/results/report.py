@@ -63,6 +63,9 @@ class GateReport:
     """Per suite, robustness, CircularEval, calibration and search figures (:mod:`~pytest_llmeval.results.beyond_report`)."""
     caps: Mapping[str, CapCounts] = field(default_factory=dict)
     """Per generation suite: its completions cut at ``max_new_tokens`` (:mod:`~pytest_llmeval.results.caps`)."""
+    code: Mapping[str, Any] = field(default_factory=dict)
+    """Per suite that ran programs (``le.assert_code``): the sandbox and the protections in force
+    (:mod:`~pytest_llmeval.results.code_runs`)."""
 
     @property
     def flagged(self) -> tuple[str, ...]:
@@ -376,7 +379,10 @@ class GateReport:
             variant["verdict"] = self._comparison_json(f"{s.name}~{name}")
         if s.name in self.caps:
             data["caps"] = self.caps[s.name].as_dict()
-        return {**data, **beyond_report.suite_json(self.beyond.get(s.name))}
+        return {**data, **beyond_report.suite_json(self.beyond.get(s.name)), **self._code_json(s.name)}
+
+    def _code_json(self, suite: str) -> dict[str, Any]:
+        return {"code": dict(self.code[suite])} if suite in self.code else {}
 
     def _comparison_json(self, suite: str) -> dict[str, Any] | None:
         c = self.comparisons.get(suite)
@@ -428,6 +434,8 @@ def sample_json(record: CaseRecord) -> dict[str, Any]:
             data[key] = getattr(record, key)
     if record.conversation is not None:
         data["conversation"] = dict(record.conversation)
+    if record.code is not None:
+        data["code"] = [dict(v) for v in record.code]
     return data
 
 

@@ -22,6 +22,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from pytest_llmeval.results import gate
 from pytest_llmeval.results.review import calibration_messages
 from pytest_llmeval.results.caps import cap_messages, suite_caps
+from pytest_llmeval.results.code_runs import code_summary
 from pytest_llmeval.results.baseline import Baseline, BaselineError, load_baseline, record_suites, write_atomic
 from pytest_llmeval.results.beyond import units
 from pytest_llmeval.results.beyond_report import beyond_figures
@@ -146,6 +147,7 @@ class EvalSession:
             usage=usage,
             caps=caps,
             beyond=beyond_figures(records, suites),
+            code=code_summary(records),
         )
         return self._write_outputs(report, records)
 

@@ -120,15 +120,16 @@ def prefetching() -> Iterator[list[str]]:
 def prefetch(call: Callable[[], Any]) -> list[str]:
     """Run a test body in a prefetch pass; the keys of the jobs it submitted (usually one).
 
-    Whatever the body raises before ``assert_code`` (a miss of another scorer, a bug) is left
-    for the real call to raise: here it only means nothing was submitted.
+    Whatever the body raises before ``assert_code`` (a miss of another scorer, a bug, and also
+    ``pytest.skip``, ``pytest.fail`` or ``sys.exit``) is left for the real call to raise: here it
+    only means nothing was submitted. Only a ``KeyboardInterrupt`` goes through.
     """
     with prefetching() as submitted:
         try:
             call()
-        except Prefetched:
-            pass
-        except Exception:
+        except KeyboardInterrupt:
+            raise
+        except BaseException:  # noqa: BLE001 - Prefetched, or what the real call will raise again
             pass
     return submitted
 
