@@ -50,6 +50,14 @@ def other_project_problem() -> str | None:
     other = _distribution(OTHER)
     if other is None:
         return None
+    where = getattr(other, "_path", None)  # the metadata folder (importlib's PathDistribution)
+    if other.read_text("RECORD") is None and where is not None and str(where).endswith(".egg-info"):
+        # No install wrote it: a checkout's build folder, left by an earlier `pip install -e .`
+        # (of this project under its old name, or of the other project). pip cannot remove it.
+        return (
+            f"llmeval: {where} names another project, {OTHER} {other.version}, which shares our import name "
+            f"{IMPORT_NAME}; it is a build folder left by an earlier install from source: delete that folder"
+        )
     ours = _distribution(OURS)
     fix = f"pip uninstall {OTHER}"
     if not from_source(ours):  # its install or uninstall took our files: put them back

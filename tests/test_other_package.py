@@ -114,3 +114,21 @@ def test_an_intact_install_passes_and_an_editable_one_needs_only_the_uninstall(t
     assert problem is not None and problem.endswith("shares its import name pytest_llmeval: pip uninstall pytest-llmeval")
     with pytest.raises(pytest.UsageError, match="^llmeval: another project, pytest-llmeval 0.0.0"):
         guard.check()
+
+
+def test_a_build_folder_left_by_an_earlier_install_from_source_is_named_with_its_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkout's ``pytest_llmeval.egg-info`` (from an earlier ``pip install -e .`` under the old
+    name) is on the path whenever pytest runs from that folder: pip cannot remove it, so the line
+    names the folder to delete instead of an uninstall that would do nothing."""
+    egg = tmp_path / "pytest_llmeval.egg-info"
+    egg.mkdir()
+    (egg / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: pytest-llmeval\nVersion: 0.1.0\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    problem = guard.other_project_problem()
+    assert problem == (
+        f"llmeval: {egg} names another project, pytest-llmeval 0.1.0, which shares our import name pytest_llmeval; "
+        "it is a build folder left by an earlier install from source: delete that folder"
+    )
+    egg.joinpath("PKG-INFO").unlink()
+    egg.rmdir()
+    assert guard.other_project_problem() is None
