@@ -35,9 +35,18 @@ def version_line() -> str:
     return f"pytest-llmevals {__version__} from {Path(__file__).resolve().parents[1]} (Python {platform.python_version()})"
 
 
+class _Version(argparse.Action):
+    """``--version`` as one line: argparse's own version action wraps it at the terminal's width,
+    which splits a long install path."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object, option_string: str | None = None) -> None:
+        print(version_line())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="python -m pytest_llmeval", description="A first eval suite to start from, and tools around pytest-llmeval results and baselines.")
-    parser.add_argument("--version", action="version", version=version_line(), help="print the version and where it runs from, then exit")
+    parser.add_argument("--version", action=_Version, nargs=0, help="print the version and where it runs from, then exit")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for command in COMMANDS:
         command.register(subparsers)
