@@ -266,7 +266,8 @@ def test_the_cache_and_history_files_alone_hold_the_run(project: pytest.Pytester
     """What a CI step that caches or uploads only cache.sqlite (and history.sqlite) restores: every
     answer, without its -wal file, also when xdist workers wrote it."""
     first = project.runpytest(*workers, "--llmeval-history=.llmeval/history.sqlite")
-    assert "0 of 4 completions and 0 of 4 rankings" in cached_line(first)
+    if not workers:  # under xdist a worker may find what the other one wrote moments before: a right answer
+        assert "0 of 4 completions and 0 of 4 rankings" in cached_line(first)
     assert not [p.name for p in (project.path / ".llmeval").iterdir() if p.name.endswith(("-wal", "-shm", "-journal"))]
     kept = tmp_path / "restored"
     kept.mkdir()
