@@ -131,12 +131,17 @@ def write_history(state: LLMEvalState) -> None:
         warn(f"llmeval: could not append to the run history {path}: {exc}", stacklevel=1)
 
 
-def add_junit_properties(config: pytest.Config, report: Any) -> None:
+def _junit_xml(config: pytest.Config) -> Any:
+    """pytest's JUnit XML writer of this run, or None (no --junitxml)."""
     try:
         from _pytest.junitxml import xml_key
     except ImportError:  # pragma: no cover
-        return
-    xml = config.stash.get(xml_key, None)
+        return None
+    return config.stash.get(xml_key, None)
+
+
+def add_junit_properties(config: pytest.Config, report: Any) -> None:
+    xml = _junit_xml(config)
     if xml is None:
         return
     for name, value in report.junit_properties():
@@ -274,11 +279,7 @@ def junit_error_for_call_errors(config: pytest.Config, report: pytest.TestReport
     records = records_from_properties(report.user_properties)
     if not records or records[-1].outcome is not Outcome.ERROR:
         return
-    try:
-        from _pytest.junitxml import xml_key
-    except ImportError:  # pragma: no cover
-        return
-    xml = config.stash.get(xml_key, None)
+    xml = _junit_xml(config)
     if xml is None:
         return
     nodes = xml.node_reporter(report).nodes
