@@ -15,7 +15,7 @@ def write_html(state: LLMEvalState, report: Any) -> str | None:
     if path is None:
         return None
     from pytest_llmeval.results.html import run_page, write_page
-    from pytest_llmeval.results.report import sample_json
+    from pytest_llmeval.results.samplefile import sample_json
 
     records = sorted(state.records, key=lambda r: (r.suite, r.case_id))
     data = run_page(report.to_json(), [sample_json(r) for r in records], history=history_path(state.config, state.options))

@@ -155,7 +155,7 @@ def write_summary(reporter: Any, exitstatus: int, state: LLMEvalState) -> None:
     report = state.final_report
     if report is None:
         return
-    from pytest_llmeval.results.report import missed_lines
+    from pytest_llmeval.results.missed import missed_lines
 
     reporter.section("llmeval", sep="=")
     verbose = state.config.getoption("verbose", default=0) > 0

@@ -1,30 +1,34 @@
 """The end-of-session report: terminal lines, Markdown, JUnit properties and results.json.
 
 :class:`GateReport` is plain data built by :class:`~pytest_llmeval.results.session.EvalSession`; it
-renders itself and decides nothing.
+renders itself and decides nothing. A case's line of ``samples.jsonl`` is
+:func:`~pytest_llmeval.results.samplefile.sample_json`; the words for a suite's comparison with its
+baseline are :mod:`~pytest_llmeval.results.verdicts`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping
 
-from pytest_llmeval.escaping import html_text, markdown_code, markdown_fence, markdown_text, terminal
+from pytest_llmeval.escaping import markdown_code, markdown_text
 from pytest_llmeval.results.caps import CapCounts
 from pytest_llmeval.results import beyond_report
 from pytest_llmeval.results.beyond_report import SuiteBeyond
 from pytest_llmeval.results.comparison import Comparison, Verdict
-from pytest_llmeval.results.messages import MAX_LISTED, Markup, Message, listing, pct, plural, points, pvalue, pvalues
-from pytest_llmeval.results.records import CaseRecord, Outcome
+from pytest_llmeval.results.messages import MAX_LISTED, Markup, Message, listing, pct, plural, points, pvalue
 from pytest_llmeval.results.repeats import summarize_repeats
+from pytest_llmeval.results.samplefile import sample_json
 from pytest_llmeval.results.stats import SuiteResult
 from pytest_llmeval.results.usage import usage_lines
-from pytest_llmeval.results.verdicts import comparison_json, detail_lines, incomparable_reason, not_comparable_change, verdict_cell
+from pytest_llmeval.results.verdicts import comparison_json, detail_lines, markdown_details, verdict_cell
 
 __all__ = [
-    "RESULTS_SCHEMA", "MAX_LISTED", "GateReport", "Message", "listing", "missed_lines", "pct", "points", "pvalue", "sample_json",
+    "RESULTS_SCHEMA", "MAX_LISTED", "GateReport", "Message", "listing", "pct", "points", "pvalue", "sample_json",
 ]  # fmt: skip
+# MAX_LISTED, Message, listing, pct, points, pvalue (results.messages) and sample_json
+# (results.samplefile) are importable from here too, as the tests do.
 
 RESULTS_SCHEMA = 1
 NOT_COUNTED_NOTE = "skip: skipped and xfailed cases, not counted in n or the rate"
@@ -284,31 +288,7 @@ class GateReport:
                 out.append("")
             out += beyond_report.markdown_lines(self.suites, self.beyond, self.comparisons, self.recorded, tolerance=self.tolerance, alpha=self.alpha)
         for s in self.suites:
-            c = self.comparisons.get(s.name)
-            changed = c is not None and c.paired is not None and bool(c.paired.newly_failing or c.paired.newly_passing)
-            if c is None or not (changed or c.prompt_diff):
-                continue
-            p = c.paired
-            if c.verdict is Verdict.INCOMPARABLE:
-                change = not_comparable_change(c)
-                head = f"{c.verdict.value}: {incomparable_reason(c)}" + (f"; not comparable: {change}" if change else "")
-            else:
-                head = f"{c.verdict.value} ({points(p.delta)}, {pvalues(p.p_value, p.adjusted_p)})"  # type: ignore[union-attr]
-            out.append(f"<details><summary><code>{html_text(s.name)}</code>: {html_text(head)}</summary>")
-            out.append("")
-            if c.prompt_diff:
-                fence = markdown_fence(c.prompt_diff)
-                out.extend(["The prompt, baseline -> this run:", "", f"{fence}diff", *(terminal(line) for line in c.prompt_diff), fence, ""])
-            if p is None:
-                out.extend(["", "</details>", ""])
-                continue
-            if p.newly_failing:
-                out.append(f"- newly failing ({len(p.newly_failing)}): " + listing(p.newly_failing, code=True))
-            if p.newly_passing:
-                out.append(f"- newly passing ({len(p.newly_passing)}): " + listing(p.newly_passing, code=True))
-            if c.versions_changed:
-                out.append(f"- versions changed since the baseline: {markdown_text(', '.join(c.versions_changed))}")
-            out.extend(["", "</details>", ""])
+            out += markdown_details(s.name, self.comparisons.get(s.name))
         if self.failures:
             out.append("**Gate failures**")
             out.append("")
@@ -389,56 +369,6 @@ class GateReport:
         return comparison_json(c, recorded=suite in self.recorded, tolerance=self.tolerance, alpha=self.alpha)
 
 
-def sample_json(record: CaseRecord) -> dict[str, Any]:
-    """One line of samples.jsonl: the case as sent, what came back, and how it was judged."""
-    data: dict[str, Any] = {
-        "id": record.case_id,
-        "repeat": record.repeat,
-        "repeats": record.repeats,
-        "suite": record.suite,
-        "outcome": record.outcome.value,
-        "prompt": record.prompt,
-    }
-    if record.choices is not None or record.loglikelihoods is not None:
-        data["choices"] = list(record.choices or ())
-        data["loglikelihoods"] = list(record.loglikelihoods or ())
-    else:
-        data["completion"] = record.completion
-    data.update(
-        scores=dict(record.scores),
-        reason=record.reason or None,
-        latency_s=record.latency_s,
-        tokens_in=record.tokens_in,
-        tokens_out=record.tokens_out,
-        duration_s=record.duration_s,
-        markers=list(record.markers),
-        limited=record.limited,
-        suite_size=record.suite_size,  # lets ``merge`` see a suite that no shard finished
-    )
-    if record.finish_reason is not None:
-        data["finish_reason"] = record.finish_reason
-    if record.reasoning is not None or not record.thinking_ended:
-        data.update(reasoning=record.reasoning, reasoning_tokens=record.reasoning_tokens, thinking_ended=record.thinking_ended)
-    if record.truncated:
-        data["truncated"] = record.truncated
-    if record.expected is not None:
-        data["expected"] = record.expected
-    if record.cached:  # lets ``merge`` count the outputs that came from the completion cache
-        data["cached"] = True
-    if record.require is not None:
-        data["require"] = record.require
-    if record.judgement is not None:
-        data["judgement"] = dict(record.judgement)
-    for key in ("perturbation", "rotation", "original_id", "answer_index", "min_worst_case", "search"):
-        if getattr(record, key) is not None:  # beyond accuracy: only when set, so other lines stay as they were
-            data[key] = getattr(record, key)
-    if record.conversation is not None:
-        data["conversation"] = dict(record.conversation)
-    if record.code is not None:
-        data["code"] = [dict(v) for v in record.code]
-    return data
-
-
 # ---------------------------------------------------------------- formatting
 
 
@@ -447,24 +377,3 @@ def _render(rows: list[list[str]], marks: list[Markup], right: tuple[int, ...]) 
     for row, markup in zip(rows, marks):
         cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
         yield "  ".join(cells).rstrip(), markup
-
-
-def missed_lines(records: Sequence[CaseRecord], per_suite: int | None = 3) -> Iterator[tuple[str, Markup]]:
-    """The wrong answers of the run, with their one-line reasons (``per_suite`` each; None: all)."""
-    by_suite: dict[str, list[CaseRecord]] = {}
-    for record in records:
-        if record.outcome is Outcome.MISS:
-            by_suite.setdefault(record.suite, []).append(record)
-    if not by_suite:
-        return
-    limit = "" if per_suite is None else f" (first {per_suite} per suite; -v lists all)"
-    yield f"missed cases{limit}:", {"bold": True}
-    for suite in sorted(by_suite):
-        misses = by_suite[suite]
-        shown = misses if per_suite is None else misses[:per_suite]
-        for record in shown:
-            reason = " ".join(record.reason.split())
-            sample = f":r{record.repeat}" if record.repeats > 1 else ""
-            yield f"  {suite}[{record.case_id}{sample}]: {reason[:160]}", {"yellow": True}
-        if len(shown) < len(misses):
-            yield f"  ... and {len(misses) - len(shown)} more in {suite}", {}

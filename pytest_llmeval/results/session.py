@@ -34,7 +34,8 @@ from pytest_llmeval.results.gate import GateOptions, RunStatus
 from pytest_llmeval.results.locking import LockTimeout
 from pytest_llmeval.results.messages import Message
 from pytest_llmeval.results.records import CaseRecord
-from pytest_llmeval.results.report import GateReport, sample_json
+from pytest_llmeval.results.report import GateReport
+from pytest_llmeval.results.samplefile import sample_json
 from pytest_llmeval.results.stats import SuiteResult, aggregate_markers, aggregate_suites
 from pytest_llmeval.results.usage import usage_json
 

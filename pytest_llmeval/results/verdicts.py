@@ -1,16 +1,19 @@
 """The gate's words for a :class:`~pytest_llmeval.results.comparison.Comparison` of a suite with
-its baseline entry: the table's verdict cell, the detail lines under the table, the blocking
-reason, and the ``verdict`` object of ``results.json``."""
+its baseline entry: the table's verdict cell, the detail lines under the table (and their folded
+Markdown twin in the summary), the blocking reason, and the ``verdict`` object of ``results.json``."""
 
 from __future__ import annotations
 
 from typing import Any, Iterator
 
+from pytest_llmeval.escaping import html_text, markdown_fence, markdown_text, terminal
 from pytest_llmeval.results.comparison import Comparison, Verdict
 from pytest_llmeval.results.messages import Markup, listing, pct, plural, points, pvalue, pvalues
 from pytest_llmeval.results.paired import min_detectable_drop, min_detectable_failures, too_small_to_detect
 
-__all__ = ["comparison_json", "detail_lines", "detection_note", "incomparable_reason", "not_comparable_change", "verdict_cell"]
+__all__ = [
+    "comparison_json", "detail_lines", "detection_note", "incomparable_reason", "markdown_details", "not_comparable_change", "verdict_cell",
+]  # fmt: skip
 
 
 def detection_note(n: int, tolerance: float, alpha: float) -> str:
@@ -116,6 +119,33 @@ def detail_lines(name: str, c: Comparison | None, *, recorded: bool) -> Iterator
         yield f"  not in the baseline ({len(p.only_after)}): {listing(p.only_after)}", {}
     if p.only_before:
         yield f"  in the baseline, not run ({len(p.only_before)}): {listing(p.only_before)}", {}
+
+
+def markdown_details(name: str, c: Comparison | None) -> list[str]:
+    """The Markdown summary's folded section for one suite whose cases flipped or whose prompt
+    changed: its verdict, the prompt's diff, the cases newly failing and newly passing; nothing
+    for the other suites."""
+    changed = c is not None and c.paired is not None and bool(c.paired.newly_failing or c.paired.newly_passing)
+    if c is None or not (changed or c.prompt_diff):
+        return []
+    p = c.paired
+    if c.verdict is Verdict.INCOMPARABLE:
+        change = not_comparable_change(c)
+        head = f"{c.verdict.value}: {incomparable_reason(c)}" + (f"; not comparable: {change}" if change else "")
+    else:
+        head = f"{c.verdict.value} ({points(p.delta)}, {pvalues(p.p_value, p.adjusted_p)})"  # type: ignore[union-attr]
+    out = [f"<details><summary><code>{html_text(name)}</code>: {html_text(head)}</summary>", ""]
+    if c.prompt_diff:
+        fence = markdown_fence(c.prompt_diff)
+        out.extend(["The prompt, baseline -> this run:", "", f"{fence}diff", *(terminal(line) for line in c.prompt_diff), fence, ""])
+    if p is not None:
+        if p.newly_failing:
+            out.append(f"- newly failing ({len(p.newly_failing)}): " + listing(p.newly_failing, code=True))
+        if p.newly_passing:
+            out.append(f"- newly passing ({len(p.newly_passing)}): " + listing(p.newly_passing, code=True))
+        if c.versions_changed:
+            out.append(f"- versions changed since the baseline: {markdown_text(', '.join(c.versions_changed))}")
+    return out + ["", "</details>", ""]
 
 
 def comparison_json(c: Comparison | None, *, recorded: bool, tolerance: float, alpha: float) -> dict[str, Any] | None:
