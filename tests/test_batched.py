@@ -11,9 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_llmeval.datasets.suite import Request
-from pytest_llmeval.models.batched import DEFAULT_CHUNK, CachedRun, Deferred, answers, chunks, window
+from pytest_llmeval.datasets.cyclic import rotations
+from pytest_llmeval.models.batched import DEFAULT_CHUNK, CachedRun, Deferred, answers, chunks, repeats, window
 from pytest_llmeval.models.cache import CacheStore, CompletionCache
-from pytest_llmeval.models.outputs import Completion
+from pytest_llmeval.models.outputs import Completion, Ranked
 from pytest_llmeval.settings import LLMSettings
 
 
@@ -153,3 +154,141 @@ def test_a_window_starts_at_the_asking_entry_and_takes_eligible_ones_after_it(n:
     got = window(list(range(n)), start, limit, lambda e: e not in skip)
     expected = [start] + [e for e in range(start + 1, n) if e not in skip]
     assert got == expected[: limit or n]
+
+
+# ----------------------------------------------------------------------------- requests alike, computed once
+
+
+class ByChoice:
+    """Ranks each choice by a number drawn from (context, choice) alone, as a loglikelihood is;
+    records every call's requests."""
+
+    fingerprint = {"model": "by-choice"}
+    capabilities = frozenset({"rank"})
+
+    def __init__(self, size: int | None = None) -> None:
+        self.size = size
+        self.calls: list[list[Request]] = []
+
+    def batch_size(self) -> int | None:
+        return self.size
+
+    @staticmethod
+    def score(context: str, choice: str) -> float:
+        return -float(sum(ord(ch) * (k + 1) for k, ch in enumerate(context + "|" + choice)) % 97) / 7
+
+    def run_rank(self, requests: Any, progress: Any = None) -> list[Ranked]:
+        self.calls.append(list(requests))
+        return [
+            Ranked(context=r.text, choices=r.choices, loglikelihoods=tuple(self.score(r.text, c) for c in r.choices),
+                   is_greedy=tuple(c.startswith("b") for c in r.choices), norm_lengths=tuple(len(c) for c in r.choices),
+                   tokens_in=len(r.text))
+            for r in requests
+        ]  # fmt: skip
+
+
+def rotated(question: str, choices: tuple[str, ...], answer: int = 0) -> list[Request]:
+    return [Request(kind="rank", text=question, choices=rot.choices) for rot in rotations(choices, answer)]
+
+
+@given(
+    texts=st.lists(st.sampled_from(["a", "bb", "ccc", "dd", "e"]), min_size=1, max_size=20),
+    cached=st.sets(st.sampled_from(["a", "bb", "ccc", "dd", "e"])),
+    size=st.integers(1, 6),
+)
+def test_identical_requests_are_computed_once_and_each_gets_its_own_answer(texts: list[str], cached: set[str], size: int) -> None:
+    cache, backend = DictCache({t: Completion(t.upper()) for t in cached}), Upper(size)
+    run = CachedRun(generate(*texts), cache)
+    got = run.complete(backend)
+    assert [str(g) for g in got] == [t.upper() for t in texts]
+    computed = [t for call in backend.calls for t in call]
+    assert sorted(computed) == sorted(set(texts) - cached)  # each distinct miss once, whatever the chunks
+    assert run.shared == len(run.misses) - len(computed)
+    assert len({id(got[i]) for i in run.misses}) == len(run.misses)  # never one computed object shared by two items
+    assert sorted(t for saved in cache.saved for t in saved) == sorted(texts[i] for i in run.misses)  # every miss stored
+
+
+def test_requests_that_differ_in_a_field_are_not_alike() -> None:
+    requests = [*generate("a", "a"), Request(kind="generate", text="a", seed=1), Request(kind="generate", text="a", repeat=1),
+                Request(kind="generate", text="a", chat=True), Request(kind="generate", text="a", max_new_tokens=3)]  # fmt: skip
+    assert repeats(requests) == {1: 0}
+    assert repeats(requests, greedy=True) == {1: 0, 2: 0, 3: 0}  # a greedy local model draws nothing with the seed
+    ranks = [Request(kind="rank", text="q", choices=("x", "y")), Request(kind="rank", text="q", choices=("y", "x"), seed=5, repeat=1),
+             Request(kind="rank", text="q", choices=("x", "y", "z")), Request(kind="rank", text="q ", choices=("y", "x")),
+             Request(kind="rank", text="q", choices=("x", "x")), Request(kind="rank", text="q", choices=("y", "x"), target_delimiter=""),
+             Request(kind="rank", text="q", choices=("y", "x"), chat=True)]  # fmt: skip
+    assert repeats(ranks) == {1: 0}  # a loglikelihood draws nothing: the seed never counts
+
+
+def test_the_rotations_of_a_case_are_ranked_once_and_each_gets_its_order() -> None:
+    """``permute="cyclic"`` on a prompt that does not list the options: every rotation asks for the
+    same (context, choice) pairs, so one request per case reaches the backend, in any chunking."""
+    cases = [("Pick red.", ("red", "green", "blue", "amber")), ("Pick bb.", ("aa", "bb", "cc")), ("Pick bb.", ("bb", "aa", "bb"))]
+    requests = [r for q, choices in cases for r in rotated(q, choices)]
+    backend = ByChoice(size=1)
+    run = CachedRun(requests)
+    got = run.complete(backend)
+    sent = sorted((r.text, tuple(sorted(r.choices))) for call in backend.calls for r in call)
+    assert sent == sorted((q, tuple(sorted(c))) for q, c in cases)  # one request per case
+    assert run.calls == [1, 1, 1] and run.shared == len(requests) - 3
+    alone = ByChoice()
+    for request, ranked in zip(requests, got):
+        assert ranked == alone.run_rank([request])[0]  # the same as ranking that rotation on its own
+
+
+def test_a_rotation_answers_with_the_error_of_the_request_computed_for_it() -> None:
+    class Failing(ByChoice):
+        def run_rank(self, requests: Any, progress: Any = None) -> list[Any]:
+            return [RuntimeError("no") if r.text == "bad" else out for r, out in zip(requests, super().run_rank(requests))]
+
+    got = answers([*rotated("bad", ("x", "y")), *rotated("good", ("x", "y"))], Failing())
+    assert [type(g).__name__ for g in got] == ["RuntimeError", "RuntimeError", "Ranked", "Ranked"]
+
+
+def test_progress_counts_the_requests_answered_alike() -> None:
+    seen: list[int] = []
+    answers(generate("a", "a", "b", "a"), Upper(size=1), progress=seen.append)
+    assert sum(seen) == 4
+
+
+def test_the_rotations_cost_the_forward_work_of_the_case_as_written(tiny_model_dir: Path) -> None:
+    """On a real (tiny) model: the model's forward passes over the rotations of three 4-option
+    cases read exactly the tokens they read for the cases as written, one request per backend
+    call or all at once; each rotation's loglikelihoods are those of its own pairs."""
+    from pytest_llmeval.models.hf import HFBackend
+
+    backend = HFBackend.load(LLMSettings(model=str(tiny_model_dir), device="cpu"))
+    read: list[int] = []
+    forward = backend.model.forward
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        read.append(int(ids.numel()))
+        return forward(*args, **kwargs)
+
+    backend.model.forward = counted
+    questions = ["Question: What is two plus two?\nAnswer:", "Question: What is the capital of France?\nAnswer:", "Pick one:"]
+    choices = ("four", "Paris", "fox", "dog")
+    written = [Request(kind="rank", text=q, choices=choices) for q in questions]
+    every = [r for q in questions for r in rotated(q, choices)]
+    for size in (1, 16):
+        read.clear()
+        alone = answers(written, backend, size=size)
+        as_written = list(read)
+        read.clear()
+        run = CachedRun(every)
+        got = run.complete(backend, size=size)
+        assert read == as_written and sum(read) > 0  # the same passes over the same tokens
+        assert run.calls == ([len(written)] if size == 16 else [1, 1, 1])
+        for k, (request, ranked) in enumerate(zip(every, got)):
+            first = alone[k // len(choices)]
+            by_choice = dict(zip(first.choices, first.loglikelihoods))
+            assert ranked.choices == request.choices
+            assert ranked.loglikelihoods == tuple(by_choice[c] for c in request.choices)
+    # each rotation ranked on its own (a request of its own): the same numbers, up to float32 rounding
+    # of a packed row laid out in another order (sums over a few dozen tokens: far below 1e-4)
+    backend.model.forward = forward
+    for request, ranked in zip(every, got):
+        own = backend.run_rank([request])[0]
+        assert own.choices == ranked.choices
+        assert own.loglikelihoods == pytest.approx(ranked.loglikelihoods, abs=1e-4)

@@ -8,13 +8,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from echo_project import CONFTEST, INI, results, samples
+from echo_project import CONFTEST, INI, calls, results, samples
 
 from pytest_llmeval.results.calibration import calibration
 
 pytest_plugins = ["pytester"]
 
 COLOURS = ["red", "green", "blue", "amber"]
+LISTED = "{question} Options: {choices[0]}, {choices[1]}, {choices[2]}, {choices[3]}."
+"""A prompt that shows the options in their order, so that a model can prefer a position."""
 
 SUITE = """
 import pytest_llmeval as le
@@ -22,7 +24,7 @@ import pytest_llmeval as le
 COLOURS = {colours!r}
 CASES = [{{"id": f"q-{{i}}", "question": f"Pick {{COLOURS[i % 4]}}.", "choices": COLOURS, "answer": i % 4}} for i in range(8)]
 
-@le.cases(CASES, prompt="{{question}}", choices="choices"{extra})
+@le.cases(CASES, prompt={prompt!r}, choices="choices"{extra})
 def test_mc(case, ranked):
     le.assert_choice(ranked, case["answer"])
 """
@@ -32,7 +34,7 @@ def test_mc(case, ranked):
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
     pytester.makeini(INI)
     pytester.makeconftest(CONFTEST)
-    pytester.makepyfile(test_mc=SUITE.format(colours=COLOURS, extra=', permute="cyclic"'))
+    pytester.makepyfile(test_mc=SUITE.format(colours=COLOURS, prompt="{question}", extra=', permute="cyclic"'))
     return pytester
 
 
@@ -57,11 +59,17 @@ def test_a_model_that_reads_the_question_passes_every_rotation(project: pytest.P
         assert row["choices"][row["answer_index"]] == COLOURS[int(cid.split("~")[0][2:]) % 4]
     result.stdout.fnmatch_lines(["*CircularEval 100.0%: 8 of 8 cases right under every rotation*",
                                  "*positions chosen over 32 rotations: A 8, B 8, C 8, D 8*"])  # fmt: skip
+    # the prompt does not show the options: every rotation asks for the same (context, choice)
+    # pairs, so the model ranks each question once, not once per rotation (8 cases, 4 questions:
+    # q-0 and q-4 ask the same)
+    assert calls(project.path) == [["rank", 4]]
 
 
 def test_a_model_that_prefers_a_position_fails_circular_eval_and_shows_it(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ECHO_RANK", "first")
+    project.makepyfile(test_mc=SUITE.format(colours=COLOURS, prompt=LISTED, extra=', permute="cyclic"'))
     project.runpytest()
+    assert calls(project.path) == [["rank", 16]]  # the options in the prompt: each rotation of the 4 questions is a prompt
     suite = results(project.path)["suites"]["test_mc.py::test_mc"]
     assert (suite["n"], suite["passed"]) == (8, 0)
     cyclic = suite["cyclic"]
@@ -74,7 +82,7 @@ def test_a_model_that_prefers_a_position_fails_circular_eval_and_shows_it(projec
 def test_a_ranked_suite_shows_calibration_equal_to_the_module(pytester: pytest.Pytester) -> None:
     pytester.makeini(INI)
     pytester.makeconftest(CONFTEST)
-    pytester.makepyfile(test_mc=SUITE.format(colours=COLOURS, extra=""))
+    pytester.makepyfile(test_mc=SUITE.format(colours=COLOURS, prompt="{question}", extra=""))
     result = pytester.runpytest()
     suite = results(pytester.path)["suites"]["test_mc.py::test_mc"]
     rows = [r for r in samples(pytester.path).values()]

@@ -22,18 +22,30 @@ stops the call and propagates (the chunks done before it are stored).
 scheduler: a run stopped part-way loses at most the chunk in progress). ``backend`` may be a
 :class:`Deferred`: loaded only when a request is not cached. :func:`window` picks the requests one
 run covers.
+
+Requests alike are computed once per run (:func:`repeats`): every field equal as the cache keys
+it but the sample's seed where nothing is drawn (a ranking; a generation of a local model decoding
+greedily: the same prompt in two suites, a perturbation that left a case's text as it was), and
+for a ranking, its choices in any order (the rotations of ``permute="cyclic"`` when the prompt
+does not list the options). A ranking's loglikelihoods are those of (context, choice) pairs, so a
+rotation's are the first one's, reordered. Each request still gets its own output object, stored
+in the cache under its own key.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import json
 import math
 import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 from pytest_llmeval.datasets.suite import Request
+from pytest_llmeval.models.cache import canonical
 from pytest_llmeval.models.outputs import Completion, Ranked
-from pytest_llmeval.models.protocol import GENERATE, OutputError, Progress, capabilities, has_chat_template
+from pytest_llmeval.models.protocol import GENERATE, RANK, OutputError, Progress, capabilities, has_chat_template
 
 Output = Completion | Ranked
 Answer = Output | BaseException
@@ -67,6 +79,88 @@ def chunks(requests: Sequence[Request], size: int) -> list[list[int]]:
     for ties."""
     ordered = sorted(range(len(requests)), key=lambda i: (_group(requests[i]), -_length(requests[i])))
     return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+
+
+def repeats(requests: Sequence[Request], *, greedy: bool = False) -> dict[int, int]:
+    """The requests one computation of an earlier request answers: position -> that request's
+    position. Alike: every field equal as the cache keys it, but a ranking's choices may come in
+    any order, and the sample's ``seed`` and ``repeat`` do not count for a ranking (a
+    loglikelihood draws nothing) nor, with ``greedy`` (a deterministic backend decoding
+    greedily, see :func:`greedy_backend`), for a generation."""
+    first: dict[str, int] = {}
+    same: dict[int, int] = {}
+    for i, request in enumerate(requests):
+        key = _sameness(request, greedy)
+        if key is None:
+            continue
+        if key in first:
+            same[i] = first[key]
+        else:
+            first[key] = i
+    return same
+
+
+def _sameness(request: Request, greedy: bool) -> str | None:
+    """What two requests computed once share (None: compute it on its own)."""
+    if not dataclasses.is_dataclass(request) or isinstance(request, type):
+        return None
+    if request.kind == RANK:
+        request = dataclasses.replace(request, choices=tuple(sorted(request.choices)), seed=None, repeat=0)
+    elif greedy:
+        request = dataclasses.replace(request, seed=None, repeat=0)
+    return json.dumps(canonical(request), sort_keys=True, separators=(",", ":"), allow_nan=True)
+
+
+def greedy_backend(backend: Any) -> bool:
+    """Whether ``backend``'s generations do not depend on a request's seed: a deterministic
+    backend (a local model) decoding greedily."""
+    settings = getattr(backend, "settings", None)
+    generation = getattr(settings, "generation", None)
+    return bool(getattr(backend, "deterministic", False)) and generation is not None and not getattr(generation, "do_sample", True)
+
+
+def answer_for(request: Request, computed: Request, answer: Answer) -> Answer:
+    """``request``'s answer from the one computed for ``computed``, a request alike
+    (:func:`repeats`): a copy, a ranking's choices put in ``request``'s order."""
+    if isinstance(answer, BaseException):
+        return answer
+    if request.kind == RANK:
+        return _reordered(_as_ranked(answer), _order(request.choices, computed.choices))
+    return copy.copy(answer)
+
+
+def _as_ranked(answer: Any) -> Ranked:
+    """A backend's ranking (checked: one loglikelihood per choice) as a :class:`Ranked`."""
+    if isinstance(answer, Ranked):
+        return answer
+    values = {f.name: getattr(answer, f.name) for f in dataclasses.fields(Ranked) if hasattr(answer, f.name)}
+    values.setdefault("context", "")
+    values.setdefault("is_greedy", (False,) * len(values["choices"]))
+    return Ranked(**values)
+
+
+def _order(wanted: Sequence[str], given: Sequence[str]) -> list[int]:
+    """For each of ``wanted``, the position of the same choice in ``given`` (each used once)."""
+    free: dict[str, list[int]] = {}
+    for j, choice in enumerate(given):
+        free.setdefault(choice, []).append(j)
+    return [free[choice].pop(0) for choice in wanted]
+
+
+def _reordered(ranked: Ranked, order: Sequence[int]) -> Ranked:
+    """``ranked`` with every per-choice field taken in ``order``."""
+    n = len(order)
+
+    def pick(values: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(values[j] for j in order) if len(values) == n else values
+
+    return dataclasses.replace(
+        ranked,
+        choices=pick(ranked.choices),
+        loglikelihoods=pick(ranked.loglikelihoods),
+        is_greedy=pick(ranked.is_greedy),
+        norm_lengths=pick(ranked.norm_lengths),
+    )
 
 
 def window(entries: Sequence[T], start: int, limit: int | None, eligible: Callable[[T], bool]) -> list[T]:
@@ -197,22 +291,40 @@ class CachedRun:
         self.misses = [i for i, out in enumerate(self.found) if out is None]
         self.calls: list[int] = []
         """The number of requests of every backend call made, in order."""
+        self.shared = 0
+        """Misses answered by the computation of another request alike (:func:`repeats`)."""
 
     def compute(self, backend: Any, *, size: int | None = None, progress: Progress | None = None) -> Iterator[Chunk]:
         """Answer the misses: one :class:`Chunk` per backend call, each stored in the cache before
-        it is yielded (errors never are). ``backend`` is loaded (:func:`resolve`) only when there
-        is a miss."""
+        it is yielded (errors never are). Misses alike (:func:`repeats`) are computed once, in
+        the chunk of the first, which answers all of them. ``backend`` is loaded (:func:`resolve`)
+        only when there is a miss."""
         if not self.misses:
             return
         loaded = resolve(backend)
-        asked = [self.requests[i] for i in self.misses]
+        same = repeats([self.requests[i] for i in self.misses], greedy=greedy_backend(loaded))
+        followers: dict[int, list[int]] = {}
+        for later, first in same.items():
+            followers.setdefault(self.misses[first], []).append(self.misses[later])
+        computed = [i for j, i in enumerate(self.misses) if j not in same]
+        asked = [self.requests[i] for i in computed]
         for part in chunks(asked, size or chunk_size(loaded)):
             requests = [asked[j] for j in part]
             outputs = call(loaded, self.kind, requests, progress)
             self.calls.append(len(requests))
+            positions = [computed[j] for j in part]
+            alike = [(k, answer_for(self.requests[k], self.requests[i], output))
+                     for i, output in zip(positions, outputs) for k in followers.get(i, ())]  # fmt: skip
+            if alike:
+                self.shared += len(alike)
+                positions = positions + [k for k, _ in alike]
+                requests = requests + [self.requests[k] for k, _ in alike]
+                outputs = outputs + [answer for _, answer in alike]
+                if progress is not None:
+                    progress(len(alike))
             if self.cache is not None:
                 self.cache.save_answers(loaded, requests, outputs)
-            yield Chunk([self.misses[j] for j in part], outputs)
+            yield Chunk(positions, outputs)
 
     def complete(self, backend: Any, *, size: int | None = None, progress: Progress | None = None) -> list[Answer]:
         """Every request's answer, in order: the cached ones, then the computed ones."""

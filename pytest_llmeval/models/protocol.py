@@ -93,7 +93,11 @@ class Backend(Protocol):
         ...
 
     def run_rank(self, requests: Sequence[Request], progress: Progress | None = None) -> list[Ranked]:
-        """One ranking per request, in order (an :class:`OutputError` in place of a failed one)."""
+        """One ranking per request, in order (an :class:`OutputError` in place of a failed one).
+
+        A choice's loglikelihood is that of the pair (context, ``target_delimiter`` + choice): it
+        does not depend on the other choices or their order, so the plugin asks once for requests
+        whose choices differ only in order (the rotations of ``permute="cyclic"``)."""
         ...
 
     def check(self) -> str | None:
