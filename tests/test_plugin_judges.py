@@ -16,7 +16,7 @@ pytest_plugins = ["pytester"]
 SUITE = """
 import pytest_llmeval as le
 
-CASES = [{{"id": f"c{{i}}", "q": "reply " + ("good" if i % 2 == 0 else "bad")}} for i in range(6)]
+CASES = [{{"id": f"c{{i}}", "q": f"reply {{i}} " + ("good" if i % 2 == 0 else "bad")}} for i in range(6)]  # six prompts: none computed once for two
 
 @le.cases(CASES, prompt="{{q}}", judge=le.Rubric({rubric!r}{extra}))
 def test_judged(case, completion, judgement):

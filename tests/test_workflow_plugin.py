@@ -78,7 +78,7 @@ def test_a_rerun_takes_every_round_from_the_cache_and_a_new_tool_result_computes
     project: pytest.Pytester, generated: list[int]
 ) -> None:
     first = project.runpytest("--llmeval-output=out1")
-    assert sum(generated) == 9  # 4 conversations: 4 + 4 + 1 rounds
+    assert sum(generated) == 7  # 4 conversations: 4 + 4 + 1 rounds; lyon-wrong's two repeat paris's word for word, computed once
     generated.clear()
     again = project.runpytest("--llmeval-output=out2")
     assert generated == [] and "llmeval: loaded" not in again.stdout.str()
