@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pytest_llmeval.results.caps import DEFAULT_MAX_CUT_SHARE, Ending, cap_counts, suggested_cap
+from pytest_llmeval.results.caps import DEFAULT_MAX_CUT_SHARE, Ending, cap_counts, suggested_cap, suite_caps
+from pytest_llmeval.results.records import CaseRecord
 
 
 def test_counts_share_flag_and_message() -> None:
@@ -34,3 +35,19 @@ def test_exactly_the_share_is_not_flagged_and_nothing_cut_says_nothing() -> None
 def test_the_suggestion_is_the_least_power_of_two_at_least_twice(longest) -> None:
     s = suggested_cap(longest)
     assert s >= 2 * longest and s & (s - 1) == 0 and (s == 1 or s // 2 < 2 * longest)
+
+
+def test_every_message_of_a_workflow_case_counts() -> None:
+    """A conversation's record has no finish reason of its own: each model call is a completion,
+    and a message cut at the cap is counted like any other."""
+    fingerprint = {"model": "m", "generation": {"do_sample": False, "max_new_tokens": 96}}
+
+    def case(case_id: str, outcome: str, *steps: tuple[int, str]) -> CaseRecord:
+        conversation = {"steps": [{"tokens_out": n, "finish_reason": why} for n, why in steps], "turns": len(steps)}
+        return CaseRecord("w.py::t", case_id, outcome, completion="final", fingerprint=fingerprint, conversation=conversation)  # type: ignore[arg-type]
+
+    records = [case("a", "fail", (96, "length"), (20, "stop")), case("b", "pass", (14, "stop")), case("c", "error")]
+    c = suite_caps(records)["w.py::t"]
+    assert (c.n, c.cut, c.cap, c.longest, c.suggestion) == (3, 1, 96, 96, 256)
+    assert c.flagged and c.message() == "1 of 3 answers (33%) ended at max_new_tokens=96; try max_new_tokens=256"
+    assert suite_caps([case("d", "pass", (14, "stop"), (30, "stop"))])["w.py::t"].cut == 0

@@ -119,17 +119,35 @@ def cap_counts(endings: Iterable[Ending], cap: int | None, *, max_share: float =
     return CapCounts(n, cap, cut, reasoning_cut, longest, longest_reasoning, max_share)
 
 
+def _conversation_endings(conversation: Any) -> list[Ending] | None:
+    """A workflow case's endings: one per model call (each message is a completion of its own, cut
+    or not); None when the record holds no conversation."""
+    steps = conversation.get("steps") if isinstance(conversation, Mapping) else None
+    if not isinstance(steps, Sequence):
+        return None
+    return [
+        Ending(s["tokens_out"] if isinstance(s.get("tokens_out"), int) else 0, str(s.get("finish_reason") or "stop"))
+        for s in steps
+        if isinstance(s, Mapping)
+    ]
+
+
 def suite_caps(records: Sequence[CaseRecord], max_share: float = DEFAULT_MAX_CUT_SHARE) -> dict[str, CapCounts]:
     """Per generation suite (one with completions), its cut completions: every sample counts,
-    cached or not; the cap is the suite's ``max_new_tokens`` from its fingerprint."""
+    cached or not, and every model message of a workflow case; the cap is the suite's
+    ``max_new_tokens`` from its fingerprint."""
     endings: dict[str, list[Ending]] = {}
     caps: dict[str, int | None] = {}
     for (suite, _, _), r in sorted(merge_case_records(records).items()):
-        if r.completion is None and r.finish_reason is None:
+        steps = _conversation_endings(r.conversation)
+        if steps is not None:
+            endings.setdefault(suite, []).extend(steps)
+        elif r.completion is None and r.finish_reason is None:
             continue  # a ranking, or a case whose output never came
-        endings.setdefault(suite, []).append(
-            Ending(r.tokens_out or 0, r.finish_reason or "stop", r.reasoning_tokens or 0, r.thinking_ended)
-        )
+        else:
+            endings.setdefault(suite, []).append(
+                Ending(r.tokens_out or 0, r.finish_reason or "stop", r.reasoning_tokens or 0, r.thinking_ended)
+            )
         generation = r.fingerprint.generation or {}
         cap = generation.get("max_new_tokens") if isinstance(generation, Mapping) else None
         caps.setdefault(suite, cap if isinstance(cap, int) and not isinstance(cap, bool) else None)
