@@ -14,11 +14,12 @@ pytest_plugins = ["pytester"]
 EXAMPLE = Path(__file__).resolve().parents[1] / "example_suites" / "workflows"
 
 
-def _run(pytester: pytest.Pytester, name: str, *args: str) -> dict[str, tuple]:
+def _run(pytester: pytest.Pytester, name: str, *args: str, only: str = "") -> dict[str, tuple]:
+    """The assertion suite's transcripts (the judged suite left out: it asks the same questions),
+    by case id; ``only`` narrows the cases further (pytest keeps the last ``-k``, so it is one)."""
     out = pytester.path / name
-    result = pytester.runpytest_subprocess(
-        "--llmeval-cache=off", f"--llmeval-output={out}", "-p", "no:randomly", "-k", "test_support_workflow and not judged", *args
-    )
+    keyword = "test_support_workflow and not judged" + (f" and {only}" if only else "")
+    result = pytester.runpytest_subprocess("--llmeval-cache=off", f"--llmeval-output={out}", "-p", "no:randomly", "-k", keyword, *args)
     assert result.ret in (0, 1), result.stdout.str()[-3000:]
     rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     return {
@@ -35,7 +36,8 @@ def test_smollm2_workflow_transcripts_do_not_depend_on_the_batch(pytester: pytes
     pytester.makeini(f"[pytest]\nllmeval_model = {smollm2_gguf}\nllmeval_history = off\nllmeval_seed = 1234\n")
     single = _run(pytester, "bs1", "--llmeval-batch-size=1")
     batched = _run(pytester, "bs8", "--llmeval-batch-size=8")
-    alone = _run(pytester, "alone", "--llmeval-batch-size=8", "-k", "follow")
+    alone = _run(pytester, "alone", "--llmeval-batch-size=8", only="follow")
+    assert list(alone) == ["follow-up"]
     assert single == batched and len(batched) == 5
     assert alone["follow-up"] == batched["follow-up"]
     assert all(steps for _, steps in batched.values())  # the model answered every case at least once
