@@ -41,6 +41,12 @@ def bwrap_or_skip() -> Sandbox:
     return sandbox
 
 
+def sandbox_named(name: str) -> Sandbox:
+    """The provider a ``params=["bwrap", "none"]`` fixture asks for: bwrap after its check (a skip,
+    or a failure in CI, where it cannot run), any other by name."""
+    return bwrap_or_skip() if name == "bwrap" else get_sandbox(name)
+
+
 def within_limit(verdict_duration: float, limits: Limits) -> bool:
     """The run ended by its time limit: the limit, the drain after the kill, and load slack."""
     return verdict_duration <= limits.timeout + DRAIN_AFTER_KILL_S + LOAD_MARGIN_S

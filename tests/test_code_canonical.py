@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sandboxes import bwrap_or_skip
+from sandboxes import sandbox_named
 
 import pytest_llmeval as le
-from pytest_llmeval.scoring.code import CodePool, Job, Limits, get_sandbox
+from pytest_llmeval.scoring.code import CodePool, Job, Limits
 
 MBPP_SAMPLE = Path(__file__).parent / "data" / "mbpp_sample.jsonl"
 # A generous limit: 164 programs share the machine's cores with whatever else runs there; the
@@ -22,7 +22,7 @@ LIMITS = Limits(timeout=60)
 
 @pytest.fixture(params=["bwrap", "none"])
 def sandbox(request):
-    return bwrap_or_skip() if request.param == "bwrap" else get_sandbox("none")
+    return sandbox_named(request.param)
 
 
 def run_all(sandbox, jobs):

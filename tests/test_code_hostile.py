@@ -20,9 +20,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from sandboxes import bwrap_or_skip, name_self, token, wait_gone, within_limit
+from sandboxes import bwrap_or_skip, name_self, sandbox_named, token, wait_gone, within_limit
 
-from pytest_llmeval.scoring.code import Job, Limits, get_sandbox
+from pytest_llmeval.scoring.code import Job, Limits, Verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,7 +36,15 @@ def bwrap():
 
 @pytest.fixture(params=["bwrap", "none"])
 def any_sandbox(request):
-    return bwrap_or_skip() if request.param == "bwrap" else get_sandbox("none")
+    return sandbox_named(request.param)
+
+
+def attack_fails(sandbox, program: str, tests: str = "assert True", limits: Limits | None = None) -> Verdict:
+    """Run a hostile ``program`` whose ``tests`` assert, from inside, that its attack failed: a
+    pass. A miss means the attack worked (or the run broke): the test fails with the reason."""
+    verdict = sandbox.run(Job(program, tests, None, limits or Limits()))
+    assert verdict.passed, verdict.reason
+    return verdict
 
 
 def test_a_fork_bomb_is_contained(bwrap):
@@ -69,8 +77,7 @@ def test_children_that_outlive_the_program_are_killed_with_the_run(bwrap):
         "    os._exit(0)\n"
         "time.sleep(0.5)\n"
     )
-    verdict = bwrap.run(Job(program, "assert True"))
-    assert verdict.passed, verdict.reason
+    attack_fails(bwrap, program)
     assert wait_gone(name) == []
 
 
@@ -120,8 +127,7 @@ def test_writes_outside_the_temporary_directory_do_not_reach_the_machine(bwrap, 
     )
     # Inside, /tmp is the run's own tmpfs: writing there is allowed and vanishes with the run.
     tests = "assert [p for p in written if not p.startswith('/tmp/')] == [], written\nassert home == '/tmp'"
-    verdict = bwrap.run(Job(program, tests))
-    assert verdict.passed, verdict.reason
+    attack_fails(bwrap, program, tests)
     assert [t for t in targets if t.exists()] == []
     assert not (Path.home() / "inside.txt").exists()
 
@@ -139,8 +145,7 @@ def test_environment_secrets_do_not_reach_the_program(bwrap, monkeypatch):
         "        pass\n"
         "print(sorted(os.environ))\n"
     )
-    verdict = bwrap.run(Job(program, "assert leaks == [], leaks"))
-    assert verdict.passed, verdict.reason
+    verdict = attack_fails(bwrap, program, "assert leaks == [], leaks")
     assert "s3cr3t" not in verdict.output_tail
 
 
@@ -170,8 +175,7 @@ def test_a_server_on_the_machine_loopback_is_unreachable(bwrap):
             "    except OSError:\n"
             "        pass\n"
         )
-        verdict = bwrap.run(Job(program, "assert reached == [], reached"))
-        assert verdict.passed, verdict.reason
+        attack_fails(bwrap, program, "assert reached == [], reached")
         assert accepted == []
         # the server itself works: the machine can reach it
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
@@ -193,8 +197,7 @@ def test_killing_the_parent_and_other_processes_fails(bwrap):
             "        pass\n"
             "try:\n    os.kill(-1, signal.SIGKILL)\nexcept OSError:\n    pass\n"
         )
-        verdict = bwrap.run(Job(program, "assert True"))
-        assert verdict.passed, verdict.reason
+        attack_fails(bwrap, program)
         assert victim.poll() is None  # still running
     finally:
         victim.kill()
@@ -212,8 +215,7 @@ def test_deleting_files_by_absolute_path_fails(bwrap, tmp_path):
         "    shutil.rmtree(tree, ignore_errors=True)\n"
         "import json\n"  # the standard library is still there
     )
-    verdict = bwrap.run(Job(program, "assert json.loads('1') == 1"))
-    assert verdict.passed, verdict.reason
+    attack_fails(bwrap, program, "assert json.loads('1') == 1")
     assert canary.read_text() == "still here"
     assert (ROOT / "pyproject.toml").is_file()
 
@@ -244,8 +246,7 @@ def test_filling_the_disk_stops_at_the_tmpfs_size(bwrap):
         "except OSError:\n"
         "    pass\n"
     )
-    verdict = bwrap.run(Job(program, "assert written <= 64, written", None, Limits(disk_mb=64, file_mb=16)))
-    assert verdict.passed, verdict.reason
+    attack_fails(bwrap, program, "assert written <= 64, written", Limits(disk_mb=64, file_mb=16))
 
 
 def test_the_root_file_system_is_read_only_and_bare(bwrap):
@@ -258,8 +259,7 @@ def test_the_root_file_system_is_read_only_and_bare(bwrap):
         "try:\n    subprocess.run(['ls'])\n    ran = True\nexcept OSError:\n    ran = False\n"
     )
     tests = "assert not wrote and seen == [] and not ran, (wrote, seen, ran)\nassert set(top) <= {'dev', 'lib', 'lib32', 'lib64', 'proc', 'python', 'tmp', 'usr'}, top"
-    verdict = bwrap.run(Job(program, tests))
-    assert verdict.passed, verdict.reason
+    attack_fails(bwrap, program, tests)
 
 
 @pytest.mark.parametrize("how", ["sys.exit(0)", "os._exit(0)", "quit()", "os.kill(os.getpid(), 9)"])

@@ -10,7 +10,7 @@ import os
 import sys
 
 import pytest
-from sandboxes import bwrap_or_skip, within_limit
+from sandboxes import sandbox_named, within_limit
 
 from pytest_llmeval.scoring.code import (
     PROTECTIONS,
@@ -31,7 +31,7 @@ CHECK = "def check(candidate):\n    assert candidate(2, 3) == 5\n    assert cand
 
 @pytest.fixture(params=["bwrap", "none"])
 def sandbox(request):
-    return bwrap_or_skip() if request.param == "bwrap" else get_sandbox("none")
+    return sandbox_named(request.param)
 
 
 def run(sandbox, program, tests="", entry_point=None, **limits):
