@@ -50,10 +50,7 @@ class CodePool:
         """Start ``job`` (or join the run of an equal job already in flight); one ``take`` owed."""
         key = job.key(sandbox.name)
         with self._lock:
-            future, owed = self._pending.get(key, (None, 0))
-            if future is None:
-                future = self._executor.submit(sandbox.run, job)
-                self.started += 1
+            future, owed = self._in_flight(key, sandbox, job)
             self._pending[key] = (future, owed + 1)
             return future
 
@@ -61,15 +58,21 @@ class CodePool:
         """The verdict of ``job``: from its prefetched run, or from a run started now."""
         key = job.key(sandbox.name)
         with self._lock:
-            future, owed = self._pending.get(key, (None, 0))
-            if future is None:
-                future = self._executor.submit(sandbox.run, job)
-                self.started += 1
-            elif owed > 1:
+            future, owed = self._in_flight(key, sandbox, job)
+            if owed > 1:
                 self._pending[key] = (future, owed - 1)
-            else:
+            elif owed == 1:
                 del self._pending[key]
         return future.result(timeout)
+
+    def _in_flight(self, key: str, sandbox: Sandbox, job: Job) -> tuple[Future[Verdict], int]:
+        """The run of ``key`` and the ``take`` calls owed to it; a run started now (none owed) when
+        no equal job is queued or running. Called with the lock held."""
+        future, owed = self._pending.get(key, (None, 0))
+        if future is None:
+            future = self._executor.submit(sandbox.run, job)
+            self.started += 1
+        return future, owed
 
     def pending(self) -> int:
         with self._lock:
