@@ -2,7 +2,9 @@
 (tests/backend_packages.py): a backend and a sandbox provider from another distribution.
 
 - ``program:N`` (backend): answers each prompt with the prompt itself, N requests per backend
-  call (so a case's prompt is the program the model "wrote"). Before each call after the first it
+  call (so a case's prompt is the program the model "wrote"). A prompt of several programs joined
+  by ``NEXT_SAMPLE`` is a scripted sampler: sample ``r`` of the case (its repeat index) gets
+  program ``r`` (cycling). Before each call after the first it
   waits (a few seconds at most) for a sandbox run to have started, and logs how many had: a run
   that starts while the model is still generating shows there.
 - ``counting`` (sandbox): runs each job in the ``none`` provider (a subprocess), after waiting (a
@@ -19,6 +21,8 @@ from pathlib import Path
 
 from backend_packages import register_scheme
 
+NEXT_SAMPLE = "\n# --- next sample ---\n"
+
 PACKAGE = '''
 import dataclasses, json, os, threading, time
 
@@ -28,6 +32,7 @@ from pytest_llmeval.scoring.code import SandboxError, get_sandbox
 LOCK = threading.Lock()
 STATE = {"started": 0, "active": 0, "max_active": 0}
 WAIT_S = 5.0
+NEXT_SAMPLE = @NEXT_SAMPLE@
 
 
 def log(**event):
@@ -45,6 +50,11 @@ def wait_for(test):
                 return True
         time.sleep(0.01)
     return False
+
+
+def answer(request):
+    programs = request.text.split(NEXT_SAMPLE)
+    return programs[request.repeat % len(programs)]
 
 
 class ProgramBackend:
@@ -74,7 +84,7 @@ class ProgramBackend:
         log(event="generate", n=len(requests), runs_started=started)
         if progress:
             progress(len(requests))
-        return [Completion(r.text, prompt=r.text) for r in requests]
+        return [Completion(answer(r), prompt=r.text) for r in requests]
 
     def run_rank(self, requests, progress=None):
         raise NotImplementedError
@@ -115,7 +125,7 @@ class BrokenSandbox:
 
     def run(self, job):
         raise SandboxError("the broken sandbox cannot start: its runtime is missing; install it, or set llmeval_code_sandbox = none")
-'''
+'''.replace("@NEXT_SAMPLE@", repr(NEXT_SAMPLE))
 
 
 def install(root: Path) -> Path:

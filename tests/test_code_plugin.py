@@ -119,6 +119,33 @@ def test_an_unknown_sandbox_names_the_installed_ones(pytester: pytest.Pytester, 
     result.stderr.fnmatch_lines(["ERROR: llmeval: --llmeval-code-sandbox: expected one of broken, bwrap, counting, none, got 'docker'"])
 
 
+def test_pass_at_k_of_a_code_suite_comes_from_its_repeated_samples(pytester: pytest.Pytester, fakes: Path) -> None:
+    """Four samples a case; the scripted model's sample r is program r of the case's prompt. Each
+    sample is scored by its own run's verdict, and the suite's pass@k is the unbiased estimate
+    from each case's passes. The 16 samples hold two distinct programs: identical jobs in flight
+    share one run."""
+    passes = {"always": 4, "half": 2, "once": 1, "never": 0}
+    programs = {
+        case: code_fakes.NEXT_SAMPLE.join([PASSING] * n + [WRONG] * (4 - n)) for case, n in passes.items()
+    }
+    suite(pytester, programs, ini="llmeval_code_sandbox = counting\nllmeval_code_workers = 4\nllmeval_repeats = 4\n")
+    out = pytester.path / "out"
+    result = pytester.runpytest_subprocess(f"--llmeval-output={out}", "--llmeval-pass-k=2", "-p", "no:randomly")
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    # pass@2 = mean(1, 1 - C(2,2)/C(4,2), 1 - C(3,2)/C(4,2), 0) = mean(1, 5/6, 1/2, 0)
+    result.stdout.fnmatch_lines(["*test_code: 16 samples of 4 cases (k=4); mean 43.8%*pass@1 43.8%, pass@2 58.3%, pass@4 75.0%*"])
+    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    outcomes = {(r["id"], r["repeat"]): (r["outcome"], r["code"][0]["status"]) for r in rows}
+    assert outcomes == {
+        (case, r): ("pass", "passed") if r < n else ("fail", "failed") for case, n in passes.items() for r in range(4)
+    }
+    suite_result = json.loads((out / "results.json").read_text())["suites"]["test_code.py::test_code"]
+    assert suite_result["repeats"]["pass_at_k"] == pytest.approx({"1": 7 / 16, "2": (1 + 5 / 6 + 1 / 2) / 4, "4": 0.75})
+    assert suite_result["samples"] == {"always": [4, 4], "half": [2, 4], "once": [1, 4], "never": [0, 4]}
+    assert suite_result["code"]["runs"] == 16 and suite_result["code"]["statuses"] == {"failed": 9, "passed": 7}
+    assert len(code_fakes.events(fakes, "run")) == 2  # PASSING and WRONG, each run once for all its samples
+
+
 DRY_RUN_BODY = """
 import sys, warnings
 print("body of", case.id)
