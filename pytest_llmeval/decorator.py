@@ -1,7 +1,7 @@
 """``cases()``: the decorator that turns a test function into an eval suite.
 
 Part of the library face (``le.cases``): it only marks the function with its
-:class:`~pytest_llmeval.datasets.suite.CaseSpec`; the plugin (``pytest_llmeval.plugin``) reads
+:class:`~pytest_llmeval.datasets.spec.CaseSpec`; the plugin (``pytest_llmeval.plugin``) reads
 the mark when pytest collects the test. Nothing here imports the plugin.
 """
 
@@ -12,7 +12,9 @@ from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 import pytest
 
-from pytest_llmeval.datasets.suite import CaseSource, CaseSpec, PromptTemplate
+from pytest_llmeval.datasets.casefiles import CaseSource
+from pytest_llmeval.datasets.casetext import PromptTemplate
+from pytest_llmeval.datasets.spec import CaseSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -19,7 +19,7 @@ from pytest_llmeval.datasets.casefiles import Case, CaseError
 from pytest_llmeval.datasets.casetext import ANSWER_FIELDS, choice_index, template_fields
 
 CaseSpec = Any
-"""A :class:`~pytest_llmeval.datasets.suite.CaseSpec` (that module imports this one)."""
+"""A :class:`~pytest_llmeval.datasets.spec.CaseSpec` (that module imports this one)."""
 
 __all__ = [
     "SEARCH_ID",

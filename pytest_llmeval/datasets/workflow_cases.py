@@ -14,7 +14,8 @@ from typing import Any
 
 from pytest_llmeval.datasets.casefiles import Case, CaseError
 from pytest_llmeval.datasets.casetext import render_prompt
-from pytest_llmeval.datasets.suite import CaseSpec, Request, SuitePlan
+from pytest_llmeval.datasets.spec import CaseSpec
+from pytest_llmeval.datasets.suite import Request, SuitePlan
 
 __all__ = ["DEFAULT_MAX_TURNS", "WorkflowCase", "check_workflow_spec", "plan_workflows", "suite_tools", "workflow_case"]
 

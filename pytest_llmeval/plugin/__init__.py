@@ -15,7 +15,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from pytest_llmeval.datasets.suite import CaseError, CaseSpec
+from pytest_llmeval.datasets.casefiles import CaseError
+from pytest_llmeval.datasets.spec import CaseSpec
 from pytest_llmeval.escaping import terminal
 from pytest_llmeval.own_warnings import errors_as_default, warn
 from pytest_llmeval.plugin.fixtures import case, completion, conversation, judgement, llm, llm_settings, missing_answer, ranked

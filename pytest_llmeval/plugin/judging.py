@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
-from pytest_llmeval.datasets.suite import Case, CaseError, CaseSpec, SuitePlan
+from pytest_llmeval.datasets.spec import CaseSpec
+from pytest_llmeval.datasets.suite import Case, CaseError, SuitePlan
 from pytest_llmeval.models.batched import Deferred, answers, chunk_size, window
 from pytest_llmeval.models.protocol import RANK, ModelLoadError, OutputError, capabilities, has_chat_template
 from pytest_llmeval.models.registry import load_backend

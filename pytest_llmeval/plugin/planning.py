@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_llmeval.datasets.suite import CaseError, CaseSpec, Request, SuitePlan, plan_suite, render_prompt, request_for
+from pytest_llmeval.datasets.spec import CaseSpec
+from pytest_llmeval.datasets.suite import CaseError, Request, SuitePlan, plan_suite, render_prompt, request_for
 from pytest_llmeval.plugin.identity import eval_item, suite_id
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -27,7 +27,8 @@ from typing import Any, Mapping, Sequence
 
 import pytest
 
-from pytest_llmeval.datasets.suite import Case, CaseSpec, SuitePlan
+from pytest_llmeval.datasets.spec import CaseSpec
+from pytest_llmeval.datasets.suite import Case, SuitePlan
 
 __all__ = ["ORIGINALS", "SEARCH_FOUND", "SearchFailed", "fixture_problem", "remember_original", "run_search"]
 
