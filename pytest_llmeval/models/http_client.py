@@ -21,16 +21,15 @@ requests are in flight adapts to what the server sustains (:mod:`.http_flow`, at
 The key is a :class:`~pytest_llmeval.redaction.Secret`, put in the ``Authorization`` header only
 when a client is made. Every answer is redacted (:func:`~pytest_llmeval.redaction.redact_json`)
 before anything reads it, and every message passes through
-:func:`~pytest_llmeval.redaction.redact`; an error body is redacted before it is cut short.
+:func:`~pytest_llmeval.redaction.redact`; an error body is redacted before it is cut short. Reading an
+answer (its size, its JSON, an error's message) is :mod:`pytest_llmeval.models.http_answers`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
-import json
 import math
-import re
 import random
 import threading
 import time
@@ -38,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from pytest_llmeval.models.http_answers import MAX_ANSWER_BYTES, NotFinite, Unusable, error_detail, printable, read_answer, read_json
 from pytest_llmeval.models.http_flow import Flow, Ticket
 from pytest_llmeval.models.http_shapes import ShapeError, usage_of
 from pytest_llmeval.models.protocol import OutputError
@@ -49,10 +49,6 @@ Job = Callable[[Post], Awaitable[T]]
 FATAL_STATUS = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found"}
 CONGESTION_STATUS = (429, 503)
 """Answers that say the server has more than it can take: they cut the requests in flight."""
-DETAIL_CHARS = 300
-MAX_ANSWER_BYTES = 64 * 2**20
-"""The largest answer read (after decompression): a larger one is not used, and is never held whole."""
-"""How much of an error answer a message shows (after the secrets are removed)."""
 BACKOFF_BASE = 0.5
 """Seconds before the first retry (doubled each try, drawn from its upper half)."""
 BACKOFF_CAP = 30.0
@@ -132,77 +128,6 @@ def endpoint(base_url: str, path: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + path, parts.query, ""))
 
 
-def _reject_constant(name: str) -> float:
-    raise NotFinite(name)
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise NotFinite(text)
-    return value
-
-
-MAX_DEPTH = 64
-"""The deepest nesting of arrays and objects an answer may have (an OpenAI answer has about 6)."""
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-class Unusable(ValueError):
-    """JSON that cannot be used as it is: NaN or an infinity (which JSON does not have), or nesting
-    deeper than :data:`MAX_DEPTH`."""
-
-
-class NotFinite(Unusable):
-    """An answer whose JSON holds NaN or an infinity."""
-
-
-def _clean(value: Any, depth: int = 0) -> Any:
-    """``value`` with every lone surrogate (``\\ud800`` escaped in JSON: no UTF-8 file can hold it)
-    in its strings and keys replaced by U+FFFD; :class:`Unusable` when nested too deep."""
-    if depth > MAX_DEPTH:
-        raise Unusable(f"nesting deeper than {MAX_DEPTH} levels")
-    if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value)
-    if isinstance(value, list):
-        return [_clean(v, depth + 1) for v in value]
-    if isinstance(value, dict):
-        return {_clean(k, depth + 1): _clean(v, depth + 1) for k, v in value.items()}
-    return value
-
-
-def read_json(text: str) -> Any:
-    """A server's answer as JSON, its strings fit for any UTF-8 file: :class:`Unusable` for NaN,
-    an infinity or nesting deeper than :data:`MAX_DEPTH`, ``ValueError`` when it is not JSON."""
-    try:
-        return _clean(json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float))
-    except RecursionError:
-        raise Unusable(f"nesting deeper than {MAX_DEPTH} levels") from None
-
-
-def printable(text: str) -> str:
-    """``text`` on one line with what a terminal would act on (escape sequences, other control and
-    format characters such as a right-to-left override) written as escapes: ``\\x1b``, ``\\u202e``."""
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in " ".join(text.split()))
-
-
-def error_detail(text: str) -> str:
-    """What an error answer says, for one line: its ``error.message`` (or the JSON decoded, or the
-    text), with the secrets removed first and then cut to :data:`DETAIL_CHARS`."""
-    try:
-        data = read_json(text)
-    except ValueError:  # Unusable included: then the text, cut short
-        data = None
-    if isinstance(data, dict) and isinstance(data.get("error"), dict) and isinstance(data["error"].get("message"), str):
-        shown = data["error"]["message"]
-    elif data is not None:
-        shown = json.dumps(data, ensure_ascii=False)
-    else:
-        shown = text
-    clean = printable(redact(shown))
-    return clean[:DETAIL_CHARS] + ("..." if len(clean) > DETAIL_CHARS else "")
-
-
 @dataclass
 class _Try:
     """What one attempt came to: an answer, or a fault to retry (``problem``) with its ``Retry-After``."""
@@ -210,36 +135,6 @@ class _Try:
     answer: tuple[Any, float] | None = None
     problem: str = ""
     retry_after: float | None = None
-
-
-@dataclass
-class _Answer:
-    """An HTTP answer read up to :data:`MAX_ANSWER_BYTES` (``too_large`` past it: the rest unread)."""
-
-    status_code: int
-    headers: Any
-    text: str
-    too_large: bool
-
-
-async def _read(client: Any, url: str, body: dict) -> _Answer:
-    response = await client.send(client.build_request("POST", url, json=body), stream=True)
-    try:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_bytes():  # decompressed as it comes: a compressed bomb is never held
-            size += len(chunk)
-            if size > MAX_ANSWER_BYTES:
-                return _Answer(response.status_code, response.headers, "", True)
-            chunks.append(chunk)
-    finally:
-        await response.aclose()
-    data = b"".join(chunks)
-    try:
-        text = data.decode(response.encoding or "utf-8", errors="replace")
-    except (LookupError, TypeError, ValueError):  # a charset that is no text encoding (rot13, base64)
-        text = data.decode("utf-8", errors="replace")
-    return _Answer(response.status_code, response.headers, text, False)
 
 
 class Engine:
@@ -379,7 +274,7 @@ class Engine:
         started = time.monotonic()
         failure: str | None = None
         try:
-            response = await asyncio.wait_for(_read(client, endpoint(self.base_url, path), body), self.flow.deadline(ticket))
+            response = await asyncio.wait_for(read_answer(client, endpoint(self.base_url, path), body), self.flow.deadline(ticket))
         except (httpx.TimeoutException, asyncio.TimeoutError):
             ticket.congestion = "timeout"
             return _Try(problem="timeout")
