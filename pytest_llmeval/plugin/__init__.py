@@ -3,7 +3,8 @@
 The session's state lives in :mod:`.state`; what fills it beside it: :mod:`.identity` (which
 items are eval cases, suite and sample ids), :mod:`.planning` (suites to requests),
 :mod:`.backends` (the model and its caches), :mod:`.records` (records and fingerprints),
-:mod:`.run_options` (what the options mean; the table itself is :mod:`pytest_llmeval.options`).
+:mod:`.run_options` (what the options mean; the table itself is :mod:`pytest_llmeval.options`),
+:mod:`.collection` (suites pytest cannot run refused, the cases found in the training data).
 The fixtures are in :mod:`.fixtures`, the report in :mod:`.reporting`. Heavy modules (torch,
 transformers) are imported only when a model is needed.
 """
@@ -21,11 +22,12 @@ from pytest_llmeval.escaping import terminal
 from pytest_llmeval.own_warnings import errors_as_default, warn
 from pytest_llmeval.plugin.fixtures import case, completion, conversation, judgement, llm, llm_settings, missing_answer, ranked
 from pytest_llmeval.plugin import code_runs, planning, reporting, timeouts
+from pytest_llmeval.plugin.collection import OVERLAP_MARKER, check_collected, mark_overlaps, refused_unittest
+from pytest_llmeval.plugin.collection import LLMEvalOverlapWarning  # noqa: F401  (warning filters name it here)
 from pytest_llmeval.plugin.html_output import write_html
 from pytest_llmeval.plugin.identity import (
     MARKER,
     eval_item,
-    folded_params,
     keyword_variants,
     sample_id,
     samples_of,
@@ -55,13 +57,6 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     from pytest_llmeval.plugin import hookspecs
 
     pluginmanager.add_hookspecs(hookspecs)
-
-
-class LLMEvalOverlapWarning(UserWarning):
-    """Eval cases that appear in the training data (``--llmeval-train-data``)."""
-
-
-OVERLAP_MARKER = "llmeval_train_overlap"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -95,39 +90,11 @@ def pytest_pycollect_makemodule(module_path: Any, parent: Any) -> Any:
     return _EvalModule.from_parent(parent, path=module_path)
 
 
-class _Refused(pytest.Collector):
-    """A class pytest cannot run as eval suites: one collection error line saying why."""
-
-    problem = ""
-
-    def collect(self) -> Any:
-        raise self.CollectError(self.problem)
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: object) -> Iterator[Any]:
     result = yield
     methods = unittest_suites(obj) if result is not None else []
-    if not methods:
-        return result
-    refused = _Refused.from_parent(collector, name=name)
-    listed = ", ".join(f"{name}.{m}" for m in methods)
-    refused.problem = (
-        f"llmeval: le.cases does not work on a unittest.TestCase method ({listed}): pytest does not parametrize "
-        "unittest tests, so its cases would never reach it; make it a plain test function, or a method of a class "
-        "that does not derive from unittest.TestCase"
-    )
-    return refused
-
-
-def overlap_warning(suite: str, n: int, overlaps: dict[str, str]) -> LLMEvalOverlapWarning:
-    listing = "; ".join(f"{cid}: {why}" for cid, why in list(overlaps.items())[:5])
-    more = f" (and {len(overlaps) - 5} more)" if len(overlaps) > 5 else ""
-    return LLMEvalOverlapWarning(
-        f"{len(overlaps)} of {n} cases of {suite} appear in the training data, "
-        f"so they do not measure held-out skill: {listing}{more}. Remove them from the eval or the training set; "
-        f"they are marked {OVERLAP_MARKER} (deselect with -m 'not {OVERLAP_MARKER}')"
-    )
+    return refused_unittest(collector, name, methods) if methods else result
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -185,7 +152,7 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.Fix
 @pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
     keyword_variants(config, items)  # before pytest's -k: '~typos' selects a perturbation's variants
-    _check_collected(config, items)
+    check_collected(config, items)
     mark_overlaps(config, items)  # before -m deselects
     result = yield
     shard = get_state(config).options["shard"]  # after every deselection
@@ -194,40 +161,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
         select(config, items, shard)
     return result
-
-
-def mark_overlaps(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark (and warn about) the eval cases found in ``--llmeval-train-data``: the data streams
-    past the cases of every collected suite once."""
-    state = get_state(config)
-    try:
-        with errors_as_default():
-            found = planning.overlaps(state, items)
-    except CaseError as exc:
-        problem = str(exc)
-    else:
-        problem = None
-    if problem is not None:
-        raise pytest.UsageError(f"llmeval: {terminal(problem)}")
-    by_suite: dict[str, dict[str, str]] = {}
-    for item in items:
-        suite_case = eval_item(item)
-        why = found.get((suite_case[0], suite_case[1].id)) if suite_case else None
-        if why is not None:
-            item.add_marker(getattr(pytest.mark, OVERLAP_MARKER))
-            by_suite.setdefault(suite_case[0], {})[suite_case[1].id] = why
-    for suite, overlaps in by_suite.items():
-        warn(overlap_warning(suite, len(state.plans[suite].cases), overlaps), stacklevel=1)
-
-
-def _check_collected(config: pytest.Config, items: list[pytest.Item]) -> None:
-    folded = next(((item, folded_params(item)) for item in items if folded_params(item)), None)
-    if folded is not None:  # parameters added by a pytest_generate_tests hook, after le.cases's check
-        raise pytest.UsageError(
-            f"llmeval: {terminal(folded[0].nodeid)}: le.cases cannot be combined with the parameters "
-            f"{', '.join(folded[1])} (set by a pytest_generate_tests hook): each case would run once per value and "
-            "its runs would count as one case; leave eval tests out of that hook, or write one test function per variant"
-        )
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
