@@ -25,34 +25,18 @@ MARKER = "llmeval"
 def cases(
     source: CaseSource,
     *,
-    prompt: PromptTemplate = None,
-    chat: bool | None = None,
-    system: str | None = None,
-    choices: str | None = None,
+    prompt: PromptTemplate = None, chat: bool | None = None, system: str | None = None, choices: str | None = None,
     id: str | Callable[[Mapping[str, Any]], str] = "id",
-    min_pass_rate: float | None = None,
-    max_new_tokens: int | None = None,
-    stop: str | Sequence[str] | None = None,
-    num_fewshot: int = 0,
-    fewshot_source: CaseSource | None = None,
-    fewshot_seed: int = 1234,
-    target: str | Callable[[Mapping[str, Any]], str] | None = None,
-    target_delimiter: str | None = None,
-    fewshot_delimiter: str = "\n\n",
-    continuation: str | None = None,
-    repeats: int | None = None,
-    require: str | None = None,
-    judge: Any = None,
-    thinking: bool | None = None,
-    max_reasoning_tokens: int | None = None,
-    perturb: Sequence[Any] | None = None,
-    fields: str | Sequence[str] | None = None,
-    search: int | None = None,
-    min_worst_case: float | None = None,
-    permute: str | None = None,
-    tools: Any = None,
-    max_turns: int | None = None,
-) -> Callable[[F], F]:
+    min_pass_rate: float | None = None, max_new_tokens: int | None = None, stop: str | Sequence[str] | None = None,
+    num_fewshot: int = 0, fewshot_source: CaseSource | None = None, fewshot_seed: int = 1234,
+    target: str | Callable[[Mapping[str, Any]], str] | None = None, target_delimiter: str | None = None,
+    fewshot_delimiter: str = "\n\n", continuation: str | None = None,
+    repeats: int | None = None, require: str | None = None, judge: Any = None,
+    thinking: bool | None = None, max_reasoning_tokens: int | None = None,
+    perturb: Sequence[Any] | None = None, fields: str | Sequence[str] | None = None, search: int | None = None,
+    min_worst_case: float | None = None, permute: str | None = None,
+    tools: Any = None, max_turns: int | None = None,
+) -> Callable[[F], F]:  # fmt: skip
     """Parametrize a test with eval cases: one test item per case, its id from the case's ``id``.
 
     ``source`` is a .jsonl/.json/.csv/.tsv/.yaml file (relative to the test file) or a list of
@@ -90,22 +74,26 @@ def cases(
     Nothing is checked or read here, when the test module is imported: the suite's arguments
     and data are checked when pytest collects it, and a problem is one collection error line.
     """
-    arguments = dict(locals())  # the parameters above, which are CaseSpec's fields by name
-    spec = CaseSpec(
-        **{
-            **arguments,
-            "stop": _stop_tuple(stop),
-            "perturb": _tuple(perturb),
-            "fields": _stop_tuple(fields),
-            "tools": tuple(tools) if isinstance(tools, list) else tools,
-        }
-    )
+    spec = _spec(dict(locals()))  # the parameters above, which are CaseSpec's fields by name
 
     def decorate(func: F) -> F:
         named = dataclasses.replace(spec, function=getattr(func, "__name__", ""))
         return getattr(pytest.mark, MARKER)(named)(func)
 
     return decorate
+
+
+def _spec(arguments: dict[str, Any]) -> CaseSpec:
+    """The suite's :class:`CaseSpec` from the arguments of :func:`cases`, its lists made tuples."""
+    return CaseSpec(
+        **{
+            **arguments,
+            "stop": _stop_tuple(arguments["stop"]),
+            "perturb": _tuple(arguments["perturb"]),
+            "fields": _stop_tuple(arguments["fields"]),
+            "tools": _tuple(arguments["tools"]),
+        }
+    )
 
 
 def _tuple(value: Any) -> Any:

@@ -283,16 +283,31 @@ def greedy_decode(
         if waiting and (not batch.running() or free >= max(1, REFILL_FRACTION * slots)):
             batch.compact(model)
             take = [waiting.popleft() for _ in range(min(free, len(waiting)))]
-            for group in tree_groups([rows[i] for i in take], TREE_TOKENS, share_prefix):
-                admitted = [take[g] for g in group]
-                buffers, mask, logits = prefill(model, [rows[i] for i in admitted], store, share_prefix, batch.room)
-                start = len(batch)
-                batch.add(model, buffers, mask, [rows[i] for i in admitted], admitted)
-                choose(logits, list(range(start, len(batch))))
+            _admit(model, batch, rows, take, store, share_prefix, choose)
         if batch.running():
-            running = batch.alive.nonzero().flatten()
-            logits = batch.step(model)
-            choose(logits[running.to(logits.device)], running.tolist())
-            if len(batch) - batch.running() >= max(1, COMPACT_FRACTION * len(batch)):
-                batch.compact(model)
+            _step(model, batch, choose)
     return [Decoded(tokens, reason or "length") for tokens, reason in zip(out, reasons)]
+
+
+def _admit(
+    model: Any, batch: _Batch, rows: Sequence[Sequence[int]], take: list[int], store: PrefixCache, share_prefix: bool,
+    choose: Callable[[Any, list[int]], None],
+) -> None:  # fmt: skip
+    """Prefill the rows ``take`` (indices into ``rows``) in groups that share a prefix, add them to
+    the batch, and choose each one's first token."""
+    for group in tree_groups([rows[i] for i in take], TREE_TOKENS, share_prefix):
+        admitted = [take[g] for g in group]
+        buffers, mask, logits = prefill(model, [rows[i] for i in admitted], store, share_prefix, batch.room)
+        start = len(batch)
+        batch.add(model, buffers, mask, [rows[i] for i in admitted], admitted)
+        choose(logits, list(range(start, len(batch))))
+
+
+def _step(model: Any, batch: _Batch, choose: Callable[[Any, list[int]], None]) -> None:
+    """One forward pass of the running rows and the choice of their next tokens; the batch is
+    compacted once enough of its rows have finished."""
+    running = batch.alive.nonzero().flatten()
+    logits = batch.step(model)
+    choose(logits[running.to(logits.device)], running.tolist())
+    if len(batch) - batch.running() >= max(1, COMPACT_FRACTION * len(batch)):
+        batch.compact(model)

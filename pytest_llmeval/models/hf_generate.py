@@ -205,12 +205,8 @@ class Generation:
         from transformers import GenerationConfig
 
         tok = self.tokenizer
-        width = max(len(r) for r in rows)
-        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(rows), width), dtype=torch.long)
-        for j, row in enumerate(rows):  # left padding: every row's last token sits in the last column
-            input_ids[j, width - len(row) :] = torch.tensor(row, dtype=torch.long)
-            attention[j, width - len(row) :] = 1
+        input_ids, attention = _left_padded(rows, pad)
+        width = input_ids.shape[1]
         config = GenerationConfig(
             max_new_tokens=settings.max_new_tokens,
             do_sample=settings.do_sample,
@@ -245,15 +241,32 @@ class Generation:
                 **extra,
             )
         eos_set = set(eos)
-        produced = []
-        for tokens in out[:, width:].to("cpu").tolist():
-            reason = "length"
-            cut = len(tokens)
-            for k, t in enumerate(tokens):
-                if t in eos_set:
-                    cut, reason = k, "stop"
-                    break
-            while reason == "length" and cut and tokens[cut - 1] == pad:  # a row that stopped early: generate padded it
-                cut -= 1
-            produced.append((tokens[:cut], reason))
-        return produced
+        return [_cut(tokens, eos_set, pad) for tokens in out[:, width:].to("cpu").tolist()]
+
+
+def _left_padded(rows: Sequence[list[int]], pad: int) -> tuple[Any, Any]:
+    """The rows as one tensor of token ids, padded on the left with ``pad`` (every row's last token
+    sits in the last column), and its attention mask."""
+    import torch
+
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    for j, row in enumerate(rows):
+        input_ids[j, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+        attention[j, width - len(row) :] = 1
+    return input_ids, attention
+
+
+def _cut(tokens: list[int], eos: set[int], pad: int) -> tuple[list[int], str]:
+    """A row's new tokens up to its first end-of-sequence token (finish reason ``stop``), else all
+    of them (``length``) but the padding ``generate`` added after a row that stopped early."""
+    reason = "length"
+    cut = len(tokens)
+    for k, t in enumerate(tokens):
+        if t in eos:
+            cut, reason = k, "stop"
+            break
+    while reason == "length" and cut and tokens[cut - 1] == pad:  # a row that stopped early: generate padded it
+        cut -= 1
+    return tokens[:cut], reason
