@@ -21,7 +21,7 @@ import unicodedata
 from functools import lru_cache
 from typing import Sequence
 
-__all__ = ["html_text", "markdown_code", "markdown_fence", "markdown_text", "terminal"]
+__all__ = ["html_text", "markdown_code", "markdown_fence", "markdown_text", "one_line", "terminal"]
 
 _KEPT = frozenset("\u200c\u200d")
 """Format characters that only join others (emoji, Indic scripts): shown as they are."""
@@ -50,6 +50,13 @@ def terminal(text: object) -> str:
     if text.isprintable():  # the common case: nothing to do
         return text
     return "".join(_escape(c) if _unsafe(c) else c for c in text)
+
+
+def one_line(text: object) -> str:
+    """``text`` as :func:`terminal` shows it, on one line: each run of whitespace (newlines, tabs,
+    line separators) becomes one space first. For a message that quotes what a server or a
+    program said."""
+    return terminal(" ".join(str(text).split()))
 
 
 def markdown_code(text: object) -> str:

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_llmeval.__main__ import main
-from pytest_llmeval.escaping import html_text, markdown_code, markdown_text, terminal
+from pytest_llmeval.escaping import html_text, markdown_code, markdown_text, one_line, terminal
 
 markdown_it = pytest.importorskip("markdown_it")
 
@@ -34,6 +34,23 @@ def test_a_terminal_line_holds_no_control_character_and_keeps_plain_text(text: s
     assert _unsafe(shown) == []
     if not _unsafe(text):
         assert shown == text
+
+
+@given(texts)
+def test_one_line_is_a_terminal_line_with_whitespace_runs_as_single_spaces(text: str) -> None:
+    shown = one_line(text)
+    assert _unsafe(shown) == [] and shown == shown.strip() and "  " not in shown
+    assert not any(c.isspace() and c != " " for c in shown)
+    assert one_line(shown) == shown
+    if not _unsafe(text):
+        assert shown == " ".join(text.split())
+
+
+def test_one_line_writes_what_a_terminal_acts_on_as_escapes() -> None:
+    """The words a server's error answer may hold: cursor and colour sequences, a right-to-left
+    override, line breaks of every kind."""
+    said = "\x1b[2J\x1b[32m 10 passed,\n\tgate passed \u202e\u2028end\x85"
+    assert one_line(said) == "\\x1b[2J\\x1b[32m 10 passed, gate passed \\u202e end"
 
 
 def _inline(source: str) -> list:

@@ -11,9 +11,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_llmeval.escaping import one_line
 from pytest_llmeval.redaction import redact
 
-__all__ = ["DETAIL_CHARS", "MAX_ANSWER_BYTES", "MAX_DEPTH", "Answer", "NotFinite", "Unusable", "error_detail", "printable", "read_answer", "read_json"]
+__all__ = ["DETAIL_CHARS", "MAX_ANSWER_BYTES", "MAX_DEPTH", "Answer", "NotFinite", "Unusable", "error_detail", "read_answer", "read_json"]
 
 DETAIL_CHARS = 300
 """How much of an error answer a message shows (after the secrets are removed)."""
@@ -69,12 +70,6 @@ def read_json(text: str) -> Any:
         raise Unusable(f"nesting deeper than {MAX_DEPTH} levels") from None
 
 
-def printable(text: str) -> str:
-    """``text`` on one line with what a terminal would act on (escape sequences, other control and
-    format characters such as a right-to-left override) written as escapes: ``\\x1b``, ``\\u202e``."""
-    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in " ".join(text.split()))
-
-
 def error_detail(text: str) -> str:
     """What an error answer says, for one line: its ``error.message`` (or the JSON decoded, or the
     text), with the secrets removed first and then cut to :data:`DETAIL_CHARS`."""
@@ -88,7 +83,7 @@ def error_detail(text: str) -> str:
         shown = json.dumps(data, ensure_ascii=False)
     else:
         shown = text
-    clean = printable(redact(shown))
+    clean = one_line(redact(shown))
     return clean[:DETAIL_CHARS] + ("..." if len(clean) > DETAIL_CHARS else "")
 
 

@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from pytest_llmeval.models.http_answers import MAX_ANSWER_BYTES, NotFinite, Unusable, error_detail, printable, read_answer, read_json
+from pytest_llmeval.escaping import one_line
+from pytest_llmeval.models.http_answers import MAX_ANSWER_BYTES, NotFinite, Unusable, error_detail, read_answer, read_json
 from pytest_llmeval.models.http_flow import Flow, Ticket
 from pytest_llmeval.models.http_shapes import ShapeError, usage_of
 from pytest_llmeval.models.protocol import OutputError
@@ -339,5 +340,5 @@ class Engine:
                 where = f" to {redact_url(location)}" if location else ""
                 reason = f"HTTP {status}, a redirect{where}"
                 hint = "redirects are not followed (the key would go with them): set llmeval_base_url to the address that answers"
-            self.fatal = Fatal(printable(redact(f"POST {self.shown_url}{path} answered {reason}; no more requests are sent: {hint}")))
+            self.fatal = Fatal(one_line(redact(f"POST {self.shown_url}{path} answered {reason}; no more requests are sent: {hint}")))
         return self.fatal
