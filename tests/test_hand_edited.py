@@ -84,6 +84,14 @@ json_values = st.recursive(
 )
 
 
+def _copy_of(base_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A fresh folder holding a copy of the run (``run/``) and its labels, to edit: ``(folder, run folder)``."""
+    tmp = tmp_path_factory.mktemp("edit")
+    shutil.copytree(base_run / "run", tmp / "run")
+    shutil.copy(base_run / "labels.csv", tmp / "labels.csv")
+    return tmp, tmp / "run"
+
+
 def _run_commands(folder: Path, other: Path, tmp: Path, capsys: pytest.CaptureFixture[str], edited: str) -> None:
     for name, (allowed, args) in COMMANDS.items():
         capsys.readouterr()
@@ -102,10 +110,7 @@ def _run_commands(folder: Path, other: Path, tmp: Path, capsys: pytest.CaptureFi
 @given(data=st.data(), junk=json_values, action=st.sampled_from(["replace", "replace", "delete"]))
 def test_a_hand_edited_results_json_is_one_line_never_a_traceback(base_run: Path, tmp_path_factory: pytest.TempPathFactory,
                                                                    capsys: pytest.CaptureFixture[str], data: st.DataObject, junk: Any, action: str) -> None:  # fmt: skip
-    tmp = tmp_path_factory.mktemp("edit")
-    folder = tmp / "run"
-    shutil.copytree(base_run / "run", folder)
-    shutil.copy(base_run / "labels.csv", tmp / "labels.csv")
+    tmp, folder = _copy_of(base_run, tmp_path_factory)
     results = json.loads((folder / "results.json").read_text())
     path = data.draw(st.sampled_from(_paths(results)))
     (folder / "results.json").write_text(json.dumps(_edit(results, path, action, junk)))
@@ -116,10 +121,7 @@ def test_a_hand_edited_results_json_is_one_line_never_a_traceback(base_run: Path
 @given(data=st.data(), junk=json_values, action=st.sampled_from(["replace", "replace", "delete"]))
 def test_a_hand_edited_samples_line_is_one_line_never_a_traceback(base_run: Path, tmp_path_factory: pytest.TempPathFactory,
                                                                   capsys: pytest.CaptureFixture[str], data: st.DataObject, junk: Any, action: str) -> None:  # fmt: skip
-    tmp = tmp_path_factory.mktemp("edit")
-    folder = tmp / "run"
-    shutil.copytree(base_run / "run", folder)
-    shutil.copy(base_run / "labels.csv", tmp / "labels.csv")
+    tmp, folder = _copy_of(base_run, tmp_path_factory)
     lines = [json.loads(line) for line in (folder / "samples.jsonl").read_text().split("\n") if line]
     index = data.draw(st.integers(0, len(lines) - 1))
     path = data.draw(st.sampled_from(_paths(lines[index])))

@@ -24,12 +24,18 @@ def test_s(case, completion{args}):
 BODY = '    le.assert_contains(completion, case["answer"])'
 
 
+def make_project(pytester: pytest.Pytester, n: int = 6, args: str = "", body: str = BODY, conftest: str = CONFTEST) -> pytest.Pytester:
+    """The echo model's project with the suite ``test_s`` of ``n`` cases (its test's extra
+    arguments ``args`` and its ``body``)."""
+    pytester.makeini(INI)
+    pytester.makeconftest(conftest)
+    pytester.makepyfile(test_s=SUITE.format(n=n, args=args, body=body))
+    return pytester
+
+
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.makeini(INI)
-    pytester.makeconftest(CONFTEST)
-    pytester.makepyfile(test_s=SUITE.format(n=6, args="", body=BODY))
-    return pytester
+    return make_project(pytester)
 
 
 def search_of(path, out: str = "out") -> dict:
@@ -79,10 +85,8 @@ def test_the_search_is_the_same_under_xdist(project: pytest.Pytester) -> None:
 
 
 def test_only_passing_cases_are_searched_and_the_search_counts_in_no_rate(pytester: pytest.Pytester) -> None:
-    pytester.makeini(INI)
-    pytester.makeconftest(CONFTEST)
     body = '    assert not case.id.startswith("s-1"), "no"\n' + BODY
-    pytester.makepyfile(test_s=SUITE.format(n=4, args="", body=body))
+    make_project(pytester, n=4, body=body)
     result = pytester.runpytest("-k", "not ~typos")
     suite = results(pytester.path)["suites"]["test_s.py::test_s"]
     assert suite["n"] == 4 and suite["passed"] == 3
@@ -92,10 +96,8 @@ def test_only_passing_cases_are_searched_and_the_search_counts_in_no_rate(pytest
 
 
 def test_an_error_on_a_variant_is_an_error_never_a_miss(pytester: pytest.Pytester) -> None:
-    pytester.makeini(INI)
-    pytester.makeconftest(CONFTEST)
     body = '    if "capital" not in completion:\n        raise KeyError("scorer bug")\n' + BODY
-    pytester.makepyfile(test_s=SUITE.format(n=3, args="", body=body))
+    make_project(pytester, n=3, body=body)
     result = pytester.runpytest("-k", "not ~typos")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["llmeval: 3 of 3 searches errored; first s-0~typos: KeyError: 'scorer bug'",
@@ -106,16 +108,15 @@ def test_an_error_on_a_variant_is_an_error_never_a_miss(pytester: pytest.Pyteste
 
 
 def test_a_fixture_that_depends_on_the_case_is_refused(pytester: pytest.Pytester) -> None:
-    pytester.makeini(INI)
-    pytester.makeconftest(CONFTEST + '''
+    conftest = CONFTEST + '''
 
 import pytest
 
 @pytest.fixture
 def expected(case):
     return case["answer"]
-''')
-    pytester.makepyfile(test_s=SUITE.format(n=2, args=", expected, tmp_path", body="    le.assert_contains(completion, expected)"))
+'''
+    make_project(pytester, n=2, args=", expected, tmp_path", body="    le.assert_contains(completion, expected)", conftest=conftest)
     result = pytester.runpytest("-k", "~search")
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*search= calls the test once per variant, but fixture 'expected' depends on the case*"])
