@@ -62,6 +62,9 @@ def pytest_configure(config: pytest.Config) -> None:
     import transformers  # noqa: F401
     from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig  # noqa: F401
     from transformers.models.llama import modeling_llama  # noqa: F401
+    # A module first imported inside an in-process run is unloaded after it, so a later run would
+    # import a second copy: le.Rubric would no longer be the class the plugin checks for.
+    import pytest_llmeval.scoring.judges  # noqa: F401
     try:  # httpx maps httpcore's exceptions by the classes it saw first: keep one copy of each
         import httpcore  # noqa: F401
         import httpx  # noqa: F401

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-import pytest_llmeval.scoring.judges  # noqa: F401  loaded before the in-process runs, so each run's le.Rubric is the class the plugin checks for
 from judge_fakes import install_fake_package
 from pytest_llmeval.results.samplefile import read_samples
 

@@ -13,7 +13,6 @@ import pytest
 
 from tiny_reasoning import build_scripted_model
 
-import pytest_llmeval.scoring.judges  # noqa: F401  # loaded here, not first inside a pytester run (which would unload it)
 
 pytest_plugins = ["pytester"]
 
