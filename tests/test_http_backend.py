@@ -23,7 +23,7 @@ from pytest_llmeval.models import http_client  # noqa: E402
 from pytest_llmeval.models.http import HTTPBackend, RankUnsupported, shown_url  # noqa: E402
 from pytest_llmeval.models.http_client import BudgetSpent, Fatal, RequestFailed, backoff_seconds, retry_after_seconds  # noqa: E402
 from pytest_llmeval.models.http_shapes import Scored, has_prompt_logprobs, parse_loglikelihood  # noqa: E402
-from pytest_llmeval.settings import GenerationSettings, LLMSettings  # noqa: E402
+from pytest_llmeval.settings import GenerationSettings, LLMSettings, SettingsError  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 KEY = "sk-test-Zq81XKEYdistinctive"
@@ -121,7 +121,7 @@ def test_shown_url_drops_credentials_and_query():
 def test_load_errors_are_one_actionable_line():
     with pytest.raises(ModelLoadError, match=r"OpenAI API needs a key: set \$MY_KEY"):
         HTTPBackend.load("gpt-x", LLMSettings(api_key_env="MY_KEY"), environ={})
-    with pytest.raises(ModelLoadError, match="not an http"):
+    with pytest.raises(ModelLoadError, match=r"^\$OPENAI_BASE_URL: expected an http:// or https:// URL"):
         HTTPBackend.load("m", LLMSettings(), environ={"OPENAI_BASE_URL": "ftp://x"})  # base_url= itself is checked by LLMSettings
     with pytest.raises(ModelLoadError, match="llmeval_max_cost needs the prices"):
         HTTPBackend.load("m", LLMSettings(base_url=URL, max_cost=1.0), environ={})
@@ -133,6 +133,30 @@ def test_base_url_defaults_to_the_environment_then_openai(monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", "http://env.test:9/v1/")
     assert HTTPBackend.load("m", LLMSettings(), environ={"OPENAI_BASE_URL": "http://env.test:9/v1/"}).base_url == "http://env.test:9/v1"
     assert HTTPBackend.load("m", LLMSettings(), environ={"OPENAI_API_KEY": "k"}).base_url == "https://api.openai.com/v1"
+
+
+@pytest.mark.parametrize(
+    "value,problem",
+    [
+        ("ftp://x", "expected an http:// or https:// URL with a host"),
+        ("http://host:0/v1", "port 0 is not a server's port"),
+        ("http://host:99999/v1", "not a valid URL"),
+        ("http://host/v1 extra", "the URL holds a space or a control character"),
+        ("http://user:s3cret@host/v1\n", "the URL holds a space or a control character"),
+    ],
+)
+def test_openai_base_url_is_checked_like_the_option(value: str, problem: str) -> None:
+    """$OPENAI_BASE_URL passes the check of --llmeval-base-url: a bad value is one line naming the
+    variable, the problem and the fix (never the URL, which may hold a password), before any request."""
+    with pytest.raises(SettingsError) as option:
+        LLMSettings(base_url=value)
+    assert problem in str(option.value)
+    for load in (HTTPBackend.load, HTTPBackend.identity):
+        with pytest.raises(ModelLoadError) as env:
+            load("m", LLMSettings(), environ={"OPENAI_BASE_URL": value})
+        message = str(env.value)
+        assert message.startswith(f"$OPENAI_BASE_URL: {problem}") and message.endswith("(or unset the variable, or set llmeval_base_url)")
+        assert "\n" not in message and "s3cret" not in message and "extra" not in message
 
 
 # ---------------------------------------------------------------- concurrency

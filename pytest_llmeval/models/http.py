@@ -52,7 +52,7 @@ from pytest_llmeval.models.http_shapes import (
 )
 from pytest_llmeval.models.outputs import Completion, Ranked
 from pytest_llmeval.redaction import Secret, redact, register, register_settings
-from pytest_llmeval.settings import LLMSettings
+from pytest_llmeval.settings import LLMSettings, url_problem
 
 OPENAI_URL = "https://api.openai.com/v1"
 ALL_AT_ONCE = 1 << 30
@@ -88,11 +88,16 @@ def shown_url(url: str) -> str:
 
 
 def resolve_base_url(settings: LLMSettings, environ: Mapping[str, str]) -> str:
+    """The server's base URL: ``llmeval_base_url``, else ``$OPENAI_BASE_URL``, else the OpenAI API's.
+    Each passes the one check of a base URL (:func:`~pytest_llmeval.settings.url_problem`); one
+    that fails is one :class:`ModelLoadError` line naming where it came from."""
     url = settings.base_url or environ.get("OPENAI_BASE_URL") or OPENAI_URL
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ModelLoadError(f"llmeval_base_url {shown_url(url)!r} is not an http(s) URL; set it to the server's base, e.g. http://127.0.0.1:8000/v1")
-    return url.rstrip("/") if not parts.query else url
+    problem = url_problem(url)
+    if problem is not None and settings.base_url:
+        raise ModelLoadError(f"llmeval_base_url: {problem}")
+    if problem is not None:
+        raise ModelLoadError(f"$OPENAI_BASE_URL: {problem} (or unset the variable, or set llmeval_base_url)")
+    return url.rstrip("/") if not urlsplit(url).query else url
 
 
 def read_key(name: str, environ: Mapping[str, str] | None = None) -> Secret | None:
