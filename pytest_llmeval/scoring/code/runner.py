@@ -20,6 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from pytest_llmeval.escaping import one_line
 from pytest_llmeval.scoring.code.sandbox import INSTALL_HINT, START_HINT, Job, SandboxError
 from pytest_llmeval.scoring.code.verdict import Verdict
 
@@ -249,8 +250,7 @@ def _verdict(done: Mapping[str, Any] | None, exit_status: int, job: Job, **commo
 
 
 def _one_line(text: str, limit: int = 400) -> str:
-    """One printable line: whitespace runs become one space, control characters (a program's
-    terminal escapes) their ``\\xNN`` form."""
-    text = " ".join(text.split())
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    """One line of at most ``limit`` characters, as :func:`~pytest_llmeval.escaping.one_line` writes
+    it (a program's terminal escapes in their ``\\xNN`` form)."""
+    text = one_line(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
