@@ -52,14 +52,20 @@ def read_text(path: Path, where: str, error: type[Exception] = ValueError) -> st
     try:
         with Path(path).open(encoding="utf-8-sig", newline="") as fh:
             return fh.read()
-    except FileNotFoundError:
-        raise error(f"{where}: file not found (looked at {path}); paths are relative to the test file") from None
-    except IsADirectoryError:
-        raise error(f"{where}: is a directory, not a file; name a case file in it") from None
     except UnicodeDecodeError as exc:
         raise error(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the file as UTF-8") from None
     except OSError as exc:
-        raise error(f"{where}: cannot read the file ({exc.strerror or exc}); check its permissions") from None
+        raise error(_cannot_read(exc, path, where, "; paths are relative to the test file", "; name a case file in it")) from None
+
+
+def _cannot_read(exc: OSError, path: Path, where: str, missing: str = "", directory: str = "") -> str:
+    """Why ``path`` could not be opened or read, in one line; ``missing`` and ``directory`` end the
+    lines for a file that is not there and for a directory."""
+    if isinstance(exc, FileNotFoundError):
+        return f"{where}: file not found (looked at {path}){missing}"
+    if isinstance(exc, IsADirectoryError):
+        return f"{where}: is a directory, not a file{directory}"
+    return f"{where}: cannot read the file ({exc.strerror or exc}); check its permissions"
 
 
 def text_lines(text: str) -> Iterator[tuple[int, str]]:
@@ -85,12 +91,8 @@ def file_lines(path: Path, where: str, error: type[Exception] = ValueError, max_
     longer than ``max_bytes``, or one that is not UTF-8, raises ``error`` naming the line."""
     try:
         fh = Path(path).open("rb")
-    except FileNotFoundError:
-        raise error(f"{where}: file not found (looked at {path})") from None
-    except IsADirectoryError:
-        raise error(f"{where}: is a directory, not a file") from None
     except OSError as exc:
-        raise error(f"{where}: cannot read the file ({exc.strerror or exc}); check its permissions") from None
+        raise error(_cannot_read(exc, path, where)) from None
     with fh:
         number = 0
         while True:
