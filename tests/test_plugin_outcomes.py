@@ -142,3 +142,39 @@ def test_prompts_cut_to_fit_the_context_are_counted_once_per_suite(pytester: pyt
     assert len([line for line in result.stdout.lines if "longer than the model's context" in line]) == 1
     rows = read_samples(pytester.path / "out" / "samples.jsonl")
     assert {row["id"] for row in rows} == {"long1", "long2", "short"}
+
+
+REPORT_TEXT = """
+import pytest
+
+LONGREPRS = {}
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_logreport(report):
+    if report.when == "call":
+        LONGREPRS[report.nodeid] = report.longreprtext
+
+def pytest_sessionfinish(session):
+    import json, pathlib
+    pathlib.Path("longreprs.json").write_text(json.dumps(LONGREPRS))
+"""
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_miss_report_carries_its_reason_and_a_strict_one_the_traceback(project: pytest.Pytester, strict: bool) -> None:
+    """A miss that shows as MISSED gets its one-line reason, not pytest's traceback (building that reads
+    and parses the test's source for every miss: most of a large cached re-run's time); a strict miss
+    is a failure and keeps the traceback that shows the test's line."""
+    import json
+
+    project.makeconftest(REPORT_TEXT)
+    result = project.runpytest(*(["--llmeval-strict"] if strict else []))
+    assert result.ret == (1 if strict else 0)
+    texts = json.loads((project.path / "longreprs.json").read_text())
+    missed = {nodeid: text for nodeid, text in texts.items() if "test_values" in nodeid and text}
+    assert len(missed) == 3
+    for text in missed.values():
+        if strict:
+            assert 'assert case["x"] % 2 == 0, "odd"' in text
+        else:
+            assert text == "odd"

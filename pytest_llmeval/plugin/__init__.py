@@ -243,8 +243,13 @@ def _run_search(pyfuncitem: pytest.Function, suite: str) -> bool:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
-    report = yield
     state = get_state(item.config)
+    shortcut = reporting.short_miss_repr(item, call, state.run.strict) if eval_item(item) is not None else False
+    try:
+        report = yield
+    finally:
+        if shortcut:
+            del item.repr_failure  # the item's own method again
     if state.worker_lines:  # what this worker said (a model load, a batched run) goes to the controller
         report.user_properties = [*report.user_properties, (LINES_KEY, list(state.worker_lines))]  # not the item's list
         state.worker_lines.clear()

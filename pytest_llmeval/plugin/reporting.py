@@ -51,6 +51,19 @@ def item_outcome(report: pytest.TestReport, call: pytest.CallInfo[None]) -> Outc
     return Outcome.of_phase(call.when, report.outcome, assertion=isinstance(exc, AssertionError), xfail=hasattr(report, "wasxfail"))
 
 
+def short_miss_repr(item: pytest.Item, call: pytest.CallInfo[None], strict: bool) -> bool:
+    """Before pytest builds the report of a miss that will show as MISSED (not ``--llmeval-strict``),
+    give the item a one-line failure text, the miss's reason, instead of pytest's traceback: nothing
+    shows that traceback (the report passes, the record keeps the reason), and building it reads and
+    parses the test's source, which was most of a large cached re-run's time. Returns whether it did;
+    the caller removes the attribute after the report is made."""
+    if strict or call.when != "call" or call.excinfo is None or not isinstance(call.excinfo.value, AssertionError):
+        return False
+    reason = failure_reason(call)
+    item.repr_failure = lambda excinfo, style=None: reason  # type: ignore[method-assign]
+    return True
+
+
 def failure_reason(call: pytest.CallInfo[None]) -> str:
     if call.excinfo is None:
         return ""

@@ -11,7 +11,8 @@ Two small types live here because every result file is built from them: :class:`
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from copy import deepcopy
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from enum import Enum
 from typing import Any, Mapping
 
@@ -144,12 +145,16 @@ class Fingerprint:
 
     def to_json(self) -> dict[str, Any]:
         """The stored form: the fields that are set, and the unknown keys as they came."""
-        data = dict(self.extra)
-        for name in (*MUST_MATCH, *COMPARED, *ABOUT):
-            value = getattr(self, name)
-            if value is not None:
-                data[name] = value
-        return dict(sorted(data.items()))
+        stored = self.__dict__.get("_stored")
+        if stored is None:  # made once: every case of a suite writes the same fingerprint
+            data = dict(self.extra)
+            for name in (*MUST_MATCH, *COMPARED, *ABOUT):
+                value = getattr(self, name)
+                if value is not None:
+                    data[name] = value
+            stored = dict(sorted(data.items()))
+            object.__setattr__(self, "_stored", stored)
+        return dict(stored)
 
     def __bool__(self) -> bool:
         return bool(self.to_json())
@@ -337,7 +342,7 @@ class CaseRecord:
             object.__setattr__(self, "fingerprint", Fingerprint.from_json(self.fingerprint))
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {f.name: _copied(getattr(self, f.name)) for f in fields(self) if f.name != "fingerprint"}
         data["outcome"] = self.outcome.value
         data["scores"] = dict(self.scores)
         data["fingerprint"] = self.fingerprint.to_json()
@@ -370,6 +375,32 @@ class CaseRecord:
         return cls(**values)
 
 
+_ATOMS = (str, int, float, bool, type(None))
+
+
+def _copied(value: Any) -> Any:
+    """``value`` as :func:`dataclasses.asdict` gives a field's value: a deep copy, a dataclass as a dict."""
+    if isinstance(value, _ATOMS):
+        return value
+    return asdict(value) if is_dataclass(value) and not isinstance(value, type) else deepcopy(value)
+
+
+_DECODED: dict[int, tuple[Mapping[str, Any], CaseRecord]] = {}
+"""The last records decoded, by the identity of their JSON mapping (held, so the id stays its own):
+several hooks read the same report's record, and a decode is not free."""
+
+
 def records_from_properties(user_properties: list[tuple[str, Any]]) -> list[CaseRecord]:
     """The records carried by a test report's ``user_properties`` (usually zero or one)."""
-    return [CaseRecord.from_json(v) for k, v in user_properties if k == RECORD_KEY and isinstance(v, Mapping)]
+    return [_decoded(v) for k, v in user_properties if k == RECORD_KEY and isinstance(v, Mapping)]
+
+
+def _decoded(data: Mapping[str, Any]) -> CaseRecord:
+    held = _DECODED.get(id(data))
+    if held is not None and held[0] is data:
+        return held[1]
+    record = CaseRecord.from_json(data)
+    if len(_DECODED) >= 16:
+        _DECODED.pop(next(iter(_DECODED)))
+    _DECODED[id(data)] = (data, record)
+    return record
