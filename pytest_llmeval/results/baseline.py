@@ -24,7 +24,8 @@ from typing import Any, Iterable, Mapping, Sequence
 from pytest_llmeval.files import atomic_write_text
 from pytest_llmeval.jsonfiles import json_text
 from pytest_llmeval.results.locking import LOCK_TIMEOUT_S, locked
-from pytest_llmeval.results.records import COMPARED, MUST_MATCH, Fingerprint, Outcome
+from pytest_llmeval.results.fingerprint import COMPARED, MUST_MATCH, Fingerprint
+from pytest_llmeval.results.records import Outcome
 from pytest_llmeval.results.stats import SuiteResult
 
 SCHEMA = 1

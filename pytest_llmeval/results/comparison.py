@@ -19,7 +19,7 @@ from enum import Enum
 from typing import Any, Iterable, Mapping
 
 from pytest_llmeval.results.paired import Paired, paired_comparison, paired_rates
-from pytest_llmeval.results.records import Fingerprint
+from pytest_llmeval.results.fingerprint import Fingerprint
 from pytest_llmeval.results.repeats import holm
 from pytest_llmeval.results.stats import SuiteResult
 

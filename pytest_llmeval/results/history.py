@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from pytest_llmeval.results.history_file import HistoryError, column_or_zero, connect, ensure_schema, open_for_reading
-from pytest_llmeval.results.records import CaseRecord, Fingerprint
+from pytest_llmeval.results.fingerprint import Fingerprint
+from pytest_llmeval.results.records import CaseRecord
 from pytest_llmeval.results.stats import SuiteResult
 
 __all__ = [

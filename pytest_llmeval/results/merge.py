@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from pytest_llmeval.results.gate import GateOptions, RunStatus
-from pytest_llmeval.results.records import CaseRecord, Fingerprint
+from pytest_llmeval.results.fingerprint import Fingerprint
+from pytest_llmeval.results.records import CaseRecord
 from pytest_llmeval.results.report import GateReport
 
 __all__ = ["MergeError", "Shard", "merge", "merged_records", "output_problems", "read_shards", "shard_problems"]

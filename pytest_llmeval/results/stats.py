@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 from typing import Any, Iterable, Mapping, Sequence
 
-from pytest_llmeval.results.records import CaseRecord, Fingerprint, Outcome
+from pytest_llmeval.results.fingerprint import Fingerprint
+from pytest_llmeval.results.records import CaseRecord, Outcome
 from pytest_llmeval.results.repeats import cluster_interval, mean_rate, summarize_repeats
 
 # Markers that say how a test is run, not what it is about: not reported as groups.
