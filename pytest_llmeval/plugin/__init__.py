@@ -21,7 +21,7 @@ from pytest_llmeval.datasets.spec import CaseSpec
 from pytest_llmeval.escaping import terminal
 from pytest_llmeval.own_warnings import errors_as_default, warn
 from pytest_llmeval.plugin.fixtures import case, completion, conversation, judgement, llm, llm_settings, missing_answer, ranked
-from pytest_llmeval.plugin import code_runs, planning, reporting, timeouts
+from pytest_llmeval.plugin import code_runs, exit_gc, planning, reporting, timeouts
 from pytest_llmeval.plugin.collection import OVERLAP_MARKER, check_collected, mark_overlaps, refused_unittest
 from pytest_llmeval.plugin.collection import LLMEvalOverlapWarning  # noqa: F401  (warning filters name it here)
 from pytest_llmeval.plugin.html_output import write_html
@@ -70,6 +70,7 @@ def pytest_configure(config: pytest.Config) -> None:
     code_runs.check_sandbox(config, state.options)
     config.add_cleanup(state.models.close)
     warn_space_form_paths(config)
+    exit_gc.register()
 
 
 class _EvalModule(pytest.Module):
