@@ -77,7 +77,12 @@ def _unset_late_field(value: Any, f: dataclasses.Field) -> bool:
 
 
 def digest(data: Any) -> str:
-    text = json.dumps(canonical(data), sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return _digest_plain(canonical(data))
+
+
+def _digest_plain(plain: Any) -> str:
+    """:func:`digest` of data that is already :func:`canonical` (which leaves such data as it is)."""
+    text = json.dumps(plain, sort_keys=True, separators=(",", ":"), allow_nan=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -102,13 +107,30 @@ def request_key(identity: str, settings: Any, request: Any) -> str:
     """The key of one output: the backend identity (its key), the model settings but the
     :data:`UNKEYED` ones and, for a ranking, the generation settings (a loglikelihood does not
     depend on them), and every field of the request."""
+    fields = _keyed_settings(settings, getattr(request, "kind", None) == "rank")
+    return _digest_plain({"identity": identity, "settings": fields, "request": canonical(request)})
+
+
+_SETTINGS_SEEN: dict[tuple[int, bool], tuple[Any, Any]] = {}
+"""The keyed form of the last settings seen, by their identity (held, so the id stays theirs):
+every request of a batch has the same settings, and walking them per request was most of the
+cost of looking up a large cached run."""
+
+
+def _keyed_settings(settings: Any, rank: bool) -> Any:
+    held = _SETTINGS_SEEN.get((id(settings), rank))
+    if held is not None and held[0] is settings and not isinstance(settings, (dict, list)):
+        return held[1]
     fields = canonical(settings)
     if isinstance(fields, dict):
         for name in UNKEYED:
             fields.pop(name, None)
-        if getattr(request, "kind", None) == "rank":
+        if rank:
             fields.pop("generation", None)
-    return digest({"identity": identity, "settings": fields, "request": request})
+    if len(_SETTINGS_SEEN) >= 8:
+        _SETTINGS_SEEN.pop(next(iter(_SETTINGS_SEEN)))
+    _SETTINGS_SEEN[(id(settings), rank)] = (settings, fields)
+    return fields
 
 
 # ----------------------------------------------------------------------------- values
