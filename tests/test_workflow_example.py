@@ -7,6 +7,7 @@ and can fail, whatever SmolLM2 makes of the tools.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import sys
@@ -14,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-import pytest_llmeval as le
 from pytest_llmeval.scoring.failures import EvalFailure
 from pytest_llmeval.workflows.formats import choose_format
 from pytest_llmeval.workflows.loop import run_conversations
@@ -83,20 +83,21 @@ def _run(example, model):
     return cases, run_conversations(starts, generate, tools=tools, max_turns=4, user_turns=turns)
 
 
-def _check(case: dict, conversation) -> None:
-    """The assertions of example_suites/workflows/test_support_workflows.py."""
-    for name in case["must_call"]:
-        le.assert_tool_called(conversation, name, order_id=lambda v, want=case["order_id"]: str(v).strip().upper() == want)
-    if len(case["must_call"]) > 1:
-        le.assert_tool_order(conversation, case["must_call"])
-    for name in case["must_not_call"]:
-        le.assert_tool_not_called(conversation, name)
-    le.assert_turns(conversation, max=4)
-    le.assert_contains(conversation.final, case["expected"])
-    le.assert_not_contains(conversation.final, ["refund guaranteed", "full refund", "we will refund"])
+@pytest.fixture(scope="module")
+def _check(example):
+    """The example suite's own test body (example_suites/workflows/test_support_workflows.py), called
+    on each conversation: the assertions checked here are the ones the suite runs."""
+    spec = importlib.util.spec_from_file_location("support_workflows_suite", EXAMPLE / "test_support_workflows.py")
+    suite = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        spec.loader.exec_module(suite)  # its support_tools is the fixture's, already imported
+    finally:
+        sys.path.remove(str(EXAMPLE))
+    return suite.test_support_workflow
 
 
-def test_a_careful_assistant_passes_every_case(example):
+def test_a_careful_assistant_passes_every_case(example, _check):
     example[0].RETURNS.clear()
     cases, conversations = _run(example, careful)
     for case, conversation in zip(cases, conversations):
@@ -107,7 +108,7 @@ def test_a_careful_assistant_passes_every_case(example):
     assert len(example[0].RETURNS) == 2
 
 
-def test_a_careless_assistant_is_caught(example):
+def test_a_careless_assistant_is_caught(example, _check):
     cases, conversations = _run(example, careless)
     missed = []
     for case, conversation in zip(cases, conversations):
