@@ -39,7 +39,7 @@ from pytest_llmeval.plugin.options import add_options
 from pytest_llmeval.plugin.records import record_for, run_status
 from pytest_llmeval.plugin.run_options import ignored_cli_settings, warn_space_form_paths
 from pytest_llmeval.plugin.state import LINES_KEY, STATE, LLMEvalState, get_state
-from pytest_llmeval.results.records import RECORD_KEY, Outcome, records_from_properties
+from pytest_llmeval.results.records import RECORD_KEY, Outcome, records_from_properties, remember_decoded
 from pytest_llmeval.scoring.recording import collecting_scores
 from pytest_llmeval.settings import SettingsError
 
@@ -269,7 +269,9 @@ def _record(state: Any, item: pytest.Item, call: pytest.CallInfo[None], report: 
             record = replace(record, expected=expected if isinstance(expected, (str, int, float, bool)) else str(expected))
         if item.stash.get(VERDICTS, None):
             record = replace(record, code=code_runs.verdicts_json(item.stash[VERDICTS]))
-        report.user_properties.append((RECORD_KEY, record.to_json()))
+        data = record.to_json()
+        remember_decoded(data, record)  # the hooks that read the report's record take this one, not a decoded copy
+        report.user_properties.append((RECORD_KEY, data))
         plan = state.plans.get(record.suite)
         if plan is not None and plan.spec.search is not None and record.perturbation is None and record.search is None:
             from pytest_llmeval.plugin.search import remember_original

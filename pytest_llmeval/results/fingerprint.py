@@ -57,7 +57,20 @@ class Fingerprint:
     def from_json(cls, data: "Fingerprint | Mapping[str, Any] | None") -> "Fingerprint":
         if isinstance(data, Fingerprint):
             return data
-        values = _jsonable(dict(data or {}))
+        try:
+            text = json.dumps(dict(data or {}), sort_keys=True, default=str)
+        except (TypeError, ValueError):
+            return cls._made(dict(data or {}))
+        made = _MADE.get((cls, text))
+        if made is None:  # every case of a suite has the same fingerprint: made once, shared (it is frozen)
+            made = cls._made(json.loads(text))
+            if len(_MADE) >= 64:
+                _MADE.pop(next(iter(_MADE)))
+            _MADE[(cls, text)] = made
+        return made
+
+    @classmethod
+    def _made(cls, values: dict[str, Any]) -> "Fingerprint":
         known = {k: values.pop(k) for k in (*MUST_MATCH, *COMPARED, *ABOUT) if k in values}
         return cls(**known, extra=values)
 
@@ -97,6 +110,9 @@ class Fingerprint:
         across += ["versions"] if changed else []
         return FingerprintDiff(tuple(differing), tuple(details), tuple(sorted(across)), tuple(changed))
 
+
+_MADE: dict[tuple[type, str], Fingerprint] = {}
+"""The fingerprints made lately, by their canonical JSON text (a few: the session's suites)."""
 
 MUST_MATCH: tuple[str, ...] = tuple(f.name for f in fields(Fingerprint) if f.metadata.get("role") == "must_match")
 """Fingerprint fields that define *which* eval ran: a run that differs in one is not comparable."""
@@ -160,12 +176,4 @@ def _short(value: Any) -> str:
         return "(none)"
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
     return text if len(text) <= 24 else text[:20] + "..."
-
-
-def _jsonable(value: Any) -> Any:
-    """Normalise tuples to lists (and so on) the way a JSON round trip would."""
-    try:
-        return json.loads(json.dumps(value, sort_keys=True, default=str))
-    except (TypeError, ValueError):
-        return value
 

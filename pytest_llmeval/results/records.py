@@ -186,7 +186,7 @@ class CaseRecord:
             object.__setattr__(self, "fingerprint", Fingerprint.from_json(self.fingerprint))
 
     def to_json(self) -> dict[str, Any]:
-        data = {f.name: _copied(getattr(self, f.name)) for f in fields(self) if f.name != "fingerprint"}
+        data = {name: _copied(getattr(self, name)) for name in _field_names(type(self)) if name != "fingerprint"}
         data["outcome"] = self.outcome.value
         data["scores"] = dict(self.scores)
         data["fingerprint"] = self.fingerprint.to_json()
@@ -219,6 +219,17 @@ class CaseRecord:
         return cls(**values)
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    """A record class's field names, in order (read once: every record is written through them)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
 _ATOMS = (str, int, float, bool, type(None))
 
 
@@ -234,6 +245,12 @@ _DECODED: dict[int, tuple[Mapping[str, Any], CaseRecord]] = {}
 several hooks read the same report's record, and a decode is not free."""
 
 
+def remember_decoded(data: Mapping[str, Any], record: CaseRecord) -> None:
+    """Note that ``data``, the JSON form just made of ``record`` (``record.to_json()``), decodes to
+    ``record``: the hooks that read it back from the same report take ``record`` as it is."""
+    _hold(data, record)
+
+
 def records_from_properties(user_properties: list[tuple[str, Any]]) -> list[CaseRecord]:
     """The records carried by a test report's ``user_properties`` (usually zero or one)."""
     return [_decoded(v) for k, v in user_properties if k == RECORD_KEY and isinstance(v, Mapping)]
@@ -244,7 +261,11 @@ def _decoded(data: Mapping[str, Any]) -> CaseRecord:
     if held is not None and held[0] is data:
         return held[1]
     record = CaseRecord.from_json(data)
+    _hold(data, record)
+    return record
+
+
+def _hold(data: Mapping[str, Any], record: CaseRecord) -> None:
     if len(_DECODED) >= 16:
         _DECODED.pop(next(iter(_DECODED)))
     _DECODED[id(data)] = (data, record)
-    return record
