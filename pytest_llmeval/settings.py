@@ -91,8 +91,21 @@ class GenerationSettings:
         return replace(self, **known)
 
     def for_request(self, request: Any) -> "GenerationSettings":
-        """These settings with what a request (a case's ``le.cases`` arguments) overrides."""
-        return self.merged(**{name: getattr(request, name, None) for name in REQUEST_OVERRIDES})
+        """These settings with what a request (a case's ``le.cases`` arguments) overrides; made
+        once per distinct override (every case of a suite usually has the same)."""
+        values = tuple(getattr(request, name, None) for name in REQUEST_OVERRIDES)
+        key = (id(self), tuple(map(type, values)), values)
+        try:
+            held = _FOR_REQUEST.get(key)
+        except TypeError:  # an override that cannot be a key (a list of stops): made each time
+            return self.merged(**dict(zip(REQUEST_OVERRIDES, values)))
+        if held is not None and held[0] is self:
+            return held[1]
+        made = self.merged(**dict(zip(REQUEST_OVERRIDES, values)))
+        if len(_FOR_REQUEST) >= 64:
+            _FOR_REQUEST.pop(next(iter(_FOR_REQUEST)))
+        _FOR_REQUEST[key] = (self, made)  # holds self: its id stays its own
+        return made
 
     def to_json(self) -> dict[str, Any]:
         """The fingerprinted form: only the fields that are set, so old baselines stay comparable."""
@@ -108,6 +121,9 @@ class GenerationSettings:
             data["max_reasoning_tokens"] = self.max_reasoning_tokens
         return data
 
+
+_FOR_REQUEST: dict[tuple[Any, ...], tuple[GenerationSettings, GenerationSettings]] = {}
+"""Settings with a request's overrides, by (settings, override types, override values)."""
 
 REQUEST_OVERRIDES = ("max_new_tokens", "stop", "thinking", "max_reasoning_tokens")
 """The generation settings a suite (``le.cases``) may set for its requests."""
