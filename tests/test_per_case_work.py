@@ -3,6 +3,8 @@ case (the fingerprint, the generation settings), and never decodes a record it h
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import fields
 from types import SimpleNamespace
 
@@ -87,3 +89,10 @@ def test_a_request_s_generation_settings_are_made_once_per_override() -> None:
     listed = settings.for_request(SimpleNamespace(**{**vars(four), "stop": ["x"]}))
     assert listed.stop == ("x",)  # an override that cannot be a key is still applied
     assert GenerationSettings(max_new_tokens=16).for_request(four) == first
+
+
+def test_loading_the_plugin_imports_no_numpy() -> None:
+    """numpy is for calibration (a ranked suite's figures): imported when there is one to compute."""
+    code = "import sys, pytest_llmeval.plugin, pytest_llmeval.results.session; print('numpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"

@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 from pytest_llmeval.results.beyond import suite_robustness
 from pytest_llmeval.results.variant_records import split_records
-from pytest_llmeval.results.calibration import Calibration, calibration
 from pytest_llmeval.results.comparison import Comparison
 from pytest_llmeval.results.messages import Markup, pct, plural, points, pvalues
 from pytest_llmeval.results.records import CaseRecord, Outcome
 from pytest_llmeval.results.robustness import Robustness
 from pytest_llmeval.results.stats import SuiteResult, merge_case_records
 from pytest_llmeval.results.verdicts import verdict_cell
+
+if TYPE_CHECKING:  # pragma: no cover
+    from pytest_llmeval.results.calibration import Calibration  # numpy: imported when a ranked suite has cases to calibrate
 
 __all__ = ["Cyclic", "SuiteBeyond", "beyond_figures", "markdown_lines", "quoted", "suite_json", "terminal_lines"]
 
@@ -88,6 +90,8 @@ def _calibration(records: Sequence[CaseRecord]) -> Calibration | None:
     usable = [r for r in usable if all(x == x and abs(x) != float("inf") for x in r.loglikelihoods or ())]
     if not usable:
         return None
+    from pytest_llmeval.results.calibration import calibration
+
     return calibration([list(r.loglikelihoods or ()) for r in usable], [int(r.answer_index or 0) for r in usable])
 
 
