@@ -96,3 +96,29 @@ def test_loading_the_plugin_imports_no_numpy() -> None:
     code = "import sys, pytest_llmeval.plugin, pytest_llmeval.results.session; print('numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_a_case_s_record_is_made_once(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[str] = []
+    real = CaseRecord.__post_init__
+
+    def counting(self: CaseRecord) -> None:
+        made.append(self.case_id)
+        real(self)
+
+    monkeypatch.setattr(CaseRecord, "__post_init__", counting)
+    pytester.makeini("[pytest]\nllmeval_history = off\nllmeval_output = out\n")
+    pytester.makepyfile(
+        """
+        import pytest_llmeval as le
+
+        @le.cases([{"id": f"c{i}", "x": i} for i in range(4)])
+        def test_values(case):
+            le.assert_number(str(case["x"]), 2)
+        """
+    )
+    result = pytester.runpytest_inprocess()
+    assert result.ret == 0 and result.parseoutcomes()["missed"] == 3
+    rows = {row["id"]: row for row in read_samples(pytester.path / "out" / "samples.jsonl")}
+    assert rows["c0"]["expected"] == 2 and rows["c2"].get("expected") is None
+    assert sorted(made) == ["c0", "c1", "c2", "c3"]  # the expected value goes in as it is made (before: a copy per miss)

@@ -263,10 +263,10 @@ def _record(state: Any, item: pytest.Item, call: pytest.CallInfo[None], report: 
     outcome = reporting.item_outcome(report, call)
     if outcome is not None:
         reason = "" if outcome is Outcome.PASS else reporting.failure_reason(call)
-        record = record_for(state, item, outcome, reason, item.stash.get(SCORES, {}), call.duration)
         expected = getattr(call.excinfo.value, "expected", None) if call.excinfo is not None else None
-        if expected is not None:
-            record = replace(record, expected=expected if isinstance(expected, (str, int, float, bool)) else str(expected))
+        if expected is not None and not isinstance(expected, (str, int, float, bool)):
+            expected = str(expected)
+        record = record_for(state, item, outcome, reason, item.stash.get(SCORES, {}), call.duration, expected)
         if item.stash.get(VERDICTS, None):
             record = replace(record, code=code_runs.verdicts_json(item.stash[VERDICTS]))
         data = record.to_json()

@@ -84,9 +84,12 @@ def _tools_fingerprint(state: LLMEvalState, plan: SuitePlan, conversation: Any, 
     }
 
 
-def record_for(state: LLMEvalState, item: pytest.Item, outcome: str, reason: str, scores: Mapping[str, float], duration: float) -> CaseRecord:
-    """The record of an eval item that ended with ``outcome``; its output leaves the scheduler
-    unless it errored (an errored item may be rerun, by pytest-rerunfailures, and keeps it)."""
+def record_for(
+    state: LLMEvalState, item: pytest.Item, outcome: str, reason: str, scores: Mapping[str, float], duration: float, expected: Any = None
+) -> CaseRecord:
+    """The record of an eval item that ended with ``outcome`` (``expected``: what its scorer
+    expected, for a miss); its output leaves the scheduler unless it errored (an errored item may
+    be rerun, by pytest-rerunfailures, and keeps it)."""
     suite, case = eval_item(item)  # type: ignore[misc]
     plan = state.plans.get(suite)
     request = request_of(state, suite, case)
@@ -111,6 +114,7 @@ def record_for(state: LLMEvalState, item: pytest.Item, outcome: str, reason: str
         **_suite_fields(state, plan),
         **_variant_fields(plan, case, request),
         search=item.stash.get(SEARCH_FOUND, None),
+        expected=expected,
     )
     if outcome != "error":
         state.scheduler.discard(item.nodeid)
