@@ -89,12 +89,19 @@ def pytest_unconfigure(config):
 '''
 
 
-def make_work(folder: Path, seed: int = 11) -> None:
+def make_work(folder: Path, seed: int = 11, distinct: bool = False) -> None:
+    """The work's files in ``folder``. ``distinct``: no prompt repeats an earlier one (a repeat is
+    drawn again, and after 20 draws the next question template is tried), since the plugin computes
+    identical requests once and lm-eval computes each: without it 57 of the 200 prompts are repeats."""
     rng = random.Random(seed)
-    gen = []
+    gen, seen = [], set()
     for i in range(200):
-        ask = ASKS[i % len(ASKS)]
-        text = ask.format(a=rng.randint(2, 99), b=rng.randint(2, 99), t=rng.choice(TOPICS), w=rng.choice(WORDS))
+        for attempt in range(20 * len(ASKS)):
+            ask = ASKS[(i + attempt // 20) % len(ASKS)]
+            text = ask.format(a=rng.randint(2, 99), b=rng.randint(2, 99), t=rng.choice(TOPICS), w=rng.choice(WORDS))
+            if not distinct or text not in seen:
+                break
+        seen.add(text)
         gen.append({"id": f"g{i:03d}", "prompt": text, "answer": ""})
     mc = []
     for i in range(30):
@@ -198,6 +205,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--before", type=Path, help="an older checkout of the plugin to run on the same work")
     parser.add_argument("--skip-lmeval", action="store_true")
+    parser.add_argument("--distinct", action="store_true", help="200 different prompts (by default 57 repeat an earlier one)")
     parser.add_argument("--lmeval-python", type=Path, default=VENV_PYTHON, help="python of the lm-eval environment")
     parser.add_argument("--skip-plugin", action="store_true", help="run lm-eval only (its figures, no ratios)")
     args = parser.parse_args()
@@ -211,7 +219,7 @@ def main() -> None:
     rows: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bench-same-work-") as tmp:
         work = Path(tmp)
-        make_work(work / "suite")
+        make_work(work / "suite", distinct=args.distinct)
         for label, code in (("after", ROOT), ("before", args.before)):
             if code is not None and not args.skip_plugin:
                 out = work / f"out-{label}"

