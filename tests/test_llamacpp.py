@@ -137,6 +137,16 @@ def plain(backend):
     made.close()
 
 
+def plain_greedy(backend, plain, prompt: str, max_new: int) -> list[int]:
+    """llama.cpp's own greedy loop on one prompt, until an end-of-generation token or ``max_new`` tokens."""
+    tokens: list[int] = []
+    for token in plain.generate(backend.tokenizer.encode(prompt, add_special=False), temp=0.0, top_k=1, reset=True):
+        if backend.tokenizer.is_eog(token) or len(tokens) == max_new:
+            break
+        tokens.append(token)
+    return tokens
+
+
 @needs_llama_cpp
 def test_batched_greedy_generation_equals_a_plain_llama_cpp_loop(backend, plain) -> None:
     """Several sequences per decode call give the tokens llama.cpp's own greedy loop gives, one prompt at a time."""
@@ -144,14 +154,46 @@ def test_batched_greedy_generation_equals_a_plain_llama_cpp_loop(backend, plain)
     together = backend.run_generate(requests)
     for request, completion in zip(requests, together):
         prompt = backend.render(request.text, chat=True)
-        tokens = []
-        for token in plain.generate(backend.tokenizer.encode(prompt, add_special=False), temp=0.0, top_k=1, reset=True):
-            if backend.tokenizer.is_eog(token) or len(tokens) == 12:
-                break
-            tokens.append(token)
+        tokens = plain_greedy(backend, plain, prompt, 12)
         assert str(completion) == backend.tokenizer.decode(tokens, skip_special_tokens=True)
         assert completion.tokens_out == len(tokens) and completion.prompt == prompt
         assert completion.finish_reason == ("length" if len(tokens) == 12 else "stop")
+
+
+@needs_llama_cpp
+def test_more_prompts_than_slots_give_the_plain_loops_tokens(backend, plain) -> None:
+    """Seven prompts through three slots: a finished sequence's slot goes to the next prompt, and
+    in the end the sequences left move down into the free slots (their KV streams copied). Each
+    prompt still gets llama.cpp's own greedy tokens."""
+    from pytest_llmeval.models.llamacpp import LlamaCppBackend
+
+    narrow = LlamaCppBackend(backend.llama, backend.path, backend._digest, backend.settings.replace(batch_size=3), backend.n_threads)
+    texts = ["Say yes.", "Name three colours.", "What is 7 times 6? Answer with a number.", "Write a haiku about tea.",
+             "Say no.", "List the days of the week.", "What is the capital of Italy?"]
+    requests = [Request("generate", text, chat=True) for text in texts]
+    try:
+        together = narrow.run_generate(requests)
+        assert narrow._engine is not None and narrow._engine.n_seq == 3 and narrow._engine.moves > 0
+    finally:
+        if narrow._engine is not None:
+            narrow._engine.close()  # the Llama is the module's backend's
+    for request, completion in zip(requests, together):
+        tokens = plain_greedy(backend, plain, backend.render(request.text, chat=True), 12)
+        assert str(completion) == backend.tokenizer.decode(tokens, skip_special_tokens=True), request.text
+
+
+@needs_llama_cpp
+def test_decoding_tokens_one_piece_at_a_time_equals_llama_cpp_python(backend) -> None:
+    """The tokenizer keeps each token's text; what it decodes equals ``Llama.detokenize``."""
+    tokenizer = backend.tokenizer
+    ids = tokenizer.encode("Héllo, wörld! 🙂 <|im_start|>user\n  spaces\tand tabs", add_special=False)
+    for skip in (True, False):
+        for cut in range(len(ids) + 1):
+            expected = backend.llama.detokenize(ids[:cut], special=not skip).decode("utf-8", errors="replace")
+            assert tokenizer.decode(ids[:cut], skip_special_tokens=skip) == expected
+        with_bos = [tokenizer.bos_token_id, *ids] if tokenizer.bos_token_id is not None else ids
+        assert tokenizer.decode(with_bos, skip_special_tokens=skip) == backend.llama.detokenize(with_bos, special=not skip).decode(
+            "utf-8", errors="replace")
 
 
 @needs_llama_cpp

@@ -165,7 +165,7 @@ class LlamaCppBackend:
                 n_seq = max(n_seq, self._engine.n_seq)
                 n_ctx_seq = max(n_ctx_seq, self._engine.n_ctx_seq)
                 self._engine.close()
-            self._engine = Engine(self.llama.model, self.tokenizer.n_vocab, self.n_threads, n_seq, n_ctx_seq)
+            self._engine = Engine.open(self.llama.model, self.tokenizer.n_vocab, self.n_threads, n_seq, n_ctx_seq)
         return self._engine
 
     # generation --------------------------------------------------------------

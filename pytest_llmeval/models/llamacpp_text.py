@@ -59,6 +59,7 @@ class GGUFTokenizer:
         import llama_cpp
 
         self.llama = llama
+        self._pieces: dict[bool, dict[int, bytes]] = {False: {}, True: {}}
         self._vocab = llama_cpp.llama_model_get_vocab(llama.model)
         self._is_eog = llama_cpp.llama_vocab_is_eog
         meta = dict(getattr(llama, "metadata", {}) or {})
@@ -139,7 +140,19 @@ class GGUFTokenizer:
         return list(self.llama.tokenize(text.encode("utf-8"), add_bos=add_special, special=True))
 
     def decode(self, tokens: Sequence[int], skip_special_tokens: bool = False) -> str:
-        raw = self.llama.detokenize(list(tokens), special=not skip_special_tokens)
+        """The text of ``tokens``, as ``Llama.detokenize`` gives it. A generating sequence decodes
+        its tokens at every step, so each token's piece is asked of llama.cpp once and kept:
+        without a BOS token (whose leading space llama-cpp-python drops), its text is the pieces
+        joined."""
+        special = not skip_special_tokens
+        if self.bos_token_id is not None and self.bos_token_id in tokens:
+            raw = self.llama.detokenize(list(tokens), special=special)
+        else:
+            pieces = self._pieces[special]
+            for token in tokens:
+                if token not in pieces:
+                    pieces[token] = self.llama.detokenize([token], special=special)
+            raw = b"".join([pieces[token] for token in tokens])
         return raw.decode("utf-8", errors="replace")
 
     def is_eog(self, token: int) -> bool:
