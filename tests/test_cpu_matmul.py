@@ -104,3 +104,55 @@ def test_the_setting_takes_auto_torch_or_onednn() -> None:
     assert LLMSettings(cpu_matmul="onednn").cpu_matmul == "onednn"
     with pytest.raises(SettingsError, match="cpu_matmul"):
         LLMSettings(cpu_matmul="mkl")
+
+
+
+def _within_rounding(got: torch.Tensor, x: torch.Tensor, layer: torch.nn.Linear) -> bool:
+    # one float32 dot product of length K (+ bias) per element, in any order: within twice the bound
+    # of an unordered sum, (K + 1) * 2**-24 * sum|terms|, of the exact value
+    exact = x.double() @ layer.weight.double().T + (0 if layer.bias is None else layer.bias.double())
+    terms = x.abs().double() @ layer.weight.abs().double().T + (0 if layer.bias is None else layer.bias.abs().double())
+    return bool(((got.double() - exact).abs() <= 2 * (x.shape[-1] + 1) * 2.0**-24 * terms).all())
+
+
+@needs_onednn
+@pytest.mark.parametrize("rows", [1, 2, 9])
+def test_products_of_several_rows_use_the_weight_packed_once(rows: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    net = _net()
+    x = torch.randn(rows, 64, generator=torch.Generator().manual_seed(7))
+    layouts: list[object] = []
+    real = torch.ops.mkldnn._linear_pointwise
+
+    class Spy:
+        def __getattr__(self, name):
+            def op(x, w, *args):
+                layouts.append(w.layout)
+                return real(x, w, *args)
+            return op if name == "_linear_pointwise" else getattr(torch.ops.mkldnn, name)
+
+    with torch.inference_mode(), onednn_linears(net, ONEDNN):
+        monkeypatch.setattr(torch.ops, "mkldnn", Spy())
+        hidden = net[0](x)
+        got = net[2](torch.relu(hidden))
+    assert _within_rounding(hidden, x, net[0]) and _within_rounding(got, torch.relu(hidden), net[2])
+    # a single row: the layer's own weight (there the packed kernel's last bits differ); more: oneDNN's layout
+    assert layouts == ([torch.strided] * 2 if rows == 1 else [torch._mkldnn] * 2)
+
+
+@needs_onednn
+def test_packed_weights_are_kept_and_rebuilt_when_the_weights_change() -> None:
+    from pytest_llmeval.models import cpu_matmul
+
+    net = _net()
+    x = torch.randn(4, 64, generator=torch.Generator().manual_seed(8))
+    with torch.inference_mode():
+        with onednn_linears(net, ONEDNN):
+            first = cpu_matmul._PACKS[net[0]]
+        with onednn_linears(net, ONEDNN):
+            assert cpu_matmul._PACKS[net[0]] is first
+    with torch.no_grad():
+        net[0].weight.mul_(-1)
+    with torch.inference_mode(), onednn_linears(net, ONEDNN):
+        assert cpu_matmul._PACKS[net[0]] is not first
+        got = net[0](x)
+    assert _within_rounding(got, x, net[0])
