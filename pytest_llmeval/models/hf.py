@@ -9,12 +9,14 @@ importing the plugin stays cheap.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from pytest_llmeval.datasets.suite import Request
 from pytest_llmeval.files import sha256_text
+from pytest_llmeval.models.heap import release as release_heap
 from pytest_llmeval.models.hf_generate import Generation
 from pytest_llmeval.models.hf_loading import load_model, placement, score_versions, seed_everything, tokenizer_fingerprint, weights_fingerprint
 from pytest_llmeval.models.outputs import Completion, Ranked
@@ -260,11 +262,18 @@ class HFBackend(Generation):
             return render(self.tokenizer, request)
         return self.render(request.text, chat=request.chat, system=request.system, examples=request.fewshot, thinking=thinking)
 
-    def _kernels(self) -> Any:
-        """The block the model runs in: its linear layers on the chosen kernels on a CPU (:mod:`.cpu_matmul`)."""
+    @contextlib.contextmanager
+    def _kernels(self) -> Iterator[None]:
+        """The block the model runs in: its linear layers on the chosen kernels on a CPU (:mod:`.cpu_matmul`);
+        afterwards the allocator's free pages go back to the system (:mod:`.heap`: a run's peak
+        memory then does not grow with its number of batches)."""
         from pytest_llmeval.models.cpu_matmul import onednn_linears
 
-        return onednn_linears(self.model, self.kernel_choice())
+        try:
+            with onednn_linears(self.model, self.kernel_choice()):
+                yield
+        finally:
+            release_heap()
 
     # loglikelihood -----------------------------------------------------------
 
