@@ -3,9 +3,10 @@
 A batch of generation or scoring allocates tensors of sizes that vary with its prompts (key/value
 buffers, logits, activations). glibc's ``malloc`` serves most of them from its heap (its mmap
 threshold rises after the first large block is freed) and keeps what is freed for later. Measured
-with SmolLM2-135M (``benchmarks/bench_memory.py``): after one batch of 64 generations 274 MiB of the
-heap were free but still resident, and the resident memory grew from batch to batch as the kept
-pieces fragmented, so a run's peak grew with its number of batches.
+with SmolLM2-135M (``benchmarks/bench_memory.py``): after a batch of 64 generations 244 MiB of the
+heap were free but still resident, through the tests that ran next; released, the process's
+resident memory after the batch was 960 MiB instead of 1201 MiB. The peak inside a batch is the
+same either way: it is the memory in use then.
 
 :func:`release` calls ``malloc_trim(0)`` after a backend call: glibc returns every whole free
 page of its heaps to the system (``madvise``), which takes a few milliseconds; the next call's

@@ -265,8 +265,7 @@ class HFBackend(Generation):
     @contextlib.contextmanager
     def _kernels(self) -> Iterator[None]:
         """The block the model runs in: its linear layers on the chosen kernels on a CPU (:mod:`.cpu_matmul`);
-        afterwards the allocator's free pages go back to the system (:mod:`.heap`: a run's peak
-        memory then does not grow with its number of batches)."""
+        afterwards the allocator's free pages go back to the system (:mod:`.heap`)."""
         from pytest_llmeval.models.cpu_matmul import onednn_linears
 
         try:
