@@ -4,6 +4,8 @@
     .venv/bin/python benchmarks/bench_memory.py --cases 200 --model /abs/path/to/model-dir
     .venv/bin/python benchmarks/bench_memory.py --keep-heap      # without malloc_trim after each call (as before)
     .venv/bin/python benchmarks/bench_memory.py --cpu-matmul torch --batch-size 8 --cases 400
+    .venv/bin/python benchmarks/bench_memory.py --row-counts onednn   # only: what products at many row counts keep
+    .venv/bin/python benchmarks/bench_memory.py --row-counts torch
 
 One process does, in order, what a pytest run of a generation suite and a multiple-choice suite does,
 and reads ``VmRSS`` (resident now), ``VmHWM`` (the peak), ``RssAnon`` and ``RssFile`` (memory of its
@@ -135,6 +137,26 @@ def generation(backend: Any, cases: int) -> list[Any]:
     return out
 
 
+def row_counts(kernel: str, rounds: int = 2) -> None:
+    """Products of SmolLM2's linear shapes (random weights) at every row count from 2 to 64, on one
+    kernel, in a fresh process: the heap in use after each round. What a kernel keeps per shape
+    of product (oneDNN: a primitive per shape) shows as growth in the first round only."""
+    import torch
+
+    torch.manual_seed(0)
+    weights = [torch.randn(o, i) for o, i in ((576, 576), (192, 576), (1536, 576), (576, 1536), (49152, 576))]
+    print(f"   {kernel}: before: {heap()}", flush=True)
+    for round_ in range(rounds):
+        for rows in range(2, 65):
+            for w in weights:
+                x = torch.randn(rows, w.shape[1])
+                if kernel == "onednn":
+                    torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], "")
+                else:
+                    torch.nn.functional.linear(x, w)
+        print(f"   {kernel}: after round {round_ + 1} of 63 row counts x 5 shapes: {heap()}", flush=True)
+
+
 def scoring(backend: Any) -> list[Any]:
     from pytest_llmeval.datasets.suite import Request
 
@@ -150,7 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64, help="rows per backend call (default 64, the plugin's on a CPU)")
     parser.add_argument("--keep-heap", action="store_true",
                         help="do not hand the allocator's free pages back after each call (the behaviour before models.heap)")
+    parser.add_argument("--row-counts", choices=("onednn", "torch"),
+                        help="only the row-count probe on one kernel (run it once per kernel: each in a fresh process)")
     args = parser.parse_args(argv)
+    if args.row_counts:
+        row_counts(args.row_counts)
+        return 0
     print(f"load average: {os.getloadavg()[0]:.2f}; MALLOC_ARENA_MAX={os.environ.get('MALLOC_ARENA_MAX', 'unset')}; "
           f"heap released after each call: {not args.keep_heap}; "
           f"model {args.model}; {args.cases} cases")
