@@ -5,7 +5,8 @@
 1. The limit: every linear layer of SmolLM2-135M (q, k, v, o, gate, up, down, times 30 layers,
    and the output embedding) on float32 inputs of M rows, timed, with each of the float32 kernels
    torch has on a CPU: ``torch.nn.functional.linear`` (torch's BLAS, MKL in the PyPI wheels) and
-   oneDNN's linear (:mod:`pytest_llmeval.models.cpu_matmul`);
+   oneDNN's linear (:mod:`pytest_llmeval.models.cpu_matmul`), on the weights as they are and on the
+   weights reordered once into oneDNN's layout (what the plugin does);
    GFLOP/s = 2 * M * (weights) / seconds. M = the batch size (a decoding step) and M = 16 x the
    batch size (a prefill). The limit is the faster kernel's.
 2. The generation phase of bench_same_work.py's 200 chat prompts (at most 24 new tokens, stop
@@ -53,14 +54,17 @@ def matmul_gflops(shapes: list[tuple[int, int]], rows: int, kernel: str = "torch
     if kernel == "torch":
         linear = torch.nn.functional.linear
     else:
+        if kernel == "onednn-packed":  # the weights in oneDNN's layout, as the plugin keeps them
+            weights = [torch.ops.mkldnn._reorder_linear_weight(w, rows) for w in weights]
+
         def linear(x, w):
             return torch.ops.mkldnn._linear_pointwise(x, w, None, "none", [], "")
     best = float("inf")
     with torch.inference_mode():
         for _ in range(repeat):
             started = time.perf_counter()
-            for w in weights:
-                linear(inputs[w.shape[1]], w)
+            for (_, i), w in zip(shapes, weights):
+                linear(inputs[i], w)
             best = min(best, time.perf_counter() - started)
     flops = sum(2 * rows * o * i for o, i in shapes)
     return flops / best / 1e9
@@ -92,6 +96,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--limit", type=int, default=200, help="the first N prompts only")
+    parser.add_argument("--onednn-only", action="store_true", help="time the plugin's loop on oneDNN and auto only")
     args = parser.parse_args()
     import importlib.util
 
@@ -107,7 +112,7 @@ def main() -> None:
     from pytest_llmeval.models.cpu_matmul import onednn_checks_out
 
     shapes, head = linear_shapes(backend.model.config)
-    kernels = ["torch"] + (["onednn"] if onednn_checks_out() else [])
+    kernels = ["torch"] + (["onednn", "onednn-packed"] if onednn_checks_out() else [])
     decode = {k: matmul_gflops(shapes + [head], args.batch_size, k) for k in kernels}
     prefill = {k: matmul_gflops(shapes, 16 * args.batch_size, k) for k in kernels}
     decode_limit = max(decode.values())
@@ -119,11 +124,12 @@ def main() -> None:
     print(f"CPU: {cpu_model()}")
     print(f"SmolLM2-135M float32, {torch.get_num_threads()} threads, batch {args.batch_size}, {len(prompts)} prompts; one run")
     for k in kernels:
-        print(f"float32 matmul at the model's shapes, {k:6}: decoding step (M={args.batch_size}) {decode[k]:.1f} GFLOP/s, "
+        print(f"float32 matmul at the model's shapes, {k:13}: decoding step (M={args.batch_size}) {decode[k]:.1f} GFLOP/s, "
               f"prefill (M={16 * args.batch_size}) {prefill[k]:.1f} GFLOP/s")
     print(f"limit: {decode_limit:.1f} GFLOP/s (the faster kernel, decoding step)")
     results = {}
-    variants = [("transformers generate, torch matmul", False, "torch"), ("plugin loop, torch matmul", True, "torch")]
+    variants = [] if args.onednn_only and "onednn" in kernels else [
+        ("transformers generate, torch matmul", False, "torch"), ("plugin loop, torch matmul", True, "torch")]
     if "onednn" in kernels:
         variants.append(("plugin loop, oneDNN matmul", True, "onednn"))
         variants.append(("plugin loop, auto (timed choice)", True, "auto"))

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 TARGET_S = 2.0
-PHASES = ("plugin", "collected", "load_called", "torch", "transformers", "loaded", "kernels", "first_batch")
+PHASES = ("plugin", "collected", "load_called", "torch", "transformers", "modeling", "loaded", "kernels", "first_batch")
 
 
 def collect_only(suite: Path) -> float:

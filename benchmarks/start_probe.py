@@ -9,6 +9,8 @@ process) at these points, then ends the process at the first batch (what follows
 - ``load_called``: the model's load begins;
 - ``torch``, ``transformers``: each imported, by the model's load (timed here just before it, as
   the load would import them);
+- ``modeling``: ``transformers.modeling_utils`` imported (what every model class needs: the
+  model's own module, its tokenizer and weights are what is left of the load);
 - ``loaded``: the model and tokenizer ready (the backend's own load, from the converted copy);
 - ``kernels``: the float32 kernel chosen (``llmeval_cpu_matmul = auto``; a cached choice is read),
   when the header line describes the model;
@@ -50,6 +52,9 @@ def pytest_configure(config) -> None:  # noqa: ARG001 - a pytest hook
         import transformers  # noqa: F401
 
         _mark("transformers")
+        import transformers.modeling_utils  # noqa: F401 - what every model class imports (the load would)
+
+        _mark("modeling")
         backend = load(cls, *args, **kwargs)
         _mark("loaded")
         return backend
