@@ -157,15 +157,20 @@ class Redactor:
         return pattern.sub(MASK, base)
 
     def redact_json(self, value: Any) -> Any:
-        """``value`` (parsed JSON) with every string in it, keys included, redacted."""
+        """``value`` (parsed JSON) with every string in it, keys included, redacted; ``value``
+        itself where no secret was in it (so what holds it can still tell it is the same)."""
         if self._pattern is None:
             return value
+        redacted = self._redacted_json(value)
+        return value if redacted == value else redacted
+
+    def _redacted_json(self, value: Any) -> Any:
         if isinstance(value, str):
             return self.redact(value)
         if isinstance(value, list):
-            return [self.redact_json(v) for v in value]
+            return [self._redacted_json(v) for v in value]
         if isinstance(value, dict):
-            return {self.redact(k) if isinstance(k, str) else k: self.redact_json(v) for k, v in value.items()}
+            return {self.redact(k) if isinstance(k, str) else k: self._redacted_json(v) for k, v in value.items()}
         return value
 
 

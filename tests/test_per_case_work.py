@@ -18,7 +18,22 @@ from pytest_llmeval.settings import GenerationSettings
 pytest_plugins = ["pytester"]
 
 
-def test_a_serial_run_decodes_no_record(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def _redactor(monkeypatch: pytest.MonkeyPatch, secret: str | None) -> None:
+    """A redactor of its own for this test (secrets that earlier tests of this process registered
+    stay out), knowing ``secret``: a known secret makes every report's properties redacted."""
+    from pytest_llmeval import redaction
+    from pytest_llmeval.plugin import reporting
+
+    fresh = redaction.Redactor()
+    fresh.add(secret)
+    monkeypatch.setattr(redaction, "KNOWN", fresh)
+    monkeypatch.setattr(reporting, "KNOWN", fresh)
+
+
+@pytest.mark.parametrize("secret", [None, "sk-a-key-this-run-knows-0123456789"])
+def test_a_serial_run_decodes_no_record(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, secret: str | None) -> None:
+    """Also where the run knows a secret (redacted properties that hold none are the same objects)."""
+    _redactor(monkeypatch, secret)
     decoded: list[object] = []
     real = CaseRecord.from_json.__func__  # type: ignore[attr-defined]
 
@@ -107,6 +122,7 @@ def test_a_case_s_record_is_made_once(pytester: pytest.Pytester, monkeypatch: py
         real(self)
 
     monkeypatch.setattr(CaseRecord, "__post_init__", counting)
+    _redactor(monkeypatch, None)
     pytester.makeini("[pytest]\nllmeval_history = off\nllmeval_output = out\n")
     pytester.makepyfile(
         """
