@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from pytest_llmeval.memo import IdentityMemo
+
 
 class SettingsError(ValueError):
     """A setting that cannot be used, with a message that says how to fix it."""
@@ -94,18 +96,14 @@ class GenerationSettings:
         """These settings with what a request (a case's ``le.cases`` arguments) overrides; made
         once per distinct override (every case of a suite usually has the same)."""
         values = tuple(getattr(request, name, None) for name in REQUEST_OVERRIDES)
-        key = (id(self), tuple(map(type, values)), values)
+        key = (tuple(map(type, values)), values)
         try:
-            held = _FOR_REQUEST.get(key)
+            held = _FOR_REQUEST.get(self, key)
         except TypeError:  # an override that cannot be a key (a list of stops): made each time
             return self.merged(**dict(zip(REQUEST_OVERRIDES, values)))
-        if held is not None and held[0] is self:
-            return held[1]
-        made = self.merged(**dict(zip(REQUEST_OVERRIDES, values)))
-        if len(_FOR_REQUEST) >= 64:
-            _FOR_REQUEST.pop(next(iter(_FOR_REQUEST)))
-        _FOR_REQUEST[key] = (self, made)  # holds self: its id stays its own
-        return made
+        if held is not None:
+            return held
+        return _FOR_REQUEST.put(self, self.merged(**dict(zip(REQUEST_OVERRIDES, values))), key)
 
     def to_json(self) -> dict[str, Any]:
         """The fingerprinted form: only the fields that are set, so old baselines stay comparable."""
@@ -122,7 +120,7 @@ class GenerationSettings:
         return data
 
 
-_FOR_REQUEST: dict[tuple[Any, ...], tuple[GenerationSettings, GenerationSettings]] = {}
+_FOR_REQUEST = IdentityMemo(64)
 """Settings with a request's overrides, by (settings, override types, override values)."""
 
 REQUEST_OVERRIDES = ("max_new_tokens", "stop", "thinking", "max_reasoning_tokens")

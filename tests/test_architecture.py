@@ -21,7 +21,7 @@ TOP = "pytest_llmeval"
 # (DESIGN.md, "Layout"; ../shared/architecture/README.md). A module's part is its folder, or for a
 # module at the top: its name, as below.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("leaves",),  # settings.py, files.py, jsonfiles.py, redaction.py, escaping.py, version.py, options.py (the option table), own_warnings.py
+    ("leaves",),  # settings.py, files.py, jsonfiles.py, redaction.py, escaping.py, memo.py, version.py, options.py (the option table), own_warnings.py
     ("workflows",),  # conversations, tools, tool-call formats, the round loop (no model, no pytest)
     ("datasets", "perturb"),  # the cases: sources, few-shot, benchmark files, held-out check; perturbations
     ("models", "decorator"),  # the backends, scheduler and cache; le.cases (decorator.py)
@@ -35,6 +35,7 @@ TOP_MODULES = {
     "jsonfiles": "leaves",
     "redaction": "leaves",
     "escaping": "leaves",
+    "memo": "leaves",
     "version": "leaves",
     "options": "leaves",
     "own_warnings": "leaves",

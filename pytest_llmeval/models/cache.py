@@ -36,6 +36,7 @@ import json
 import time
 from typing import Any, Mapping, Sequence
 
+from pytest_llmeval.memo import IdentityMemo
 from pytest_llmeval.models.cache_file import CacheStore, LLMEvalCacheWarning, transaction, transaction_many
 from pytest_llmeval.models.outputs import Completion, Ranked
 from pytest_llmeval.models.protocol import capabilities, has_chat_template
@@ -111,26 +112,23 @@ def request_key(identity: str, settings: Any, request: Any) -> str:
     return _digest_plain({"identity": identity, "settings": fields, "request": canonical(request)})
 
 
-_SETTINGS_SEEN: dict[tuple[int, bool], tuple[Any, Any]] = {}
+_SETTINGS_SEEN = IdentityMemo(8)
 """The keyed form of the last settings seen, by their identity (held, so the id stays theirs):
 every request of a batch has the same settings, and walking them per request was most of the
 cost of looking up a large cached run."""
 
 
 def _keyed_settings(settings: Any, rank: bool) -> Any:
-    held = _SETTINGS_SEEN.get((id(settings), rank))
-    if held is not None and held[0] is settings and not isinstance(settings, (dict, list)):
-        return held[1]
+    held = _SETTINGS_SEEN.get(settings, rank)
+    if held is not None and not isinstance(settings, (dict, list)):
+        return held
     fields = canonical(settings)
     if isinstance(fields, dict):
         for name in UNKEYED:
             fields.pop(name, None)
         if rank:
             fields.pop("generation", None)
-    if len(_SETTINGS_SEEN) >= 8:
-        _SETTINGS_SEEN.pop(next(iter(_SETTINGS_SEEN)))
-    _SETTINGS_SEEN[(id(settings), rank)] = (settings, fields)
-    return fields
+    return _SETTINGS_SEEN.put(settings, fields, rank)
 
 
 # ----------------------------------------------------------------------------- values

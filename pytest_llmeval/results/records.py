@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from enum import Enum
 from typing import Any, Mapping
 
+from pytest_llmeval.memo import IdentityMemo
 from pytest_llmeval.results.fingerprint import COMPARED, MUST_MATCH, Fingerprint  # COMPARED and MUST_MATCH: importable from here too
 
 RECORD_KEY = "llmeval"
@@ -240,7 +241,7 @@ def _copied(value: Any) -> Any:
     return asdict(value) if is_dataclass(value) and not isinstance(value, type) else deepcopy(value)
 
 
-_DECODED: dict[int, tuple[Mapping[str, Any], CaseRecord]] = {}
+_DECODED = IdentityMemo(16)
 """The last records decoded, by the identity of their JSON mapping (held, so the id stays its own):
 several hooks read the same report's record, and a decode is not free."""
 
@@ -248,7 +249,7 @@ several hooks read the same report's record, and a decode is not free."""
 def remember_decoded(data: Mapping[str, Any], record: CaseRecord) -> None:
     """Note that ``data``, the JSON form just made of ``record`` (``record.to_json()``), decodes to
     ``record``: the hooks that read it back from the same report take ``record`` as it is."""
-    _hold(data, record)
+    _DECODED.put(data, record)
 
 
 def records_from_properties(user_properties: list[tuple[str, Any]]) -> list[CaseRecord]:
@@ -257,15 +258,5 @@ def records_from_properties(user_properties: list[tuple[str, Any]]) -> list[Case
 
 
 def _decoded(data: Mapping[str, Any]) -> CaseRecord:
-    held = _DECODED.get(id(data))
-    if held is not None and held[0] is data:
-        return held[1]
-    record = CaseRecord.from_json(data)
-    _hold(data, record)
-    return record
-
-
-def _hold(data: Mapping[str, Any], record: CaseRecord) -> None:
-    if len(_DECODED) >= 16:
-        _DECODED.pop(next(iter(_DECODED)))
-    _DECODED[id(data)] = (data, record)
+    held = _DECODED.get(data)
+    return held if held is not None else _DECODED.put(data, CaseRecord.from_json(data))
