@@ -30,6 +30,7 @@ run goes on uncached.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import inspect
 import json
@@ -59,8 +60,14 @@ def canonical(value: Any) -> Any:
     (generically: fields added later are included; a field whose metadata says
     ``{"cache_key": "when_set"}`` only when it is not ``None``, so adding one keeps earlier keys),
     tuples become lists, mappings sorted dicts."""
+    if type(value) in _PLAIN:  # most values: before the dataclass and mapping checks
+        return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out = {f.name: canonical(getattr(value, f.name)) for f in dataclasses.fields(value) if not _unset_late_field(value, f)}
+        out = {}
+        for name, late, default in _key_fields(type(value)):
+            field_value = getattr(value, name)
+            if not (late and field_value == default):  # a late field that holds its default is left out
+                out[name] = canonical(field_value)
         return {"__type__": type(value).__name__, **out}
     if isinstance(value, Mapping):
         return {str(k): canonical(v) for k, v in value.items()}
@@ -71,10 +78,16 @@ def canonical(value: Any) -> Any:
     return {"__repr__": repr(value)}
 
 
-def _unset_late_field(value: Any, f: dataclasses.Field) -> bool:
-    """A field marked ``{"cache_key": "when_set"}`` (added later: a workflow round's messages and
-    tools) that holds its default: left out, so older keys stay valid."""
-    return f.metadata.get("cache_key") == "when_set" and getattr(value, f.name) == f.default
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+@functools.cache
+def _key_fields(cls: type) -> tuple[tuple[str, bool, Any], ...]:
+    """A dataclass's fields as keys read them, once per class (every request of a run is walked
+    through them): each name, whether it is marked ``{"cache_key": "when_set"}`` (added later: a
+    workflow round's messages and tools, left out while it holds its default, so older keys stay
+    valid), and its default."""
+    return tuple((f.name, f.metadata.get("cache_key") == "when_set", f.default) for f in dataclasses.fields(cls))
 
 
 def digest(data: Any) -> str:
@@ -146,7 +159,7 @@ def encode(result: Result) -> str:
 def decode(text: str) -> Result:
     data = json.loads(text)
     if data["type"] == "completion":
-        accepted = set(inspect.signature(Completion.__new__).parameters) - {"cls", "text"}
+        accepted = _completion_parameters()
         attrs = dict(data["attrs"])
         out = Completion(data["text"], **{k: v for k, v in attrs.items() if k in accepted})
         for name, value in attrs.items():  # attributes a backend added beyond the constructor's
@@ -156,6 +169,12 @@ def decode(text: str) -> Result:
     fields = {f.name for f in dataclasses.fields(Ranked)}
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in data["fields"].items() if k in fields}
     return Ranked(**values)
+
+
+@functools.cache
+def _completion_parameters() -> frozenset[str]:
+    """The attributes :class:`Completion`'s constructor takes besides its text (read once, not per row)."""
+    return frozenset(inspect.signature(Completion.__new__).parameters) - {"cls", "text"}
 
 
 def cacheable(result: Any) -> bool:
