@@ -183,6 +183,8 @@ def _exact_float(value: float, what: str) -> Fraction:
 
 def _exact_number(value: object, what: str) -> Fraction | None:
     """``value`` as an exact Fraction when it is a number type, else None."""
+    if type(value) is int:  # the common case, before the abstract-class checks below
+        return Fraction(value)
     if isinstance(value, bool):
         raise TypeError(f"{what} must be a number or a numeric string, not a bool")
     if isinstance(value, numbers.Integral):  # int, numpy integers
@@ -232,7 +234,12 @@ def _expected_value(expected: object, scorer: str) -> Fraction:
     return exact
 
 
+_ZERO = Fraction(0)
+
+
 def _tolerance(value: object, name: str, scorer: str) -> Fraction:
+    if type(value) in (float, int) and value == 0:  # the default (0.0; -0.0 and 0 alike): no tolerance
+        return _ZERO
     what = f"{scorer}() {name}"
     if isinstance(value, bool) or not isinstance(value, (int, float, decimal.Decimal, Fraction)):
         raise TypeError(f"{what} must be a number, got {type(value).__name__}; pass e.g. 0.01")
