@@ -8,6 +8,7 @@ suite samples repeatedly.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,16 @@ def suite_root(config: pytest.Config) -> Path:
 
 def suite_id(config: pytest.Config, path: Path, nodeid: str) -> str:
     """A suite's id: its file relative to :func:`suite_root`, then the test's name (no case id)."""
-    rel = Path(os.path.relpath(path, suite_root(config))).as_posix()
+    rel = _relative(str(path), str(suite_root(config)))
     name = nodeid.split("::", 1)[1] if "::" in nodeid else nodeid
     return f"{rel}::{name.split('[', 1)[0]}"
+
+
+@functools.lru_cache(maxsize=256)
+def _relative(path: str, root: str) -> str:
+    """``path`` relative to ``root``, with forward slashes (worked out once per file: every case of
+    its suites asks)."""
+    return Path(os.path.relpath(path, root)).as_posix()
 
 
 def samples_of(case: Any, repeats: int) -> list[Any]:
