@@ -187,7 +187,8 @@ class CaseRecord:
             object.__setattr__(self, "fingerprint", Fingerprint.from_json(self.fingerprint))
 
     def to_json(self) -> dict[str, Any]:
-        data = {name: _copied(getattr(self, name)) for name in _field_names(type(self)) if name != "fingerprint"}
+        plain = _PLAIN_TYPES
+        data = {name: v if type(v) in plain else _copied(v) for name in _field_names(type(self)) for v in (getattr(self, name),)}
         data["outcome"] = self.outcome.value
         data["scores"] = dict(self.scores)
         data["fingerprint"] = self.fingerprint.to_json()
@@ -224,14 +225,17 @@ _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 def _field_names(cls: type) -> tuple[str, ...]:
-    """A record class's field names, in order (read once: every record is written through them)."""
+    """A record class's field names but ``fingerprint`` (written in its own form), in order (read once:
+    every record is written through them)."""
     names = _FIELD_NAMES.get(cls)
     if names is None:
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls) if f.name != "fingerprint")
     return names
 
 
 _ATOMS = (str, int, float, bool, type(None))
+_PLAIN_TYPES = frozenset(_ATOMS)
+"""The types whose values a record writes as they are (a subclass goes through :func:`_copied`)."""
 
 
 def _copied(value: Any) -> Any:
