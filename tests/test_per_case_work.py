@@ -138,3 +138,85 @@ def test_a_case_s_record_is_made_once(pytester: pytest.Pytester, monkeypatch: py
     rows = {row["id"]: row for row in read_samples(pytester.path / "out" / "samples.jsonl")}
     assert rows["c0"]["expected"] == 2 and rows["c2"].get("expected") is None
     assert sorted(made) == ["c0", "c1", "c2", "c3"]  # the expected value goes in as it is made (before: a copy per miss)
+
+
+def test_cached_outputs_read_the_completion_constructor_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decoding a cached completion takes the constructor's parameters as read once, not per row."""
+    from pytest_llmeval.models import cache
+    from pytest_llmeval.models.outputs import Completion
+
+    read: list[object] = []
+    real = cache.inspect.signature
+
+    def counting(obj: object) -> object:
+        read.append(obj)
+        return real(obj)
+
+    monkeypatch.setattr(cache.inspect, "signature", counting)
+    cache._completion_parameters.cache_clear()
+    rows = [cache.encode(Completion(f"answer {i}", finish_reason="length", tokens_out=4)) for i in range(5)]
+    decoded = [cache.decode(row) for row in rows]
+    assert [str(d) for d in decoded] == [f"answer {i}" for i in range(5)]
+    assert all(d.finish_reason == "length" and d.tokens_out == 4 for d in decoded)
+    assert len(read) == 1  # before: once per row
+
+
+def test_request_keys_read_a_request_class_s_fields_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_llmeval.models import cache
+    from pytest_llmeval.datasets.suite import Request
+
+    requests = [Request(kind="generate", text=f"q{i}") for i in range(5)]
+    before = [cache.request_key("id", {"seed": 0}, r) for r in requests]
+    read: list[object] = []
+    real = cache.dataclasses.fields
+
+    def counting(obj: object) -> object:
+        read.append(obj)
+        return real(obj)
+
+    monkeypatch.setattr(cache.dataclasses, "fields", counting)
+    cache._key_fields.cache_clear()
+    assert [cache.request_key("id", {"seed": 0}, r) for r in requests] == before
+    assert len(read) == 1  # before: once per request
+
+
+def test_a_zero_tolerance_is_not_converted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default tolerances (0.0) need no decimal conversion per call; other values still get it."""
+    from pytest_llmeval.scoring import numbers
+
+    converted: list[float] = []
+    real = numbers._exact_float
+
+    def counting(value: float, what: str) -> object:
+        converted.append(value)
+        return real(value, what)
+
+    monkeypatch.setattr(numbers, "_exact_float", counting)
+    assert numbers.assert_number("The answer is 4.", 4) == 1.0
+    assert numbers.assert_number("4", 4, abs_tol=-0.0, rel_tol=0) == 1.0
+    assert converted == []  # before: two conversions per call
+    assert numbers.assert_number("4.05", 4, abs_tol=0.1) == 1.0
+    assert converted == [0.1]
+    with pytest.raises(ValueError, match="abs_tol must be a finite number >= 0"):
+        numbers.assert_number("4", 4, abs_tol=-0.5)
+
+
+def test_a_suite_s_file_is_made_relative_once(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    from pathlib import Path
+
+    from pytest_llmeval.plugin import identity
+
+    root = Path(str(tmp_path))
+    config = SimpleNamespace(inipath=root / "pytest.ini", rootpath=root)
+    made: list[object] = []
+    real = identity.os.path.relpath
+
+    def counting(path: object, start: object = None) -> str:
+        made.append(path)
+        return real(path, start)
+
+    monkeypatch.setattr(identity.os.path, "relpath", counting)
+    identity._relative.cache_clear()
+    ids = [identity.suite_id(config, root / "evals" / "test_m.py", f"evals/test_m.py::test_a[c{i}]") for i in range(4)]  # type: ignore[arg-type]
+    assert ids == ["evals/test_m.py::test_a"] * 4
+    assert len(made) == 1  # before: once per case
