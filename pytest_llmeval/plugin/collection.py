@@ -82,7 +82,7 @@ def mark_overlaps(config: pytest.Config, items: list[pytest.Item]) -> None:
 
 def check_collected(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Refuse eval items that a ``pytest_generate_tests`` hook gave more parameters: one usage error line."""
-    folded = next(((item, folded_params(item)) for item in items if folded_params(item)), None)
+    folded = next(((item, params) for item in items for params in (folded_params(item),) if params), None)
     if folded is not None:  # parameters added by a pytest_generate_tests hook, after le.cases's check
         raise pytest.UsageError(
             f"llmeval: {terminal(folded[0].nodeid)}: le.cases cannot be combined with the parameters "
