@@ -155,9 +155,14 @@ def _case_id(row: Mapping[str, Any], id_field: Any, loc: str) -> str:
     return str(value)
 
 
+_FLAT = frozenset({str, int, float, bool, type(None)})
+
+
 def check_depth(row: Any, loc: str) -> None:
     """Refuse a record whose values nest more than :data:`MAX_DEPTH` levels, or contain
     themselves; a value shared by several fields (a YAML alias) is measured once."""
+    if isinstance(row, Mapping) and all(type(v) in _FLAT for v in row.values()):
+        return  # the usual case: one level of plain values, neither deep nor able to hold itself
     heights: dict[int, int] = {}
     on_path: set[int] = set()
     stack: list[tuple[Any, bool]] = [(row, False)]
