@@ -187,8 +187,12 @@ class CaseRecord:
             object.__setattr__(self, "fingerprint", Fingerprint.from_json(self.fingerprint))
 
     def to_json(self) -> dict[str, Any]:
-        plain = _PLAIN_TYPES
-        data = {name: v if type(v) in plain else _copied(v) for name in _field_names(type(self)) for v in (getattr(self, name),)}
+        plain, own = _PLAIN_TYPES, _WRITTEN_BELOW  # (a field written below keeps its place among the keys)
+        data = {
+            name: None if name in own else v if type(v) in plain else _copied(v)
+            for name in _field_names(type(self))
+            for v in (getattr(self, name),)
+        }
         data["outcome"] = self.outcome.value
         data["scores"] = dict(self.scores)
         data["fingerprint"] = self.fingerprint.to_json()
@@ -234,6 +238,8 @@ def _field_names(cls: type) -> tuple[str, ...]:
 
 
 _ATOMS = (str, int, float, bool, type(None))
+_WRITTEN_BELOW = frozenset({"outcome", "scores", "markers"})
+"""Fields :meth:`CaseRecord.to_json` writes in their own form (so not copied first)."""
 _PLAIN_TYPES = frozenset(_ATOMS)
 """The types whose values a record writes as they are (a subclass goes through :func:`_copied`)."""
 
