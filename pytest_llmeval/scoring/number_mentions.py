@@ -47,9 +47,10 @@ _LATEX_TEXT = re.compile(r"\\(?:text|mathrm|textbf|mathbf)\s*\{([^{}]*)\}")
 
 
 def prepare(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text)
-    text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
-    text = text.replace("\u2212", "-").replace("\u2013", "-").replace("\u2014", " - ")
+    if not text.isascii():  # (ASCII text is its own NFKC form and has no format characters or dashes)
+        text = unicodedata.normalize("NFKC", text)
+        text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+        text = text.replace("\u2212", "-").replace("\u2013", "-").replace("\u2014", " - ")
     text = text.replace("{,}", ",").replace("\\$", "$").replace("\\%", "%").replace("**", "")
     text = _LATEX_FRAC.sub(lambda m: f"{m.group(1)}/{m.group(2)}", text)
     return _LATEX_TEXT.sub(lambda m: m.group(1), text)
@@ -202,6 +203,10 @@ class _WordNumber:
         self.last = kind
 
 
+_NUMBER_WORDS = frozenset({"zero", "hundred", *_UNITS, *_TEENS, *_TENS, *_SCALES})
+"""Every word :func:`_kind` reads as part of a number."""
+
+
 def _kind(word: str) -> tuple[str, int] | None:
     if word == "zero":
         return "zero", 0
@@ -220,6 +225,8 @@ def _kind(word: str) -> tuple[str, int] | None:
 
 def _word_mentions(text: str) -> list[NumberMention]:
     tokens = [(m.start(), m.end(), m.group().lower()) for m in _WORD.finditer(text)]
+    if _NUMBER_WORDS.isdisjoint(t[2] for t in tokens):
+        return []  # no word that can be (or make, as "a" does before "thousand") part of a number
     found: list[NumberMention] = []
     current: _WordNumber | None = None
     negative: int | None = None  # where a preceding "negative" starts

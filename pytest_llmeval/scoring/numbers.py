@@ -251,6 +251,8 @@ def _tolerance(value: object, name: str, scorer: str) -> Fraction:
 
 def _close(got: Fraction, want: Fraction, abs_tol: Fraction, rel_tol: Fraction) -> bool:
     """:func:`math.isclose` on exact values: ``|got - want| <= max(rel_tol * max(|got|, |want|), abs_tol)``."""
+    if not abs_tol and not rel_tol:  # exact (the default): the same test, without the arithmetic
+        return got == want
     diff = abs(got - want)
     return diff <= abs_tol or diff <= rel_tol * max(abs(got), abs(want))
 
