@@ -6,9 +6,11 @@ from __future__ import annotations
 import subprocess
 import sys
 from dataclasses import fields
+from fractions import Fraction
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import given, strategies as st
 
 from pytest_llmeval.results.fingerprint import Fingerprint
 from pytest_llmeval.results.records import RECORD_KEY, CaseRecord, records_from_properties
@@ -220,3 +222,117 @@ def test_a_suite_s_file_is_made_relative_once(monkeypatch: pytest.MonkeyPatch, t
     ids = [identity.suite_id(config, root / "evals" / "test_m.py", f"evals/test_m.py::test_a[c{i}]") for i in range(4)]  # type: ignore[arg-type]
     assert ids == ["evals/test_m.py::test_a"] * 4
     assert len(made) == 1  # before: once per case
+
+
+def test_a_record_is_written_without_copying_what_it_writes_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outcome, scores and markers are written in their own form: no deep copy of them first."""
+    from pytest_llmeval.results import records
+
+    copied: list[object] = []
+    real = records.deepcopy
+
+    def counting(value: object) -> object:
+        copied.append(value)
+        return real(value)
+
+    monkeypatch.setattr(records, "deepcopy", counting)
+    record = CaseRecord(suite="s", case_id="c1", outcome="fail", scores={"f1": 0.5}, markers=("slow",))
+    data = record.to_json()
+    assert copied == []  # before: the scores and the markers, each copied and then written again
+    assert data["scores"] == {"f1": 0.5} and data["scores"] is not record.scores
+    assert data["markers"] == ["slow"] and data["outcome"] == "fail"
+    assert list(data) == [f.name for f in fields(CaseRecord) if f.name != "fingerprint"] + ["fingerprint"]
+
+
+def test_flat_cases_are_not_walked_for_their_depth(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_llmeval.datasets import casefiles
+
+    walked: list[object] = []
+    real = casefiles._parts
+
+    def counting(value: object) -> list[object]:
+        walked.append(value)
+        return real(value)
+
+    monkeypatch.setattr(casefiles, "_parts", counting)
+    cases = casefiles.load_cases([{"id": f"c{i}", "a": i, "b": 0.5, "ok": True, "note": None} for i in range(5)])
+    assert [c.id for c in cases] == [f"c{i}" for i in range(5)]
+    assert walked == []  # before: every row and each of its values
+    deep: dict[str, object] = {"id": "d"}
+    inner = deep
+    for _ in range(casefiles.MAX_DEPTH + 1):
+        inner["x"] = {}
+        inner = inner["x"]  # type: ignore[assignment]
+    with pytest.raises(casefiles.CaseError, match="nests more than"):
+        casefiles.load_cases([deep])
+    looped: dict[str, object] = {"id": "l"}
+    looped["self"] = [looped]
+    with pytest.raises(casefiles.CaseError, match="contains itself"):
+        casefiles.load_cases([looped])
+
+
+@given(
+    st.fractions(min_value=-1000, max_value=1000, max_denominator=50),
+    st.fractions(min_value=-1000, max_value=1000, max_denominator=50),
+    st.sampled_from([Fraction(0), Fraction(1, 10), Fraction(3)]),
+    st.sampled_from([Fraction(0), Fraction(1, 100)]),
+)
+def test_the_number_comparison_is_isclose_on_exact_values(got: Fraction, want: Fraction, abs_tol: Fraction, rel_tol: Fraction) -> None:
+    """The exact test taken without arithmetic (both tolerances zero) agrees with the formula."""
+    from pytest_llmeval.scoring.numbers import _close
+
+    diff = abs(got - want)
+    assert _close(got, want, abs_tol, rel_tol) == (diff <= abs_tol or diff <= rel_tol * max(abs(got), abs(want)))
+
+
+class _NeverDisjoint(frozenset):  # type: ignore[type-arg]
+    def isdisjoint(self, other: object) -> bool:
+        return False
+
+
+_VOCABULARY = ["one", "two", "twenty", "a", "an", "and", "hundred", "thousand", "negative", "the", "answer", "is", "zero",
+               "correct", "cats", "8", "3.5", "-", "x"]
+
+
+@given(st.lists(st.sampled_from(_VOCABULARY), max_size=8), st.lists(st.sampled_from([" ", "-", ", ", " - "]), min_size=8, max_size=8))
+def test_texts_without_number_words_skip_the_word_reading(words: list[str], joins: list[str]) -> None:
+    """The shortcut (no word that can be part of a number: nothing to read) finds what the full reading finds."""
+    from unittest import mock
+
+    from pytest_llmeval.scoring import number_mentions
+
+    text = "".join(w + j for w, j in zip(words, joins))
+    quick = number_mentions._word_mentions(text)
+    with mock.patch.object(number_mentions, "_NUMBER_WORDS", _NeverDisjoint()):
+        full = number_mentions._word_mentions(text)
+    assert quick == full
+
+
+def test_an_answer_without_number_words_is_read_without_the_word_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_llmeval.scoring import number_mentions
+
+    read: list[str] = []
+    real = number_mentions._kind
+
+    def counting(word: str) -> object:
+        read.append(word)
+        return real(word)
+
+    monkeypatch.setattr(number_mentions, "_kind", counting)
+    assert [m.value for m in number_mentions.find_numbers("The answer is 8.")] == [8.0]
+    assert read == []  # before: each word looked up
+    assert [m.value for m in number_mentions.find_numbers("It is twenty-one.")] == [21.0]
+    assert read == ["it", "is", "twenty", "one"]
+
+
+class _NotAscii(str):
+    def isascii(self) -> bool:
+        return False
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=40))
+def test_ascii_text_is_prepared_as_before(text: str) -> None:
+    """ASCII text skips the Unicode normalisation: the same result as through it."""
+    from pytest_llmeval.scoring.number_mentions import prepare
+
+    assert prepare(text) == prepare(_NotAscii(text))
