@@ -36,9 +36,9 @@ VARIANTS = ("unpacked", "packed")
 
 
 def use(variant: str, packs: dict) -> None:
-    from pytest_llmeval.models import cpu_matmul
+    from pytest_llmeval.models import cpu_kernels, cpu_matmul
 
-    cpu_matmul.PACK = variant == "packed"
+    cpu_kernels.PACK = variant == "packed"
     cpu_matmul._PACKS = packs.setdefault(variant, weakref.WeakKeyDictionary())  # each variant packs once
 
 

@@ -93,6 +93,9 @@ def test_the_header_says_which_kernel_and_why() -> None:
     assert mixed.describe() == "oneDNN matmul for decoding (1.40x torch's), torch's matmul for prefill (oneDNN 0.89x)"
     busy = Choice(Regime(64, "torch", {"onednn": 1.5}, 1), Regime(512, "torch", {}, 0))
     assert busy.describe().endswith("(timing unfinished: a busy machine)")
+    no_round = Choice(Regime(64, "torch", {}, 0), Regime(512, "torch", {}, 0))  # not one round within the budget
+    assert no_round.describe() == "torch's matmul (timing unfinished: a busy machine)"
+    assert Choice(Regime(64), Regime(512), how="only").describe() == "torch's matmul: no other kernel checks out"
     assert fixed("torch").describe() == "torch's matmul: llmeval_cpu_matmul = torch"
     cached = Choice(both.decoding, both.prefill, how="cached")
     assert cached.describe() == both.describe() + " (timed earlier on this CPU)"
@@ -137,7 +140,7 @@ def _fake_kernels(monkeypatch: pytest.MonkeyPatch, clock: Clock, cost: dict[str,
 
         return run
 
-    monkeypatch.setattr(kc, "kernel_functions", lambda: {name: kernel(name) for name in cost})
+    monkeypatch.setattr(kc, "kernel_functions", lambda: {name: kc.Kernel(kernel(name)) for name in cost})
 
 
 @pytest.fixture(autouse=True)
@@ -183,6 +186,7 @@ def test_the_timing_keeps_to_its_budget_and_an_unfinished_one_is_not_remembered(
     choice = kc.choose(_model(), 1, budget=1.0, cache=tmp_path, clock=clock)
     assert choice.decoding.kernel == choice.prefill.kernel == "torch"
     assert choice.decoding.rounds < MIN_ROUNDS
+    assert calls == ["torch", "torch"]  # one product past the budget ends each regime's timing, not a whole round
     assert not (tmp_path / "kernels.json").exists()
 
 
@@ -232,3 +236,76 @@ def test_the_cpu_is_named_with_its_features() -> None:
     assert name and name == kc.cpu_model()
     if Path("/proc/cpuinfo").exists():
         assert "flags" in name
+
+
+def test_each_kernel_is_timed_on_the_weights_it_runs_on_prepared_once_per_layer(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """oneDNN runs on weights reordered once per layer (cpu_matmul keeps them so): its timing must
+    run on those too, prepared before the rounds, never reordering inside a timed product; at a
+    single row the plugin keeps the plain weight, and so does the timing."""
+    clock, seen, prepared = Clock(), {"torch": set(), "onednn": set()}, []
+
+    def prepare(weight, rows):
+        prepared.append((tuple(weight.shape), rows))
+        return ("packed", id(weight), rows)
+
+    def run(name: str):
+        def kernel(x, w, b):
+            seen[name].add(w[0] if isinstance(w, tuple) else "plain")
+            clock.now += (1.0 if name == "onednn" else 2.0) * x.shape[0] * 1e-6
+
+        return kernel
+
+    monkeypatch.setattr(kc, "kernel_functions", lambda: {"torch": kc.Kernel(run("torch")),
+                                                         "onednn": kc.Kernel(run("onednn"), prepare)})
+    choice = kc.choose(_model(), 64, cache=tmp_path, clock=clock)
+    assert choice.decoding.kernel == "onednn" and choice.decoding.rounds >= MIN_ROUNDS
+    assert seen == {"torch": {"plain"}, "onednn": {"packed"}}
+    # once per sampled layer, for the decoding step's rows (as cpu_matmul packs): the prefill's two
+    # sampled layers are among the decoding's five and reuse theirs
+    assert [rows for _, rows in prepared] == [64] * 5
+    saved = json.loads((tmp_path / "kernels.json").read_text())
+    assert len(saved) == 1
+
+    prepared.clear()
+    seen["onednn"].clear()
+    kc.choose(_model(), 1, cache=tmp_path / "single", clock=clock)
+    assert [rows for _, rows in prepared] == [1] * 2  # decoding a single row: the plain weight; prefill: packed
+    assert seen["onednn"] == {"plain", "packed"}
+
+
+def test_timings_on_plain_weights_are_not_taken_for_packed_ones(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    clock = Clock()
+
+    def run(x, w, b):
+        clock.now += 1e-6
+
+    plain = {"torch": kc.Kernel(run), "onednn": kc.Kernel(run)}
+    packed = {"torch": kc.Kernel(run), "onednn": kc.Kernel(run, lambda w, rows: w)}
+    monkeypatch.setattr(kc, "kernel_functions", lambda: plain)
+    kc.choose(_model(), 64, cache=tmp_path, clock=clock)
+    monkeypatch.setattr(kc, "kernel_functions", lambda: packed)
+    assert kc.choose(_model(), 64, cache=tmp_path, clock=clock).how == "timed"
+    assert len(json.loads((tmp_path / "kernels.json").read_text())) == 2
+
+
+def test_the_real_onednn_candidate_runs_on_packed_weights_and_computes_the_same_products() -> None:
+    """Where this torch has oneDNN and can reorder, the candidate timed is the packed one, and its
+    products agree with torch's within float32 rounding (the probe's bound: 2 K u sum|x w|)."""
+    from pytest_llmeval.models import cpu_kernels
+
+    kernels = cpu_kernels.kernel_functions()
+    if "onednn" not in kernels:
+        pytest.skip("this torch has no usable oneDNN linear")
+    onednn = kernels["onednn"]
+    assert (onednn.prepare is not None) == cpu_kernels.packs()
+    gen = torch.Generator().manual_seed(1)
+    x, w, b = torch.randn(16, 64, generator=gen), torch.randn(48, 64, generator=gen), torch.randn(48, generator=gen)
+    with torch.inference_mode():
+        weight = onednn.prepare(w, 16) if onednn.prepared_at(16) else w
+        got = onednn.run(x, weight, b)
+        want = torch.nn.functional.linear(x, w, b)
+    assert not onednn.prepared_at(1)  # a single row keeps the plain weight
+    bound = 2 * 65 * 2.0**-24 * (x.abs() @ w.abs().T + b.abs())
+    assert bool(((got - want).abs() <= bound).all())

@@ -29,15 +29,14 @@ import functools
 import weakref
 from typing import TYPE_CHECKING, Any, Iterator
 
-from pytest_llmeval.models.kernel_choice import choose, fixed, onednn_checks_out
+from pytest_llmeval.models import cpu_kernels
+from pytest_llmeval.models.cpu_kernels import onednn_checks_out
+from pytest_llmeval.models.kernel_choice import choose, fixed
 
 if TYPE_CHECKING:  # pragma: no cover
     from pytest_llmeval.models.kernel_choice import Choice
 
 __all__ = ["kernels_for", "onednn_checks_out", "onednn_linears"]
-
-PACK = True
-"""Reorder the weights once into oneDNN's layout (False: every product on the layer's own weight)."""
 
 
 def kernels_for(model: Any, mode: str, decode_rows: int) -> "Choice | None":
@@ -56,10 +55,8 @@ class _Packed:
     """A layer's weight in oneDNN's layout; ``key`` tells whether it is still the layer's weight."""
 
     def __init__(self, module: Any, rows: int) -> None:
-        import torch
-
         self.key = _weight_key(module)
-        self.weight = torch.ops.mkldnn._reorder_linear_weight(module.weight.detach(), rows)
+        self.weight = cpu_kernels.pack(module.weight, rows)
 
 
 _PACKS: "weakref.WeakKeyDictionary[Any, _Packed]" = weakref.WeakKeyDictionary()
@@ -92,7 +89,7 @@ def _forward(module: Any, choice: "Choice", x: Any, packed: "_Packed | None" = N
     rows = x.numel() // max(1, x.shape[-1])
     if choice.kernel_for(rows) != "onednn":
         return torch.nn.functional.linear(x, weight, bias)
-    if packed is not None and rows > 1:
+    if packed is not None and rows >= cpu_kernels.PACKED_MIN_ROWS:
         weight = packed.weight
     return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight, bias, "none", [], "")
 
@@ -107,7 +104,7 @@ def onednn_linears(model: Any, choice: "Choice | None") -> Iterator[int]:
     if choice is not None and choice.switches and _float32_cpu(model):
         import torch
 
-        pack = PACK and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+        pack = cpu_kernels.packs()
         for module in model.modules():
             if type(module) is torch.nn.Linear and "forward" not in vars(module) and _float32_cpu_param(module.weight):
                 packed = _packed(module, choice.decoding.rows or 64) if pack else None

@@ -10,6 +10,9 @@ decoding step and at the rows of a prefill, and picks per regime (:class:`Choice
 - the kernels are timed interleaved (torch, oneDNN, torch, oneDNN, ...), in rounds; a round runs
   every sampled layer once and weights each by how many layers of the model share its shape, so
   a burst of load from another process falls on both kernels alike;
+- each kernel is timed as the plugin runs it (:mod:`.cpu_kernels`): oneDNN on weights already
+  reordered into its own layout, once per layer before the rounds, as :mod:`.cpu_matmul` keeps
+  them (not at a single row, where the plugin keeps the plain weight);
 - a candidate replaces torch's kernel only where it was at least :data:`MARGIN` faster in three
   rounds of four or more (the lower quartile of the per-round speed ratio, :func:`decide`); within
   noise torch's stays; with fewer than :data:`MIN_ROUNDS` rounds done, torch's stays;
@@ -24,7 +27,6 @@ decoding step and at the rows of a prefill, and picks per regime (:class:`Choice
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
@@ -35,6 +37,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
+
+from pytest_llmeval.models.cpu_kernels import Kernel, kernel_functions
 
 MARGIN = 0.05
 """A candidate must beat torch's kernel by this fraction in at least three rounds of four."""
@@ -71,7 +75,7 @@ class Choice:
 
     decoding: Regime
     prefill: Regime
-    how: str = "timed"  # "timed", "cached" (timed before on this CPU), or "setting"
+    how: str = "timed"  # "timed", "cached" (timed before on this CPU), "setting", or "only" (nothing to time)
 
     @property
     def small_rows(self) -> int:
@@ -100,8 +104,10 @@ class Choice:
         if d.kernel == p.kernel == "torch":
             others = [f"{NAMES[k]} {v:.2f}x at decoding shapes" for k, v in d.speedups.items()]
             others += [f"{v:.2f}x at prefill" if others else f"{NAMES[k]} {v:.2f}x at prefill" for k, v in p.speedups.items()]
-            if not others:
+            if self.how == "only":
                 return "torch's matmul: no other kernel checks out"
+            if not others:
+                return "torch's matmul (timing unfinished: a busy machine)"
             return f"torch's matmul: {', '.join(others)}, not faster" + _unfinished(d, p)
         if d.kernel == p.kernel:
             return (f"{NAMES[d.kernel]} matmul: {d.speedups[d.kernel]:.2f}x torch's at decoding shapes, "
@@ -203,47 +209,29 @@ def sample(layers: Sequence[Any], min_bytes: int) -> list[_Layer]:
     return [_Layer(m.weight, m.bias, total[_shape(m)] / counts[_shape(m)]) for m in picked]
 
 
-@functools.lru_cache(maxsize=1)
-def onednn_checks_out() -> bool:
-    """Whether oneDNN's linear is there and computes what ``F.linear`` computes, in float32.
-
-    The probe's bound: a float32 dot product of length K, summed in any order, is within
-    ``K * u * sum|x_k w_k|`` of the exact value (u = 2**-24); two such results are within twice
-    that of each other. A kernel in reduced precision (bfloat16 keeps 8 bits) misses it by orders
-    of magnitude."""
-    try:
-        import torch
-
-        if not torch.backends.mkldnn.is_available():
-            return False
-        op = torch.ops.mkldnn._linear_pointwise
-        gen = torch.Generator().manual_seed(0)
-        x = torch.randn(7, 96, generator=gen)
-        w = torch.randn(40, 96, generator=gen)
-        b = torch.randn(40, generator=gen)
-        with torch.inference_mode():
-            got = op(x, w, b, "none", [], "")
-            want = torch.nn.functional.linear(x, w, b)
-        k = x.shape[1] + 1  # the bias is one more term
-        bound = 2 * k * 2.0**-24 * (x.abs() @ w.abs().T + b.abs())
-        return got.shape == want.shape and bool(((got - want).abs() <= bound).all())
-    except Exception:  # an old torch, a build without oneDNN, an op with another signature
-        return False
+def weights_for(layers: Sequence[_Layer], rows: int, kernels: Mapping[str, Kernel], pack_rows: int,
+                made: dict[tuple[str, int], Any]) -> dict[str, list[Any]]:
+    """Each kernel's weight for each layer in products of ``rows`` rows, as the plugin runs it: the
+    layer's own, or the one ``prepare`` makes for ``pack_rows`` (a decoding step's rows, as
+    :mod:`.cpu_matmul` packs), made once per layer and kernel in ``made``."""
+    weights: dict[str, list[Any]] = {}
+    for name, kernel in kernels.items():
+        weights[name] = []
+        for layer in layers:
+            if not kernel.prepared_at(rows):
+                weights[name].append(layer.weight)
+                continue
+            if (name, id(layer.weight)) not in made:
+                made[name, id(layer.weight)] = kernel.prepare(layer.weight, pack_rows)  # type: ignore[misc]
+            weights[name].append(made[name, id(layer.weight)])
+    return weights
 
 
-def kernel_functions() -> dict[str, Callable[[Any, Any, Any], Any]]:
-    """The candidates that exist in this torch and agree with torch's kernel (the probe)."""
-    import torch
-
-    kernels: dict[str, Callable[[Any, Any, Any], Any]] = {"torch": torch.nn.functional.linear}
-    if onednn_checks_out():
-        kernels["onednn"] = lambda x, w, b: torch.ops.mkldnn._linear_pointwise(x, w, b, "none", [], "")
-    return kernels
-
-
-def time_rounds(layers: Sequence[_Layer], rows: int, kernels: Mapping[str, Callable[[Any, Any, Any], Any]],
-                deadline: float, clock: Callable[[], float] = time.perf_counter) -> dict[str, list[float]]:
-    """Weighted seconds per round of each kernel over ``layers`` at ``rows`` rows, interleaved; a
+def time_rounds(layers: Sequence[_Layer], rows: int, kernels: Mapping[str, Kernel], deadline: float,
+                clock: Callable[[], float] = time.perf_counter, *, pack_rows: int | None = None,
+                made: dict[tuple[str, int], Any] | None = None) -> dict[str, list[float]]:
+    """Weighted seconds per round of each kernel over ``layers`` at ``rows`` rows, interleaved, each
+    on the weights it runs on (:func:`weights_for`, prepared before the rounds and not timed); a
     first round of each is a warm-up (oneDNN builds its primitives then) and is not counted."""
     import torch
 
@@ -251,13 +239,17 @@ def time_rounds(layers: Sequence[_Layer], rows: int, kernels: Mapping[str, Calla
     inputs = {w: torch.randn(rows, w, generator=gen) for w in {layer.weight.shape[1] for layer in layers}}
     times: dict[str, list[float]] = {k: [] for k in kernels}
     with torch.inference_mode():
+        weights = weights_for(layers, rows, kernels, pack_rows or rows, {} if made is None else made)
         for round_ in range(MAX_ROUNDS + 1):
-            for name, fn in kernels.items():
+            for name, kernel in kernels.items():
                 spent = 0.0
-                for layer in layers:
+                for layer, weight in zip(layers, weights[name]):
                     started = clock()
-                    fn(inputs[layer.weight.shape[1]], layer.weight, layer.bias)
-                    spent += (clock() - started) * layer.factor
+                    kernel.run(inputs[layer.weight.shape[1]], weight, layer.bias)
+                    ended = clock()
+                    spent += (ended - started) * layer.factor
+                    if ended > deadline and round_ < MIN_ROUNDS:  # a busy machine: stop, within a product
+                        return times
                 if round_:
                     times[name].append(spent)
             if clock() > deadline:
@@ -274,11 +266,12 @@ def choose(model: Any, decode_rows: int, *, budget: float = 1.0, cache: Path | N
     decode_rows = max(1, min(decode_rows, MAX_ROWS))
     prefill_rows = max(PREFILL_ROWS, decode_rows)
     if not layers or len(kernels) == 1:
-        return Choice(Regime(decode_rows), Regime(prefill_rows))
+        return Choice(Regime(decode_rows), Regime(prefill_rows), how="only")
     body = [m for m in layers if m is not head]
     key = cache_key(
         {"layers": sorted({_shape(m) for m in body}), "head": _shape(head) if head is not None else None,
-         "count": len(body), "rows": [decode_rows, prefill_rows], "kernels": sorted(kernels)}
+         "count": len(body), "rows": [decode_rows, prefill_rows], "kernels": sorted(kernels),
+         "packed": sorted(k for k, v in kernels.items() if v.prepare is not None)}
     )
     path = (cache if cache is not None else _default_cache()) / CACHE_FILE
     known = _read(path).get(key)
@@ -289,8 +282,9 @@ def choose(model: Any, decode_rows: int, *, budget: float = 1.0, cache: Path | N
             pass
     deadline = clock() + budget
     decoding = sample(body, DECODE_SAMPLE_BYTES) + ([_Layer(head.weight, head.bias, 1.0)] if head is not None else [])
-    d_times = time_rounds(decoding, decode_rows, kernels, clock() + budget * 0.6, clock)
-    p_times = time_rounds(sample(body, 0), prefill_rows, kernels, deadline, clock)
+    made: dict[tuple[str, int], Any] = {}  # the prefill's sampled layers are among the decoding's
+    d_times = time_rounds(decoding, decode_rows, kernels, clock() + budget * 0.6, clock, pack_rows=decode_rows, made=made)
+    p_times = time_rounds(sample(body, 0), prefill_rows, kernels, deadline, clock, pack_rows=decode_rows, made=made)
     regimes = []
     for rows, times in ((decode_rows, d_times), (prefill_rows, p_times)):
         kernel, speedups = decide(times)
