@@ -74,6 +74,11 @@ class Context:
         self.streams[dst] = self.streams.pop(src)
         self.moves += 1
 
+    def copy(self, src: int, dst: int, n: int) -> None:
+        assert not self.streams.get(dst), "copied onto a busy slot"
+        assert len(self.streams.get(src, [])) >= n, "copied more than the source holds"
+        self.streams[dst] = list(self.streams[src][:n])
+
     def close(self) -> None:
         pass
 
@@ -205,3 +210,48 @@ def test_the_ubatch_model_splits_where_llama_cpp_does() -> None:
     assert ubatches([1, 0]) == 2  # out of order
     assert ubatches([0, 1, 1, 1]) == 2  # one token of each, then the rest of 1's prompt
     assert ubatches([0] * 600) == 2  # n_ubatch tokens at most
+
+
+def shared_run(engine: Engine, prompts: list[tuple[list[int], int]], shared: int) -> list[list[int]]:
+    made = [generating(p, m) for p, m in prompts]
+    for job, _ in made:
+        job.shared = shared
+    engine.run([job for job, _ in made])
+    return [out for _, out in made]
+
+
+@settings(max_examples=60, deadline=None)
+@given(preamble=st.lists(st.integers(1, VOCAB - 1), min_size=1, max_size=12), prompts=PROMPTS, n_seq=st.integers(1, 6),
+       n_batch=st.integers(2, 12))
+def test_a_shared_preamble_is_fed_once_and_each_sequence_gets_what_it_would_get_alone(
+    preamble: list[int], prompts: list[tuple[list[int], int]], n_seq: int, n_batch: int
+) -> None:
+    """Jobs that start with the same ``shared`` tokens get them copied from the prefix's own slot
+    (``n_seq``), fed there once for two runs; their outputs are those of the whole prompt alone."""
+    prompts = [(preamble + p, m) for p, m in prompts]
+    context = Context(max(n_batch, n_seq))
+    engine = Engine(context, n_seq, 256, n_batch)
+    for _ in range(2):
+        assert shared_run(engine, prompts, len(preamble)) == [alone(p, m) for p, m in prompts]
+    fed_to_prefix = sum(slots.count(n_seq) for slots in context.calls)
+    assert fed_to_prefix == len(preamble)
+    assert engine.shared == 2 * len(prompts) * len(preamble)
+
+
+def test_another_preamble_replaces_the_kept_one() -> None:
+    context = Context()
+    engine = Engine(context, 2, 256)
+    first, second = [([7, 8, 9, 1], 3), ([7, 8, 9, 2], 3)], [([5, 8, 9, 1], 3)]
+    assert shared_run(engine, first, 3) == [alone(p, m) for p, m in first]
+    assert shared_run(engine, second, 3) == [alone(p, m) for p, m in second]
+    assert context.streams[2] == [5, 8, 9]
+    assert sum(slots.count(2) for slots in context.calls) == 6
+
+
+def test_a_preamble_that_is_the_whole_prompt_is_not_shared() -> None:
+    """The last prompt token must be fed by the job itself (its logits pick the first token)."""
+    context = Context()
+    engine = Engine(context, 2, 256)
+    prompts = [([4, 5, 6], 4), ([4, 5, 6, 7], 4)]
+    assert shared_run(engine, prompts, 3) == [alone(p, m) for p, m in prompts]
+    assert engine.shared == 3

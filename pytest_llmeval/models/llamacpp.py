@@ -29,6 +29,9 @@ from pytest_llmeval.models.outputs import Completion, Ranked
 from pytest_llmeval.settings import GenerationSettings, LLMSettings
 
 AUTO_BATCH = 16
+MIN_SHARED = 8
+"""Tokens a chat template's preamble needs before jobs share it (fed once, copied into each job's
+stream): a shorter one saves too little for the copy and the extra chunk."""
 INSTALL_HINT = "pip install 'pytest-llmevals[llamacpp]' (builds llama.cpp from source: minutes)"
 
 
@@ -89,6 +92,7 @@ class LlamaCppBackend:
         self.tokenizer = GGUFTokenizer(llama)
         self._digest = digest
         self._engine: Engine | None = None
+        self._preambles: dict[tuple[Any, ...], list[int]] = {}
         self.load_seconds = 0.0
 
     @classmethod
@@ -224,9 +228,29 @@ class LlamaCppBackend:
         from pytest_llmeval.models.thinking import rows_for
 
         thinking = rows_for(self.tokenizer.delimiters, [prompt], settings, lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True))
-        return GenerationJob(
+        made = GenerationJob(
             Generation(self.tokenizer, settings, rng, thinking=thinking), prompt=prompt, full=full, limit=limit, progress=progress
         )
+        if req.chat:
+            preamble = self._preamble(req.system, req.fewshot, settings.thinking)
+            if len(preamble) >= MIN_SHARED and made.job.tokens[: len(preamble)] == preamble:
+                made.job.shared = len(preamble)
+        return made
+
+    def _preamble(self, system: str | None, examples: Sequence[tuple[str, str]], thinking: bool | None) -> list[int]:
+        """The tokens every chat prompt rendered with these settings starts with, whatever the user
+        asks: the common start of two prompts rendered alike (the system prompt, few-shot turns,
+        the user header). Jobs share their KV (:class:`Engine`); where a prompt is split depends on
+        the prompt alone, never on its batch."""
+        key = (system, tuple(examples), thinking)
+        if key not in self._preambles:
+            first, second = (
+                self.tokenizer.encode(self.render(text, chat=True, system=system, examples=examples, thinking=thinking), add_special=False)
+                for text in ("A", "B")
+            )
+            n = next((i for i, (a, b) in enumerate(zip(first, second)) if a != b), min(len(first), len(second)))
+            self._preambles[key] = first[:n]
+        return self._preambles[key]
 
     # loglikelihood -----------------------------------------------------------
 
