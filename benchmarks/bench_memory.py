@@ -6,6 +6,8 @@
     .venv/bin/python benchmarks/bench_memory.py --cpu-matmul torch --batch-size 8 --cases 400
     .venv/bin/python benchmarks/bench_memory.py --row-counts onednn   # only: what products at many row counts keep
     .venv/bin/python benchmarks/bench_memory.py --row-counts torch
+    ONEDNN_PRIMITIVE_CACHE_CAPACITY=1024 LRU_CACHE_CAPACITY=1024 .venv/bin/python benchmarks/bench_memory.py --cpu-matmul onednn
+                                                                 # oneDNN's caches as large as torch leaves them
 
 One process does, in order, what a pytest run of a generation suite and a multiple-choice suite does,
 and reads ``VmRSS`` (resident now), ``VmHWM`` (the peak), ``RssAnon`` and ``RssFile`` (memory of its
@@ -140,9 +142,15 @@ def generation(backend: Any, cases: int) -> list[Any]:
 def row_counts(kernel: str, rounds: int = 2) -> None:
     """Products of SmolLM2's linear shapes (random weights) at every row count from 2 to 64, on one
     kernel, in a fresh process: the heap in use after each round. What a kernel keeps per shape
-    of product (oneDNN: a primitive per shape) shows as growth in the first round only."""
+    of product (oneDNN: a primitive per shape, in two caches the plugin bounds) shows as growth in
+    the first round only."""
     import torch
 
+    from pytest_llmeval.models.onednn_caches import bound
+
+    bound()  # the plugin's bound on oneDNN's caches, where the environment leaves them unset
+    print("   oneDNN's per-shape caches: " + ", ".join(
+        f"{name}={os.environ.get(name)}" for name in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")))
     torch.manual_seed(0)
     weights = [torch.randn(o, i) for o, i in ((576, 576), (192, 576), (1536, 576), (576, 1536), (49152, 576))]
     print(f"   {kernel}: before: {heap()}", flush=True)
@@ -203,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"   parameters and buffers: {weights:.1f} MiB ({backend.dtype}; tied ones once)")
     phases.run(f"kernel choice (llmeval_cpu_matmul = {args.cpu_matmul})", backend.kernel_choice)
     print(f"   {backend.describe()}")
+    print("   oneDNN's per-shape caches: " + ", ".join(
+        f"{name}={os.environ.get(name, 'unset')}" for name in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")))
     phases.run(f"generate {args.cases} prompts, calls of {backend.batch_size()}", lambda: generation(backend, args.cases))
     phases.run("score 120 requests of 4 choices", lambda: scoring(backend))
     peak = status()["VmHWM"]

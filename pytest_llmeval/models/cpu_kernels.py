@@ -36,6 +36,9 @@ def onednn_checks_out() -> bool:
 
         if not torch.backends.mkldnn.is_available():
             return False
+        from pytest_llmeval.models.onednn_caches import bound as bound_caches
+
+        bound_caches()  # before the first oneDNN product of the process (see that module)
         op = torch.ops.mkldnn._linear_pointwise
         gen = torch.Generator().manual_seed(0)
         x = torch.randn(7, 96, generator=gen)
