@@ -29,8 +29,7 @@ import functools
 import weakref
 from typing import TYPE_CHECKING, Any, Iterator
 
-from pytest_llmeval.models import cpu_kernels
-from pytest_llmeval.models.cpu_kernels import onednn_checks_out
+from pytest_llmeval.models.cpu_kernels import PACKED_MIN_ROWS, onednn_checks_out, pack, packs
 from pytest_llmeval.models.kernel_choice import choose, fixed
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,7 +55,7 @@ class _Packed:
 
     def __init__(self, module: Any, rows: int) -> None:
         self.key = _weight_key(module)
-        self.weight = cpu_kernels.pack(module.weight, rows)
+        self.weight = pack(module.weight, rows)
 
 
 _PACKS: "weakref.WeakKeyDictionary[Any, _Packed]" = weakref.WeakKeyDictionary()
@@ -89,7 +88,7 @@ def _forward(module: Any, choice: "Choice", x: Any, packed: "_Packed | None" = N
     rows = x.numel() // max(1, x.shape[-1])
     if choice.kernel_for(rows) != "onednn":
         return torch.nn.functional.linear(x, weight, bias)
-    if packed is not None and rows >= cpu_kernels.PACKED_MIN_ROWS:
+    if packed is not None and rows >= PACKED_MIN_ROWS:
         weight = packed.weight
     return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight, bias, "none", [], "")
 
@@ -104,10 +103,10 @@ def onednn_linears(model: Any, choice: "Choice | None") -> Iterator[int]:
     if choice is not None and choice.switches and _float32_cpu(model):
         import torch
 
-        pack = cpu_kernels.packs()
+        packing = packs()
         for module in model.modules():
             if type(module) is torch.nn.Linear and "forward" not in vars(module) and _float32_cpu_param(module.weight):
-                packed = _packed(module, choice.decoding.rows or 64) if pack else None
+                packed = _packed(module, choice.decoding.rows or 64) if packing else None
                 module.forward = functools.partial(_forward, module, choice, packed=packed)
                 switched.append(module)
     try:
