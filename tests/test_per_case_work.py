@@ -8,6 +8,7 @@ import sys
 from dataclasses import fields
 from fractions import Fraction
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from hypothesis import given, strategies as st
@@ -30,6 +31,20 @@ def _redactor(monkeypatch: pytest.MonkeyPatch, secret: str | None) -> None:
     fresh.add(secret)
     monkeypatch.setattr(redaction, "KNOWN", fresh)
     monkeypatch.setattr(reporting, "KNOWN", fresh)
+
+
+def _first_arguments(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> list[Any]:
+    """Wrap ``owner.name`` for this test: each call still runs it, and its first argument is
+    appended to the list returned (so a test counts what a path computes)."""
+    real = getattr(owner, name)
+    seen: list[Any] = []
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        seen.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, recording)
+    return seen
 
 
 @pytest.mark.parametrize("secret", [None, "sk-a-key-this-run-knows-0123456789"])
@@ -147,14 +162,7 @@ def test_cached_outputs_read_the_completion_constructor_once(monkeypatch: pytest
     from pytest_llmeval.models import cache
     from pytest_llmeval.models.outputs import Completion
 
-    read: list[object] = []
-    real = cache.inspect.signature
-
-    def counting(obj: object) -> object:
-        read.append(obj)
-        return real(obj)
-
-    monkeypatch.setattr(cache.inspect, "signature", counting)
+    read = _first_arguments(monkeypatch, cache.inspect, "signature")
     cache._completion_parameters.cache_clear()
     rows = [cache.encode(Completion(f"answer {i}", finish_reason="length", tokens_out=4)) for i in range(5)]
     decoded = [cache.decode(row) for row in rows]
@@ -169,14 +177,7 @@ def test_request_keys_read_a_request_class_s_fields_once(monkeypatch: pytest.Mon
 
     requests = [Request(kind="generate", text=f"q{i}") for i in range(5)]
     before = [cache.request_key("id", {"seed": 0}, r) for r in requests]
-    read: list[object] = []
-    real = cache.dataclasses.fields
-
-    def counting(obj: object) -> object:
-        read.append(obj)
-        return real(obj)
-
-    monkeypatch.setattr(cache.dataclasses, "fields", counting)
+    read = _first_arguments(monkeypatch, cache.dataclasses, "fields")
     cache._key_fields.cache_clear()
     assert [cache.request_key("id", {"seed": 0}, r) for r in requests] == before
     assert len(read) == 1  # before: once per request
@@ -186,14 +187,7 @@ def test_a_zero_tolerance_is_not_converted(monkeypatch: pytest.MonkeyPatch) -> N
     """The default tolerances (0.0) need no decimal conversion per call; other values still get it."""
     from pytest_llmeval.scoring import numbers
 
-    converted: list[float] = []
-    real = numbers._exact_float
-
-    def counting(value: float, what: str) -> object:
-        converted.append(value)
-        return real(value, what)
-
-    monkeypatch.setattr(numbers, "_exact_float", counting)
+    converted = _first_arguments(monkeypatch, numbers, "_exact_float")
     assert numbers.assert_number("The answer is 4.", 4) == 1.0
     assert numbers.assert_number("4", 4, abs_tol=-0.0, rel_tol=0) == 1.0
     assert converted == []  # before: two conversions per call
@@ -210,14 +204,7 @@ def test_a_suite_s_file_is_made_relative_once(monkeypatch: pytest.MonkeyPatch, t
 
     root = Path(str(tmp_path))
     config = SimpleNamespace(inipath=root / "pytest.ini", rootpath=root)
-    made: list[object] = []
-    real = identity.os.path.relpath
-
-    def counting(path: object, start: object = None) -> str:
-        made.append(path)
-        return real(path, start)
-
-    monkeypatch.setattr(identity.os.path, "relpath", counting)
+    made = _first_arguments(monkeypatch, identity.os.path, "relpath")
     identity._relative.cache_clear()
     ids = [identity.suite_id(config, root / "evals" / "test_m.py", f"evals/test_m.py::test_a[c{i}]") for i in range(4)]  # type: ignore[arg-type]
     assert ids == ["evals/test_m.py::test_a"] * 4
@@ -228,14 +215,7 @@ def test_a_record_is_written_without_copying_what_it_writes_again(monkeypatch: p
     """Outcome, scores and markers are written in their own form: no deep copy of them first."""
     from pytest_llmeval.results import records
 
-    copied: list[object] = []
-    real = records.deepcopy
-
-    def counting(value: object) -> object:
-        copied.append(value)
-        return real(value)
-
-    monkeypatch.setattr(records, "deepcopy", counting)
+    copied = _first_arguments(monkeypatch, records, "deepcopy")
     record = CaseRecord(suite="s", case_id="c1", outcome="fail", scores={"f1": 0.5}, markers=("slow",))
     data = record.to_json()
     assert copied == []  # before: the scores and the markers, each copied and then written again
@@ -247,14 +227,7 @@ def test_a_record_is_written_without_copying_what_it_writes_again(monkeypatch: p
 def test_flat_cases_are_not_walked_for_their_depth(monkeypatch: pytest.MonkeyPatch) -> None:
     from pytest_llmeval.datasets import casefiles
 
-    walked: list[object] = []
-    real = casefiles._parts
-
-    def counting(value: object) -> list[object]:
-        walked.append(value)
-        return real(value)
-
-    monkeypatch.setattr(casefiles, "_parts", counting)
+    walked = _first_arguments(monkeypatch, casefiles, "_parts")
     cases = casefiles.load_cases([{"id": f"c{i}", "a": i, "b": 0.5, "ok": True, "note": None} for i in range(5)])
     assert [c.id for c in cases] == [f"c{i}" for i in range(5)]
     assert walked == []  # before: every row and each of its values
@@ -311,14 +284,7 @@ def test_texts_without_number_words_skip_the_word_reading(words: list[str], join
 def test_an_answer_without_number_words_is_read_without_the_word_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     from pytest_llmeval.scoring import number_mentions
 
-    read: list[str] = []
-    real = number_mentions._kind
-
-    def counting(word: str) -> object:
-        read.append(word)
-        return real(word)
-
-    monkeypatch.setattr(number_mentions, "_kind", counting)
+    read = _first_arguments(monkeypatch, number_mentions, "_kind")
     assert [m.value for m in number_mentions.find_numbers("The answer is 8.")] == [8.0]
     assert read == []  # before: each word looked up
     assert [m.value for m in number_mentions.find_numbers("It is twenty-one.")] == [21.0]
