@@ -20,9 +20,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MAX_LINE_BYTES", "file_lines", "json_document", "json_text", "jsonl_line", "jsonl_rows", "jsonl_values", "read_text", "text_lines"]
+__all__ = ["MAX_LINE_BYTES", "SCALAR_TYPES", "file_lines", "json_document", "json_text", "jsonl_line", "jsonl_rows", "jsonl_values", "read_text", "text_lines"]
 
 DEEP_FIX = "flatten it"
+SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+"""The exact types of JSON's scalars as Python reads them: a value of one of them is written as it is
+(the fast path of the walks over cases, records and cache keys; a subclass takes the full walk)."""
 _LINE_BREAKS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
 _LINE_BREAK = re.compile("[\u2028\u2029\x85]")
 

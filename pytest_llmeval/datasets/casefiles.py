@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
-from pytest_llmeval.jsonfiles import json_document, jsonl_rows, read_text
+from pytest_llmeval.jsonfiles import SCALAR_TYPES, json_document, jsonl_rows, read_text
 
 __all__ = [
     "MAX_DEPTH",
@@ -155,13 +155,10 @@ def _case_id(row: Mapping[str, Any], id_field: Any, loc: str) -> str:
     return str(value)
 
 
-_FLAT = frozenset({str, int, float, bool, type(None)})
-
-
 def check_depth(row: Any, loc: str) -> None:
     """Refuse a record whose values nest more than :data:`MAX_DEPTH` levels, or contain
     themselves; a value shared by several fields (a YAML alias) is measured once."""
-    if isinstance(row, Mapping) and all(type(v) in _FLAT for v in row.values()):
+    if isinstance(row, Mapping) and all(type(v) in SCALAR_TYPES for v in row.values()):
         return  # the usual case: one level of plain values, neither deep nor able to hold itself
     heights: dict[int, int] = {}
     on_path: set[int] = set()

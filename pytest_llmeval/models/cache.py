@@ -37,6 +37,7 @@ import json
 import time
 from typing import Any, Mapping, Sequence
 
+from pytest_llmeval.jsonfiles import SCALAR_TYPES
 from pytest_llmeval.memo import IdentityMemo
 from pytest_llmeval.models.cache_file import CacheStore, LLMEvalCacheWarning, transaction, transaction_many
 from pytest_llmeval.models.outputs import Completion, Ranked
@@ -60,7 +61,7 @@ def canonical(value: Any) -> Any:
     (generically: fields added later are included; a field whose metadata says
     ``{"cache_key": "when_set"}`` only when it is not ``None``, so adding one keeps earlier keys),
     tuples become lists, mappings sorted dicts."""
-    if type(value) in _PLAIN:  # most values: before the dataclass and mapping checks
+    if type(value) in SCALAR_TYPES:  # most values: before the dataclass and mapping checks
         return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         out = {}
@@ -76,9 +77,6 @@ def canonical(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return {"__repr__": repr(value)}
-
-
-_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 @functools.cache

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from enum import Enum
 from typing import Any, Mapping
 
+from pytest_llmeval.jsonfiles import SCALAR_TYPES
 from pytest_llmeval.memo import IdentityMemo
 from pytest_llmeval.results.fingerprint import COMPARED, MUST_MATCH, Fingerprint  # COMPARED and MUST_MATCH: importable from here too
 
@@ -187,7 +188,7 @@ class CaseRecord:
             object.__setattr__(self, "fingerprint", Fingerprint.from_json(self.fingerprint))
 
     def to_json(self) -> dict[str, Any]:
-        plain, own = _PLAIN_TYPES, _WRITTEN_BELOW  # (a field written below keeps its place among the keys)
+        plain, own = SCALAR_TYPES, _WRITTEN_BELOW  # (a field written below keeps its place among the keys)
         data = {
             name: None if name in own else v if type(v) in plain else _copied(v)
             for name in _field_names(type(self))
@@ -237,11 +238,9 @@ def _field_names(cls: type) -> tuple[str, ...]:
     return names
 
 
-_ATOMS = (str, int, float, bool, type(None))
+_ATOMS = tuple(SCALAR_TYPES)
 _WRITTEN_BELOW = frozenset({"outcome", "scores", "markers"})
 """Fields :meth:`CaseRecord.to_json` writes in their own form (so not copied first)."""
-_PLAIN_TYPES = frozenset(_ATOMS)
-"""The types whose values a record writes as they are (a subclass goes through :func:`_copied`)."""
 
 
 def _copied(value: Any) -> Any:
